@@ -1,0 +1,34 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "refiner-segment",
+    platforms: [.macOS(.v13), .iOS(.v16), .tvOS(.v16), .watchOS(.v9)],
+    products: [
+        .library(name: "RefinerSegment", targets: ["RefinerSegment"]),
+        .executable(name: "refiner-segment", targets: ["refiner-segment"]),
+    ],
+    targets: [
+        // The core: model, trait keys, Segment call builder, JSON writer. No I/O.
+        .target(name: "RefinerSegment"),
+        // The command-line tool's logic, on the core's public API only; a module of its own so tests can drive it
+        // in-process with byte buffers instead of spawning the executable.
+        .target(name: "RefinerSegmentCLI", dependencies: ["RefinerSegment"]),
+        .executableTarget(name: "refiner-segment", dependencies: ["RefinerSegmentCLI"]),
+        .testTarget(name: "RefinerSegmentTests", dependencies: ["RefinerSegment"]),
+        .testTarget(name: "RefinerSegmentCLITests", dependencies: ["RefinerSegmentCLI", "RefinerSegment"]),
+    ],
+    swiftLanguageModes: [.v6]
+)
+
+// Upcoming features, enabled for every target in one place.
+for target in package.targets {
+    var settings = target.swiftSettings ?? []
+    settings.append(contentsOf: [
+        // https://github.com/swiftlang/swift-evolution/blob/main/proposals/0444-member-import-visibility.md
+        .enableUpcomingFeature("MemberImportVisibility"),
+        // https://github.com/swiftlang/swift-evolution/blob/main/proposals/0335-existential-any.md
+        .enableUpcomingFeature("ExistentialAny"),
+    ])
+    target.swiftSettings = settings
+}

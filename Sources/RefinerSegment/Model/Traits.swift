@@ -1,0 +1,116 @@
+/// Traits: trait keys and their values, kept sorted by key.
+///
+/// Sorted storage gives a stable key order on the wire (golden files and byte comparisons work) without
+/// sorting on every encode. Setting a key that is present replaces its value: the latest answer wins.
+/// The JSON form is an object.
+public struct Traits: Sendable, Hashable {
+    private var keys: [String] = []
+    private var values: [AnswerValue] = []
+
+    /// Creates empty traits.
+    public init() {}
+
+    /// The number of traits.
+    public var count: Int { keys.count }
+    /// Whether there are no traits.
+    public var isEmpty: Bool { keys.isEmpty }
+
+    /// The value of a trait; setting `nil` removes the trait.
+    public subscript(key: String) -> AnswerValue? {
+        get {
+            let (index, found) = position(of: key)
+            return found ? values[index] : nil
+        }
+        set {
+            let (index, found) = position(of: key)
+            switch (found, newValue) {
+            case (true, let value?): values[index] = value
+            case (true, nil):
+                keys.remove(at: index)
+                values.remove(at: index)
+            case (false, let value?):
+                keys.insert(key, at: index)
+                values.insert(value, at: index)
+            case (false, nil): break
+            }
+        }
+    }
+
+    /// Sets every trait of `other` on these traits; where both have a key, `other`'s value wins.
+    public mutating func merge(_ other: Traits) {
+        for (key, value) in other { self[key] = value }
+    }
+
+    /// These traits with every trait of `other` set on them; where both have a key, `other`'s value wins.
+    public func merging(_ other: Traits) -> Traits {
+        var merged = self
+        merged.merge(other)
+        return merged
+    }
+
+    /// Binary search: the index of `key`, or where it would be inserted.
+    private func position(of key: String) -> (index: Int, found: Bool) {
+        // Appending in order is the common case (keys built in sorted order, or a single new key).
+        if let last = keys.last, last < key { return (keys.count, false) }
+        var low = 0
+        var high = keys.count
+        while low < high {
+            let middle = (low + high) / 2
+            let candidate = keys[middle]
+            if candidate == key { return (middle, true) }
+            if candidate < key { low = middle + 1 } else { high = middle }
+        }
+        return (low, false)
+    }
+}
+
+extension Traits: RandomAccessCollection {
+    /// A trait: its key and value.
+    public typealias Element = (key: String, value: AnswerValue)
+
+    /// The first position.
+    public var startIndex: Int { 0 }
+    /// The position after the last trait.
+    public var endIndex: Int { keys.count }
+    /// The trait at a position, in key order.
+    public subscript(position: Int) -> Element { (keys[position], values[position]) }
+}
+
+extension Traits: ExpressibleByDictionaryLiteral {
+    /// A trait key.
+    public typealias Key = String
+    /// A trait value.
+    public typealias Value = AnswerValue
+
+    /// Creates traits from a literal; a key given twice keeps its last value.
+    public init(dictionaryLiteral elements: (String, AnswerValue)...) {
+        self.init()
+        for (key, value) in elements { self[key] = value }
+    }
+}
+
+extension Traits: Codable {
+    private struct TraitCodingKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    /// Decodes a JSON object of trait values; `null` values are skipped.
+    public init(from decoder: any Decoder) throws {
+        self.init()
+        let container = try decoder.container(keyedBy: TraitCodingKey.self)
+        for key in container.allKeys {
+            if let value = try container.decodeIfPresent(AnswerValue.self, forKey: key) {
+                self[key.stringValue] = value
+            }
+        }
+    }
+
+    /// Encodes a JSON object of trait values.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: TraitCodingKey.self)
+        for (key, value) in self { try container.encode(value, forKey: TraitCodingKey(stringValue: key)) }
+    }
+}

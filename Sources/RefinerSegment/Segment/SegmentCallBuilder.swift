@@ -1,0 +1,282 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Turns completed survey responses into Segment calls: an `identify`, then a `group` when the user has an
+/// account, then (opt-in) a `track "Completed Survey"`, each encoded as the exact JSON of Segment's HTTP
+/// Tracking API.
+///
+/// Building is pure: ``apply(_:to:)`` folds a response into a ``CollectedProfile`` and
+/// ``makeMessages(for:profile:)`` encodes the calls from it. Every check runs before anything is built,
+/// and a rejected response gives a ``RefinerSegmentError`` naming the response and what was wrong. The
+/// builder is a value; share it freely across tasks.
+public struct SegmentCallBuilder: Sendable {
+    /// The builder's settings.
+    public struct Configuration: Sendable, Hashable {
+        /// How trait keys are made: prefix and maximum length.
+        public var traitKeys: TraitKeyNormalizer.Configuration
+        /// Whether a `track "Completed Survey"` call follows the `group` call. Off by default.
+        public var sendsCompletedSurveyEvent: Bool
+        /// The largest encoded message in bytes: Segment's 32 KB (32,768 bytes) by default.
+        public var maximumMessageBytes: Int
+        /// The `context.library` every message carries.
+        public var library: LibraryInfo
+
+        /// Creates a configuration; the defaults match Segment's limits and Refiner's own source.
+        public init(
+            traitKeys: TraitKeyNormalizer.Configuration = .init(),
+            sendsCompletedSurveyEvent: Bool = false,
+            maximumMessageBytes: Int = 32 * 1024,
+            library: LibraryInfo = .refinerSegment
+        ) {
+            self.traitKeys = traitKeys
+            self.sendsCompletedSurveyEvent = sendsCompletedSurveyEvent
+            self.maximumMessageBytes = maximumMessageBytes
+            self.library = library
+        }
+    }
+
+    /// The event name of the optional track call.
+    public static let completedSurveyEvent = "Completed Survey"
+
+    /// The builder's settings.
+    public let configuration: Configuration
+    /// The normalizer that makes trait keys.
+    public let normalizer: TraitKeyNormalizer
+    private let emailKey: String
+    /// `"context":{"library":{...}}` encoded once, appended to every message.
+    private let contextJSON: [UInt8]
+
+    /// Creates a builder.
+    ///
+    /// - Throws: ``RefinerSegmentError`` with code ``RefinerSegmentError/Code/invalidConfiguration`` when the
+    ///   trait-key settings are out of range.
+    public init(configuration: Configuration = Configuration()) throws(RefinerSegmentError) {
+        self.configuration = configuration
+        self.normalizer = try TraitKeyNormalizer(configuration: configuration.traitKeys)
+        self.emailKey = normalizer.key(for: "email")
+        var writer = JSONWriter(capacity: 96)
+        writer.beginObject()
+        writer.rawKey("library")
+        writer.beginObject()
+        writer.rawKey("name")
+        writer.string(configuration.library.name)
+        writer.rawKey("version")
+        writer.string(configuration.library.version)
+        writer.endObject()
+        writer.endObject()
+        self.contextJSON = writer.bytes
+    }
+
+    /// Folds a response into the profile collected so far: pure, the latest answer wins per key.
+    ///
+    /// User-attributed answers go to ``CollectedProfile/userTraits``; account-attributed ones to
+    /// ``CollectedProfile/accountTraits``, or to the user's traits when the response has no account (so no
+    /// answer is lost). The account's own ``Account/traits`` are set first, so answers win over them. The
+    /// user's email, when given, replaces the stored one. Skipped questions change nothing.
+    ///
+    /// - Throws: ``RefinerSegmentError`` when the response is invalid (see ``validate(_:)``).
+    public func apply(_ response: SurveyResponse, to profile: CollectedProfile) throws(RefinerSegmentError)
+        -> CollectedProfile
+    {
+        try validate(response)
+        let keys: [String]
+        do {
+            keys = try normalizer.keys(for: response.answers.map(\.question))
+        } catch {
+            var error = error
+            error.responseID = response.id
+            throw error
+        }
+        var profile = profile
+        if let account = response.account {
+            for (name, value) in account.traits {
+                profile.accountTraits[normalizer.key(for: name, questionID: name)] = value
+            }
+        }
+        for (answer, key) in zip(response.answers, keys) {
+            guard let value = answer.value else { continue }
+            if answer.question.attribution == .account, response.account != nil {
+                profile.accountTraits[key] = value
+            } else {
+                profile.userTraits[key] = value
+            }
+        }
+        if let email = response.user.email, !email.isEmpty { profile.email = email }
+        return profile
+    }
+
+    /// Checks everything a response must satisfy before calls are built from it.
+    ///
+    /// - Throws: ``RefinerSegmentError`` naming the response and the problem: an empty response id, a user
+    ///   with neither id nor anonymous id, an empty account id, an empty or repeated question id, a NaN or
+    ///   infinite number, a date outside the years 0000 to 9999.
+    public func validate(_ response: SurveyResponse) throws(RefinerSegmentError) {
+        guard !response.id.isEmpty else {
+            throw RefinerSegmentError(code: .missingResponseID, detail: "the response has an empty id")
+        }
+        func fail(_ code: RefinerSegmentError.Code, _ detail: String) -> RefinerSegmentError {
+            RefinerSegmentError(code: code, responseID: response.id, detail: detail)
+        }
+        guard response.user.nonEmptyID != nil || response.user.nonEmptyAnonymousID != nil else {
+            throw fail(.missingUserIdentity, "the user has neither an id nor an anonymous id")
+        }
+        if let account = response.account, account.id.isEmpty {
+            throw fail(.missingAccountID, "the account has an empty id")
+        }
+        guard Timestamp.isRepresentable(response.completedAt) else {
+            throw fail(.dateOutOfRange, "completedAt is outside the years 0000 to 9999")
+        }
+        var seen = Set<String>(minimumCapacity: response.answers.count)
+        for (position, answer) in response.answers.enumerated() {
+            let question = answer.question
+            guard !question.id.isEmpty else {
+                throw fail(.missingQuestionID, "answer \(position + 1) ('\(question.text)') has a question with an empty id")
+            }
+            guard seen.insert(question.id).inserted else {
+                throw fail(.duplicateQuestion, "question '\(question.id)' is answered more than once")
+            }
+            switch answer.value {
+            case .decimal(let number)? where !number.isFinite:
+                throw fail(.nonFiniteNumber, "question '\(question.id)' has the answer \(number), which JSON cannot carry")
+            case .date(let date)? where !Timestamp.isRepresentable(date):
+                throw fail(.dateOutOfRange, "question '\(question.id)' has a date outside the years 0000 to 9999")
+            default:
+                break
+            }
+        }
+        if let account = response.account {
+            for (name, value) in account.traits {
+                switch value {
+                case .decimal(let number) where !number.isFinite:
+                    throw fail(.nonFiniteNumber, "account trait '\(name)' is \(number), which JSON cannot carry")
+                case .date(let date) where !Timestamp.isRepresentable(date):
+                    throw fail(.dateOutOfRange, "account trait '\(name)' is a date outside the years 0000 to 9999")
+                default:
+                    break
+                }
+            }
+        }
+    }
+
+    /// Encodes the calls for a response already applied to `profile`, in sending order: `identify`, then
+    /// `group` when the response has an account, then `track "Completed Survey"` when configured.
+    ///
+    /// `identify` carries the user's collected traits and `<prefix>email` when the email is known; `group`
+    /// carries all of the account's collected traits. Every message has a deterministic `messageId`, the
+    /// completion time as `timestamp`, and `context.library`.
+    ///
+    /// - Throws: ``RefinerSegmentError`` when the response is invalid, or with code
+    ///   ``RefinerSegmentError/Code/messageTooLarge`` naming the response and its largest traits when a
+    ///   message is over ``Configuration/maximumMessageBytes``. Nothing is cut silently.
+    public func makeMessages(for response: SurveyResponse, profile: CollectedProfile) throws(RefinerSegmentError)
+        -> [SegmentMessage]
+    {
+        try validate(response)
+        return try encodeMessages(for: response, profile: profile)
+    }
+
+    /// ``makeMessages(for:profile:)`` for a response that has been validated.
+    private func encodeMessages(for response: SurveyResponse, profile: CollectedProfile) throws(RefinerSegmentError)
+        -> [SegmentMessage]
+    {
+        var messages: [SegmentMessage] = []
+        messages.reserveCapacity(3)
+        let user = response.user
+        var identifyTraits = profile.userTraits
+        if let email = profile.email { identifyTraits[emailKey] = .string(email) }
+        messages.append(try encode(.identify, response: response, user: user, traits: identifyTraits))
+        if let account = response.account {
+            messages.append(
+                try encode(.group, response: response, user: user, groupID: account.id, traits: profile.accountTraits)
+            )
+        }
+        if configuration.sendsCompletedSurveyEvent {
+            var properties: Traits = ["survey_id": .string(response.survey.id), "response_id": .string(response.id)]
+            if let name = response.survey.name { properties["survey_name"] = .string(name) }
+            messages.append(
+                try encode(.track, response: response, user: user, event: Self.completedSurveyEvent, traits: properties)
+            )
+        }
+        return messages
+    }
+
+    /// Applies a response to a profile and encodes its calls: ``apply(_:to:)`` then
+    /// ``makeMessages(for:profile:)``.
+    public func process(_ response: SurveyResponse, profile: CollectedProfile) throws(RefinerSegmentError) -> (
+        messages: [SegmentMessage], profile: CollectedProfile
+    ) {
+        let updated = try apply(response, to: profile)
+        return (try encodeMessages(for: response, profile: updated), updated)
+    }
+
+    private func encode(
+        _ kind: SegmentMessage.Kind,
+        response: SurveyResponse,
+        user: User,
+        groupID: String? = nil,
+        event: String? = nil,
+        traits: Traits
+    ) throws(RefinerSegmentError) -> SegmentMessage {
+        let messageID = MessageID.make(responseID: response.id, kind: kind)
+        var writer = JSONWriter(capacity: 256 + traits.count * 64)
+        writer.beginObject()
+        writer.rawKey("type")
+        writer.string(kind.rawValue)
+        writer.rawKey("messageId")
+        writer.string(messageID)
+        if let userID = user.nonEmptyID {
+            writer.rawKey("userId")
+            writer.string(userID)
+        }
+        if let anonymousID = user.nonEmptyAnonymousID {
+            writer.rawKey("anonymousId")
+            writer.string(anonymousID)
+        }
+        if let groupID {
+            writer.rawKey("groupId")
+            writer.string(groupID)
+        }
+        if let event {
+            writer.rawKey("event")
+            writer.string(event)
+        }
+        writer.rawKey("timestamp")
+        writer.date(response.completedAt)
+        if kind == .track { writer.rawKey("properties") } else { writer.rawKey("traits") }
+        writer.beginObject()
+        for (key, value) in traits {
+            writer.key(key)
+            writer.value(value)
+        }
+        writer.endObject()
+        writer.rawKey("context")
+        writer.raw(contextJSON)
+        writer.endObject()
+        let json = writer.bytes
+        guard json.count <= configuration.maximumMessageBytes else {
+            throw tooLarge(kind, response: response, size: json.count, traits: traits)
+        }
+        return SegmentMessage(kind: kind, messageID: messageID, responseID: response.id, json: json)
+    }
+
+    private func tooLarge(_ kind: SegmentMessage.Kind, response: SurveyResponse, size: Int, traits: Traits)
+        -> RefinerSegmentError
+    {
+        let sizes = traits.map { trait -> (key: String, bytes: Int) in
+            var writer = JSONWriter(capacity: 64)
+            writer.key(trait.key)
+            writer.value(trait.value)
+            return (trait.key, writer.bytes.count)
+        }
+        let largest = sizes.sorted { $0.bytes > $1.bytes }.prefix(3).map { "'\($0.key)' (\($0.bytes) bytes)" }
+        return RefinerSegmentError(
+            code: .messageTooLarge,
+            responseID: response.id,
+            detail: "the \(kind) message is \(size) bytes, over the limit of \(configuration.maximumMessageBytes); "
+                + "largest traits: " + (largest.isEmpty ? "none" : largest.joined(separator: ", "))
+        )
+    }
+}

@@ -1,0 +1,131 @@
+import Foundation
+import RefinerSegment
+
+/// The `refiner-segment` command-line tool, on RefinerSegment's public API only.
+///
+/// Standard output carries data, standard error progress and errors. Exit status: 0 when everything
+/// succeeded, 1 when some input was rejected or could not be read, 2 for a usage error.
+public struct RefinerSegmentTool: Sendable {
+    /// Everything succeeded.
+    public static let success: Int32 = 0
+    /// Some input was rejected (and reported), or could not be read.
+    public static let failure: Int32 = 1
+    /// The command line was wrong.
+    public static let usageError: Int32 = 2
+
+    let io: ToolIO
+
+    /// Creates the tool over an I/O set (``ToolIO/standard`` for the real process).
+    public init(io: ToolIO) {
+        self.io = io
+    }
+
+    /// Runs one command line (without the program name) and returns the exit status.
+    public func run(_ arguments: [String]) async -> Int32 {
+        guard let command = arguments.first else {
+            io.writeError(Self.usage)
+            return Self.usageError
+        }
+        let rest = Array(arguments.dropFirst())
+        do {
+            switch command {
+            case "demo": return try demo(rest)
+            case "keys": return try keys(rest)
+            case "render": return try render(rest)
+            case "help", "--help", "-h":
+                io.writeOutput(Array(Self.usage.utf8))
+                return Self.success
+            default:
+                throw UsageError("unknown command '\(command)'")
+            }
+        } catch let error as UsageError {
+            io.writeError("refiner-segment: \(error.description)\n\n\(Self.usage)")
+            return Self.usageError
+        } catch {
+            io.writeError("refiner-segment: \(error)\n")
+            return Self.failure
+        }
+    }
+
+    static let usage = """
+        Usage: refiner-segment <command> [options]
+
+        Turns completed Refiner survey responses into Segment identify and group calls.
+
+        Commands:
+          demo                 Print the seed example's identify and group calls, one JSON object per line,
+                               exactly as they would be sent (no network).
+          keys                 Read question texts from stdin, one per line (TEXT or ID<TAB>TEXT), and
+                               print one trait key per line, in order. Options:
+                                 --prefix PREFIX       key prefix (default refiner_)
+                                 --max-length N        longest key in bytes, prefix included (default 127)
+          render [FILE]        Read responses as JSON Lines from FILE (or stdin, or -) and print every
+                               Segment message one per line, in sending order. Bad lines are reported on
+                               stderr with their line number and skipped. Options:
+                                 --prefix PREFIX, --max-length N   as for keys
+                                 --track               also send a 'Completed Survey' track call
+          help                 Show this text.
+
+        Exit status: 0 when everything succeeded, 1 when some input was rejected, 2 for a usage error.
+
+        """
+}
+
+/// A command line the tool does not understand.
+struct UsageError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The options a command takes, read from its arguments.
+struct Options {
+    var values: [String: String] = [:]
+    var flags: Set<String> = []
+    var positional: [String] = []
+
+    /// Reads `arguments`: `--name value` or `--name=value` for the names in `valued`, `--flag` for those in
+    /// `flags`; anything else that starts with `-` (but `-` alone) is an error.
+    init(_ arguments: [String], valued: Set<String> = [], flags allowedFlags: Set<String> = []) throws {
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            index += 1
+            guard argument.hasPrefix("-"), argument != "-" else {
+                positional.append(argument)
+                continue
+            }
+            var name = argument
+            var inlineValue: String?
+            if let equals = argument.firstIndex(of: "=") {
+                name = String(argument[..<equals])
+                inlineValue = String(argument[argument.index(after: equals)...])
+            }
+            if valued.contains(name) {
+                if let inlineValue {
+                    values[name] = inlineValue
+                } else {
+                    guard index < arguments.count else { throw UsageError("\(name) needs a value") }
+                    values[name] = arguments[index]
+                    index += 1
+                }
+            } else if allowedFlags.contains(name), inlineValue == nil {
+                flags.insert(name)
+            } else {
+                throw UsageError("unknown option '\(argument)'")
+            }
+        }
+    }
+
+    /// The trait-key settings from `--prefix` and `--max-length`.
+    func traitKeyConfiguration() throws -> TraitKeyNormalizer.Configuration {
+        var configuration = TraitKeyNormalizer.Configuration()
+        if let prefix = values["--prefix"] { configuration.prefix = prefix }
+        if let text = values["--max-length"] {
+            guard let length = Int(text), length > 0 else {
+                throw UsageError("--max-length takes a positive whole number, not '\(text)'")
+            }
+            configuration.maximumLength = length
+        }
+        return configuration
+    }
+}

@@ -1,0 +1,171 @@
+import Foundation
+
+/// Where the tool reads and writes: the process's files and streams, or buffers in tests.
+public struct ToolIO: Sendable {
+    /// Opens an input: a file by path, or standard input for `nil` or `-`.
+    public var openInput: @Sendable (_ path: String?) throws -> any ByteSource
+    /// Writes bytes to standard output.
+    public var writeOutput: @Sendable (_ bytes: [UInt8]) -> Void
+    /// Writes text to standard error.
+    public var writeError: @Sendable (_ text: String) -> Void
+    /// The environment variables.
+    public var environment: [String: String]
+
+    /// Creates an I/O set.
+    public init(
+        openInput: @escaping @Sendable (_ path: String?) throws -> any ByteSource,
+        writeOutput: @escaping @Sendable (_ bytes: [UInt8]) -> Void,
+        writeError: @escaping @Sendable (_ text: String) -> Void,
+        environment: [String: String] = [:]
+    ) {
+        self.openInput = openInput
+        self.writeOutput = writeOutput
+        self.writeError = writeError
+        self.environment = environment
+    }
+
+    /// The process's standard streams, files and environment.
+    public static var standard: ToolIO {
+        ToolIO(
+            openInput: { path in
+                guard let path, path != "-" else { return FileHandleSource(handle: .standardInput) }
+                guard let handle = FileHandle(forReadingAtPath: path) else {
+                    throw ToolError("cannot open '\(path)' for reading")
+                }
+                return FileHandleSource(handle: handle)
+            },
+            writeOutput: { FileHandle.standardOutput.write(Data($0)) },
+            writeError: { FileHandle.standardError.write(Data($0.utf8)) },
+            environment: ProcessInfo.processInfo.environment
+        )
+    }
+}
+
+/// A stream of bytes read in chunks.
+public protocol ByteSource {
+    /// The next chunk, or an empty array at the end.
+    mutating func read() throws -> [UInt8]
+}
+
+/// Bytes from a file handle.
+struct FileHandleSource: ByteSource {
+    let handle: FileHandle
+
+    mutating func read() throws -> [UInt8] {
+        guard let data = try handle.read(upToCount: 1 << 16) else { return [] }
+        return [UInt8](data)
+    }
+}
+
+/// Bytes from memory, for tests.
+public struct MemorySource: ByteSource {
+    private var bytes: [UInt8]
+    private let chunkSize: Int
+
+    /// Serves `bytes` in chunks of `chunkSize` (small chunks test line splitting across reads).
+    public init(_ bytes: [UInt8], chunkSize: Int = 1 << 16) {
+        self.bytes = bytes
+        self.chunkSize = max(1, chunkSize)
+    }
+
+    /// The next chunk, or an empty array at the end.
+    public mutating func read() throws -> [UInt8] {
+        let chunk = Array(bytes.prefix(chunkSize))
+        bytes.removeFirst(chunk.count)
+        return chunk
+    }
+}
+
+/// An error the tool reports on standard error.
+struct ToolError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// One line of input: its 1-based number and its bytes (without the line break), or a note that it was
+/// too long to keep.
+enum InputLine {
+    case line(number: Int, bytes: [UInt8])
+    case tooLong(number: Int, byteCount: Int)
+}
+
+/// Splits a byte source into lines (`\n`, with a `\r` before it dropped), holding at most one line in memory
+/// and refusing lines longer than a bound instead of growing without limit.
+struct LineReader {
+    /// The longest line kept: 64 MiB.
+    static let maximumLineBytes = 64 << 20
+
+    private var source: any ByteSource
+    private var buffer: [UInt8] = []
+    private var position = 0
+    private var lineNumber = 0
+    private var finished = false
+    private let maximumLineBytes: Int
+
+    init(source: any ByteSource, maximumLineBytes: Int = LineReader.maximumLineBytes) {
+        self.source = source
+        self.maximumLineBytes = maximumLineBytes
+    }
+
+    mutating func next() throws -> InputLine? {
+        var line: [UInt8] = []
+        var dropped = 0
+        while true {
+            if position == buffer.count {
+                if finished { break }
+                buffer = try source.read()
+                position = 0
+                if buffer.isEmpty {
+                    finished = true
+                    break
+                }
+            }
+            let end = buffer[position...].firstIndex(of: UInt8(ascii: "\n"))
+            let chunk = buffer[position..<(end ?? buffer.count)]
+            if dropped > 0 || line.count + chunk.count > maximumLineBytes {
+                dropped += line.count + chunk.count
+                line = []
+            } else {
+                line.append(contentsOf: chunk)
+            }
+            if let end {
+                position = end + 1
+                return finish(line, dropped: dropped)
+            }
+            position = buffer.count
+        }
+        if line.isEmpty, dropped == 0 { return nil }
+        return finish(line, dropped: dropped)
+    }
+
+    private mutating func finish(_ line: [UInt8], dropped: Int) -> InputLine {
+        lineNumber += 1
+        if dropped > 0 { return .tooLong(number: lineNumber, byteCount: dropped) }
+        var line = line
+        if line.last == UInt8(ascii: "\r") { line.removeLast() }
+        return .line(number: lineNumber, bytes: line)
+    }
+}
+
+/// Collects standard output and writes it in large pieces.
+struct OutputBuffer {
+    private var bytes: [UInt8] = []
+    private let write: @Sendable ([UInt8]) -> Void
+
+    init(write: @escaping @Sendable ([UInt8]) -> Void) {
+        self.write = write
+        bytes.reserveCapacity(1 << 16)
+    }
+
+    mutating func appendLine(_ line: some Sequence<UInt8>) {
+        bytes.append(contentsOf: line)
+        bytes.append(UInt8(ascii: "\n"))
+        if bytes.count >= 1 << 16 { flush() }
+    }
+
+    mutating func flush() {
+        guard !bytes.isEmpty else { return }
+        write(bytes)
+        bytes.removeAll(keepingCapacity: true)
+    }
+}
