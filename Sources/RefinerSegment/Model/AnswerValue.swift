@@ -43,7 +43,7 @@ extension AnswerValue: Codable {
         } else {
             throw DecodingError.dataCorruptedError(
                 in: container,
-                debugDescription: "expected a string, a number, a boolean or an array of strings"
+                debugDescription: "expected a string, a number that fits a Double, a boolean or an array of strings"
             )
         }
     }
