@@ -15,6 +15,12 @@ let package = Package(
         // in-process with byte buffers instead of spawning the executable.
         .target(name: "RefinerSegmentCLI", dependencies: ["RefinerSegment"]),
         .executableTarget(name: "refiner-segment", dependencies: ["RefinerSegmentCLI"]),
+        // The speed targets of DESIGN.md beside a hand-written baseline: `swift run -c release refiner-segment-bench`.
+        .executableTarget(
+            name: "refiner-segment-bench",
+            dependencies: ["RefinerSegment"],
+            resources: [.copy("questions.txt")]
+        ),
         .testTarget(name: "RefinerSegmentTests", dependencies: ["RefinerSegment"]),
         .testTarget(name: "RefinerSegmentCLITests", dependencies: ["RefinerSegmentCLI", "RefinerSegment"]),
     ],
