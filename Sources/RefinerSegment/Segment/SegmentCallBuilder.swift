@@ -84,7 +84,8 @@ public struct SegmentCallBuilder: Sendable {
         try validate(response)
         let keys: [String]
         do {
-            keys = try normalizer.keys(for: response.answers.map(\.question))
+            let answers = response.answers
+            keys = try normalizer.resolveKeys(count: answers.count) { answers[$0].question }
         } catch {
             var error = error
             error.responseID = response.id
@@ -129,15 +130,22 @@ public struct SegmentCallBuilder: Sendable {
         guard Timestamp.isRepresentable(response.completedAt) else {
             throw fail(.dateOutOfRange, "completedAt is outside the years 0000 to 9999")
         }
-        var seen = Set<String>(minimumCapacity: response.answers.count)
-        for (position, answer) in response.answers.enumerated() {
-            let question = answer.question
+        let answers = response.answers
+        // Surveys have a handful of questions: compare ids pairwise rather than hash them, up to a point.
+        var seen: Set<String>? = answers.count > 16 ? Set(minimumCapacity: answers.count) : nil
+        for position in answers.indices {
+            let question = answers[position].question
             guard !question.id.isEmpty else {
                 throw fail(.missingQuestionID, "answer \(position + 1) ('\(question.text)') has a question with an empty id")
             }
-            guard seen.insert(question.id).inserted else {
+            let isRepeated =
+                seen != nil
+                ? !seen!.insert(question.id).inserted
+                : answers[..<position].contains { $0.question.id == question.id }
+            guard !isRepeated else {
                 throw fail(.duplicateQuestion, "question '\(question.id)' is answered more than once")
             }
+            let answer = answers[position]
             switch answer.value {
             case .decimal(let number)? where !number.isFinite:
                 throw fail(.nonFiniteNumber, "question '\(question.id)' has the answer \(number), which JSON cannot carry")

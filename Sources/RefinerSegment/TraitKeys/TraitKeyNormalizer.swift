@@ -70,10 +70,43 @@ public struct TraitKeyNormalizer: Sendable, Hashable {
     ///   - questionID: The question's id, used for the body when the text yields nothing (an all-CJK or
     ///     emoji-only question), so that no answer is lost for want of a key.
     public func key(for text: String, questionID: String = "") -> String {
-        String(decoding: keyBytes(for: text, questionID: questionID), as: UTF8.self)
+        // The hot path: ASCII text folds straight into the key's storage.
+        if let fast = text.utf8.withContiguousStorageIfAvailable({ makeKey(folding: $0) }), let key = fast {
+            return key
+        }
+        // Other text is first mapped to ASCII scalar by scalar (steps 1 to 4), then folded the same way.
+        let ascii = Self.transliterated(text)
+        if let key = ascii.withUnsafeBufferPointer({ makeKey(folding: $0) }) { return key }
+        return String(decoding: keyBytes(for: text, questionID: questionID), as: UTF8.self)
     }
 
-    /// The key as UTF-8 bytes: steps 1 to 9 of the rules.
+    /// The key for ASCII input that folds to a non-empty body (steps 3, 5, 6, 8 and 9), written straight into
+    /// the string's storage: one allocation, none for keys of 15 bytes or less. `nil` when the input holds a
+    /// non-ASCII byte or folds to nothing.
+    private func makeKey(folding input: UnsafeBufferPointer<UInt8>) -> String? {
+        let prefix = prefixBytes
+        let limit = maximumLength
+        var isFolded = true
+        let key = String(unsafeUninitializedCapacity: prefix.count + input.count) { output in
+            guard let end = Self.foldASCII(input, into: output, at: prefix.count), end > prefix.count else {
+                isFolded = false
+                return 0
+            }
+            let bodyCount = end - prefix.count
+            var count = end
+            if !prefix.isEmpty, bodyCount > prefix.count, Self.hasPrefix(output, at: prefix.count, prefix) {
+                // Already prefixed (step 8): move the body to the front instead of prefixing it again.
+                for index in 0..<bodyCount { output[index] = output[prefix.count + index] }
+                count = bodyCount
+            } else {
+                for index in 0..<prefix.count { output[index] = prefix[index] }
+            }
+            return Self.cappedLength(output, count: count, limit: limit, kept: prefix.count)
+        }
+        return isFolded ? key : nil
+    }
+
+    /// The key as UTF-8 bytes: steps 1 to 9 of the rules, for any text.
     func keyBytes(for text: String, questionID: String) -> [UInt8] {
         var body = Self.foldBody(text)
         if body.isEmpty {
@@ -95,58 +128,83 @@ public struct TraitKeyNormalizer: Sendable, Hashable {
     /// Cuts `key` to `limit` bytes at a word boundary, never into the first `kept` bytes (the prefix).
     static func cap(_ key: inout [UInt8], to limit: Int, keeping kept: Int) {
         guard key.count > limit else { return }
-        let cutInsideWord = key[limit - 1] != UInt8(ascii: "_") && key[limit] != UInt8(ascii: "_")
-        key.removeSubrange(limit...)
-        // Back to the last word boundary inside the body; one word longer than the limit is cut hard.
-        if cutInsideWord, let lastUnderscore = key.lastIndex(of: UInt8(ascii: "_")), lastUnderscore > kept {
-            key.removeSubrange(lastUnderscore...)
+        let count = key.withUnsafeMutableBufferPointer { cappedLength($0, count: $0.count, limit: limit, kept: kept) }
+        key.removeSubrange(count...)
+    }
+
+    /// The length of `key[..<count]` cut to `limit` bytes (step 9): back to the last `_` when the cut falls
+    /// inside a word (a single word longer than the limit is cut hard), trailing `_` removed, never into the
+    /// first `kept` bytes.
+    static func cappedLength(_ key: UnsafeMutableBufferPointer<UInt8>, count: Int, limit: Int, kept: Int) -> Int {
+        guard count > limit else { return count }
+        let underscore = UInt8(ascii: "_")
+        var length = limit
+        if key[limit - 1] != underscore, key[limit] != underscore {
+            var index = limit - 1
+            while index > kept, key[index] != underscore { index -= 1 }
+            if index > kept { length = index }
         }
-        while key.count > kept, key.last == UInt8(ascii: "_") { key.removeLast() }
+        while length > kept, key[length - 1] == underscore { length -= 1 }
+        return length
+    }
+
+    private static func hasPrefix(_ buffer: UnsafeMutableBufferPointer<UInt8>, at start: Int, _ prefix: [UInt8]) -> Bool {
+        for index in 0..<prefix.count where buffer[start + index] != prefix[index] { return false }
+        return true
     }
 
     /// Steps 1 to 6 of the rules: the body of a key, without prefix, fallback or cap.
     static func foldBody(_ text: String) -> [UInt8] {
-        let utf8 = text.utf8
-        // The common case: ASCII text goes straight to the byte loop, with no Unicode tables at all.
-        if let folded = utf8.withContiguousStorageIfAvailable({ bytes -> [UInt8]? in
-            for byte in bytes where byte >= 0x80 { return nil }
-            return foldASCII(bytes)
-        }) {
-            if let folded { return folded }
-        } else if utf8.allSatisfy({ $0 < 0x80 }) {
-            return foldASCII(Array(utf8))
+        transliterated(text).withUnsafeBufferPointer { input in
+            [UInt8](unsafeUninitializedCapacity: input.count) { output, count in
+                count = foldASCII(input, into: output, at: 0) ?? 0
+            }
         }
+    }
+
+    /// Steps 1 to 4 scalar by scalar: ASCII letters, digits and apostrophes, with a space for a separator.
+    static func transliterated(_ text: String) -> [UInt8] {
+        let table = TransliterationTable.shared
         var ascii: [UInt8] = []
-        ascii.reserveCapacity(utf8.count)
+        ascii.reserveCapacity(text.utf8.count)
         for scalar in text.unicodeScalars {
             if scalar.isASCII {
                 ascii.append(UInt8(truncatingIfNeeded: scalar.value))
-            } else if let folded = TransliterationTable.shared.folded(scalar) {
-                ascii.append(contentsOf: folded)
-            } else if scalar.properties.generalCategory == .nonspacingMark {
-                // A mark newer than the table's Unicode version: dropped, as step 2 says.
             } else {
-                ascii.append(UInt8(ascii: " "))
+                table.appendFolded(scalar, to: &ascii)
             }
         }
-        return ascii.withUnsafeBufferPointer { foldASCII($0) }
+        return ascii
     }
 
     /// Steps 3, 5 and 6 over ASCII bytes: lowercase, drop in-word apostrophes, runs of others to one `_`.
-    static func foldASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count)
+    ///
+    /// Writes the folded body into `output` from `start` (which needs room for `input.count` bytes: the body
+    /// is never longer than its input) and returns where it ends, or `nil` at the first non-ASCII byte.
+    @inline(__always)
+    static func foldASCII(
+        _ input: UnsafeBufferPointer<UInt8>,
+        into output: UnsafeMutableBufferPointer<UInt8>,
+        at start: Int
+    ) -> Int? {
+        var end = start
         var pendingSeparator = false
+        let count = input.count
         var index = 0
-        let count = bytes.count
         while index < count {
-            let byte = lowercased(bytes[index])
+            let raw = input[index]
+            if raw >= 0x80 { return nil }
+            let byte = lowercased(raw)
             if isAlphanumeric(byte) {
-                if pendingSeparator, !out.isEmpty { out.append(UInt8(ascii: "_")) }
+                if pendingSeparator, end > start {
+                    output[end] = UInt8(ascii: "_")
+                    end += 1
+                }
                 pendingSeparator = false
-                out.append(byte)
+                output[end] = byte
+                end += 1
             } else if byte == UInt8(ascii: "'"), index > 0, index + 1 < count,
-                isAlphanumeric(lowercased(bytes[index - 1])), isAlphanumeric(lowercased(bytes[index + 1]))
+                isAlphanumeric(lowercased(input[index - 1])), isAlphanumeric(lowercased(input[index + 1]))
             {
                 // `What's` -> `whats`: an apostrophe inside a word is no word boundary.
             } else {
@@ -154,11 +212,7 @@ public struct TraitKeyNormalizer: Sendable, Hashable {
             }
             index += 1
         }
-        return out
-    }
-
-    static func foldASCII(_ bytes: [UInt8]) -> [UInt8] {
-        bytes.withUnsafeBufferPointer { foldASCII($0) }
+        return end
     }
 
     @inline(__always)
