@@ -7,6 +7,9 @@ import RefinerSegment
 let arguments = Set(CommandLine.arguments.dropFirst())
 let asJSON = arguments.contains("--json")
 let rounds = arguments.contains("--quick") ? 3 : 5
+/// `--only=NAME` runs one group (`keys`, `pairs`...), for profiling.
+let only = CommandLine.arguments.first { $0.hasPrefix("--only=") }.map { String($0.dropFirst("--only=".count)) }
+func runs(_ group: String) -> Bool { only == nil || only == group }
 
 func loadCorpus() -> [String] {
     guard let url = Bundle.module.url(forResource: "questions", withExtension: "txt"),
@@ -27,6 +30,7 @@ var figures: [Figure] = []
 // 1. Trait-key normalization over the corpus.
 let corpus = loadCorpus()
 let normalizer = try TraitKeyNormalizer()
+if runs("keys") {
 progress("normalizing \(corpus.count) question texts...")
 let baselineKeys = measure(rounds: rounds, operations: corpus.count * 20) {
     for _ in 0..<20 { for text in corpus { blackhole &+= Baseline.key(text).utf8.count } }
@@ -36,6 +40,7 @@ let keys = measure(rounds: rounds, operations: corpus.count * 20_000) {
 }
 figures.append(Figure(name: "baseline_keys", value: baselineKeys, unit: "keys/s"))
 figures.append(Figure(name: "trait_keys", value: keys, unit: "keys/s", baseline: baselineKeys))
+}
 
 // 2. Build + encode an identify+group pair with 7 traits (5 user, 2 account).
 let completedAt = Date(timeIntervalSince1970: 1_795_169_700)
@@ -53,6 +58,7 @@ let response = SurveyResponse(
     })
 let baselineAnswers = answerTexts.map { Baseline.Answer(question: $0.0, isAccount: $0.1 == .account, value: $0.2) }
 let builder = try SegmentCallBuilder()
+if runs("pairs") {
 progress("building identify+group pairs...")
 let baselinePairs = measure(rounds: rounds, operations: 2_000) {
     for _ in 0..<2_000 {
@@ -70,6 +76,7 @@ let pairs = measure(rounds: rounds, operations: 200_000) {
 }
 figures.append(Figure(name: "baseline_pairs", value: baselinePairs, unit: "pairs/s"))
 figures.append(Figure(name: "build_encode_pairs", value: pairs, unit: "pairs/s", baseline: baselinePairs))
+}
 
 // Report.
 if asJSON {

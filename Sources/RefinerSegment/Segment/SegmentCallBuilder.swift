@@ -48,6 +48,8 @@ public struct SegmentCallBuilder: Sendable {
     private let emailKey: String
     /// `"context":{"library":{...}}` encoded once, appended to every message.
     private let contextJSON: [UInt8]
+    /// Resolved keys of recently seen surveys, shared by copies of this builder.
+    private let keyCache = SurveyKeyCache()
 
     /// Creates a builder.
     ///
@@ -82,15 +84,7 @@ public struct SegmentCallBuilder: Sendable {
         -> CollectedProfile
     {
         try validate(response)
-        let keys: [String]
-        do {
-            let answers = response.answers
-            keys = try normalizer.resolveKeys(count: answers.count) { answers[$0].question }
-        } catch {
-            var error = error
-            error.responseID = response.id
-            throw error
-        }
+        let keys = try traitKeys(for: response)
         var profile = profile
         if let account = response.account {
             for (name, value) in account.traits {
@@ -107,6 +101,22 @@ public struct SegmentCallBuilder: Sendable {
         }
         if let email = response.user.email, !email.isEmpty { profile.email = email }
         return profile
+    }
+
+    /// The trait keys of the response's answers, in order: from the cache when the survey's questions are
+    /// unchanged since it was last seen, else resolved (and cached).
+    private func traitKeys(for response: SurveyResponse) throws(RefinerSegmentError) -> [String] {
+        let answers = response.answers
+        if let keys = keyCache.keys(surveyID: response.survey.id, answers: answers) { return keys }
+        do {
+            let keys = try normalizer.resolveKeys(count: answers.count) { answers[$0].question }
+            keyCache.store(keys, surveyID: response.survey.id, answers: answers)
+            return keys
+        } catch {
+            var error = error
+            error.responseID = response.id
+            throw error
+        }
     }
 
     /// Checks everything a response must satisfy before calls are built from it.
