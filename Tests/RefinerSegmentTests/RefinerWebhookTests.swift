@@ -177,7 +177,7 @@ struct RefinerWebhookTests {
 
     @Test func answerValuesKeepTheirJSONTypes() throws {
         let data = #"""
-            {"nps": 9, "rating": 4.5, "would_recommend": false, "features": ["export", "sso"], "skipped": null,
+            {"nps": 9, "score": 10.0, "rating": 4.5, "would_recommend": false, "features": ["export", "sso"], "skipped": null,
              "matrix": {"speed": 5, "price": 2}, "comment": "Great"}
             """#
         let response = try SurveyResponse(refinerWebhook: WebhookFixtures.payload(data: data))
@@ -185,6 +185,7 @@ struct RefinerWebhookTests {
         #expect(
             values == [
                 "nps": .integer(9),
+                "score": .integer(10),
                 "rating": .decimal(4.5),
                 "would_recommend": .boolean(false),
                 "features": .strings(["export", "sso"]),
