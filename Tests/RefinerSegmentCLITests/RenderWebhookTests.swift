@@ -36,7 +36,7 @@ struct RenderWebhookTests {
             WebhookCLIFixtures.jsonFormLine,
             "{",
             #"  "triggered_event": "Completed Survey","#,
-            #"  "form": {"uuid": "form-1", "name": "Braces } and \" quotes { in strings"},"#,
+            #"  "form": {"uuid": "form-1", "name": "A brace } and \" quotes } in a string"},"#,
             #"  "uuid": "contact-1""#,
             "}",
             WebhookCLIFixtures.jsonFormLine,

@@ -235,6 +235,7 @@ struct RefinerWebhookTests {
         (WebhookFixtures.payload(form: "null"), "missing field 'form.uuid'"),
         (WebhookFixtures.payload(form: #"{"name": "Churn"}"#), "missing field 'form.uuid'"),
         (WebhookFixtures.payload(responseUUID: "42"), "'response.uuid' has the wrong type"),
+        (WebhookFixtures.payload(data: #"["a"]"#), "'response.data' has the wrong type"),
         (Array(#"{"triggered_event": "Completed Survey", "uuid": "c"}"#.utf8), "missing field 'response'"),
         (Array("[1, 2]".utf8), "wrong type (expected an object)"),
     ])
