@@ -33,7 +33,7 @@ extension RefinerWebhook {
         guard triggeredEvent == Self.completedSurveyEvent else {
             throw RefinerSegmentError(
                 code: .unhandledEvent,
-                responseID: response?.uuid.flatMap { $0.isEmpty ? nil : $0 },
+                responseID: Self.nonEmpty(response?.uuid),
                 detail: "the webhook reports '\(triggeredEvent)', and only '\(Self.completedSurveyEvent)' "
                     + "is turned into Segment calls"
             )
