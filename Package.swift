@@ -21,8 +21,14 @@ let package = Package(
             dependencies: ["RefinerSegment"],
             resources: [.copy("questions.txt")]
         ),
-        .testTarget(name: "RefinerSegmentTests", dependencies: ["RefinerSegment"]),
-        .testTarget(name: "RefinerSegmentCLITests", dependencies: ["RefinerSegmentCLI", "RefinerSegment"]),
+        // Test fixtures (such as a real Refiner webhook payload) are copied into each test bundle, so tests never
+        // read outside the package.
+        .testTarget(name: "RefinerSegmentTests", dependencies: ["RefinerSegment"], resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "RefinerSegmentCLITests",
+            dependencies: ["RefinerSegmentCLI", "RefinerSegment"],
+            resources: [.copy("Fixtures")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

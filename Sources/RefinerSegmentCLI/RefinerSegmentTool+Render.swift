@@ -3,6 +3,11 @@ import RefinerSegment
 extension RefinerSegmentTool {
     /// `render [FILE]`: responses in, every Segment message out, one per line, in sending order.
     ///
+    /// Records are responses in their JSON form or Refiner webhook payloads, told apart by their shape
+    /// (``SurveyResponse/init(jsonOrRefinerWebhook:)``), one per line or pretty-printed (``RecordReader``).
+    /// A webhook about another event than `Completed Survey` is noted on stderr as ignored and does not
+    /// change the exit status: it is not bad input, there is just nothing to render for it.
+    ///
     /// An in-memory profile store runs across lines, so a user's and an account's traits accumulate as they
     /// would in a host. Deterministic: the same input prints the same bytes.
     func render(_ arguments: [String]) throws -> Int32 {
@@ -17,35 +22,44 @@ extension RefinerSegmentTool {
         } catch {
             throw UsageError(error.detail)
         }
-        var reader = LineReader(source: try io.openInput(options.positional.first))
+        var reader = RecordReader(source: try io.openInput(options.positional.first))
         var store = InMemoryProfileStore()
         var output = OutputBuffer(write: io.writeOutput)
         var rejected = 0
         var accepted = 0
-        while let line = try reader.next() {
-            switch line {
-            case .tooLong(let number, let byteCount):
-                io.writeError("line \(number): skipped: \(byteCount) bytes, longer than "
+        var ignored = 0
+        while let record = try reader.next() {
+            switch record {
+            case .tooLong(let lines, let byteCount):
+                io.writeError("\(InputRecord.location(lines)): skipped: \(byteCount) bytes, longer than "
                     + "\(LineReader.maximumLineBytes)\n")
                 rejected += 1
-            case .line(let number, let bytes):
+            case .unterminated(let lines):
+                io.writeError("\(InputRecord.location(lines)): skipped: the JSON document that starts with a "
+                    + "lone '{' ends before its braces balance\n")
+                rejected += 1
+            case .record(let lines, let bytes):
                 if bytes.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
                 do {
                     guard String(validating: bytes, as: UTF8.self) != nil else {
                         throw RefinerSegmentError(code: .invalidInput, detail: "not valid UTF-8")
                     }
-                    let response = try SurveyResponse(json: bytes)
+                    let response = try SurveyResponse(jsonOrRefinerWebhook: bytes)
                     for message in try store.process(response, with: builder) { output.appendLine(message.json) }
                     accepted += 1
+                } catch let error as RefinerSegmentError where error.code == .unhandledEvent {
+                    // A webhook about something else than a completed survey: nothing to render, nothing wrong.
+                    io.writeError("\(InputRecord.location(lines)): ignored: \(error)\n")
+                    ignored += 1
                 } catch {
-                    io.writeError("line \(number): skipped: \(error)\n")
+                    io.writeError("\(InputRecord.location(lines)): skipped: \(error)\n")
                     rejected += 1
                 }
             }
         }
         output.flush()
         if rejected > 0 {
-            io.writeError("refiner-segment: \(rejected) of \(rejected + accepted) lines skipped\n")
+            io.writeError("refiner-segment: \(rejected) of \(rejected + accepted + ignored) lines skipped\n")
             return Self.failure
         }
         return Self.success

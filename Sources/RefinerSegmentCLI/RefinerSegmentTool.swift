@@ -60,8 +60,12 @@ public struct RefinerSegmentTool: Sendable {
                                  --prefix PREFIX       key prefix (default refiner_)
                                  --max-length N        longest key in bytes, prefix included (default 127)
           render [FILE]        Read responses as JSON Lines from FILE (or stdin, or -) and print every
-                               Segment message one per line, in sending order. Bad lines are reported on
-                               stderr with their line number and skipped. Options:
+                               Segment message one per line, in sending order. A record is a response
+                               in its JSON form or a Refiner webhook payload, told apart by shape; a line
+                               holding only '{' starts a pretty-printed document that runs until its
+                               braces balance. Bad records are reported on stderr with their line
+                               numbers and skipped; webhook events other than 'Completed Survey' are
+                               noted as ignored. Options:
                                  --prefix PREFIX, --max-length N   as for keys
                                  --track               also send a 'Completed Survey' track call
           help                 Show this text.
