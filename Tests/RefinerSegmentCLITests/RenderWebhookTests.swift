@@ -5,7 +5,7 @@ import Testing
 @Suite("render with Refiner webhooks")
 struct RenderWebhookTests {
     @Test func renderPrintsTheFixtureIdentifyCallOnOneLine() async throws {
-        let run = await WebhookToolRun.run(["render", "fixture.json"], input: try WebhookCLIFixtures.completedSurvey())
+        let run = await ToolRun.run(["render", "fixture.json"], input: try WebhookCLIFixtures.completedSurvey())
         #expect(run.openedPaths == ["fixture.json"])
         #expect(run.output == WebhookCLIFixtures.fixtureIdentify + "\n")
         #expect(run.error == "")
@@ -19,7 +19,7 @@ struct RenderWebhookTests {
         let viewedLine = webhookLine.replacingOccurrences(of: "Completed Survey", with: "Viewed Survey")
         let input = [WebhookCLIFixtures.jsonFormLine, pretty, webhookLine, "", viewedLine, WebhookCLIFixtures.jsonFormLine]
             .joined(separator: "\n")
-        let run = await WebhookToolRun.run(["render"], input: Array(input.utf8), chunkSize: chunkSize)
+        let run = await ToolRun.run(["render"], input: Array(input.utf8), chunkSize: chunkSize)
         let fixtureLines = pretty.split(separator: "\n", omittingEmptySubsequences: false).count
         #expect(run.outputLines.count == 4)
         #expect(run.outputLines.dropFirst().first == WebhookCLIFixtures.fixtureIdentify)
@@ -41,7 +41,7 @@ struct RenderWebhookTests {
             "}",
             WebhookCLIFixtures.jsonFormLine,
         ].joined(separator: "\n")
-        let run = await WebhookToolRun.run(["render"], input: Array(input.utf8))
+        let run = await ToolRun.run(["render"], input: Array(input.utf8))
         #expect(run.outputLines.count == 2)
         #expect(
             run.error
@@ -53,7 +53,7 @@ struct RenderWebhookTests {
 
     @Test func unterminatedDocumentIsReportedAndEarlierRecordsStillPrint() async throws {
         let input = [WebhookCLIFixtures.jsonFormLine, "{", #"  "uuid": "contact-1","#, #"  "form": {"#].joined(separator: "\n")
-        let run = await WebhookToolRun.run(["render"], input: Array(input.utf8))
+        let run = await ToolRun.run(["render"], input: Array(input.utf8))
         #expect(run.outputLines.count == 1)
         #expect(run.error.hasPrefix("lines 2-4: skipped: the JSON document that starts with a lone '{' ends before"))
         #expect(run.status == 1)
@@ -62,7 +62,7 @@ struct RenderWebhookTests {
     @Test func truncatedWebhookLineIsSkippedWithItsLineNumber() async throws {
         let truncated = String(decoding: try WebhookCLIFixtures.completedSurveyOnOneLine().dropLast(40), as: UTF8.self)
         let input = [truncated, WebhookCLIFixtures.jsonFormLine].joined(separator: "\n")
-        let run = await WebhookToolRun.run(["render"], input: Array(input.utf8))
+        let run = await ToolRun.run(["render"], input: Array(input.utf8))
         #expect(run.outputLines.count == 1)
         #expect(run.error.hasPrefix("line 1: skipped: invalid input: not valid JSON"))
         #expect(run.status == 1)
@@ -71,14 +71,14 @@ struct RenderWebhookTests {
     @Test(arguments: ["{}", "  {\"id\": 1", "{ \"a\": 1 }"])
     func lineThatIsMoreThanALoneBraceIsOneRecord(line: String) async throws {
         let input = [line, WebhookCLIFixtures.jsonFormLine].joined(separator: "\n")
-        let run = await WebhookToolRun.run(["render"], input: Array(input.utf8))
+        let run = await ToolRun.run(["render"], input: Array(input.utf8))
         #expect(run.outputLines.count == 1, "the bad line must not swallow the good one after it")
         #expect(run.error.hasPrefix("line 1: skipped: "))
     }
 
     @Test func byteOrderMarkBeforeAPrettyPrintedPayloadIsDropped() async throws {
         let input = [0xEF, 0xBB, 0xBF] + (try WebhookCLIFixtures.completedSurvey())
-        let run = await WebhookToolRun.run(["render"], input: input)
+        let run = await ToolRun.run(["render"], input: input)
         #expect(run.output == WebhookCLIFixtures.fixtureIdentify + "\n")
         #expect(run.status == 0)
     }

@@ -3,8 +3,8 @@ import RefinerSegment
 import RefinerSegmentCLI
 import Testing
 
-/// What one in-process run of the tool wrote, and the paths it opened.
-struct WebhookToolRun {
+/// What one in-process run of the tool wrote, and the paths it opened: the harness of every CLI test.
+struct ToolRun {
     var status: Int32
     var output: String
     var error: String
@@ -14,8 +14,8 @@ struct WebhookToolRun {
     var outputLines: [String] { output.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init) }
 
     /// Runs `refiner-segment` with `arguments`, serving `input` (in chunks of `chunkSize` bytes) for any input path.
-    static func run(_ arguments: [String], input: [UInt8], chunkSize: Int = 1 << 16) async -> WebhookToolRun {
-        let collector = WebhookOutputCollector()
+    static func run(_ arguments: [String], input: [UInt8], chunkSize: Int = 1 << 16) async -> ToolRun {
+        let collector = ToolOutputCollector()
         let io = ToolIO(
             openInput: { path in
                 collector.opened(path)
@@ -33,7 +33,7 @@ struct WebhookToolRun {
 ///
 /// `@unchecked Sendable` because every stored property is only touched while `lock` is held (`Mutex` would
 /// do the same but needs macOS 15, above the package's deployment target).
-private final class WebhookOutputCollector: @unchecked Sendable {
+private final class ToolOutputCollector: @unchecked Sendable {
     private let lock = NSLock()
     private var output: [UInt8] = []
     private var error = ""
@@ -43,9 +43,9 @@ private final class WebhookOutputCollector: @unchecked Sendable {
     func writeError(_ text: String) { lock.withLock { error += text } }
     func opened(_ path: String?) { lock.withLock { paths.append(path) } }
 
-    func finish(status: Int32) -> WebhookToolRun {
+    func finish(status: Int32) -> ToolRun {
         lock.withLock {
-            WebhookToolRun(status: status, output: String(decoding: output, as: UTF8.self), error: error, openedPaths: paths)
+            ToolRun(status: status, output: String(decoding: output, as: UTF8.self), error: error, openedPaths: paths)
         }
     }
 }
