@@ -10,6 +10,8 @@ let rounds = arguments.contains("--quick") ? 3 : 5
 /// `--only=NAME` runs one group (`keys`, `pairs`...), for profiling.
 let only = CommandLine.arguments.first { $0.hasPrefix("--only=") }.map { String($0.dropFirst("--only=".count)) }
 func runs(_ group: String) -> Bool { only == nil || only == group }
+/// `--no-baseline` skips the baseline figures, for profiling the library alone.
+let measuresBaseline = !arguments.contains("--no-baseline")
 
 func loadCorpus() -> [String] {
     guard let url = Bundle.module.url(forResource: "questions", withExtension: "txt"),
@@ -33,7 +35,7 @@ let normalizer = try TraitKeyNormalizer()
 if runs("keys") {
 progress("normalizing \(corpus.count) question texts...")
 let baselineKeys = measure(rounds: rounds, operations: corpus.count * 20) {
-    for _ in 0..<20 { for text in corpus { blackhole &+= Baseline.key(text).utf8.count } }
+    for _ in 0..<(measuresBaseline ? 20 : 0) { for text in corpus { blackhole &+= Baseline.key(text).utf8.count } }
 }
 let keys = measure(rounds: rounds, operations: corpus.count * 20_000) {
     for _ in 0..<20_000 { for text in corpus { blackhole &+= normalizer.key(for: text).utf8.count } }
@@ -61,7 +63,7 @@ let builder = try SegmentCallBuilder()
 if runs("pairs") {
 progress("building identify+group pairs...")
 let baselinePairs = measure(rounds: rounds, operations: 2_000) {
-    for _ in 0..<2_000 {
+    for _ in 0..<(measuresBaseline ? 2_000 : 0) {
         blackhole &+= Baseline.pair(
             responseID: "resp_123", userID: "your-user-id", accountID: "your-account-id", completedAt: completedAt,
             answers: baselineAnswers)

@@ -36,6 +36,12 @@ public struct Traits: Sendable, Hashable {
         }
     }
 
+    /// Reserves room for `capacity` traits, so that adding that many allocates once.
+    public mutating func reserveCapacity(_ capacity: Int) {
+        keys.reserveCapacity(capacity)
+        values.reserveCapacity(capacity)
+    }
+
     /// Sets every trait of `other` on these traits; where both have a key, `other`'s value wins.
     public mutating func merge(_ other: Traits) {
         for (key, value) in other { self[key] = value }

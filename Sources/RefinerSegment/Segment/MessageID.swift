@@ -7,8 +7,17 @@ enum MessageID {
     /// `refiner-<responseID>-<kind>`, or `refiner-sha256-<hex digest of the response id>-<kind>` when that
     /// would be longer than 100 characters.
     static func make(responseID: String, kind: SegmentMessage.Kind) -> String {
-        let plain = "refiner-" + responseID + "-" + kind.rawValue
-        if plain.utf8.count <= maximumLength { return plain }
+        let length = 9 + responseID.utf8.count + kind.rawValue.utf8.count
+        if length <= maximumLength {
+            // One allocation: this runs for every message built.
+            var id = String()
+            id.reserveCapacity(length)
+            id.append("refiner-")
+            id.append(responseID)
+            id.append("-")
+            id.append(kind.rawValue)
+            return id
+        }
         return "refiner-sha256-" + SHA256.hexDigest(responseID.utf8) + "-" + String(kind.rawValue.prefix(14))
     }
 }

@@ -86,17 +86,22 @@ public struct SegmentCallBuilder: Sendable {
         try validate(response)
         let keys = try traitKeys(for: response)
         var profile = profile
+        profile.userTraits.reserveCapacity(profile.userTraits.count + response.answers.count + 1)
         if let account = response.account {
+            profile.accountTraits.reserveCapacity(
+                profile.accountTraits.count + response.answers.count + account.traits.count)
             for (name, value) in account.traits {
                 profile.accountTraits[normalizer.key(for: name, questionID: name)] = value
             }
         }
-        for (answer, key) in zip(response.answers, keys) {
-            guard let value = answer.value else { continue }
-            if answer.question.attribution == .account, response.account != nil {
-                profile.accountTraits[key] = value
+        let answers = response.answers
+        let hasAccount = response.account != nil
+        for index in answers.indices {
+            guard let value = answers[index].value else { continue }
+            if hasAccount, answers[index].question.attribution == .account {
+                profile.accountTraits[keys[index]] = value
             } else {
-                profile.userTraits[key] = value
+                profile.userTraits[keys[index]] = value
             }
         }
         if let email = response.user.email, !email.isEmpty { profile.email = email }
@@ -144,23 +149,28 @@ public struct SegmentCallBuilder: Sendable {
         // Surveys have a handful of questions: compare ids pairwise rather than hash them, up to a point.
         var seen: Set<String>? = answers.count > 16 ? Set(minimumCapacity: answers.count) : nil
         for position in answers.indices {
-            let question = answers[position].question
-            guard !question.id.isEmpty else {
-                throw fail(.missingQuestionID, "answer \(position + 1) ('\(question.text)') has a question with an empty id")
+            let id = answers[position].question.id
+            guard !id.isEmpty else {
+                let text = answers[position].question.text
+                throw fail(.missingQuestionID, "answer \(position + 1) ('\(text)') has a question with an empty id")
             }
-            let isRepeated =
-                seen != nil
-                ? !seen!.insert(question.id).inserted
-                : answers[..<position].contains { $0.question.id == question.id }
+            var isRepeated = false
+            if seen != nil {
+                isRepeated = !seen!.insert(id).inserted
+            } else {
+                for earlier in 0..<position where answers[earlier].question.id == id {
+                    isRepeated = true
+                    break
+                }
+            }
             guard !isRepeated else {
-                throw fail(.duplicateQuestion, "question '\(question.id)' is answered more than once")
+                throw fail(.duplicateQuestion, "question '\(id)' is answered more than once")
             }
-            let answer = answers[position]
-            switch answer.value {
+            switch answers[position].value {
             case .decimal(let number)? where !number.isFinite:
-                throw fail(.nonFiniteNumber, "question '\(question.id)' has the answer \(number), which JSON cannot carry")
+                throw fail(.nonFiniteNumber, "question '\(id)' has the answer \(number), which JSON cannot carry")
             case .date(let date)? where !Timestamp.isRepresentable(date):
-                throw fail(.dateOutOfRange, "question '\(question.id)' has a date outside the years 0000 to 9999")
+                throw fail(.dateOutOfRange, "question '\(id)' has a date outside the years 0000 to 9999")
             default:
                 break
             }
@@ -200,22 +210,41 @@ public struct SegmentCallBuilder: Sendable {
     private func encodeMessages(for response: SurveyResponse, profile: CollectedProfile) throws(RefinerSegmentError)
         -> [SegmentMessage]
     {
+        // What every message of the response shares, rendered once: the ids and the timestamp.
+        var shared = JSONWriter(capacity: 128)
+        if let userID = response.user.nonEmptyID {
+            shared.rawKey("userId")
+            shared.string(userID)
+        }
+        if let anonymousID = response.user.nonEmptyAnonymousID {
+            shared.rawKey("anonymousId")
+            shared.string(anonymousID)
+        }
+        let identity = shared.bytes
+        var time = JSONWriter(capacity: 40)
+        time.rawKey("timestamp")
+        time.date(response.completedAt)
+        let parts = SharedParts(identity: identity, timestamp: time.bytes)
+
         var messages: [SegmentMessage] = []
-        messages.reserveCapacity(3)
-        let user = response.user
-        var identifyTraits = profile.userTraits
-        if let email = profile.email { identifyTraits[emailKey] = .string(email) }
-        messages.append(try encode(.identify, response: response, user: user, traits: identifyTraits))
+        messages.reserveCapacity(configuration.sendsCompletedSurveyEvent ? 3 : 2)
+        if let email = profile.email {
+            var traits = profile.userTraits
+            traits[emailKey] = .string(email)
+            messages.append(try encode(.identify, response: response, parts: parts, traits: traits))
+        } else {
+            messages.append(try encode(.identify, response: response, parts: parts, traits: profile.userTraits))
+        }
         if let account = response.account {
             messages.append(
-                try encode(.group, response: response, user: user, groupID: account.id, traits: profile.accountTraits)
+                try encode(.group, response: response, parts: parts, groupID: account.id, traits: profile.accountTraits)
             )
         }
         if configuration.sendsCompletedSurveyEvent {
             var properties: Traits = ["survey_id": .string(response.survey.id), "response_id": .string(response.id)]
             if let name = response.survey.name { properties["survey_name"] = .string(name) }
             messages.append(
-                try encode(.track, response: response, user: user, event: Self.completedSurveyEvent, traits: properties)
+                try encode(.track, response: response, parts: parts, event: Self.completedSurveyEvent, traits: properties)
             )
         }
         return messages
@@ -230,29 +259,29 @@ public struct SegmentCallBuilder: Sendable {
         return (try encodeMessages(for: response, profile: updated), updated)
     }
 
+    /// Members every message of one response carries, encoded once: `"userId":...` and/or
+    /// `"anonymousId":...`, and `"timestamp":...`.
+    private struct SharedParts {
+        var identity: [UInt8]
+        var timestamp: [UInt8]
+    }
+
     private func encode(
         _ kind: SegmentMessage.Kind,
         response: SurveyResponse,
-        user: User,
+        parts: SharedParts,
         groupID: String? = nil,
         event: String? = nil,
         traits: Traits
     ) throws(RefinerSegmentError) -> SegmentMessage {
         let messageID = MessageID.make(responseID: response.id, kind: kind)
-        var writer = JSONWriter(capacity: 256 + traits.count * 64)
+        var writer = JSONWriter(capacity: 192 + parts.identity.count + traits.count * 64)
         writer.beginObject()
         writer.rawKey("type")
         writer.string(kind.rawValue)
         writer.rawKey("messageId")
         writer.string(messageID)
-        if let userID = user.nonEmptyID {
-            writer.rawKey("userId")
-            writer.string(userID)
-        }
-        if let anonymousID = user.nonEmptyAnonymousID {
-            writer.rawKey("anonymousId")
-            writer.string(anonymousID)
-        }
+        writer.members(parts.identity)
         if let groupID {
             writer.rawKey("groupId")
             writer.string(groupID)
@@ -261,8 +290,7 @@ public struct SegmentCallBuilder: Sendable {
             writer.rawKey("event")
             writer.string(event)
         }
-        writer.rawKey("timestamp")
-        writer.date(response.completedAt)
+        writer.members(parts.timestamp)
         if kind == .track { writer.rawKey("properties") } else { writer.rawKey("traits") }
         writer.beginObject()
         for (key, value) in traits {

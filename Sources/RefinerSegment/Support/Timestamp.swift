@@ -6,12 +6,15 @@ import Foundation
 
 /// ISO-8601 timestamps as Segment wants them, without DateFormatter: a byte loop both ways.
 enum Timestamp {
+    /// The length of a timestamp: `2026-11-20T10:15:00.000Z`.
+    static let byteCount = 24
+
     /// `2026-11-20T10:15:00.000Z`. The date must be representable (see ``isRepresentable(_:)``).
     static func string(from date: Date) -> String {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(24)
-        append(date, to: &bytes)
-        return String(decoding: bytes, as: UTF8.self)
+        String(unsafeUninitializedCapacity: byteCount) { buffer in
+            write(date, to: buffer.baseAddress!)
+            return byteCount
+        }
     }
 
     /// The years a four-digit ISO-8601 timestamp can carry.
@@ -20,8 +23,9 @@ enum Timestamp {
         return seconds.isFinite && seconds >= -62_167_219_200 && seconds < 253_402_300_800
     }
 
-    /// Appends `YYYY-MM-DDTHH:MM:SS.mmmZ`, milliseconds truncated. The date must be representable.
-    static func append(_ date: Date, to bytes: inout [UInt8]) {
+    /// Writes the 24 bytes of `YYYY-MM-DDTHH:MM:SS.mmmZ`, milliseconds truncated. The date must be
+    /// representable.
+    static func write(_ date: Date, to output: UnsafeMutablePointer<UInt8>) {
         // Round to the microsecond first so that a time read as `.123000` is not written as `.122`.
         let micros = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
         let millis = micros >= 0 ? micros / 1000 : (micros - 999) / 1000
@@ -30,20 +34,27 @@ enum Timestamp {
         let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         let secondOfDay = Int(seconds - days * 86_400)
         let (year, month, day) = civil(fromDays: days)
-        appendDigits(year, count: 4, to: &bytes)
-        bytes.append(UInt8(ascii: "-"))
-        appendDigits(month, count: 2, to: &bytes)
-        bytes.append(UInt8(ascii: "-"))
-        appendDigits(day, count: 2, to: &bytes)
-        bytes.append(UInt8(ascii: "T"))
-        appendDigits(secondOfDay / 3600, count: 2, to: &bytes)
-        bytes.append(UInt8(ascii: ":"))
-        appendDigits(secondOfDay / 60 % 60, count: 2, to: &bytes)
-        bytes.append(UInt8(ascii: ":"))
-        appendDigits(secondOfDay % 60, count: 2, to: &bytes)
-        bytes.append(UInt8(ascii: "."))
-        appendDigits(millisecond, count: 3, to: &bytes)
-        bytes.append(UInt8(ascii: "Z"))
+        func digits(_ value: Int, _ count: Int, at offset: Int) {
+            var value = value
+            for position in stride(from: offset + count - 1, through: offset, by: -1) {
+                output[position] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: value % 10)
+                value /= 10
+            }
+        }
+        digits(year, 4, at: 0)
+        output[4] = UInt8(ascii: "-")
+        digits(month, 2, at: 5)
+        output[7] = UInt8(ascii: "-")
+        digits(day, 2, at: 8)
+        output[10] = UInt8(ascii: "T")
+        digits(secondOfDay / 3600, 2, at: 11)
+        output[13] = UInt8(ascii: ":")
+        digits(secondOfDay / 60 % 60, 2, at: 14)
+        output[16] = UInt8(ascii: ":")
+        digits(secondOfDay % 60, 2, at: 17)
+        output[19] = UInt8(ascii: ".")
+        digits(millisecond, 3, at: 20)
+        output[23] = UInt8(ascii: "Z")
     }
 
     /// Reads `YYYY-MM-DDTHH:MM:SS[.fraction][Z|±HH:MM|±HHMM]`; a space may stand for the `T`, and no
@@ -107,17 +118,6 @@ enum Timestamp {
         let days = daysFromCivil(year: year, month: month, day: day)
         let seconds = days * 86_400 + Int64(hour * 3600 + minute * 60 + second - offsetSeconds)
         return Date(timeIntervalSince1970: Double(seconds) + Double(micros) / 1_000_000)
-    }
-
-    private static func appendDigits(_ value: Int, count: Int, to bytes: inout [UInt8]) {
-        var divisor = 1
-        for _ in 1..<count { divisor *= 10 }
-        var value = value
-        while divisor > 0 {
-            bytes.append(UInt8(ascii: "0") + UInt8(value / divisor))
-            value %= divisor
-            divisor /= 10
-        }
     }
 
     private static func daysIn(month: Int, year: Int) -> Int {

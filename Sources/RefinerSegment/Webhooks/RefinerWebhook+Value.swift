@@ -50,7 +50,7 @@ extension RefinerWebhook {
 
         private func write(to writer: inout JSONWriter) {
             switch self {
-            case .null: writer.raw("null".utf8)
+            case .null: writer.null()
             case .boolean(let value): writer.boolean(value)
             case .integer(let value): writer.integer(value)
             case .decimal(let value): writer.decimal(value)
