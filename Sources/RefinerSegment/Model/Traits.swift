@@ -4,33 +4,39 @@
 /// sorting on every encode. Setting a key that is present replaces its value: the latest answer wins.
 /// The JSON form is an object.
 public struct Traits: Sendable, Hashable {
-    private var keys: [String] = []
-    private var values: [AnswerValue] = []
+    /// The traits, sorted by key: one array, so a set of traits is one allocation.
+    private var storage: [Entry] = []
+
+    private struct Entry: Sendable, Hashable {
+        var key: String
+        var value: AnswerValue
+    }
 
     /// Creates empty traits.
     public init() {}
 
     /// The number of traits.
-    public var count: Int { keys.count }
+    public var count: Int { storage.count }
     /// Whether there are no traits.
-    public var isEmpty: Bool { keys.isEmpty }
+    public var isEmpty: Bool { storage.isEmpty }
 
     /// The value of a trait; setting `nil` removes the trait.
     public subscript(key: String) -> AnswerValue? {
         get {
             let (index, found) = position(of: key)
-            return found ? values[index] : nil
+            return found ? storage[index].value : nil
         }
         set {
             let (index, found) = position(of: key)
             switch (found, newValue) {
-            case (true, let value?): values[index] = value
-            case (true, nil):
-                keys.remove(at: index)
-                values.remove(at: index)
+            case (true, let value?): storage[index].value = value
+            case (true, nil): storage.remove(at: index)
             case (false, let value?):
-                keys.insert(key, at: index)
-                values.insert(value, at: index)
+                if index == storage.count {
+                    storage.append(Entry(key: key, value: value))
+                } else {
+                    storage.insert(Entry(key: key, value: value), at: index)
+                }
             case (false, nil): break
             }
         }
@@ -38,8 +44,7 @@ public struct Traits: Sendable, Hashable {
 
     /// Reserves room for `capacity` traits, so that adding that many allocates once.
     public mutating func reserveCapacity(_ capacity: Int) {
-        keys.reserveCapacity(capacity)
-        values.reserveCapacity(capacity)
+        storage.reserveCapacity(capacity)
     }
 
     /// Sets every trait of `other` on these traits; where both have a key, `other`'s value wins.
@@ -57,14 +62,19 @@ public struct Traits: Sendable, Hashable {
     /// Binary search: the index of `key`, or where it would be inserted.
     private func position(of key: String) -> (index: Int, found: Bool) {
         // Appending in order is the common case (keys built in sorted order, or a single new key).
-        if let last = keys.last, last < key { return (keys.count, false) }
+        if let last = storage.last?.key, last < key { return (storage.count, false) }
         var low = 0
-        var high = keys.count
+        var high = storage.count
         while low < high {
             let middle = (low + high) / 2
-            let candidate = keys[middle]
-            if candidate == key { return (middle, true) }
-            if candidate < key { low = middle + 1 } else { high = middle }
+            let candidate = storage[middle].key
+            if candidate < key {
+                low = middle + 1
+            } else if candidate == key {
+                return (middle, true)
+            } else {
+                high = middle
+            }
         }
         return (low, false)
     }
@@ -77,9 +87,9 @@ extension Traits: RandomAccessCollection {
     /// The first position.
     public var startIndex: Int { 0 }
     /// The position after the last trait.
-    public var endIndex: Int { keys.count }
+    public var endIndex: Int { storage.count }
     /// The trait at a position, in key order.
-    public subscript(position: Int) -> Element { (keys[position], values[position]) }
+    public subscript(position: Int) -> Element { (storage[position].key, storage[position].value) }
 }
 
 extension Traits: ExpressibleByDictionaryLiteral {

@@ -9,14 +9,24 @@ enum MessageID {
     static func make(responseID: String, kind: SegmentMessage.Kind) -> String {
         let length = 9 + responseID.utf8.count + kind.rawValue.utf8.count
         if length <= maximumLength {
-            // One allocation: this runs for every message built.
-            var id = String()
-            id.reserveCapacity(length)
-            id.append("refiner-")
-            id.append(responseID)
-            id.append("-")
-            id.append(kind.rawValue)
-            return id
+            // Written in place, one allocation: this runs for every message built.
+            var responseID = responseID
+            var kindName = kind.rawValue
+            return responseID.withUTF8 { id in
+                kindName.withUTF8 { name in
+                    String(unsafeUninitializedCapacity: length) { output in
+                        let prefix: StaticString = "refiner-"
+                        let base = output.baseAddress!
+                        base.initialize(from: prefix.utf8Start, count: 8)
+                        if let idBytes = id.baseAddress { (base + 8).initialize(from: idBytes, count: id.count) }
+                        base[8 + id.count] = UInt8(ascii: "-")
+                        if let nameBytes = name.baseAddress {
+                            (base + 9 + id.count).initialize(from: nameBytes, count: name.count)
+                        }
+                        return length
+                    }
+                }
+            }
         }
         return "refiner-sha256-" + SHA256.hexDigest(responseID.utf8) + "-" + String(kind.rawValue.prefix(14))
     }
