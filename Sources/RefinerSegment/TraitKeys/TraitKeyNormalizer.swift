@@ -165,16 +165,31 @@ public struct TraitKeyNormalizer: Sendable, Hashable {
     /// Steps 1 to 4 scalar by scalar: ASCII letters, digits and apostrophes, with a space for a separator.
     static func transliterated(_ text: String) -> [UInt8] {
         let table = TransliterationTable.shared
-        var ascii: [UInt8] = []
-        ascii.reserveCapacity(text.utf8.count)
-        for scalar in text.unicodeScalars {
-            if scalar.isASCII {
-                ascii.append(UInt8(truncatingIfNeeded: scalar.value))
-            } else {
-                table.appendFolded(scalar, to: &ascii)
+        var text = text
+        return text.withUTF8 { input in
+            // No scalar folds to more than twice its UTF-8 length (the table's longest, `㎯` -> `rad s2`,
+            // is 6 bytes from 3), so the output fits without growing.
+            [UInt8](unsafeUninitializedCapacity: input.count * 2) { output, count in
+                var end = 0
+                var index = 0
+                while index < input.count {
+                    let lead = input[index]
+                    if lead < 0x80 {
+                        output[end] = lead
+                        end += 1
+                        index += 1
+                        continue
+                    }
+                    // Swift strings hold valid UTF-8, so a lead byte tells the sequence's length.
+                    let length = lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4
+                    var value = UInt32(lead) & (lead < 0xE0 ? 0x1F : lead < 0xF0 ? 0x0F : 0x07)
+                    for offset in 1..<length { value = value << 6 | UInt32(input[index + offset] & 0x3F) }
+                    index += length
+                    end += table.write(value, to: output.baseAddress! + end)
+                }
+                count = end
             }
         }
-        return ascii
     }
 
     /// Steps 3, 5 and 6 over ASCII bytes: lowercase, drop in-word apostrophes, runs of others to one `_`.

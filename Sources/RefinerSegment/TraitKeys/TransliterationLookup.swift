@@ -48,23 +48,30 @@ struct TransliterationTable: Sendable {
         self.bytes = bytes
     }
 
-    /// Appends the folded ASCII form of a non-ASCII scalar: letters, digits and apostrophes, nothing for a
-    /// dropped mark, or a space for a separator.
+    /// Writes the folded ASCII form of a non-ASCII scalar (letters, digits and apostrophes, nothing for a
+    /// dropped mark, a space for a separator) and returns its length: at most twice the scalar's UTF-8 length.
     @inline(__always)
-    func appendFolded(_ scalar: Unicode.Scalar, to output: inout [UInt8]) {
-        let value = scalar.value
+    func write(_ value: UInt32, to output: UnsafeMutablePointer<UInt8>) -> Int {
         let slot: Int
         if value < 0x1_0000 {
             slot = Int(planeZero[Int(value)])
         } else if let found = supplementary[value] {
             slot = found < 0 ? Int(Self.dropped) : found
+        } else if let scalar = Unicode.Scalar(value), scalar.properties.generalCategory == .nonspacingMark {
+            slot = Int(Self.dropped)
         } else {
-            slot = scalar.properties.generalCategory == .nonspacingMark ? Int(Self.dropped) : Int(Self.separator)
+            slot = Int(Self.separator)
         }
         switch slot {
-        case Int(Self.separator): output.append(UInt8(ascii: " "))
-        case Int(Self.dropped): break
-        default: output.append(contentsOf: bytes[ranges[slot - 2]])
+        case Int(Self.separator):
+            output[0] = UInt8(ascii: " ")
+            return 1
+        case Int(Self.dropped):
+            return 0
+        default:
+            let range = ranges[slot - 2]
+            bytes.withUnsafeBufferPointer { (output).initialize(from: $0.baseAddress! + range.lowerBound, count: range.count) }
+            return range.count
         }
     }
 }
