@@ -107,6 +107,8 @@ extension SegmentPipeline {
         public var queuedBytes = 0
         /// Messages in batches being sent now.
         public var inFlightMessages = 0
+        /// Calls to `record` waiting for room in the queue now (back-pressure at work).
+        public var waitingToRecord = 0
 
         /// Creates counters, all zero.
         public init() {}

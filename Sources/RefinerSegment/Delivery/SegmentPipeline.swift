@@ -56,7 +56,8 @@ public actor SegmentPipeline {
     private var pausedUntil: Date?
     private var state = State.running
     private var deadlineTask: Task<Void, Never>?
-    private var handedBack: [SegmentMessage] = []
+    /// What was handed back, by the sequence number of its first message, so it returns in accepted order.
+    private var handedBack: [(start: Int, messages: [SegmentMessage])] = []
     private var subscribers: [Int: AsyncStream<SegmentOutcome>.Continuation] = [:]
     private var nextSubscriberID = 0
 
@@ -210,6 +211,7 @@ public actor SegmentPipeline {
                     continuation.resume(returning: Self.cancelledError)
                 } else {
                     spaceWaiters.append(SpaceWaiter(id: id, unit: unit, bytes: bytes, continuation: continuation))
+                    counters.waitingToRecord = spaceWaiters.count
                 }
             }
         } onCancel: {
@@ -224,6 +226,7 @@ public actor SegmentPipeline {
     private func cancelSpaceWaiter(_ id: Int) {
         guard let index = spaceWaiters.firstIndex(where: { $0.id == id }) else { return }
         spaceWaiters.remove(at: index).continuation.resume(returning: Self.cancelledError)
+        counters.waitingToRecord = spaceWaiters.count
         admitSpaceWaiters()  // the next in line may fit where the cancelled one did not
     }
 
@@ -246,6 +249,7 @@ public actor SegmentPipeline {
     private func admitSpaceWaiters() {
         while let first = spaceWaiters.first, state == .running, fits(count: first.unit.count, bytes: first.bytes) {
             spaceWaiters.removeFirst()
+            counters.waitingToRecord = spaceWaiters.count
             enqueue(first.unit, bytes: first.bytes)
             first.continuation.resume(returning: nil)
         }
@@ -277,6 +281,7 @@ public actor SegmentPipeline {
             state = .shuttingDown
             let waiters = spaceWaiters
             spaceWaiters = []
+            counters.waitingToRecord = 0
             for waiter in waiters {
                 waiter.continuation.resume(
                     returning: SegmentDeliveryError(code: .shutDown, detail: "the pipeline is shutting down"))
@@ -297,7 +302,7 @@ public actor SegmentPipeline {
         if state != .shutDown {
             await withCheckedContinuation { shutdownWaiters.append($0) }
         }
-        return handedBack
+        return handedBack.sorted { $0.start < $1.start }.flatMap(\.messages)
     }
 
     /// A stream of what becomes of recorded messages, from now on, until shutdown ends.
@@ -351,16 +356,18 @@ public actor SegmentPipeline {
     private func deadlineReached() {
         guard state == .shuttingDown else { return }
         state = .pastDeadline
-        let rest = queue.removeAll()
-        counters.queuedMessages = 0
-        counters.queuedBytes = 0
-        if !rest.isEmpty { handBack(rest) }
+        // Workers hand back their batches as they stop; the queue follows them in finishShutdown.
         for worker in workers { worker.cancel() }
         resumeIdleWorkers()
         resumeFlushWaiters()
     }
 
     private func finishShutdown() {
+        let start = queue.removedCount
+        let rest = queue.removeAll()
+        counters.queuedMessages = 0
+        counters.queuedBytes = 0
+        if !rest.isEmpty { handBack(rest, start: start) }
         state = .shutDown
         deadlineTask?.cancel()
         deadlineTask = nil
@@ -384,7 +391,7 @@ public actor SegmentPipeline {
 
     private func runWorker() async {
         while let (messages, start) = await nextBatch() {
-            await deliver(messages)
+            await deliver(messages, start: start)
             counters.inFlightMessages -= messages.count
             if let index = inFlightStarts.firstIndex(of: start) { inFlightStarts.remove(at: index) }
             resumeFlushWaiters()
@@ -415,7 +422,7 @@ public actor SegmentPipeline {
     }
 
     /// Sends one batch until it is delivered, fails for good, or is handed back at the deadline.
-    private func deliver(_ messages: [SegmentMessage]) async {
+    private func deliver(_ messages: [SegmentMessage], start batchStart: Int) async {
         let policy = configuration.retry
         var retryCount = 0
         var failures = 0
@@ -424,10 +431,14 @@ public actor SegmentPipeline {
             if let pausedUntil {
                 let wait = pausedUntil.timeIntervalSince(clock.now())
                 if wait > 0 {
-                    do { try await clock.sleep(.seconds(wait)) } catch { return handBack(messages) }
+                    do {
+                        try await clock.sleep(.seconds(wait))
+                    } catch {
+                        return handBack(messages, start: batchStart)
+                    }
                 }
             }
-            if state == .pastDeadline || Task.isCancelled { return handBack(messages) }
+            if state == .pastDeadline || Task.isCancelled { return handBack(messages, start: batchStart) }
             let request = makeRequest(messages, retryCount: retryCount)
             counters.requests += 1
             let failure: SegmentDeliveryError
@@ -452,7 +463,7 @@ public actor SegmentPipeline {
                     pause = policy.retryAfter(response.headerField("Retry-After"), now: clock.now())
                 }
             } catch {
-                if state == .pastDeadline || Task.isCancelled { return handBack(messages) }
+                if state == .pastDeadline || Task.isCancelled { return handBack(messages, start: batchStart) }
                 failure = SegmentDeliveryError(code: .transportFailure, underlying: redact(String(describing: error)))
             }
             let failedAt = clock.now()
@@ -483,7 +494,11 @@ public actor SegmentPipeline {
                 let until = failedAt.adding(delay)
                 if pausedUntil.map({ until > $0 }) ?? true { pausedUntil = until }
             } else {
-                do { try await clock.sleep(delay) } catch { return handBack(messages) }
+                do {
+                    try await clock.sleep(delay)
+                } catch {
+                    return handBack(messages, start: batchStart)
+                }
             }
         }
     }
@@ -506,9 +521,9 @@ public actor SegmentPipeline {
         emit(.failed(messages, reason: reason))
     }
 
-    private func handBack(_ messages: [SegmentMessage]) {
+    private func handBack(_ messages: [SegmentMessage], start: Int) {
         counters.handedBack += messages.count
-        handedBack.append(contentsOf: messages)
+        handedBack.append((start, messages))
         emit(.handedBack(messages))
     }
 
