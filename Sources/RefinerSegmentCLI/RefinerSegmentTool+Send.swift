@@ -41,6 +41,19 @@ extension RefinerSegmentTool {
         var store = InMemoryProfileStore()
         var skipped = 0
         var lines = 0
+        // An already-built identify waits for the next line: when that is its group, they go as one unit, as
+        // the builder's pairs do (a failed file lists them one per line).
+        var pendingIdentify: (line: Int, message: SegmentMessage, userID: String?)?
+        func recordPending() async {
+            guard let pending = pendingIdentify else { return }
+            pendingIdentify = nil
+            do {
+                try await pipeline.record([pending.message])
+            } catch {
+                skipped += 1
+                io.writeError("line \(pending.line): skipped: \(error)\n")
+            }
+        }
         while let line = try reader.next() {
             switch line {
             case .tooLong(let number, let byteCount):
@@ -51,7 +64,18 @@ extension RefinerSegmentTool {
                 if bytes.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
                 lines += 1
                 do {
-                    let messages = try SendInput.messages(fromLine: bytes, store: &store, builder: builder)
+                    var messages = try SendInput.messages(fromLine: bytes, store: &store, builder: builder)
+                    if messages.count == 1, messages[0].kind == .group, let pending = pendingIdentify,
+                        pending.userID != nil, pending.userID == SendInput.userID(of: messages[0])
+                    {
+                        messages.insert(pending.message, at: 0)
+                        pendingIdentify = nil
+                    }
+                    await recordPending()
+                    if messages.count == 1, messages[0].kind == .identify {
+                        pendingIdentify = (number, messages[0], SendInput.userID(of: messages[0]))
+                        continue
+                    }
                     try await pipeline.record(messages)
                 } catch {
                     skipped += 1
@@ -59,6 +83,7 @@ extension RefinerSegmentTool {
                 }
             }
         }
+        await recordPending()
         await pipeline.flush()
         let handedBack = await pipeline.shutdown(deadline: Date())
         var progress = await reporter.value
@@ -119,6 +144,15 @@ enum SendInput {
         let fields = (try? JSONDecoder().decode(TopLevelFields.self, from: Data(line)))?.names ?? []
         let shape = shapes.first { $0.recognizes(fields) } ?? shapes[shapes.count - 1]
         return try shape.decode(line, &store, builder)
+    }
+
+    /// The `userId` of an already-built message, to pair an identify with the group that follows it.
+    static func userID(of message: SegmentMessage) -> String? {
+        (try? JSONDecoder().decode(UserIDField.self, from: Data(message.json)))?.userId
+    }
+
+    private struct UserIDField: Decodable {
+        var userId: String?
     }
 
     /// The names of a JSON object's members.

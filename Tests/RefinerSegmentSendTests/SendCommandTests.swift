@@ -109,6 +109,21 @@ final class Captured: @unchecked Sendable {
         #expect(try messageIDs(server.requests) == ["refiner-resp_x-track", "refiner-resp_y-track"])
     }
 
+    @Test func aBuiltIdentifyAndItsGroupTravelTogether() async throws {
+        let server = try LoopbackHTTPServer()
+        defer { server.stop() }
+        var store = InMemoryProfileStore()
+        let pair = try store.process(
+            try SurveyResponse(json: Array(Self.response("resp_1", user: "u1").utf8)), with: SegmentCallBuilder())
+        let rendered = pair.map { String(decoding: $0.json, as: UTF8.self) }.joined(separator: "\n")
+        let captured = Captured()
+        let status = await RefinerSegmentTool(io: captured.io(input: rendered, environment: ["SEGMENT_WRITE_KEY": "wk"]))
+            .run(["send", "--endpoint", server.baseURL.absoluteString])
+        #expect(status == 0, "\(captured.error)")
+        #expect(server.requests.count == 1)
+        #expect(try messageIDs(server.requests) == ["refiner-resp_1-identify", "refiner-resp_1-group"])
+    }
+
     @Test func aBadLineIsReportedAndTheOthersAreSent() async throws {
         let server = try LoopbackHTTPServer()
         defer { server.stop() }
