@@ -223,6 +223,7 @@ import Testing
             + [String(describing: harness.pipeline)] + (await harness.transport.requests).map { "\($0)" }
         var dumped = ""
         dump(await harness.transport.requests, to: &dumped)
+        dump(harness.pipeline, to: &dumped)
         for text in texts + [dumped] {
             #expect(!text.contains("wk_secret_123"))
             #expect(!text.contains("d2tfc2VjcmV0XzEyMzo="))

@@ -25,8 +25,10 @@ import Foundation
 /// - The write key appears in requests only; never in a description, an error or an outcome.
 ///
 /// One pipeline serves one write key. It holds no global state, so a process may run many (one per
-/// tenant); the clock, the jitter and the transport are injected.
-public actor SegmentPipeline {
+/// tenant); the clock, the jitter and the transport are injected. Its sending tasks keep it alive until
+/// ``shutdown(deadline:)``, so shut a pipeline down before letting it go. Its description and reflection
+/// show the endpoint only.
+public actor SegmentPipeline: CustomStringConvertible, CustomReflectable {
     /// The settings the pipeline runs with.
     public nonisolated let configuration: Configuration
     private let writeKey: WriteKey
@@ -106,6 +108,14 @@ public actor SegmentPipeline {
             "User-Agent": configuration.library.userAgent,
         ]
         self.secrets = [writeKey.rawValue, String(writeKey.basicAuthorization.dropFirst("Basic ".count))]
+    }
+
+    /// `SegmentPipeline(https://api.segment.io)`: the endpoint, never the write key.
+    public nonisolated var description: String { "SegmentPipeline(\(configuration.endpoint))" }
+
+    /// A mirror that shows the configuration only, so `dump` cannot reveal the write key.
+    public nonisolated var customMirror: Mirror {
+        Mirror(self, children: ["configuration": configuration])
     }
 
     /// A delay between half of `backoff` and all of it, at random ("equal jitter"), so that many
