@@ -67,7 +67,7 @@ import Testing
     @Test func aPairIsNeverSplitByTheByteLimit() async throws {
         // Each message is 100 KB; a batch holds four, so five pairs must go as 2 + 2 + 1 pairs.
         let units = (0..<5).map { [Messages.sized("i\($0)", size: 100_000), Messages.sized("g\($0)", size: 100_000)] }
-        let harness = try await deliver(units)
+        let harness = try await deliver(units) { $0.batch.maximumMessageBytes = 100_000 }
         let batches = try await harness.batches()
         #expect(batches.map(\.count) == [4, 4, 2])
         #expect(batches.flatMap { $0 } == units.flatMap { $0.map(\.messageID) })
@@ -94,10 +94,10 @@ import Testing
             try await harness.pipeline.record(try Messages.pair("r1"))
         }
         do throws(SegmentDeliveryError) {
-            try await harness.pipeline.record([Messages.sized("big", size: 600_000)])
-            Issue.record("a 600 KB message was accepted")
+            try await harness.pipeline.record([Messages.sized("big", size: 32 * 1024 + 1)])
+            Issue.record("a message over 32 KB was accepted")
         } catch {
-            #expect(error.code == .unitTooLarge)
+            #expect(error.code == .messageTooLarge)
         }
         #expect(await harness.pipeline.counters.accepted == 0)
     }

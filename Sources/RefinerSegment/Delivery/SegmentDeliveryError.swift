@@ -19,6 +19,7 @@ public struct SegmentDeliveryError: Error, Hashable, Sendable, CustomStringConve
             case shutDown = "pipeline shut down"
             case cancelled = "cancelled"
             case unitTooLarge = "messages too large for one batch"
+            case messageTooLarge = "message too large"
             case invalidConfiguration = "invalid configuration"
         }
 
@@ -49,6 +50,8 @@ public struct SegmentDeliveryError: Error, Hashable, Sendable, CustomStringConve
         /// The messages recorded together cannot fit in one batch (500 KB including the envelope, 2,500
         /// messages), so they could never be sent together.
         public static let unitTooLarge = Code(.unitTooLarge)
+        /// A message is larger than Segment accepts (32 KB by default); nothing was accepted.
+        public static let messageTooLarge = Code(.messageTooLarge)
         /// A configuration value cannot be used (an endpoint, a bound).
         public static let invalidConfiguration = Code(.invalidConfiguration)
 

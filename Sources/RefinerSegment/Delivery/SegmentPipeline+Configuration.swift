@@ -76,14 +76,19 @@ extension SegmentPipeline {
         public var maximumMessages: Int
         /// The most bytes in one request body, envelope included: 500 KB.
         public var maximumBytes: Int
+        /// The largest single message: Segment's 32 KB. Segment refuses a batch that holds a larger one, and
+        /// with it every other message of the batch, so larger messages are refused at `record`.
+        public var maximumMessageBytes: Int
 
         /// Creates limits; Segment's by default.
         public init(
             maximumMessages: Int = SegmentBatch.maximumMessages,
-            maximumBytes: Int = SegmentBatch.maximumBytes
+            maximumBytes: Int = SegmentBatch.maximumBytes,
+            maximumMessageBytes: Int = 32 * 1024
         ) {
             self.maximumMessages = maximumMessages
             self.maximumBytes = maximumBytes
+            self.maximumMessageBytes = maximumMessageBytes
         }
     }
 
@@ -132,6 +137,7 @@ extension SegmentPipeline {
         guard batch.maximumBytes > envelopeBytes, batch.maximumBytes <= SegmentBatch.maximumBytes else {
             throw invalid("a batch holds more than its envelope and at most \(SegmentBatch.maximumBytes) bytes")
         }
+        guard batch.maximumMessageBytes >= 1 else { throw invalid("a message may be at least one byte") }
         guard configuration.queue.maximumMessages >= 1, configuration.queue.maximumBytes >= 1 else {
             throw invalid("the queue must hold at least one message")
         }

@@ -134,8 +134,8 @@ public actor SegmentPipeline: CustomStringConvertible, CustomReflectable {
     ///
     /// - Throws: ``SegmentDeliveryError`` with code ``SegmentDeliveryError/Code/queueFull`` (fail-fast
     ///   policy), ``SegmentDeliveryError/Code/shutDown``, ``SegmentDeliveryError/Code/cancelled`` (the task
-    ///   was cancelled while waiting), or ``SegmentDeliveryError/Code/unitTooLarge``. Nothing is accepted
-    ///   when it throws.
+    ///   was cancelled while waiting), ``SegmentDeliveryError/Code/messageTooLarge`` or
+    ///   ``SegmentDeliveryError/Code/unitTooLarge``. Nothing is accepted when it throws.
     public func record(_ messages: [SegmentMessage]) async throws(SegmentDeliveryError) {
         guard !messages.isEmpty else { return }
         let bytes = try check(messages)
@@ -187,8 +187,16 @@ public actor SegmentPipeline: CustomStringConvertible, CustomReflectable {
         guard state == .running else {
             throw SegmentDeliveryError(code: .shutDown, detail: "the pipeline accepts no more messages")
         }
-        let bytes = MessageQueue.bytes(of: unit)
         let limits = configuration.batch
+        for message in unit where message.byteCount > limits.maximumMessageBytes {
+            throw SegmentDeliveryError(
+                code: .messageTooLarge,
+                detail: "message '\(message.messageID)'"
+                    + (message.responseID.map { " from response '\($0)'" } ?? "")
+                    + " is \(message.byteCount) bytes, more than \(limits.maximumMessageBytes)"
+            )
+        }
+        let bytes = MessageQueue.bytes(of: unit)
         guard unit.count <= limits.maximumMessages, envelopeBytes + bytes <= limits.maximumBytes else {
             throw SegmentDeliveryError(
                 code: .unitTooLarge,
