@@ -33,7 +33,10 @@ extension RefinerSegmentTool {
         let outcomes = await pipeline.outcomes()
         let reporter = Task { [io] in
             var progress = SendProgress(io: io)
-            for await outcome in outcomes { progress.record(outcome) }
+            for await outcome in outcomes {
+                progress.accepted = await pipeline.counters.accepted
+                progress.record(outcome)
+            }
             return progress
         }
 
@@ -175,6 +178,7 @@ enum SendInput {
 /// What `send` shows on stderr while it runs, and the failed messages it collects.
 struct SendProgress {
     let io: ToolIO
+    var accepted = 0
     var delivered = 0
     var failed = 0
     var retries = 0
@@ -211,7 +215,7 @@ struct SendProgress {
 
     /// A plain line for a log, or the bar redrawn in place on a terminal.
     private mutating func line(_ event: String) {
-        let totals = "delivered \(delivered), retried \(retries), failed \(failed)"
+        let totals = "accepted \(accepted), delivered \(delivered), retried \(retries), failed \(failed)"
         guard io.errorIsTerminal else {
             io.writeError("refiner-segment: \(event) (\(totals))\n")
             return

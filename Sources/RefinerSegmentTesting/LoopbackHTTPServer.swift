@@ -13,7 +13,8 @@ import Darwin
 ///
 /// It listens on a port the system picks (``port``), serves each connection on a thread of its own
 /// (keep-alive, `Content-Length` and chunked bodies), records every request and answers through a handler.
-/// Blocking socket calls run on its own threads, never on Swift concurrency's pool.
+/// Blocking socket calls run on its own threads, never on Swift concurrency's pool. Its threads keep it
+/// running until ``stop()``: call it when the test is done (`defer { server.stop() }`).
 public final class LoopbackHTTPServer: Sendable {
     /// A request as the server read it.
     public struct Request: Sendable, Hashable {

@@ -175,6 +175,6 @@ final class Captured: @unchecked Sendable {
             io: captured.io(input: Self.input, environment: ["SEGMENT_WRITE_KEY": "wk"], terminal: true)
         ).run(["send", "--endpoint", server.baseURL.absoluteString])
         #expect(status == 0)
-        #expect(captured.error.contains("\r\u{1B}[2K[########################] delivered 6, retried 0, failed 0"))
+        #expect(captured.error.contains("\r\u{1B}[2K[########################] accepted 6, delivered 6, retried 0, failed 0"))
     }
 }
