@@ -141,7 +141,7 @@ enum SendInput {
         store: inout InMemoryProfileStore,
         builder: SegmentCallBuilder
     ) throws -> [SegmentMessage] {
-        guard String(validating: line, as: UTF8.self) != nil else {
+        guard String(bytes: line, encoding: .utf8) != nil else {
             throw RefinerSegmentError(code: .invalidInput, detail: "not valid UTF-8")
         }
         let fields = (try? JSONDecoder().decode(TopLevelFields.self, from: Data(line)))?.names ?? []

@@ -12,19 +12,26 @@ final class Captured: @unchecked Sendable {
     private var _error = ""
     private var _files: [String: [UInt8]] = [:]
 
-    var output: [UInt8] { lock.withLock { _output } }
-    var error: String { lock.withLock { _error } }
-    var files: [String: [UInt8]] { lock.withLock { _files } }
+    var output: [UInt8] { locked { _output } }
+    var error: String { locked { _error } }
+    var files: [String: [UInt8]] { locked { _files } }
+
+    /// `NSLock.withLock` needs macOS 14; the package supports macOS 13.
+    private func locked<Result>(_ body: () -> Result) -> Result {
+        lock.lock()
+        defer { lock.unlock() }
+        return body()
+    }
 
     func io(input: String, environment: [String: String], terminal: Bool = false) -> ToolIO {
         let bytes = Array(input.utf8)
         return ToolIO(
             openInput: { _ in MemorySource(bytes, chunkSize: 7) },
-            writeOutput: { bytes in self.lock.withLock { self._output += bytes } },
-            writeError: { text in self.lock.withLock { self._error += text } },
+            writeOutput: { bytes in self.locked { self._output += bytes } },
+            writeError: { text in self.locked { self._error += text } },
             environment: environment,
             errorIsTerminal: terminal,
-            writeFile: { path, bytes in self.lock.withLock { self._files[path] = bytes } }
+            writeFile: { path, bytes in self.locked { self._files[path] = bytes } }
         )
     }
 }
