@@ -102,6 +102,33 @@ import Testing
         #expect(await harness.pipeline.counters.accepted == 0)
     }
 
+    @Test func recordingAResponseOnAProfileReturnsTheUpdatedProfile() async throws {
+        let harness = try await Harness()
+        let response = SurveyResponse(
+            id: "resp_8", completedAt: Date(timeIntervalSince1970: 1_795_600_000), survey: Survey(id: "s"),
+            user: User(id: "u1"), account: Account(id: "a1"),
+            answers: [Answer(question: Question(id: "q", text: "Industry?", attribution: .account), value: "retail")])
+        let profile = try await harness.pipeline.record(response, profile: CollectedProfile(), builder: SegmentCallBuilder())
+        await harness.pipeline.flush()
+        _ = await harness.finish()
+        #expect(profile.accountTraits["refiner_industry"] == .string("retail"))
+        #expect(try await harness.batches() == [["refiner-resp_8-identify", "refiner-resp_8-group"]])
+    }
+
+    @Test func anInvalidResponseIsRefusedBeforeAnythingIsQueued() async throws {
+        let harness = try await Harness()
+        var store = InMemoryProfileStore()
+        let response = SurveyResponse(
+            id: "resp_7", completedAt: Date(timeIntervalSince1970: 1_795_600_000), survey: Survey(id: "s"),
+            user: User())
+        await #expect(throws: RefinerSegmentError.self) {
+            try await harness.pipeline.record(response, store: &store, builder: try SegmentCallBuilder())
+        }
+        #expect(await harness.pipeline.counters.accepted == 0)
+        #expect(store == InMemoryProfileStore())
+        _ = await harness.finish()
+    }
+
     @Test func recordingAResponseBuildsItsPairAndUpdatesTheStore() async throws {
         let harness = try await Harness()
         var store = InMemoryProfileStore()
