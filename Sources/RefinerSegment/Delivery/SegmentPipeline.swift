@@ -472,7 +472,7 @@ public actor SegmentPipeline: CustomStringConvertible, CustomReflectable {
                         messages,
                         SegmentDeliveryError(
                             code: .rejected, statusCode: response.statusCode, responseBody: text(of: response.body),
-                            detail: "Segment does not accept a retry of this batch"
+                            detail: "the server refused the batch, which is not retried"
                         )
                     )
                 case .retry:
