@@ -6,14 +6,22 @@ let package = Package(
     platforms: [.macOS(.v13), .iOS(.v16), .tvOS(.v16), .watchOS(.v9)],
     products: [
         .library(name: "RefinerSegment", targets: ["RefinerSegment"]),
+        .library(name: "RefinerSegmentURLSession", targets: ["RefinerSegmentURLSession"]),
+        .library(name: "RefinerSegmentTesting", targets: ["RefinerSegmentTesting"]),
         .executable(name: "refiner-segment", targets: ["refiner-segment"]),
     ],
     targets: [
         // The core: model, trait keys, Segment call builder, JSON writer. No I/O.
         .target(name: "RefinerSegment"),
+        // A SegmentTransport on URLSession (FoundationNetworking on Linux), kept out of the core so that hosts
+        // with their own HTTP client never link it.
+        .target(name: "RefinerSegmentURLSession", dependencies: ["RefinerSegment"]),
+        // Test doubles for hosts and for this package: recording and scripted transports, a virtual clock, a
+        // loopback HTTP server and a compatibility test for a host's own transport.
+        .target(name: "RefinerSegmentTesting", dependencies: ["RefinerSegment"]),
         // The command-line tool's logic, on the core's public API only; a module of its own so tests can drive it
         // in-process with byte buffers instead of spawning the executable.
-        .target(name: "RefinerSegmentCLI", dependencies: ["RefinerSegment"]),
+        .target(name: "RefinerSegmentCLI", dependencies: ["RefinerSegment", "RefinerSegmentURLSession"]),
         .executableTarget(name: "refiner-segment", dependencies: ["RefinerSegmentCLI"]),
         // The speed targets of DESIGN.md beside a hand-written baseline: `swift run -c release refiner-segment-bench`.
         .executableTarget(
@@ -28,6 +36,15 @@ let package = Package(
             name: "RefinerSegmentCLITests",
             dependencies: ["RefinerSegmentCLI", "RefinerSegment"],
             resources: [.copy("Fixtures")]
+        ),
+        .testTarget(name: "RefinerSegmentDeliveryTests", dependencies: ["RefinerSegment", "RefinerSegmentTesting"]),
+        .testTarget(
+            name: "RefinerSegmentURLSessionTests",
+            dependencies: ["RefinerSegment", "RefinerSegmentURLSession", "RefinerSegmentTesting"]
+        ),
+        .testTarget(
+            name: "RefinerSegmentSendTests",
+            dependencies: ["RefinerSegmentCLI", "RefinerSegment", "RefinerSegmentTesting"]
         ),
     ],
     swiftLanguageModes: [.v6]

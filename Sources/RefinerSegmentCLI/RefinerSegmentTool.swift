@@ -32,6 +32,7 @@ public struct RefinerSegmentTool: Sendable {
             case "demo": return try demo(rest)
             case "keys": return try keys(rest)
             case "render": return try render(rest)
+            case "send": return try await send(rest)
             case "help", "--help", "-h":
                 io.writeOutput(Array(Self.usage.utf8))
                 return Self.success
@@ -68,9 +69,20 @@ public struct RefinerSegmentTool: Sendable {
                                noted as ignored. Options:
                                  --prefix PREFIX, --max-length N   as for keys
                                  --track               also send a 'Completed Survey' track call
+          send [FILE]          Read responses (or already-built Segment messages, such as render's output or
+                               a failed file) as JSON Lines from FILE or stdin and deliver them to Segment in
+                               batches. The write key comes from SEGMENT_WRITE_KEY, never from an argument.
+                               Progress on stderr. Options:
+                                 --region us|eu        Segment region (default us)
+                                 --endpoint URL        any Segment-compatible base URL instead (http only for
+                                                       loopback)
+                                 --failed FILE         where messages that failed for good are written as JSON
+                                                       Lines (default refiner-segment-failed.jsonl)
+                                 --prefix, --max-length, --track   as for render
           help                 Show this text.
 
-        Exit status: 0 when everything succeeded, 1 when some input was rejected, 2 for a usage error.
+        Exit status: 0 when everything succeeded, 1 when some input was rejected or some message was not
+        delivered, 2 for a usage error.
 
         """
 }

@@ -10,18 +10,35 @@ public struct ToolIO: Sendable {
     public var writeError: @Sendable (_ text: String) -> Void
     /// The environment variables.
     public var environment: [String: String]
+    /// Whether standard error is a terminal (then progress is a bar redrawn in place, else plain lines).
+    public var errorIsTerminal: Bool
+    /// Writes a whole file, replacing it (`send`'s failed messages).
+    public var writeFile: @Sendable (_ path: String, _ bytes: [UInt8]) throws -> Void
 
     /// Creates an I/O set.
     public init(
         openInput: @escaping @Sendable (_ path: String?) throws -> any ByteSource,
         writeOutput: @escaping @Sendable (_ bytes: [UInt8]) -> Void,
         writeError: @escaping @Sendable (_ text: String) -> Void,
-        environment: [String: String] = [:]
+        environment: [String: String] = [:],
+        errorIsTerminal: Bool = false,
+        writeFile: @escaping @Sendable (_ path: String, _ bytes: [UInt8]) throws -> Void = ToolIO.writeFileToDisk
     ) {
         self.openInput = openInput
         self.writeOutput = writeOutput
         self.writeError = writeError
         self.environment = environment
+        self.errorIsTerminal = errorIsTerminal
+        self.writeFile = writeFile
+    }
+
+    /// Writes `bytes` to the file at `path`, replacing it.
+    @Sendable public static func writeFileToDisk(_ path: String, _ bytes: [UInt8]) throws {
+        do {
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+        } catch {
+            throw ToolError("cannot write '\(path)': \(error.localizedDescription)")
+        }
     }
 
     /// The process's standard streams, files and environment.
@@ -36,7 +53,8 @@ public struct ToolIO: Sendable {
             },
             writeOutput: { FileHandle.standardOutput.write(Data($0)) },
             writeError: { FileHandle.standardError.write(Data($0.utf8)) },
-            environment: ProcessInfo.processInfo.environment
+            environment: ProcessInfo.processInfo.environment,
+            errorIsTerminal: isatty(2) != 0
         )
     }
 }

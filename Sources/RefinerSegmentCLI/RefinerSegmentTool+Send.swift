@@ -1,0 +1,269 @@
+import Foundation
+import RefinerSegment
+import RefinerSegmentURLSession
+
+extension RefinerSegmentTool {
+    /// The default file for messages that failed for good.
+    static let defaultFailedFile = "refiner-segment-failed.jsonl"
+
+    /// `send [FILE]`: responses (or already-built Segment messages) in, delivered to Segment in batches.
+    ///
+    /// The write key comes from `SEGMENT_WRITE_KEY` only. Progress goes to stderr; messages that failed for
+    /// good go to the failed file as JSON Lines, ready to be sent again with `send`. The exit status is 0 only
+    /// when every line was read and every message delivered.
+    func send(_ arguments: [String]) async throws -> Int32 {
+        let options = try Options(
+            arguments, valued: ["--region", "--endpoint", "--failed", "--prefix", "--max-length"], flags: ["--track"])
+        guard options.positional.count <= 1 else { throw UsageError("send takes at most one FILE") }
+        guard let key = io.environment["SEGMENT_WRITE_KEY"], !key.isEmpty else {
+            throw UsageError("set SEGMENT_WRITE_KEY to the source's write key (it is never read from an argument)")
+        }
+        var configuration = SegmentPipeline.Configuration()
+        configuration.endpoint = try options.endpoint()
+        let failedPath = options.values["--failed"] ?? Self.defaultFailedFile
+        let builder = try options.callBuilder()
+        let pipeline: SegmentPipeline
+        do {
+            pipeline = try SegmentPipeline(
+                writeKey: WriteKey(key), transport: URLSessionTransport(), configuration: configuration)
+        } catch {
+            throw UsageError(error.detail)
+        }
+
+        let outcomes = await pipeline.outcomes()
+        let reporter = Task { [io] in
+            var progress = SendProgress(io: io)
+            for await outcome in outcomes {
+                progress.accepted = await pipeline.counters.accepted
+                progress.record(outcome)
+            }
+            return progress
+        }
+
+        var reader = LineReader(source: try io.openInput(options.positional.first))
+        var store = InMemoryProfileStore()
+        var skipped = 0
+        var lines = 0
+        // An already-built identify waits for the next line: when that is its group, they go as one unit, as
+        // the builder's pairs do (a failed file lists them one per line).
+        var pendingIdentify: (line: Int, message: SegmentMessage, userID: String?)?
+        func recordPending() async {
+            guard let pending = pendingIdentify else { return }
+            pendingIdentify = nil
+            do {
+                try await pipeline.record([pending.message])
+            } catch {
+                skipped += 1
+                io.writeError("line \(pending.line): skipped: \(error)\n")
+            }
+        }
+        while let line = try reader.next() {
+            switch line {
+            case .tooLong(let number, let byteCount):
+                lines += 1
+                skipped += 1
+                io.writeError("line \(number): skipped: \(byteCount) bytes, longer than \(LineReader.maximumLineBytes)\n")
+            case .line(let number, let bytes):
+                if bytes.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
+                lines += 1
+                do {
+                    var messages = try SendInput.messages(fromLine: bytes, store: &store, builder: builder)
+                    if messages.count == 1, messages[0].kind == .group, let pending = pendingIdentify,
+                        pending.userID != nil, pending.userID == SendInput.userID(of: messages[0])
+                    {
+                        messages.insert(pending.message, at: 0)
+                        pendingIdentify = nil
+                    }
+                    await recordPending()
+                    if messages.count == 1, messages[0].kind == .identify {
+                        pendingIdentify = (number, messages[0], SendInput.userID(of: messages[0]))
+                        continue
+                    }
+                    try await pipeline.record(messages)
+                } catch {
+                    skipped += 1
+                    io.writeError("line \(number): skipped: \(error)\n")
+                }
+            }
+        }
+        await recordPending()
+        await pipeline.flush()
+        let handedBack = await pipeline.shutdown(deadline: Date())
+        var progress = await reporter.value
+        progress.finish()
+
+        let undelivered = progress.failedMessages + handedBack
+        if !undelivered.isEmpty {
+            var bytes: [UInt8] = []
+            for message in undelivered {
+                bytes.append(contentsOf: message.json)
+                bytes.append(UInt8(ascii: "\n"))
+            }
+            try io.writeFile(failedPath, bytes)
+        }
+        let counters = await pipeline.counters
+        var summary = "refiner-segment: \(lines - skipped) of \(lines) lines read, \(counters.accepted) messages: "
+            + "\(counters.delivered) delivered, \(counters.failed) failed, \(counters.retries) retries"
+        if counters.handedBack > 0 { summary += ", \(counters.handedBack) not sent" }
+        if !undelivered.isEmpty { summary += "; \(undelivered.count) undelivered messages written to \(failedPath)" }
+        io.writeError(summary + "\n")
+        return skipped == 0 && undelivered.isEmpty ? Self.success : Self.failure
+    }
+}
+
+/// How `send` reads a line: each input shape it accepts, recognised by the line's top-level fields.
+///
+/// To accept one more shape, add a row to ``shapes`` (before the catch-all response form).
+enum SendInput {
+    struct Shape: Sendable {
+        /// Whether a line with these top-level fields has this shape.
+        var recognizes: @Sendable (_ fields: Set<String>) -> Bool
+        /// The line's messages: one unit that travels in one batch.
+        var decode:
+            @Sendable (_ line: [UInt8], _ store: inout InMemoryProfileStore, _ builder: SegmentCallBuilder) throws
+            -> [SegmentMessage]
+    }
+
+    /// The shapes, tried in order.
+    static let shapes: [Shape] = [
+        // An already-built Segment message (render's output, a failed file): validated, passed through unchanged.
+        Shape(recognizes: { $0.contains("type") && $0.contains("messageId") }) { line, _, _ in
+            [try SegmentMessage(json: line)]
+        },
+        // The response form of the specification (the catch-all, so its errors name the missing fields).
+        Shape(recognizes: { _ in true }) { line, store, builder in
+            try store.process(try SurveyResponse(json: line), with: builder)
+        },
+    ]
+
+    static func messages(
+        fromLine line: [UInt8],
+        store: inout InMemoryProfileStore,
+        builder: SegmentCallBuilder
+    ) throws -> [SegmentMessage] {
+        guard String(bytes: line, encoding: .utf8) != nil else {
+            throw RefinerSegmentError(code: .invalidInput, detail: "not valid UTF-8")
+        }
+        let fields = (try? JSONDecoder().decode(TopLevelFields.self, from: Data(line)))?.names ?? []
+        let shape = shapes.first { $0.recognizes(fields) } ?? shapes[shapes.count - 1]
+        return try shape.decode(line, &store, builder)
+    }
+
+    /// The `userId` of an already-built message, to pair an identify with the group that follows it.
+    static func userID(of message: SegmentMessage) -> String? {
+        (try? JSONDecoder().decode(UserIDField.self, from: Data(message.json)))?.userId
+    }
+
+    private struct UserIDField: Decodable {
+        var userId: String?
+    }
+
+    /// The names of a JSON object's members.
+    private struct TopLevelFields: Decodable {
+        var names: Set<String>
+
+        private struct Name: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+
+        init(from decoder: any Decoder) throws {
+            names = Set(try decoder.container(keyedBy: Name.self).allKeys.map(\.stringValue))
+        }
+    }
+}
+
+/// What `send` shows on stderr while it runs, and the failed messages it collects.
+struct SendProgress {
+    let io: ToolIO
+    var accepted = 0
+    var delivered = 0
+    var failed = 0
+    var retries = 0
+    var handedBack = 0
+    var failedMessages: [SegmentMessage] = []
+    private var drewBar = false
+
+    init(io: ToolIO) {
+        self.io = io
+    }
+
+    mutating func record(_ outcome: SegmentOutcome) {
+        switch outcome {
+        case .delivered(let messages, _):
+            delivered += messages.count
+            line("delivered \(messages.count) messages")
+        case .retrying(let messages, let retryCount, let delay, let reason):
+            retries += 1
+            line("retry \(retryCount) of \(messages.count) messages in \(Self.seconds(delay)): \(reason)")
+        case .failed(let messages, let reason):
+            failed += messages.count
+            failedMessages.append(contentsOf: messages)
+            line("failed \(messages.count) messages: \(reason)")
+        case .handedBack(let messages):
+            handedBack += messages.count
+        }
+    }
+
+    /// Ends the bar's line, so the summary starts on a line of its own.
+    mutating func finish() {
+        if drewBar { io.writeError("\n") }
+        drewBar = false
+    }
+
+    /// A plain line for a log, or the bar redrawn in place on a terminal.
+    private mutating func line(_ event: String) {
+        let totals = "accepted \(accepted), delivered \(delivered), retried \(retries), failed \(failed)"
+        guard io.errorIsTerminal else {
+            io.writeError("refiner-segment: \(event) (\(totals))\n")
+            return
+        }
+        let done = delivered + failed
+        let width = 24
+        let filled = done == 0 ? 0 : min(width, width * delivered / max(done, 1))
+        let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+        io.writeError("\r\u{1B}[2K[\(bar)] \(totals)")
+        drewBar = true
+    }
+
+    private static func seconds(_ duration: Duration) -> String {
+        let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
+        return seconds < 10 ? String(format: "%.1f s", seconds) : "\(Int(seconds.rounded())) s"
+    }
+}
+
+extension Options {
+    /// The endpoint from `--region us|eu` or `--endpoint URL` (not both); the US region by default.
+    func endpoint() throws -> SegmentEndpoint {
+        switch (values["--region"], values["--endpoint"]) {
+        case (.some, .some):
+            throw UsageError("give --region or --endpoint, not both")
+        case (let region?, nil):
+            guard let endpoint = SegmentEndpoint(region: region) else {
+                throw UsageError("--region takes us or eu, not '\(region)'")
+            }
+            return endpoint
+        case (nil, let text?):
+            guard let url = URL(string: text), url.scheme != nil, url.host != nil else {
+                throw UsageError("--endpoint takes a URL such as https://api.segment.io, not '\(text)'")
+            }
+            return SegmentEndpoint(baseURL: url)
+        case (nil, nil):
+            return .us
+        }
+    }
+
+    /// The call builder from `--prefix`, `--max-length` and `--track`.
+    func callBuilder() throws -> SegmentCallBuilder {
+        var configuration = SegmentCallBuilder.Configuration()
+        configuration.traitKeys = try traitKeyConfiguration()
+        configuration.sendsCompletedSurveyEvent = flags.contains("--track")
+        do {
+            return try SegmentCallBuilder(configuration: configuration)
+        } catch {
+            throw UsageError(error.detail)
+        }
+    }
+}

@@ -1,0 +1,296 @@
+import Foundation
+import RefinerSegment
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A minimal HTTP/1.1 server on 127.0.0.1, for tests of real transports without the internet.
+///
+/// It listens on a port the system picks (``port``), serves each connection on a thread of its own
+/// (keep-alive, `Content-Length` and chunked bodies), records every request and answers through a handler.
+/// Blocking socket calls run on its own threads, never on Swift concurrency's pool. Its threads keep it
+/// running until ``stop()``: call it when the test is done (`defer { server.stop() }`).
+public final class LoopbackHTTPServer: Sendable {
+    /// A request as the server read it.
+    public struct Request: Sendable, Hashable {
+        /// The method, such as `POST`.
+        public var method: String
+        /// The request target, such as `/v1/batch`.
+        public var path: String
+        /// The header fields, by name as received; look them up with ``headerField(_:)``.
+        public var headerFields: [String: String]
+        /// The body bytes (de-chunked).
+        public var body: [UInt8]
+
+        /// The value of a header field, its name compared without regard to case.
+        public func headerField(_ name: String) -> String? {
+            let lowered = name.lowercased()
+            return headerFields.first { $0.key.lowercased() == lowered }?.value
+        }
+    }
+
+    /// What the server does with a request.
+    public enum Answer: Sendable {
+        /// Send this response.
+        case respond(SegmentResponse)
+        /// Send nothing and hold the connection until the client gives up (for timeout and cancellation
+        /// tests).
+        case hold
+    }
+
+    /// The port the server listens on, on 127.0.0.1.
+    public let port: Int
+    private let listener: Int32
+    private let handler: @Sendable (Request) -> Answer
+    private let state = LockedState(ServerState())
+
+    private struct ServerState {
+        var requests: [Request] = []
+        var connections: Set<Int32> = []
+        var stopped = false
+        var requestWaiters: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    public var baseURL: URL { URL(string: "http://127.0.0.1:\(port)")! }
+
+    /// Every request received so far, in order.
+    public var requests: [Request] { state.withLock { $0.requests } }
+
+    /// Starts a server that answers every request through `handler` (200 and `{}` by default).
+    ///
+    /// - Throws: `POSIXError` when the socket cannot be opened or bound.
+    public init(
+        handler: @escaping @Sendable (Request) -> Answer = { _ in
+            .respond(SegmentResponse(statusCode: 200, body: Array("{}".utf8)))
+        }
+    ) throws {
+        #if canImport(Darwin)
+        let fd = socket(AF_INET, SOCK_STREAM, 0)
+        #else
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #endif
+        guard fd >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+        var yes: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        #if canImport(Darwin)
+        address.sin_len = UInt8(MemoryLayout<sockaddr_in>.size)
+        #endif
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard bound == 0, listen(fd, 64) == 0 else {
+            let code = errno
+            close(fd)
+            throw POSIXError(.init(rawValue: code) ?? .EIO)
+        }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        self.port = Int(UInt16(bigEndian: address.sin_port))
+        self.listener = fd
+        self.handler = handler
+        let thread = Thread { [self] in acceptLoop() }
+        thread.start()
+    }
+
+    deinit {
+        stop()
+    }
+
+    /// Stops listening and closes every open connection. Idempotent.
+    public func stop() {
+        let connections: Set<Int32>? = state.withLock { state in
+            guard !state.stopped else { return nil }
+            state.stopped = true
+            return state.connections
+        }
+        guard let connections else { return }
+        shutdown(listener, Int32(SHUT_RDWR))
+        close(listener)
+        for connection in connections { shutdown(connection, Int32(SHUT_RDWR)) }
+    }
+
+    /// Suspends until the server has received at least `count` requests.
+    public func waitForRequests(_ count: Int) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let ready = state.withLock { state -> Bool in
+                if state.requests.count >= count { return true }
+                state.requestWaiters.append((count, continuation))
+                return false
+            }
+            if ready { continuation.resume() }
+        }
+    }
+
+    private func acceptLoop() {
+        while true {
+            let connection = accept(listener, nil, nil)
+            if connection < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            #if canImport(Darwin)
+            var yes: Int32 = 1
+            setsockopt(connection, SOL_SOCKET, SO_NOSIGPIPE, &yes, socklen_t(MemoryLayout<Int32>.size))
+            #endif
+            let accepted = state.withLock { state -> Bool in
+                guard !state.stopped else { return false }
+                state.connections.insert(connection)
+                return true
+            }
+            guard accepted else {
+                close(connection)
+                return
+            }
+            let thread = Thread { [self] in serve(connection) }
+            thread.start()
+        }
+    }
+
+    private func serve(_ connection: Int32) {
+        var reader = ConnectionReader(fd: connection)
+        defer {
+            state.withLock { _ = $0.connections.remove(connection) }
+            close(connection)
+        }
+        while let request = reader.readRequest() {
+            let ready = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+                state.requests.append(request)
+                let count = state.requests.count
+                let ready = state.requestWaiters.filter { $0.count <= count }.map(\.continuation)
+                state.requestWaiters.removeAll { $0.count <= count }
+                return ready
+            }
+            for waiter in ready { waiter.resume() }
+            switch handler(request) {
+            case .hold:
+                reader.drainUntilClosed()
+                return
+            case .respond(let response):
+                guard write(response, to: connection) else { return }
+                if request.headerField("Connection")?.lowercased() == "close" { return }
+            }
+        }
+    }
+
+    private func write(_ response: SegmentResponse, to connection: Int32) -> Bool {
+        var head = "HTTP/1.1 \(response.statusCode) \(response.statusCode < 400 ? "OK" : "Error")\r\n"
+        head += "Content-Length: \(response.body.count)\r\n"
+        for (name, value) in response.headerFields where name.lowercased() != "content-length" {
+            head += "\(name): \(value)\r\n"
+        }
+        head += "\r\n"
+        var bytes = Array(head.utf8)
+        bytes.append(contentsOf: response.body)
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { buffer -> Int in
+                #if canImport(Darwin)
+                return send(connection, buffer.baseAddress, buffer.count, 0)
+                #else
+                return send(connection, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL))
+                #endif
+            }
+            if written < 0, errno == EINTR { continue }
+            guard written > 0 else { return false }
+            offset += written
+        }
+        return true
+    }
+}
+
+/// Reads HTTP/1.1 requests from a blocking socket.
+private struct ConnectionReader {
+    let fd: Int32
+    private var buffer: [UInt8] = []
+
+    init(fd: Int32) {
+        self.fd = fd
+    }
+
+    /// Reads more bytes; false at the end of the stream or on an error.
+    private mutating func fill() -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { return false }
+            buffer.append(contentsOf: chunk[..<count])
+            return true
+        }
+    }
+
+    mutating func drainUntilClosed() {
+        while fill() { buffer.removeAll() }
+    }
+
+    private mutating func readLine() -> String? {
+        while true {
+            if let end = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                var line = Array(buffer[..<end])
+                buffer.removeSubrange(...end)
+                if line.last == UInt8(ascii: "\r") { line.removeLast() }
+                return String(decoding: line, as: UTF8.self)
+            }
+            guard fill() else { return nil }
+        }
+    }
+
+    private mutating func readBytes(_ count: Int) -> [UInt8]? {
+        while buffer.count < count {
+            guard fill() else { return nil }
+        }
+        let bytes = Array(buffer[..<count])
+        buffer.removeSubrange(..<count)
+        return bytes
+    }
+
+    mutating func readRequest() -> LoopbackHTTPServer.Request? {
+        var requestLine = ""
+        repeat {
+            guard let line = readLine() else { return nil }
+            requestLine = line
+        } while requestLine.isEmpty
+        let parts = requestLine.split(separator: " ")
+        guard parts.count >= 2 else { return nil }
+        var headerFields: [String: String] = [:]
+        while let line = readLine(), !line.isEmpty {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let name = String(line[..<colon])
+            let value = line[line.index(after: colon)...].drop { $0 == " " || $0 == "\t" }
+            headerFields[name] = String(value)
+        }
+        var request = LoopbackHTTPServer.Request(
+            method: String(parts[0]), path: String(parts[1]), headerFields: headerFields, body: [])
+        if request.headerField("Transfer-Encoding")?.lowercased().contains("chunked") == true {
+            while true {
+                guard let sizeLine = readLine(),
+                    let size = Int(sizeLine.split(separator: ";").first ?? "", radix: 16)
+                else { return nil }
+                if size == 0 {
+                    while let trailer = readLine(), !trailer.isEmpty {}
+                    break
+                }
+                guard let chunk = readBytes(size), readLine() != nil else { return nil }
+                request.body.append(contentsOf: chunk)
+            }
+        } else if let length = request.headerField("Content-Length").flatMap({ Int($0) }), length > 0 {
+            guard let body = readBytes(length) else { return nil }
+            request.body = body
+        }
+        return request
+    }
+}

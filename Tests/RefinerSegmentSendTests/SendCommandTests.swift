@@ -1,0 +1,187 @@
+import Foundation
+import RefinerSegment
+import RefinerSegmentCLI
+import RefinerSegmentTesting
+import Testing
+
+/// What the tool wrote: stdout, stderr and files.
+final class Captured: @unchecked Sendable {
+    // Guarded by `lock`: the tool writes from whichever task it runs on.
+    private let lock = NSLock()
+    private var _output: [UInt8] = []
+    private var _error = ""
+    private var _files: [String: [UInt8]] = [:]
+
+    var output: [UInt8] { locked { _output } }
+    var error: String { locked { _error } }
+    var files: [String: [UInt8]] { locked { _files } }
+
+    /// `NSLock.withLock` needs macOS 14; the package supports macOS 13.
+    private func locked<Result>(_ body: () -> Result) -> Result {
+        lock.lock()
+        defer { lock.unlock() }
+        return body()
+    }
+
+    func io(input: String, environment: [String: String], terminal: Bool = false) -> ToolIO {
+        let bytes = Array(input.utf8)
+        return ToolIO(
+            openInput: { _ in MemorySource(bytes, chunkSize: 7) },
+            writeOutput: { bytes in self.locked { self._output += bytes } },
+            writeError: { text in self.locked { self._error += text } },
+            environment: environment,
+            errorIsTerminal: terminal,
+            writeFile: { path, bytes in self.locked { self._files[path] = bytes } }
+        )
+    }
+}
+
+@Suite struct SendCommandTests {
+    static func response(_ id: String, user: String, account: String? = "acct-1") -> String {
+        let accountJSON = account.map { #", "account": {"id": "\#($0)"}"# } ?? ""
+        return #"{"id": "\#(id)", "completedAt": "2026-11-20T10:15:00.000Z", "survey": {"id": "onboarding"}, "#
+            + #""user": {"id": "\#(user)", "email": "\#(user)@example.com"}\#(accountJSON), "#
+            + #""answers": [{"question": {"id": "q1", "text": "What is your job role?"}, "value": "CEO"}]}"#
+    }
+
+    static let builtMessage =
+        #"{"type":"track","messageId":"refiner-resp_x-track","userId":"u9","event":"Completed Survey","#
+        + #""timestamp":"2026-11-20T10:15:00.000Z","properties":{"survey_id":"s"}}"#
+
+    static let input = [
+        response("resp_1", user: "u1"), response("resp_2", user: "u2"), "",
+        response("resp_3", user: "u3", account: nil), builtMessage,
+    ].joined(separator: "\n") + "\n"
+
+    static let expectedIDs = [
+        "refiner-resp_1-identify", "refiner-resp_1-group", "refiner-resp_2-identify", "refiner-resp_2-group",
+        "refiner-resp_3-identify", "refiner-resp_x-track",
+    ]
+
+    private func messageIDs(_ requests: [LoopbackHTTPServer.Request]) throws -> [String] {
+        try requests.flatMap { request in
+            let body = try #require(try JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any])
+            return (body["batch"] as? [[String: Any]] ?? []).compactMap { $0["messageId"] as? String }
+        }
+    }
+
+    @Test func deliversEveryMessageExactlyOnceWhenTheServerAnswers200() async throws {
+        let server = try LoopbackHTTPServer()
+        defer { server.stop() }
+        let captured = Captured()
+        let status = await RefinerSegmentTool(io: captured.io(input: Self.input, environment: ["SEGMENT_WRITE_KEY": "wk"]))
+            .run(["send", "--endpoint", server.baseURL.absoluteString, "responses.jsonl"])
+        #expect(status == 0, "\(captured.error)")
+        #expect(try messageIDs(server.requests) == Self.expectedIDs)
+        #expect(server.requests.allSatisfy { $0.headerField("Authorization") == WriteKey("wk").basicAuthorization })
+        #expect(captured.files.isEmpty)
+        #expect(captured.output.isEmpty)
+        #expect(captured.error.contains("6 messages: 6 delivered, 0 failed"))
+        #expect(!captured.error.contains("\r"))
+        // The already-built message went through byte for byte.
+        let body = String(decoding: try #require(server.requests.last).body, as: UTF8.self)
+        #expect(body.contains(Self.builtMessage))
+    }
+
+    @Test func writesTheFailedMessagesWhenTheServerAnswers400() async throws {
+        let server = try LoopbackHTTPServer { _ in
+            .respond(SegmentResponse(statusCode: 400, body: Array(#"{"error":"invalid"}"#.utf8)))
+        }
+        defer { server.stop() }
+        let captured = Captured()
+        let status = await RefinerSegmentTool(io: captured.io(input: Self.input, environment: ["SEGMENT_WRITE_KEY": "wk"]))
+            .run(["send", "--endpoint", server.baseURL.absoluteString, "--failed", "out/failed.jsonl"])
+        #expect(status == 1)
+        #expect(try messageIDs(server.requests) == Self.expectedIDs)  // each refused once, never retried
+        let failed = try #require(captured.files["out/failed.jsonl"])
+        let lines = String(decoding: failed, as: UTF8.self).split(separator: "\n").map(String.init)
+        #expect(lines.count == 6)
+        let ids = try lines.map { try SegmentMessage(json: Array($0.utf8)).messageID }
+        #expect(ids == Self.expectedIDs)
+        #expect(lines.last == Self.builtMessage)
+        #expect(captured.error.contains("HTTP 400"))
+        #expect(captured.error.contains("6 undelivered messages written to out/failed.jsonl"))
+        #expect(!captured.error.contains(WriteKey("wk").basicAuthorization))
+    }
+
+    @Test func theFailedFileCanBeSentAgainUnchanged() async throws {
+        let server = try LoopbackHTTPServer()
+        defer { server.stop() }
+        let captured = Captured()
+        let failedFile = [Self.builtMessage, Self.builtMessage.replacingOccurrences(of: "resp_x", with: "resp_y")]
+            .joined(separator: "\n")
+        let status = await RefinerSegmentTool(io: captured.io(input: failedFile, environment: ["SEGMENT_WRITE_KEY": "wk"]))
+            .run(["send", "--endpoint", server.baseURL.absoluteString])
+        #expect(status == 0, "\(captured.error)")
+        #expect(try messageIDs(server.requests) == ["refiner-resp_x-track", "refiner-resp_y-track"])
+    }
+
+    @Test func aBuiltIdentifyAndItsGroupTravelTogether() async throws {
+        let server = try LoopbackHTTPServer()
+        defer { server.stop() }
+        var store = InMemoryProfileStore()
+        let pair = try store.process(
+            try SurveyResponse(json: Array(Self.response("resp_1", user: "u1").utf8)), with: SegmentCallBuilder())
+        let rendered = pair.map { String(decoding: $0.json, as: UTF8.self) }.joined(separator: "\n")
+        let captured = Captured()
+        let status = await RefinerSegmentTool(io: captured.io(input: rendered, environment: ["SEGMENT_WRITE_KEY": "wk"]))
+            .run(["send", "--endpoint", server.baseURL.absoluteString])
+        #expect(status == 0, "\(captured.error)")
+        #expect(server.requests.count == 1)
+        #expect(try messageIDs(server.requests) == ["refiner-resp_1-identify", "refiner-resp_1-group"])
+    }
+
+    @Test func aBadLineIsReportedAndTheOthersAreSent() async throws {
+        let server = try LoopbackHTTPServer()
+        defer { server.stop() }
+        let captured = Captured()
+        let input = [
+            Self.response("resp_1", user: "u1"), "{not json", #"{"type":"identify","messageId":"m1"}"#,
+            Self.response("resp_2", user: "u2"),
+        ].joined(separator: "\n")
+        let status = await RefinerSegmentTool(io: captured.io(input: input, environment: ["SEGMENT_WRITE_KEY": "wk"]))
+            .run(["send", "--endpoint", server.baseURL.absoluteString])
+        #expect(status == 1)
+        #expect(captured.error.contains("line 2: skipped"))
+        #expect(captured.error.contains("line 3: skipped: invalid message"))
+        #expect(try messageIDs(server.requests) == [
+            "refiner-resp_1-identify", "refiner-resp_1-group", "refiner-resp_2-identify", "refiner-resp_2-group",
+        ])
+        #expect(captured.files.isEmpty)
+    }
+
+    @Test(arguments: [
+        ([] as [String], [:] as [String: String]),
+        (["--region", "ap"], ["SEGMENT_WRITE_KEY": "wk"]),
+        (["--region", "eu", "--endpoint", "https://a.example.com"], ["SEGMENT_WRITE_KEY": "wk"]),
+        (["--endpoint", "http://collector.example.com"], ["SEGMENT_WRITE_KEY": "wk"]),
+        (["--endpoint", "not a url"], ["SEGMENT_WRITE_KEY": "wk"]),
+        (["--write-key", "wk"], ["SEGMENT_WRITE_KEY": "wk"]),
+        (["a.jsonl", "b.jsonl"], ["SEGMENT_WRITE_KEY": "wk"]),
+    ])
+    func usageErrorsSendNothing(arguments: [String], environment: [String: String]) async {
+        let captured = Captured()
+        let status = await RefinerSegmentTool(io: captured.io(input: Self.input, environment: environment))
+            .run(["send"] + arguments)
+        #expect(status == 2)
+        #expect(!captured.error.contains(" messages: "))
+    }
+
+    @Test func missingWriteKeyIsNamed() async {
+        let captured = Captured()
+        let status = await RefinerSegmentTool(io: captured.io(input: "", environment: [:])).run(["send"])
+        #expect(status == 2)
+        #expect(captured.error.contains("SEGMENT_WRITE_KEY"))
+    }
+
+    @Test func progressIsABarOnATerminal() async throws {
+        let server = try LoopbackHTTPServer()
+        defer { server.stop() }
+        let captured = Captured()
+        let status = await RefinerSegmentTool(
+            io: captured.io(input: Self.input, environment: ["SEGMENT_WRITE_KEY": "wk"], terminal: true)
+        ).run(["send", "--endpoint", server.baseURL.absoluteString])
+        #expect(status == 0)
+        #expect(captured.error.contains("\r\u{1B}[2K[########################] accepted 6, delivered 6, retried 0, failed 0"))
+    }
+}
