@@ -27,7 +27,7 @@ extension RefinerSegmentTool {
                 status = Self.failure
             case .line(let number, let bytes):
                 var text = String(decoding: bytes, as: UTF8.self)
-                if String(validating: bytes, as: UTF8.self) == nil {
+                if !UTF8Validation.isValid(bytes) {
                     io.writeError("line \(number): not valid UTF-8; invalid bytes were replaced\n")
                     status = Self.failure
                 }

@@ -41,7 +41,7 @@ extension RefinerSegmentTool {
             case .record(let lines, let bytes):
                 if bytes.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
                 do {
-                    guard String(validating: bytes, as: UTF8.self) != nil else {
+                    guard UTF8Validation.isValid(bytes) else {
                         throw RefinerSegmentError(code: .invalidInput, detail: "not valid UTF-8")
                     }
                     let response = try SurveyResponse(jsonOrRefinerWebhook: bytes)

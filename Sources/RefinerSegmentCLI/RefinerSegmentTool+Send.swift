@@ -40,13 +40,14 @@ extension RefinerSegmentTool {
             return progress
         }
 
-        var reader = LineReader(source: try io.openInput(options.positional.first))
+        var reader = RecordReader(source: try io.openInput(options.positional.first))
         var store = InMemoryProfileStore()
         var skipped = 0
+        var ignored = 0
         var lines = 0
         // An already-built identify waits for the next line: when that is its group, they go as one unit, as
         // the builder's pairs do (a failed file lists them one per line).
-        var pendingIdentify: (line: Int, message: SegmentMessage, userID: String?)?
+        var pendingIdentify: (location: String, message: SegmentMessage, userID: String?)?
         func recordPending() async {
             guard let pending = pendingIdentify else { return }
             pendingIdentify = nil
@@ -54,18 +55,25 @@ extension RefinerSegmentTool {
                 try await pipeline.record([pending.message])
             } catch {
                 skipped += 1
-                io.writeError("line \(pending.line): skipped: \(error)\n")
+                io.writeError("\(pending.location): skipped: \(error)\n")
             }
         }
-        while let line = try reader.next() {
-            switch line {
-            case .tooLong(let number, let byteCount):
+        while let record = try reader.next() {
+            switch record {
+            case .tooLong(let span, let byteCount):
                 lines += 1
                 skipped += 1
-                io.writeError("line \(number): skipped: \(byteCount) bytes, longer than \(LineReader.maximumLineBytes)\n")
-            case .line(let number, let bytes):
+                io.writeError("\(InputRecord.location(span)): skipped: \(byteCount) bytes, longer than "
+                    + "\(LineReader.maximumLineBytes)\n")
+            case .unterminated(let span):
+                lines += 1
+                skipped += 1
+                io.writeError("\(InputRecord.location(span)): skipped: the JSON document that starts with a "
+                    + "lone '{' ends before its braces balance\n")
+            case .record(let span, let bytes):
                 if bytes.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
                 lines += 1
+                let location = InputRecord.location(span)
                 do {
                     var messages = try SendInput.messages(fromLine: bytes, store: &store, builder: builder)
                     if messages.count == 1, messages[0].kind == .group, let pending = pendingIdentify,
@@ -76,13 +84,17 @@ extension RefinerSegmentTool {
                     }
                     await recordPending()
                     if messages.count == 1, messages[0].kind == .identify {
-                        pendingIdentify = (number, messages[0], SendInput.userID(of: messages[0]))
+                        pendingIdentify = (location, messages[0], SendInput.userID(of: messages[0]))
                         continue
                     }
                     try await pipeline.record(messages)
+                } catch let error as RefinerSegmentError where error.code == .unhandledEvent {
+                    // A webhook about something else than a completed survey: nothing to send, nothing wrong.
+                    io.writeError("\(location): ignored: \(error)\n")
+                    ignored += 1
                 } catch {
                     skipped += 1
-                    io.writeError("line \(number): skipped: \(error)\n")
+                    io.writeError("\(location): skipped: \(error)\n")
                 }
             }
         }
@@ -105,6 +117,7 @@ extension RefinerSegmentTool {
         var summary = "refiner-segment: \(lines - skipped) of \(lines) lines read, \(counters.accepted) messages: "
             + "\(counters.delivered) delivered, \(counters.failed) failed, \(counters.retries) retries"
         if counters.handedBack > 0 { summary += ", \(counters.handedBack) not sent" }
+        if ignored > 0 { summary += "; \(ignored) webhooks of other events ignored" }
         if !undelivered.isEmpty { summary += "; \(undelivered.count) undelivered messages written to \(failedPath)" }
         io.writeError(summary + "\n")
         return skipped == 0 && undelivered.isEmpty ? Self.success : Self.failure
@@ -130,6 +143,11 @@ enum SendInput {
         Shape(recognizes: { $0.contains("type") && $0.contains("messageId") }) { line, _, _ in
             [try SegmentMessage(json: line)]
         },
+        // A Refiner webhook payload ("Completed Survey"); other events are reported as ignored.
+        Shape(recognizes: { $0.contains("triggered_event") || ($0.contains("response") && $0.contains("form")) }) {
+            line, store, builder in
+            try store.process(try SurveyResponse(refinerWebhook: line), with: builder)
+        },
         // The response form of the specification (the catch-all, so its errors name the missing fields).
         Shape(recognizes: { _ in true }) { line, store, builder in
             try store.process(try SurveyResponse(json: line), with: builder)
@@ -141,7 +159,7 @@ enum SendInput {
         store: inout InMemoryProfileStore,
         builder: SegmentCallBuilder
     ) throws -> [SegmentMessage] {
-        guard String(bytes: line, encoding: .utf8) != nil else {
+        guard UTF8Validation.isValid(line) else {
             throw RefinerSegmentError(code: .invalidInput, detail: "not valid UTF-8")
         }
         let fields = (try? JSONDecoder().decode(TopLevelFields.self, from: Data(line)))?.names ?? []

@@ -131,6 +131,32 @@ final class Captured: @unchecked Sendable {
         #expect(try messageIDs(server.requests) == ["refiner-resp_1-identify", "refiner-resp_1-group"])
     }
 
+    @Test func refinerWebhooksAreSentAndOtherEventsIgnored() async throws {
+        let webhook = """
+            {
+              "uuid": "c-1", "remote_id": "u7", "email": "u7@example.com",
+              "account": {"remote_id": "acct-7", "attributes": {"plan": "pro"}},
+              "triggered_event": "Completed Survey",
+              "form": {"uuid": "f-1", "name": "Churn"},
+              "response": {"uuid": "r-7", "completed_at": "2022-10-18T05:05:45.000000Z",
+                           "data": {"why_did_you_cancel": "Missing features"}}
+            }
+            """
+        let other = #"{"uuid": "c-2", "triggered_event": "Dismissed Survey", "form": {"uuid": "f-1"}, "response": {}}"#
+        let server = try LoopbackHTTPServer()
+        defer { server.stop() }
+        let captured = Captured()
+        let input = [Self.response("resp_1", user: "u1"), webhook, other].joined(separator: "\n")
+        let status = await RefinerSegmentTool(io: captured.io(input: input, environment: ["SEGMENT_WRITE_KEY": "wk"]))
+            .run(["send", "--endpoint", server.baseURL.absoluteString])
+        #expect(status == 0, "\(captured.error)")
+        #expect(try messageIDs(server.requests) == [
+            "refiner-resp_1-identify", "refiner-resp_1-group", "refiner-r-7-identify", "refiner-r-7-group",
+        ])
+        #expect(captured.error.contains("line 10: ignored: unhandled event"), "the pretty-printed payload is lines 2-9")
+        #expect(captured.error.contains("1 webhooks of other events ignored"))
+    }
+
     @Test func aBadLineIsReportedAndTheOthersAreSent() async throws {
         let server = try LoopbackHTTPServer()
         defer { server.stop() }
