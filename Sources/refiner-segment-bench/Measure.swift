@@ -42,3 +42,8 @@ func measure(rounds: Int = 5, operations: Int, _ body: () async -> Void) async -
     rates.sort()
     return rates[rates.count / 2]
 }
+
+extension [Figure] {
+    /// The hand-written baseline's pairs per second, when it was measured in this run.
+    var baselinePairs: Double? { first { $0.name == "baseline_pairs" }?.value }
+}

@@ -1,5 +1,7 @@
 import Foundation
 import RefinerSegment
+import RefinerSegmentTesting
+import RefinerSegmentURLSession
 
 // refiner-segment-bench: the speed targets of DESIGN.md, each beside the baseline measured in the same run.
 // Run it as `swift run -c release refiner-segment-bench [--json] [--quick]`.
@@ -40,8 +42,9 @@ let baselineKeys = measure(rounds: rounds, operations: corpus.count * 20) {
 let keys = measure(rounds: rounds, operations: corpus.count * 20_000) {
     for _ in 0..<20_000 { for text in corpus { blackhole &+= normalizer.key(for: text).utf8.count } }
 }
-figures.append(Figure(name: "baseline_keys", value: baselineKeys, unit: "keys/s"))
-figures.append(Figure(name: "trait_keys", value: keys, unit: "keys/s", baseline: baselineKeys))
+if measuresBaseline { figures.append(Figure(name: "baseline_keys", value: baselineKeys, unit: "keys/s")) }
+figures.append(
+    Figure(name: "trait_keys", value: keys, unit: "keys/s", baseline: measuresBaseline ? baselineKeys : nil))
 }
 
 // 2. Build + encode an identify+group pair with 7 traits (5 user, 2 account).
@@ -76,8 +79,110 @@ let pairs = measure(rounds: rounds, operations: 200_000) {
         }
     }
 }
-figures.append(Figure(name: "baseline_pairs", value: baselinePairs, unit: "pairs/s"))
-figures.append(Figure(name: "build_encode_pairs", value: pairs, unit: "pairs/s", baseline: baselinePairs))
+if measuresBaseline { figures.append(Figure(name: "baseline_pairs", value: baselinePairs, unit: "pairs/s")) }
+figures.append(
+    Figure(
+        name: "build_encode_pairs", value: pairs, unit: "pairs/s", baseline: measuresBaseline ? baselinePairs : nil))
+}
+
+// 3. The delivery pipeline into a transport that answers 200 at once: record -> batch -> send.
+func makePairs(_ count: Int, prefix: String) -> [[SegmentMessage]] {
+    var pairs: [[SegmentMessage]] = []
+    pairs.reserveCapacity(count)
+    var variant = response
+    for index in 0..<count {
+        variant.id = "\(prefix)\(index)"
+        if let messages = try? builder.process(variant, profile: CollectedProfile()).messages { pairs.append(messages) }
+    }
+    return pairs
+}
+
+if runs("pipeline") {
+    progress("recording pairs through the pipeline into a transport that answers 200...")
+    let pairCount = 200_000
+    let pairs = makePairs(pairCount, prefix: "pipe_")
+    let pipelinePairs = await measure(rounds: rounds, operations: pairCount) {
+        let transport = InstantTransport()
+        guard let pipeline = try? SegmentPipeline(writeKey: WriteKey("bench"), transport: transport) else { return }
+        await recordAll(pairs, into: pipeline)
+        await pipeline.shutdown(deadline: Date())
+        blackhole &+= transport.bytes.value
+    }
+    figures.append(
+        Figure(name: "pipeline_pairs", value: pipelinePairs, unit: "pairs/s", baseline: figures.baselinePairs))
+}
+
+// 4. Real HTTP over loopback: the URLSession transport against a local server, batches full.
+if runs("loopback") {
+    progress("sending full batches over loopback through URLSession...")
+    let server = try LoopbackHTTPServer()
+    let pairCount = 50_000
+    let pairs = makePairs(pairCount, prefix: "http_")
+    let loopbackMessages = await measure(rounds: rounds, operations: pairCount * 2) {
+        guard
+            let pipeline = try? SegmentPipeline(
+                writeKey: WriteKey("bench"), transport: URLSessionTransport(),
+                configuration: .init(endpoint: SegmentEndpoint(baseURL: server.baseURL)))
+        else { return }
+        await recordAll(pairs, into: pipeline)
+        blackhole &+= await pipeline.counters.delivered
+        await pipeline.shutdown(deadline: Date())
+    }
+    server.stop()
+    figures.append(
+        Figure(
+            name: "loopback_messages", value: loopbackMessages, unit: "messages/s",
+            baseline: figures.baselinePairs.map { $0 * 2 }))
+}
+
+// 5. Memory while the transport is down and a million pairs are offered: the queue's bound must hold.
+if only == nil {
+    // Resident memory only says something in a process that has not built and freed other figures' data
+    // (the allocator keeps freed pages), so the memory figure is measured in a fresh run of this program.
+    progress("measuring memory in a fresh process...")
+    let child = Process()
+    child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+    child.arguments = ["--only=memory", "--no-baseline"]
+    let pipe = Pipe()
+    child.standardOutput = pipe
+    try child.run()
+    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    child.waitUntilExit()
+    for line in output.split(separator: "\n") where line.hasPrefix("memory_transport_down ") {
+        let fields = line.split(separator: " ")
+        if fields.count >= 2, let value = Double(fields[1]) {
+            figures.append(Figure(name: "memory_transport_down", value: value, unit: "MiB", baseline: 16))
+        }
+    }
+}
+if only == "memory" {
+    progress("offering a million pairs while the transport is down...")
+    let limits = SegmentPipeline.QueueLimits(maximumMessages: 10_000, maximumBytes: 16 << 20, whenFull: .fail)
+    let before = residentBytes()
+    var peak = before
+    let pipeline = try SegmentPipeline(
+        writeKey: WriteKey("bench"), transport: DownTransport(),
+        configuration: .init(queue: limits))
+    let offered = 1_000_000
+    var refused = 0
+    var index = 0
+    while index < offered {
+        // Fresh pairs, each with its own bytes as real traffic has, built and offered one at a time.
+        let count = min(50_000, offered - index)
+        refused += await offerFresh(count, startingAt: index, of: response, builder: builder, to: pipeline)
+        index += count
+        peak = max(peak, residentBytes())
+    }
+    let accepted = await pipeline.counters.accepted
+    let handedBack = await pipeline.shutdown(deadline: Date())
+    let growth = Double(max(peak - before, 0))
+    progress("  offered \(offered) pairs: accepted \(accepted) messages, refused \(refused) pairs (queue full), "
+        + "handed back \(handedBack.count) messages")
+    // The ratio here is to the queue's byte bound, not to the baseline: at most 1.0x plus a constant.
+    figures.append(
+        Figure(
+            name: "memory_transport_down", value: (growth / 1_048_576 * 10).rounded() / 10, unit: "MiB",
+            baseline: Double(limits.maximumBytes) / 1_048_576))
 }
 
 // Report.
@@ -87,12 +192,13 @@ if asJSON {
         if let ratio = figure.ratio { row["ratio"] = (ratio * 10).rounded() / 10 }
         return row
     }
-    let data = try JSONSerialization.data(withJSONObject: ["figures": rows], options: [.sortedKeys, .prettyPrinted])
+    let data = try JSONSerialization.data(withJSONObject: ["figures": rows], options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
     print(String(decoding: data, as: UTF8.self))
 } else {
     for figure in figures {
-        let ratio = figure.ratio.map { String(format: "%.1fx", $0) } ?? "1.0x"
-        print("\(figure.name) \(Int(figure.value.rounded())) \(figure.unit) \(ratio)")
+        let ratio = figure.ratio.map { String(format: "%.1fx", $0) } ?? (figure.name.hasPrefix("baseline") ? "1.0x" : "-")
+        let value = figure.unit == "MiB" ? String(format: "%.1f", figure.value) : String(Int(figure.value.rounded()))
+        print("\(figure.name) \(value) \(figure.unit) \(ratio)")
     }
 }
 progress("(checksum \(blackhole))")
