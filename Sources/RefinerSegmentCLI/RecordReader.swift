@@ -27,10 +27,11 @@ enum InputRecord {
 /// so a saved webhook payload renders as it is. A UTF-8 byte order mark at the start of the input is dropped.
 ///
 /// A lone `{` that is not the start of a document (a stray line, a record cut short) must not swallow the
-/// records after it: inside a document, a line at the top level of the object where a member name must
-/// come (not after a `:`) can only start with `"` or `}`. A line that starts with anything else, such as
-/// the next JSON Lines record, ends the broken document there (reported as ``InputRecord/interrupted(lines:by:)``)
-/// and is read again as a record of its own. Valid JSON never meets that case, so valid documents read as before.
+/// records after it: inside a document, a line at the top level of the object can only start with what
+/// may come next there (`"` or `}` where a member name is due, `:` after a name, `,` or `}` after a value).
+/// A line that starts with anything else, such as the next JSON Lines record, ends the broken document there
+/// (reported as ``InputRecord/interrupted(lines:by:)``) and is read again as a record of its own. Valid JSON
+/// never meets that case, so valid documents read as before.
 ///
 /// Memory stays bounded: a record longer than ``LineReader/maximumLineBytes`` is skipped and reported.
 struct RecordReader {
@@ -79,8 +80,8 @@ struct RecordReader {
                 // what was read so far; the lines after it are read as records of their own.
                 return .tooLong(lines: start...number, byteCount: byteCount + 1 + count)
             case .line(let number, let bytes):
-                if scanner.expectsMemberName, let first = bytes.first(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") }),
-                    first != UInt8(ascii: "\""), first != UInt8(ascii: "}")
+                if let first = bytes.first(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") }),
+                    !scanner.canContinue(with: first)
                 {
                     pending = line
                     return .interrupted(lines: start...last, by: number)
@@ -116,18 +117,32 @@ struct RecordReader {
     }
 }
 
-/// Follows the nesting depth of JSON text across lines, ignoring brackets inside strings.
+/// Follows the nesting depth of JSON text across lines, ignoring brackets inside strings, and what the
+/// outermost object expects next, so that a line that cannot continue it is noticed.
 struct NestingScanner {
+    /// What may come next in the outermost object.
+    private enum Expectation {
+        case name, colon, value, separator
+    }
+
     private(set) var depth = 0
     private var inString = false
     private var escaped = false
-    /// The last byte outside strings that is not white space (a string counts as its quote).
-    private var lastSignificant: UInt8 = 0
+    private var expected = Expectation.value
+    /// Whether the string being read is a member name of the outermost object.
+    private var stringIsName = false
 
-    /// Whether the text so far stops, in the outermost object, where a member name or its closing `}` must
-    /// come next: after the opening `{` or a `,`.
-    var expectsMemberName: Bool {
-        depth == 1 && !inString && (lastSignificant == UInt8(ascii: "{") || lastSignificant == UInt8(ascii: ","))
+    /// Whether a line that starts (after spaces and tabs) with `byte` can continue the outermost object:
+    /// a member name or `}` after `{` or `,`, a `:` after a name, a `,` or `}` after a value. Anything can
+    /// start a value, and nested values are not looked into.
+    func canContinue(with byte: UInt8) -> Bool {
+        guard depth == 1, !inString else { return true }
+        switch expected {
+        case .name: return byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "}")
+        case .colon: return byte == UInt8(ascii: ":")
+        case .value: return true
+        case .separator: return byte == UInt8(ascii: ",") || byte == UInt8(ascii: "}")
+        }
     }
 
     mutating func scan(_ bytes: [UInt8]) {
@@ -138,24 +153,36 @@ struct NestingScanner {
                 } else if byte == UInt8(ascii: "\\") {
                     escaped = true
                 } else if byte == UInt8(ascii: "\"") {
-                    inString = false
+                    closeString()
                 }
                 continue
             }
             switch byte {
-            case UInt8(ascii: "\""): inString = true
-            case UInt8(ascii: "{"), UInt8(ascii: "["): depth += 1
-            case UInt8(ascii: "}"), UInt8(ascii: "]"): depth -= 1
-            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\r"): continue
-            default: break
+            case UInt8(ascii: "\""):
+                inString = true
+                stringIsName = depth == 1 && expected == .name
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                depth += 1
+                if depth == 1 { expected = .name }
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                depth -= 1
+                if depth == 1 { expected = .separator }
+            case UInt8(ascii: ":") where depth == 1: expected = .value
+            case UInt8(ascii: ",") where depth == 1: expected = .name
+            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\r"): break
+            default: if depth == 1 { expected = .separator }  // inside a number, `true`, `false` or `null`
             }
-            lastSignificant = byte
         }
     }
 
     /// Ends a line: a string still open there is closed, since JSON strings cannot hold a line break.
     mutating func endLine() {
-        inString = false
+        if inString { closeString() }
         escaped = false
+    }
+
+    private mutating func closeString() {
+        inString = false
+        if depth == 1 { expected = stringIsName ? .colon : .separator }
     }
 }
