@@ -216,6 +216,26 @@ func sameScalarsButBOM(_ left: String, _ right: String) -> Bool {
     left.unicodeScalars.filter { $0 != "\u{FEFF}" }.elementsEqual(right.unicodeScalars.filter { $0 != "\u{FEFF}" })
 }
 
+/// Keys that JSONSerialization may merge into one on Linux (equal but for U+FEFF); their values are checked
+/// through `JSONDecoder` alone.
+func keysMergedByJSONSerialization(_ keys: [String]) -> Set<String> {
+    var groups: [[Unicode.Scalar]: [String]] = [:]
+    for key in keys { groups[Array(key.unicodeScalars.filter { $0 != "\u{FEFF}" }), default: []].append(key) }
+    return Set(groups.values.filter { $0.count > 1 }.flatMap { $0 })
+}
+
+/// What JSONSerialization would give for a value `JSONDecoder` read, for keys it cannot be asked about.
+func foundationValue(_ decoded: DecodedJSON?) -> Any? {
+    switch decoded {
+    case .string(let text)?: return text
+    case .number(let integer?, _)?: return NSNumber(value: integer)
+    case .number(nil, let double?)?: return NSNumber(value: double)
+    case .boolean(let flag)?: return flag
+    case .array(let elements)?: return elements.map { foundationValue($0) as Any }
+    default: return nil
+    }
+}
+
 /// The member named `key` in what JSONSerialization read, allowing for the U+FEFF it drops.
 func member(_ object: [String: Any], _ key: String) -> Any? {
     if let value = object[key] { return value }
@@ -297,10 +317,11 @@ struct JSONWriterPropertyTests {
                 Set(decodedTraits.keys.map { Array($0.unicodeScalars) }) == Set(traits.map { Array($0.key.unicodeScalars) }),
                 "\(origin): keys differ in \(text)"
             )
-            #expect(parsedTraits.count == traits.count, "\(origin): \(text)")
+            let merged = keysMergedByJSONSerialization(traits.map(\.key))
+            #expect(parsedTraits.count <= traits.count && parsedTraits.count >= traits.count - merged.count / 2, "\(origin): \(text)")
             #expect(parsedValues.count == traits.count && decodedValues.count == traits.count, "\(origin): \(text)")
             for (position, (key, value)) in traits.enumerated() {
-                let parsed = member(parsedTraits, key)
+                let parsed = merged.contains(key) ? foundationValue(decodedTraits[key]) : member(parsedTraits, key)
                 if let difference = mismatch(parsed, decodedTraits[key], value) {
                     Issue.record("\(origin): trait \(key.debugDescription): \(difference) in \(text)")
                 }
@@ -379,9 +400,10 @@ struct JSONWriterPropertyTests {
                 }
                 let traitsField = message.kind == .track ? "properties" : "traits"
                 let parsed = try #require(object[traitsField] as? [String: Any], "\(origin): \(text)")
-                #expect(parsed.count == expectedTraits.count, "\(origin): \(text)")
+                let merged = keysMergedByJSONSerialization(expectedTraits.map(\.key))
+                #expect(merged.isEmpty ? parsed.count == expectedTraits.count : parsed.count <= expectedTraits.count, "\(origin): \(text)")
                 for (key, value) in expectedTraits {
-                    let parsedValue = member(parsed, key)
+                    let parsedValue = merged.contains(key) ? foundationValue(decoded[traitsField]?[key]) : member(parsed, key)
                     if let difference = mismatch(parsedValue, decoded[traitsField]?[key], value) {
                         Issue.record("\(origin): \(message.kind) trait \(key.debugDescription): \(difference) in \(text)")
                     }

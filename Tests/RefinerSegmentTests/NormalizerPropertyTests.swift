@@ -170,6 +170,38 @@ struct NormalizerPropertyTests {
         }
     }
 
+    /// Swift compares strings by canonical equivalence (so do `Traits` and the builder's key cache), and
+    /// step 1 of the rules is NFKD: texts that differ only in normalization form must give the same key.
+    @Test
+    func textsInAnyNormalizationFormGiveTheSameKey() throws {
+        let iterations = FuzzSettings.iterations(2000)
+        for index in 0..<iterations {
+            var random = SeededRandom(seed: Self.seed, case: index)
+            let origin = FuzzSettings.origin(seed: Self.seed, case: index)
+            let normalizer = try randomNormalizer(using: &random)
+            let raw = random.chance(1, in: 2) ? RandomText.words(using: &random) : RandomText.string(maximumLength: 40, using: &random)
+            // Only scalars of the Unicode version the table was made from (14.0): a newer Foundation may
+            // decompose characters added since, which the table rightly leaves alone.
+            var scalars = String.UnicodeScalarView()
+            for scalar in raw.unicodeScalars {
+                guard let age = scalar.properties.age, age.major < 14 || (age.major == 14 && age.minor == 0) else { continue }
+                scalars.append(scalar)
+            }
+            let text = String(scalars)
+            let key = normalizer.key(for: text, questionID: "q")
+            for (form, variant) in [
+                ("NFC", text.precomposedStringWithCanonicalMapping), ("NFD", text.decomposedStringWithCanonicalMapping),
+                ("NFKC", text.precomposedStringWithCompatibilityMapping), ("NFKD", text.decomposedStringWithCompatibilityMapping),
+            ] {
+                let variantKey = normalizer.key(for: variant, questionID: "q")
+                #expect(
+                    variantKey == key,
+                    "\(origin): \(form) of \(text.debugDescription) (\(variant.debugDescription)) gives '\(variantKey)', not '\(key)'"
+                )
+            }
+        }
+    }
+
     @Test
     func surveyKeysAreUniqueWellFormedAndStable() throws {
         let iterations = FuzzSettings.iterations(1000)
