@@ -413,6 +413,42 @@ struct JSONWriterPropertyTests {
     }
 
     @Test
+    func batchesReadBackAndAreMeasuredExactly() throws {
+        let iterations = FuzzSettings.iterations(100)
+        let builder = try SegmentCallBuilder(configuration: .init(sendsCompletedSurveyEvent: true, maximumMessageBytes: 1 << 30))
+        for index in 0..<iterations {
+            var random = SeededRandom(seed: Self.seed, case: index)
+            let origin = FuzzSettings.origin(seed: Self.seed, case: index)
+            var messages: [SegmentMessage] = []
+            for _ in 0..<Int.random(in: 0...6, using: &random) {
+                messages += try builder.process(randomResponse(using: &random), profile: CollectedProfile()).messages
+            }
+            let writeKey = WriteKey(RandomValue.string(using: &random))
+            let sentAt = RandomValue.date(using: &random)
+            let json = SegmentBatch.encode(messages, sentAt: sentAt, writeKey: writeKey)
+            #expect(SegmentBatch.byteCount(of: messages, writeKey: writeKey) == json.count, "\(origin)")
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(json)) as? [String: Any], "\(origin)")
+            let decoded = try DecodedJSON.read(json)
+            if let difference = mismatch(object["writeKey"], decoded["writeKey"], .string(writeKey.rawValue)) {
+                Issue.record("\(origin): writeKey: \(difference)")
+            }
+            if let difference = mismatch(object["sentAt"], decoded["sentAt"], .date(sentAt)) {
+                Issue.record("\(origin): sentAt: \(difference)")
+            }
+            guard let batch = object["batch"] as? [[String: Any]], case .array(let decodedBatch)? = decoded["batch"] else {
+                Issue.record("\(origin): no batch array")
+                continue
+            }
+            #expect(batch.count == messages.count && decodedBatch.count == messages.count, "\(origin)")
+            for ((element, decodedElement), message) in zip(zip(batch, decodedBatch), messages) {
+                if let difference = mismatch(element["messageId"], decodedElement["messageId"], .string(message.messageID)) {
+                    Issue.record("\(origin): messageId: \(difference)")
+                }
+            }
+        }
+    }
+
+    @Test
     func messagesOverTheLimitAreRejectedNeverCut() throws {
         let iterations = FuzzSettings.iterations(300)
         for index in 0..<iterations {
