@@ -259,6 +259,84 @@ struct RenderFuzzTests {
         try await check(records, chunkSize: 1 << 20, origin: "10 MB lines")
     }
 
+    /// Refiner's real webhook payload with one field replaced by a random JSON value or removed: whatever
+    /// the change, the record either renders, is ignored as another event, or is reported once; the good
+    /// line after it always prints.
+    @Test
+    func mutatedWebhookPayloadsRenderOrAreReportedOnce() async throws {
+        let fixture = try JSONSerialization.jsonObject(with: Data(try WebhookCLIFixtures.completedSurveyOnOneLine()))
+        let replacements: [Any] = [
+            NSNull(), true, false, 0, -1, 1e308, Decimal(string: "123456789012345678901234567890")!, "", "x",
+            "2020-09-02 21:53:33", "2022-10-18T05:05:45.123456Z", "Completed Survey", "Viewed Survey",
+            [Any](), [String: Any](), [1, "a"] as [Any], ["a", "b"], ["a": [[String: Any]()]],
+            "line 9: skipped: forged\nline 10", "\u{0}\u{1F}\u{FEFF}😀",
+        ]
+        let iterations = RenderFuzzSettings.iterations(150)
+        for index in 0..<iterations {
+            var random = FuzzRandom(seed: RenderFuzzSettings.seed, case: index)
+            var mutation = ""
+            let mutated = mutate(fixture, replacements: replacements, path: "", using: &random, description: &mutation)
+            let record = try JSONSerialization.data(withJSONObject: mutated, options: [.sortedKeys])
+            let good = WebhookCLIFixtures.jsonFormLine
+            let run = await ToolRun.run(["render"], input: Array(record) + Array(("\n" + good + "\n").utf8))
+            let described = "\(RenderFuzzSettings.origin(index)): \(mutation)\nstderr: \(run.error)"
+            var ids: [String] = []
+            for line in run.outputLines {
+                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                    let id = object["messageId"] as? String
+                else {
+                    Issue.record("stdout line is not a Segment message: \(line.prefix(300)) in \(described)")
+                    continue
+                }
+                ids.append(id)
+            }
+            #expect(ids.last == "refiner-resp_1-identify", "\(described)")
+            let errorLines = run.error.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+            switch run.status {
+            case 0:
+                #expect(
+                    errorLines.isEmpty && ids.count >= 2 || errorLines.count == 1 && errorLines[0].hasPrefix("line 1: ignored: ") && ids.count == 1,
+                    "\(described)")
+            case 1:
+                #expect(errorLines.count == 2 && errorLines.first?.hasPrefix("line 1: skipped: ") == true, "\(described)")
+                #expect(errorLines.last == "refiner-segment: 1 of 2 lines skipped", "\(described)")
+                #expect(ids.count == 1, "\(described)")
+            default:
+                Issue.record("exit status \(run.status): \(described)")
+            }
+        }
+    }
+
+    /// `value` with one member or element, chosen at random at any depth, replaced or (in objects) removed.
+    private func mutate(
+        _ value: Any, replacements: [Any], path: String, using random: inout FuzzRandom, description: inout String
+    ) -> Any {
+        if var object = value as? [String: Any], !object.isEmpty, path.isEmpty || random.chance(4, in: 5) {
+            let key = random.pick(object.keys.sorted())
+            if random.chance(1, in: 3) || !(object[key] is [String: Any] || object[key] is [Any]) {
+                if random.chance(1, in: 5) {
+                    object[key] = nil
+                    description = "removed \(path).\(key)"
+                } else {
+                    let replacement = random.pick(replacements)
+                    object[key] = replacement
+                    description = "\(path).\(key) = \(replacement)"
+                }
+            } else {
+                object[key] = mutate(object[key]!, replacements: replacements, path: path + "." + key, using: &random, description: &description)
+            }
+            return object
+        }
+        if var array = value as? [Any], !array.isEmpty {
+            let position = Int.random(in: 0..<array.count, using: &random)
+            array[position] = mutate(array[position], replacements: replacements, path: path + "[\(position)]", using: &random, description: &description)
+            return array
+        }
+        let replacement = random.pick(replacements)
+        description = "\(path) = \(replacement)"
+        return replacement
+    }
+
     // The bugs this fuzzing found, pinned as plain cases.
 
     @Test(arguments: ["{", " { ", "\t{"])
