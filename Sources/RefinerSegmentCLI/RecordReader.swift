@@ -6,8 +6,8 @@ enum InputRecord {
     case tooLong(lines: ClosedRange<Int>, byteCount: Int)
     /// A pretty-printed document whose braces never balance before the input ends.
     case unterminated(lines: ClosedRange<Int>)
-    /// A pretty-printed document cut short by a line that can only start a new record (see
-    /// ``RecordReader``); that line is read again as a record of its own.
+    /// A pretty-printed document cut short by a line that cannot continue it (see ``RecordReader``); that
+    /// line, `by`, is read again as a record of its own.
     case interrupted(lines: ClosedRange<Int>, by: Int)
 
     /// Where the record is, for messages: `line 3` or `lines 3-40`.
