@@ -29,15 +29,14 @@ extension RefinerSegmentTool {
         var accepted = 0
         var ignored = 0
         while let record = try reader.next() {
+            if let problem = record.problem {
+                io.writeError("\(problem.location): skipped: \(problem.reason)\n")
+                rejected += 1
+                continue
+            }
             switch record {
-            case .tooLong(let lines, let byteCount):
-                io.writeError("\(InputRecord.location(lines)): skipped: \(byteCount) bytes, longer than "
-                    + "\(LineReader.maximumLineBytes)\n")
-                rejected += 1
-            case .unterminated(let lines):
-                io.writeError("\(InputRecord.location(lines)): skipped: the JSON document that starts with a "
-                    + "lone '{' ends before its braces balance\n")
-                rejected += 1
+            case .tooLong, .unterminated, .interrupted:
+                continue  // reported above
             case .record(let lines, let bytes):
                 if bytes.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
                 do {
@@ -49,10 +48,10 @@ extension RefinerSegmentTool {
                     accepted += 1
                 } catch let error as RefinerSegmentError where error.code == .unhandledEvent {
                     // A webhook about something else than a completed survey: nothing to render, nothing wrong.
-                    io.writeError("\(InputRecord.location(lines)): ignored: \(error)\n")
+                    io.writeError("\(InputRecord.location(lines)): ignored: \(Self.singleLine("\(error)"))\n")
                     ignored += 1
                 } catch {
-                    io.writeError("\(InputRecord.location(lines)): skipped: \(error)\n")
+                    io.writeError("\(InputRecord.location(lines)): skipped: \(Self.singleLine("\(error)"))\n")
                     rejected += 1
                 }
             }
@@ -63,5 +62,24 @@ extension RefinerSegmentTool {
             return Self.failure
         }
         return Self.success
+    }
+
+    /// `text` on one line: line breaks and other control characters written as escapes (`\n`, `\u{1B}`).
+    ///
+    /// Errors quote the input (a question's text, a date that does not parse), so without this one bad record
+    /// could print several lines of standard error, some of them looking like reports about other lines.
+    static func singleLine(_ text: String) -> String {
+        var result = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            switch scalar.value {
+            case 0x0A: result.append(contentsOf: #"\n"#.unicodeScalars)
+            case 0x0D: result.append(contentsOf: #"\r"#.unicodeScalars)
+            case 0x09: result.append(scalar)
+            case 0..<0x20, 0x7F...0x9F, 0x2028, 0x2029:
+                result.append(contentsOf: "\\u{\(String(scalar.value, radix: 16, uppercase: true))}".unicodeScalars)
+            default: result.append(scalar)
+            }
+        }
+        return String(result)
     }
 }

@@ -55,21 +55,19 @@ extension RefinerSegmentTool {
                 try await pipeline.record([pending.message])
             } catch {
                 skipped += 1
-                io.writeError("\(pending.location): skipped: \(error)\n")
+                io.writeError("\(pending.location): skipped: \(Self.singleLine("\(error)"))\n")
             }
         }
         while let record = try reader.next() {
+            if let problem = record.problem {
+                lines += 1
+                skipped += 1
+                io.writeError("\(problem.location): skipped: \(problem.reason)\n")
+                continue
+            }
             switch record {
-            case .tooLong(let span, let byteCount):
-                lines += 1
-                skipped += 1
-                io.writeError("\(InputRecord.location(span)): skipped: \(byteCount) bytes, longer than "
-                    + "\(LineReader.maximumLineBytes)\n")
-            case .unterminated(let span):
-                lines += 1
-                skipped += 1
-                io.writeError("\(InputRecord.location(span)): skipped: the JSON document that starts with a "
-                    + "lone '{' ends before its braces balance\n")
+            case .tooLong, .unterminated, .interrupted:
+                continue  // reported above
             case .record(let span, let bytes):
                 if bytes.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
                 lines += 1
@@ -90,11 +88,11 @@ extension RefinerSegmentTool {
                     try await pipeline.record(messages)
                 } catch let error as RefinerSegmentError where error.code == .unhandledEvent {
                     // A webhook about something else than a completed survey: nothing to send, nothing wrong.
-                    io.writeError("\(location): ignored: \(error)\n")
+                    io.writeError("\(location): ignored: \(Self.singleLine("\(error)"))\n")
                     ignored += 1
                 } catch {
                     skipped += 1
-                    io.writeError("\(location): skipped: \(error)\n")
+                    io.writeError("\(location): skipped: \(Self.singleLine("\(error)"))\n")
                 }
             }
         }

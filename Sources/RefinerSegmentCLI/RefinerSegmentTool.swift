@@ -64,7 +64,8 @@ public struct RefinerSegmentTool: Sendable {
                                Segment message one per line, in sending order. A record is a response
                                in its JSON form or a Refiner webhook payload, told apart by shape; a line
                                holding only '{' starts a pretty-printed document that runs until its
-                               braces balance. Bad records are reported on stderr with their line
+                               braces balance (or a line that cannot continue it, which starts a new
+                               record). Bad records are reported on stderr with their line
                                numbers and skipped; webhook events other than 'Completed Survey' are
                                noted as ignored. Options:
                                  --prefix PREFIX, --max-length N   as for keys
