@@ -77,7 +77,8 @@ struct FileHandleSource: ByteSource {
 
 /// Bytes from memory, for tests.
 public struct MemorySource: ByteSource {
-    private var bytes: [UInt8]
+    private let bytes: [UInt8]
+    private var offset = 0
     private let chunkSize: Int
 
     /// Serves `bytes` in chunks of `chunkSize` (small chunks test line splitting across reads).
@@ -88,9 +89,9 @@ public struct MemorySource: ByteSource {
 
     /// The next chunk, or an empty array at the end.
     public mutating func read() throws -> [UInt8] {
-        let chunk = Array(bytes.prefix(chunkSize))
-        bytes.removeFirst(chunk.count)
-        return chunk
+        let end = min(offset + chunkSize, bytes.count)
+        defer { offset = end }
+        return Array(bytes[offset..<end])
     }
 }
 

@@ -146,3 +146,12 @@ struct SHA256Tests {
             == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 }
+
+struct ClockGoneWrongTests {
+    @Test(arguments: [Double.nan, .infinity, -.infinity, 1e300, -1e300])
+    func batchWithAnUnrepresentableSentAtStillEncodes(seconds: Double) throws {
+        let body = SegmentBatch.encode([], sentAt: Date(timeIntervalSince1970: seconds), writeKey: WriteKey("wk"))
+        let sentAt = try #require(try jsonObject(body)["sentAt"] as? String)
+        #expect(Timestamp.date(from: sentAt) != nil, "\(sentAt)")
+    }
+}

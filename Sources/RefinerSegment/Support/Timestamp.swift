@@ -26,8 +26,14 @@ enum Timestamp {
     /// Writes the 24 bytes of `YYYY-MM-DDTHH:MM:SS.mmmZ`, milliseconds truncated. The date must be
     /// representable.
     static func write(_ date: Date, to output: UnsafeMutablePointer<UInt8>) {
+        // Dates are validated before messages are built; a clock gone wrong (the batch's `sentAt`) is clamped
+        // to the representable range rather than trapping: NaN reads as the epoch.
+        var interval = date.timeIntervalSince1970
+        if !isRepresentable(date) {
+            interval = interval.isNaN ? 0 : min(max(interval, -62_167_219_200), 253_402_300_799.999)
+        }
         // Round to the microsecond first so that a time read as `.123000` is not written as `.122`.
-        let micros = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
+        let micros = Int64((interval * 1_000_000).rounded())
         let millis = micros >= 0 ? micros / 1000 : (micros - 999) / 1000
         let seconds = millis >= 0 ? millis / 1000 : (millis - 999) / 1000
         let millisecond = Int(millis - seconds * 1000)
