@@ -1,7 +1,7 @@
 /// One Segment call, encoded exactly as it is sent: the JSON object that goes into a batch.
 ///
 /// The builder makes these from survey responses; already-built messages (a `render` output, a failed
-/// file) can be read back with ``init(json:)``. The message holds no secret: the write key travels on
+/// file) can be read back with ``init(json:maximumBytes:)``. The message holds no secret: the write key travels on
 /// the batch, never on a message.
 public struct SegmentMessage: Sendable, Hashable, CustomStringConvertible {
     /// The kind of call. An open set: Segment's other calls (`page`, `alias`...) pass through too.
