@@ -106,6 +106,7 @@ public actor SegmentPipeline: CustomStringConvertible, CustomReflectable {
             "Content-Type": "application/json",
             "Authorization": writeKey.basicAuthorization,
             "User-Agent": configuration.library.userAgent,
+            "X-Retry-Count": "0",
         ]
         self.secrets = [writeKey.rawValue, String(writeKey.basicAuthorization.dropFirst("Basic ".count))]
     }
@@ -522,8 +523,9 @@ public actor SegmentPipeline: CustomStringConvertible, CustomReflectable {
     }
 
     private func makeRequest(_ messages: [SegmentMessage], retryCount: Int) -> SegmentRequest {
+        // The headers of a first attempt are built once; a retry copies them with its count.
         var headerFields = self.headerFields
-        headerFields["X-Retry-Count"] = String(retryCount)
+        if retryCount > 0 { headerFields["X-Retry-Count"] = String(retryCount) }
         return SegmentRequest(
             url: batchURL,
             method: "POST",
