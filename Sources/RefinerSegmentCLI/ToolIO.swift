@@ -14,6 +14,10 @@ public struct ToolIO: Sendable {
     public var errorIsTerminal: Bool
     /// Writes a whole file, replacing it (`send`'s failed messages).
     public var writeFile: @Sendable (_ path: String, _ bytes: [UInt8]) throws -> Void
+    /// Starts listening for requests to stop (SIGINT, SIGTERM) and returns them as a stream of signal
+    /// numbers. `send` calls it when it starts and drops the stream when it ends, which stops listening;
+    /// commands that do not call it keep the default signal handling. Tests pass a stream they feed.
+    public var interruptions: @Sendable () -> AsyncStream<Int32>
 
     /// Creates an I/O set.
     public init(
@@ -22,7 +26,8 @@ public struct ToolIO: Sendable {
         writeError: @escaping @Sendable (_ text: String) -> Void,
         environment: [String: String] = [:],
         errorIsTerminal: Bool = false,
-        writeFile: @escaping @Sendable (_ path: String, _ bytes: [UInt8]) throws -> Void = ToolIO.writeFileToDisk
+        writeFile: @escaping @Sendable (_ path: String, _ bytes: [UInt8]) throws -> Void = ToolIO.writeFileToDisk,
+        interruptions: @escaping @Sendable () -> AsyncStream<Int32> = { AsyncStream { _ in } }
     ) {
         self.openInput = openInput
         self.writeOutput = writeOutput
@@ -30,6 +35,7 @@ public struct ToolIO: Sendable {
         self.environment = environment
         self.errorIsTerminal = errorIsTerminal
         self.writeFile = writeFile
+        self.interruptions = interruptions
     }
 
     /// Writes `bytes` to the file at `path`, replacing it.
@@ -54,8 +60,67 @@ public struct ToolIO: Sendable {
             writeOutput: { FileHandle.standardOutput.write(Data($0)) },
             writeError: { FileHandle.standardError.write(Data($0.utf8)) },
             environment: ProcessInfo.processInfo.environment,
-            errorIsTerminal: isatty(2) != 0
+            errorIsTerminal: isatty(2) != 0,
+            interruptions: { SignalListener.interruptions(for: [SIGINT, SIGTERM]) }
         )
+    }
+}
+
+/// The process's SIGINT and SIGTERM as a stream, for `send`'s orderly stop.
+///
+/// While the stream is listened to, the signals' default action (terminate at once) is off and a dispatch
+/// source reports them instead; a second signal while the first is being handled terminates the process
+/// at once, as an operator who presses Ctrl-C twice expects (what was not yet written to the failed file
+/// is then lost, as with `kill -9`). Dropping the stream restores the default action.
+enum SignalListener {
+    static func interruptions(for signals: [Int32]) -> AsyncStream<Int32> {
+        AsyncStream { continuation in
+            let sources = Sources()
+            for number in signals {
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+                source.setEventHandler {
+                    if sources.countSignal() > 1 { exit(128 + number) }
+                    continuation.yield(number)
+                }
+                source.resume()
+                sources.add(source)
+            }
+            continuation.onTermination = { _ in
+                sources.cancelAll()
+                for number in signals { signal(number, SIG_DFL) }
+            }
+        }
+    }
+
+    /// The dispatch sources and the signals seen so far. An `NSLock` guards both, which is why the type may
+    /// be `@unchecked Sendable`: the signal handlers and the stream's termination reach it from any thread.
+    private final class Sources: @unchecked Sendable {
+        private let lock = NSLock()
+        private var sources: [any DispatchSourceSignal] = []
+        private var seen = 0
+
+        func add(_ source: any DispatchSourceSignal) {
+            lock.lock()
+            defer { lock.unlock() }
+            sources.append(source)
+        }
+
+        /// Counts one more signal and returns how many were seen.
+        func countSignal() -> Int {
+            lock.lock()
+            defer { lock.unlock() }
+            seen += 1
+            return seen
+        }
+
+        func cancelAll() {
+            lock.lock()
+            let all = sources
+            sources = []
+            lock.unlock()
+            for source in all { source.cancel() }
+        }
     }
 }
 
