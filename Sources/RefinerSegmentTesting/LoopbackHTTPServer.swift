@@ -16,7 +16,8 @@ import Darwin
 /// (keep-alive, `Content-Length` and chunked bodies), records every request and answers through a handler.
 /// The handler may answer any status with any headers, answer slowly (``Answer/delay(_:then:)``), stall
 /// past the client's timeout (``Answer/hold`` or a long delay), reset the connection without an answer
-/// (``Answer/reset``) or drop it halfway through the answer (``Answer/truncate(_:)``), so a transport and
+/// (``Answer/reset``) or drop it halfway through the answer (``Answer/truncate(_:)``,
+/// ``Answer/truncateHead(_:)``), so a transport and
 /// the pipeline above it can be tested against the faults of a real network. ``acceptedRequests`` keeps
 /// the requests that were answered 2xx in full: what a collector would have accepted.
 ///
@@ -53,8 +54,12 @@ public final class LoopbackHTTPServer: Sendable {
         /// Close the connection at once with a TCP reset and no answer, as a crashed server or a proxy
         /// that drops the connection mid-request does.
         case reset
-        /// Send the first half of this response's bytes, then close the connection.
+        /// Send this response's head and the first half of its body, then close the connection: an answer
+        /// cut short.
         case truncate(SegmentResponse)
+        /// Send the first half of this response's head, then close the connection. (FoundationNetworking on
+        /// Linux traps on this in toolchains without the fix for swift-corelibs-foundation#5285.)
+        case truncateHead(SegmentResponse)
 
         /// Answer with this status, headers and body text.
         public static func status(_ statusCode: Int, headerFields: [String: String] = [:], body: String = "") -> Answer {
@@ -230,7 +235,11 @@ public final class LoopbackHTTPServer: Sendable {
             return false
         case .truncate(let response):
             let bytes = Self.bytes(of: response)
-            _ = write(Array(bytes.prefix(bytes.count / 2)), to: connection)
+            _ = write(Array(bytes.prefix(bytes.count - response.body.count + response.body.count / 2)), to: connection)
+            return false
+        case .truncateHead(let response):
+            let bytes = Self.bytes(of: response)
+            _ = write(Array(bytes.prefix((bytes.count - response.body.count) / 2)), to: connection)
             return false
         case .respond(let response):
             guard write(Self.bytes(of: response), to: connection) else { return false }
