@@ -122,3 +122,13 @@ struct OutcomeTally {
         return counts
     }
 }
+
+extension SegmentOutcome {
+    /// The reason of a retry or a failure.
+    var reason: SegmentDeliveryError? {
+        switch self {
+        case .retrying(_, _, _, let reason), .failed(_, let reason): reason
+        default: nil
+        }
+    }
+}
