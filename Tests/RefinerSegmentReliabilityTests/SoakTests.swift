@@ -153,8 +153,8 @@ struct FaultCounts: CustomStringConvertible {
             maximumRetryDuration: .seconds(120), maximumRetryAfter: .milliseconds(30))
         configuration.batch.maximumMessages = 40
         configuration.queue = SegmentPipeline.QueueLimits(maximumMessages: 800)
-        configuration.maximumBatchesInFlight = 4
-        configuration.requestTimeout = .milliseconds(400)
+        configuration.maximumBatchesInFlight = 6
+        configuration.requestTimeout = .milliseconds(250)
         let pipeline = try SegmentPipeline(
             writeKey: WriteKey("wk_soak"), transport: URLSessionTransport(), configuration: configuration)
         let outcomes = await pipeline.outcomes()
@@ -223,7 +223,7 @@ struct FaultCounts: CustomStringConvertible {
         let tasks = 16
         let started = ContinuousClock.now
         let recorded = try await Self.produce(
-            into: pipeline, tasks: tasks, perTask: 1000, until: started + .seconds(30))
+            into: pipeline, tasks: tasks, perTask: 1500, until: started + .seconds(30))
         await pipeline.flush()
         let returned = await pipeline.shutdown(deadline: clock.now)
         let elapsed = ContinuousClock.now - started
