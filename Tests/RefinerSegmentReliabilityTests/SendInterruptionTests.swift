@@ -182,13 +182,13 @@ enum BuiltTool {
 /// The same, end to end: the built executable gets a real signal from outside.
 @Suite(.serialized) struct SendProcessInterruptionTests {
     /// Runs the executable and returns it running, with its stdout and stderr in files.
-    static func launch(_ arguments: [String], in directory: URL) throws -> Process {
+    static func launch(_ arguments: [String], in directory: URL, input: Pipe? = nil) throws -> Process {
         let process = Process()
         process.executableURL = BuiltTool.url
         process.arguments = arguments
         process.environment = ["SEGMENT_WRITE_KEY": "wk_process", "PATH": "/usr/bin:/bin"]
         process.currentDirectoryURL = directory
-        process.standardInput = FileHandle.nullDevice
+        process.standardInput = input ?? FileHandle.nullDevice
         _ = FileManager.default.createFile(atPath: directory.appendingPathComponent("stderr.txt").path, contents: nil)
         process.standardError = try FileHandle(forWritingTo: directory.appendingPathComponent("stderr.txt"))
         process.standardOutput = FileHandle.nullDevice
@@ -244,5 +244,54 @@ enum BuiltTool {
         }
         #expect(runs[0] == expected)
         #expect(runs[1] == runs[0], "a re-run sends the same messageIds, so Segment drops the duplicates")
+    }
+
+    /// Input from a pipe whose writer stays open and idle: a blocking read must not keep send from
+    /// reacting to the signal.
+    @Test(.enabled(if: BuiltTool.url != nil, "the built refiner-segment executable was not found next to the tests"))
+    func theExecutableStopsOnASignalWhileItsStandardInputIsIdle() async throws {
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("refiner-segment-interrupt-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let stalling = try LoopbackHTTPServer { _ in .hold }
+        defer { stalling.stop() }
+        let input = Pipe()
+        defer { try? input.fileHandleForWriting.close() }
+        let process = try Self.launch(
+            ["send", "--endpoint", stalling.baseURL.absoluteString, "--failed", "failed.jsonl"], in: directory,
+            input: input)
+        input.fileHandleForWriting.write(Data(SendInput.responses(5, tag: "stdin").utf8))
+        #expect(await eventually { !stalling.requests.isEmpty || !process.isRunning })
+        try await Task.sleep(for: .milliseconds(300))
+        kill(process.processIdentifier, SIGTERM)
+        guard await Self.finish(process) else { return }
+        let stderr = (try? String(contentsOf: directory.appendingPathComponent("stderr.txt"), encoding: .utf8)) ?? ""
+        #expect(process.terminationReason == .exit, "\(stderr)")
+        #expect(process.terminationStatus == 128 + SIGTERM, "\(stderr)")
+        let failed = try [UInt8](Data(contentsOf: directory.appendingPathComponent("failed.jsonl")))
+        #expect(try SendInput.ids(inFailedFile: failed) == SendInput.expectedIDs(5, tag: "stdin"), "\(stderr)")
+    }
+
+    /// A live pipe (`tail -f webhooks.jsonl | refiner-segment send`): lines are sent as they come, not once
+    /// 64 KB or the end of the input have arrived.
+    @Test(.enabled(if: BuiltTool.url != nil, "the built refiner-segment executable was not found next to the tests"))
+    func theExecutableSendsLinesFromALivePipeAsTheyCome() async throws {
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("refiner-segment-pipe-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let server = try LoopbackHTTPServer()
+        defer { server.stop() }
+        let input = Pipe()
+        let process = try Self.launch(["send", "--endpoint", server.baseURL.absoluteString], in: directory, input: input)
+        input.fileHandleForWriting.write(Data(SendInput.responses(3, tag: "live").utf8))
+        let expected = SendInput.expectedIDs(3, tag: "live")
+        #expect(await eventually { SendInput.ids(acceptedBy: server) == expected || !process.isRunning })
+        #expect(process.isRunning, "the input is still open")
+        try input.fileHandleForWriting.close()
+        guard await Self.finish(process) else { return }
+        #expect(process.terminationStatus == 0)
+        #expect(SendInput.ids(acceptedBy: server) == expected)
     }
 }
