@@ -75,7 +75,8 @@ public final class LoopbackHTTPServer: Sendable {
 
     private struct ServerState {
         var requests: [Request] = []
-        var accepted: [Request] = []
+        var accepted: [(ticket: Int, request: Request)] = []
+        var nextTicket = 0
         var connections: Set<Int32> = []
         var stopped = false
         var requestWaiters: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
@@ -89,7 +90,7 @@ public final class LoopbackHTTPServer: Sendable {
 
     /// Every request answered with a 2xx status whose answer was written in full, in the order answered:
     /// the batches a collector accepted.
-    public var acceptedRequests: [Request] { state.withLock { $0.accepted } }
+    public var acceptedRequests: [Request] { state.withLock { $0.accepted.map(\.request) } }
 
     /// Starts a server that answers every request through `handler` (200 and `{}` by default).
     ///
@@ -242,9 +243,17 @@ public final class LoopbackHTTPServer: Sendable {
             _ = write(Array(bytes.prefix((bytes.count - response.body.count) / 2)), to: connection)
             return false
         case .respond(let response):
-            guard write(Self.bytes(of: response), to: connection) else { return false }
-            if (200..<300).contains(response.statusCode) {
-                state.withLock { $0.accepted.append(request) }
+            // Recorded before the write, so that a client that has read the answer always finds its batch
+            // here; withdrawn when the write fails.
+            let isAccepted = (200..<300).contains(response.statusCode)
+            let ticket = isAccepted ? state.withLock { state -> Int in
+                state.nextTicket += 1
+                state.accepted.append((state.nextTicket, request))
+                return state.nextTicket
+            } : 0
+            guard write(Self.bytes(of: response), to: connection) else {
+                if isAccepted { state.withLock { $0.accepted.removeAll { $0.ticket == ticket } } }
+                return false
             }
             return true
         }
