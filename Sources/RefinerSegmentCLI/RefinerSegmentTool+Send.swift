@@ -155,13 +155,23 @@ extension RefinerSegmentTool {
         progress.finish()
 
         let undelivered = progress.failedMessages + handedBack + notRecorded
+        var failedDestination = failedPath
         if !undelivered.isEmpty {
             var bytes: [UInt8] = []
             for message in undelivered {
                 bytes.append(contentsOf: message.json)
                 bytes.append(UInt8(ascii: "\n"))
             }
-            try io.writeFile(failedPath, bytes)
+            do {
+                try io.writeFile(failedPath, bytes)
+            } catch {
+                // The messages exist nowhere else now: rather than lose them, put them on standard output (which
+                // send does not otherwise use), where the operator can save them.
+                io.writeError("refiner-segment: \(error); the \(undelivered.count) undelivered messages follow on "
+                    + "standard output instead\n")
+                io.writeOutput(bytes)
+                failedDestination = "standard output"
+            }
         }
         let counters = await pipeline.counters
         var summary = "refiner-segment: \(lines - skipped) of \(lines) lines read, \(counters.accepted) messages: "
@@ -169,7 +179,7 @@ extension RefinerSegmentTool {
         if counters.handedBack > 0 { summary += ", \(counters.handedBack) not sent" }
         if !notRecorded.isEmpty { summary += ", \(notRecorded.count) read but not queued" }
         if ignored > 0 { summary += "; \(ignored) webhooks of other events ignored" }
-        if !undelivered.isEmpty { summary += "; \(undelivered.count) undelivered messages written to \(failedPath)" }
+        if !undelivered.isEmpty { summary += "; \(undelivered.count) undelivered messages written to \(failedDestination)" }
         if let number = interruption.signal {
             summary += "; stopped by \(Interruption.name(of: number)) after input line \(lastLine): later lines "
                 + "were not read"

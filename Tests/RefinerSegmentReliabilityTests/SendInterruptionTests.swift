@@ -34,14 +34,18 @@ final class ToolCapture: @unchecked Sendable {
     func io(
         input: [UInt8],
         environment: [String: String],
-        interruptions: AsyncStream<Int32> = AsyncStream { _ in }
+        interruptions: AsyncStream<Int32> = AsyncStream { _ in },
+        filesAreWritable: Bool = true
     ) -> ToolIO {
         ToolIO(
             openInput: { _ in EndReportingSource(bytes: input) { self.locked { self._inputEnded = true } } },
             writeOutput: { bytes in self.locked { self._output += bytes } },
             writeError: { text in self.locked { self._error += text } },
             environment: environment,
-            writeFile: { path, bytes in self.locked { self._files[path] = bytes } },
+            writeFile: { path, bytes in
+                guard filesAreWritable else { throw CocoaError(.fileWriteNoPermission) }
+                self.locked { self._files[path] = bytes }
+            },
             interruptions: { interruptions }
         )
     }
@@ -141,6 +145,21 @@ func eventually(within timeout: Duration = .seconds(20), _ condition: () -> Bool
         }
         #expect(runs[0] == expected)
         #expect(runs[1] == runs[0])
+    }
+
+    /// The failed file is the messages' last copy: when it cannot be written they go to stdout, not away.
+    @Test func anUnwritableFailedFileSendsTheMessagesToStandardOutput() async throws {
+        let refusing = try LoopbackHTTPServer { _ in .status(400) }
+        defer { refusing.stop() }
+        let capture = ToolCapture()
+        let status = await RefinerSegmentTool(
+            io: capture.io(
+                input: Array(SendInput.responses(3, tag: "nowrite").utf8), environment: Self.environment,
+                filesAreWritable: false)
+        ).run(["send", "--endpoint", refusing.baseURL.absoluteString, "--failed", "/nonexistent/failed.jsonl"])
+        #expect(status == 1)
+        #expect(try SendInput.ids(inFailedFile: Array(capture.output.utf8)) == SendInput.expectedIDs(3, tag: "nowrite"))
+        #expect(capture.error.contains("6 undelivered messages written to standard output"), "\(capture.error)")
     }
 
     @Test func withoutASignalTheExitStatusIsUnchanged() async throws {
