@@ -95,34 +95,51 @@ struct FaultCounts: CustomStringConvertible {
 
     /// Records pairs from `tasks` concurrent tasks until `deadline` (or `perTask` pairs each) and returns the
     /// messages accepted.
+    ///
+    /// With `cancelAfter`, every recording task is cancelled after that (real) time: a task waiting for room
+    /// gets `cancelled` and its unit must not be accepted; a unit whose `record` returned must be.
     static func produce(
         into pipeline: SegmentPipeline,
         tasks: Int,
         perTask: Int,
-        until deadline: ContinuousClock.Instant
-    ) async throws -> [SegmentMessage] {
-        try await withThrowingTaskGroup(of: [SegmentMessage].self) { group in
+        until deadline: ContinuousClock.Instant,
+        cancelAfter: Duration? = nil
+    ) async throws -> (accepted: [SegmentMessage], cancelled: Int) {
+        try await withThrowingTaskGroup(of: ([SegmentMessage], Int).self) { group in
             for task in 0..<tasks {
                 group.addTask {
                     let builder = try SegmentCallBuilder()
                     var store = InMemoryProfileStore()
                     var accepted: [SegmentMessage] = []
                     var index = 0
-                    while index < perTask, ContinuousClock.now < deadline {
+                    while index < perTask, ContinuousClock.now < deadline, !Task.isCancelled {
                         let response = Responses.make(
                             "t\(task)-r\(index)", user: "user-\(task)-\(index % 40)", account: "account-\(index % 7)")
                         index += 1
                         let (messages, updated) = try builder.process(response, profile: store.profile(for: response))
-                        try await pipeline.record(messages)
+                        do {
+                            try await pipeline.record(messages)
+                        } catch let error as SegmentDeliveryError {
+                            if error.code == .cancelled { return (accepted, 1) }
+                            throw error
+                        }
                         store.store(updated, for: response)
                         accepted += messages
                     }
-                    return accepted
+                    return (accepted, 0)
                 }
             }
+            if let cancelAfter {
+                try await Task.sleep(for: cancelAfter)
+                group.cancelAll()
+            }
             var all: [SegmentMessage] = []
-            for try await accepted in group { all += accepted }
-            return all
+            var cancelled = 0
+            for try await (accepted, wasCancelled) in group {
+                all += accepted
+                cancelled += wasCancelled
+            }
+            return (all, cancelled)
         }
     }
 
@@ -167,7 +184,7 @@ struct FaultCounts: CustomStringConvertible {
         let tasks = 8
         let started = ContinuousClock.now
         let recorded = try await Self.produce(
-            into: pipeline, tasks: tasks, perTask: .max, until: started + .seconds(2.5))
+            into: pipeline, tasks: tasks, perTask: .max, until: started + .seconds(2.5)).accepted
         // A short deadline, so that batches in flight and the queue's rest are handed back.
         let returned = await pipeline.shutdown(deadline: Date().addingTimeInterval(0.5))
         let elapsed = ContinuousClock.now - started
@@ -184,13 +201,14 @@ struct FaultCounts: CustomStringConvertible {
         #expect(counts.injected > 0)
     }
 
-    @Test func scriptedFaultsInVirtualTimeLoseNothing() async throws {
-        let seed = SeededGenerator.seed()
-        var generator = SeededGenerator(seed: seed)
-        let clock = VirtualClock()
+    /// A script of `count` steps drawn from the fault mix, and the kind of each.
+    static func script(
+        count: Int = 20_000,
+        using generator: inout SeededGenerator
+    ) -> (kinds: [Fault], steps: [ScriptedTransport.Step]) {
         var kinds: [Fault] = []
         var script: [ScriptedTransport.Step] = []
-        for _ in 0..<20_000 {
+        for _ in 0..<count {
             let fault = Fault.draw(using: &generator)
             kinds.append(fault)
             switch fault {
@@ -204,6 +222,14 @@ struct FaultCounts: CustomStringConvertible {
             case .refused: script.append(.status(413))
             }
         }
+        return (kinds, script)
+    }
+
+    @Test func scriptedFaultsInVirtualTimeLoseNothing() async throws {
+        let seed = SeededGenerator.seed()
+        var generator = SeededGenerator(seed: seed)
+        let clock = VirtualClock()
+        let (kinds, script) = Self.script(using: &generator)
         let transport = ScriptedTransport(script, clock: clock.deliveryClock)
         var configuration = SegmentPipeline.Configuration()
         configuration.retry.maximumAttempts = 1000
@@ -223,7 +249,7 @@ struct FaultCounts: CustomStringConvertible {
         let tasks = 16
         let started = ContinuousClock.now
         let recorded = try await Self.produce(
-            into: pipeline, tasks: tasks, perTask: 1500, until: started + .seconds(30))
+            into: pipeline, tasks: tasks, perTask: 1500, until: started + .seconds(30)).accepted
         await pipeline.flush()
         let returned = await pipeline.shutdown(deadline: clock.now)
         let elapsed = ContinuousClock.now - started
@@ -255,5 +281,45 @@ struct FaultCounts: CustomStringConvertible {
         print("soak (scripted transport, virtual time) seed \(seed): \(recorded.count) messages from \(tasks) "
             + "tasks in \(elapsed) (\(clock.now.timeIntervalSince(VirtualClock().now)) s virtual); "
             + "faults injected \(counts.injected) (\(counts)); " + figures)
+    }
+
+    /// Recording tasks cancelled while many wait for room: a cancelled `record` accepted nothing, a returned
+    /// one accepted its unit, and the accounting still closes.
+    @Test func cancelledRecordersAcceptNothingHalfway() async throws {
+        let seed = SeededGenerator.seed()
+        var generator = SeededGenerator(seed: seed)
+        let clock = VirtualClock()
+        let (kinds, script) = Self.script(using: &generator)
+        let transport = ScriptedTransport(script, clock: clock.deliveryClock)
+        var configuration = SegmentPipeline.Configuration()
+        configuration.retry.maximumAttempts = 1000
+        configuration.batch.maximumMessages = 20
+        configuration.queue = SegmentPipeline.QueueLimits(maximumMessages: 100)
+        configuration.maximumBatchesInFlight = 2
+        let pipeline = try SegmentPipeline(
+            writeKey: WriteKey("wk_soak"), transport: transport, configuration: configuration,
+            clock: clock.deliveryClock, jitter: { $0 })
+        let outcomes = await pipeline.outcomes()
+        let collector = Task {
+            var tally = OutcomeTally()
+            for await outcome in outcomes { tally.add(outcome) }
+            return tally
+        }
+        let tasks = 32
+        let (recorded, cancelled) = try await Self.produce(
+            into: pipeline, tasks: tasks, perTask: .max, until: .now + .seconds(30), cancelAfter: .milliseconds(300))
+        await pipeline.flush()
+        let returned = await pipeline.shutdown(deadline: clock.now)
+        let tally = await collector.value
+        let counters = await pipeline.counters
+        let accepted = await transport.requests.enumerated().compactMap { index, request -> [WireMessage]? in
+            index >= kinds.count || kinds[index] == .ok || kinds[index] == .slow ? Wire.messages(in: request.body) : nil
+        }
+        let figures = Self.account(
+            recorded: recorded, tally: tally, returnedAtShutdown: returned, counters: counters,
+            acceptedBatches: accepted)
+        #expect(cancelled > 0, "some tasks were cancelled while they waited for room")
+        print("soak (cancelled recorders, virtual time) seed \(seed): \(recorded.count) messages from \(tasks) "
+            + "tasks, \(cancelled) cancelled while waiting for room; " + figures)
     }
 }
