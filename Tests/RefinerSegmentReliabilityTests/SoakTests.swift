@@ -96,14 +96,15 @@ struct FaultCounts: CustomStringConvertible {
     /// Records pairs from `tasks` concurrent tasks until `deadline` (or `perTask` pairs each) and returns the
     /// messages accepted.
     ///
-    /// With `cancelAfter`, every recording task is cancelled after that (real) time: a task waiting for room
-    /// gets `cancelled` and its unit must not be accepted; a unit whose `record` returned must be.
+    /// With `cancelWhen`, every recording task is cancelled once it returns: a task waiting for room gets
+    /// `cancelled` and its unit must not be accepted; a unit whose `record` returned must be.
     static func produce(
         into pipeline: SegmentPipeline,
         tasks: Int,
         perTask: Int,
         until deadline: ContinuousClock.Instant,
-        cancelAfter: Duration? = nil
+        tag: String = "",
+        cancelWhen: (@Sendable () async throws -> Void)? = nil
     ) async throws -> (accepted: [SegmentMessage], cancelled: Int) {
         try await withThrowingTaskGroup(of: ([SegmentMessage], Int).self) { group in
             for task in 0..<tasks {
@@ -114,7 +115,7 @@ struct FaultCounts: CustomStringConvertible {
                     var index = 0
                     while index < perTask, ContinuousClock.now < deadline, !Task.isCancelled {
                         let response = Responses.make(
-                            "t\(task)-r\(index)", user: "user-\(task)-\(index % 40)", account: "account-\(index % 7)")
+                            "\(tag)t\(task)-r\(index)", user: "user-\(task)-\(index % 40)", account: "account-\(index % 7)")
                         index += 1
                         let (messages, updated) = try builder.process(response, profile: store.profile(for: response))
                         do {
@@ -129,8 +130,8 @@ struct FaultCounts: CustomStringConvertible {
                     return (accepted, 0)
                 }
             }
-            if let cancelAfter {
-                try await Task.sleep(for: cancelAfter)
+            if let cancelWhen {
+                try await cancelWhen()
                 group.cancelAll()
             }
             var all: [SegmentMessage] = []
@@ -283,14 +284,15 @@ struct FaultCounts: CustomStringConvertible {
             + "faults injected \(counts.injected) (\(counts)); " + figures)
     }
 
-    /// Recording tasks cancelled while many wait for room: a cancelled `record` accepted nothing, a returned
+    /// Recording tasks cancelled while they wait for room: a cancelled `record` accepted nothing, a returned
     /// one accepted its unit, and the accounting still closes.
     @Test func cancelledRecordersAcceptNothingHalfway() async throws {
         let seed = SeededGenerator.seed()
         var generator = SeededGenerator(seed: seed)
         let clock = VirtualClock()
         let (kinds, script) = Self.script(using: &generator)
-        let transport = ScriptedTransport(script, clock: clock.deliveryClock)
+        // Held shut until every task waits for room, so that the cancellation finds them all waiting.
+        let transport = GatedTransport(ScriptedTransport(script, clock: clock.deliveryClock))
         var configuration = SegmentPipeline.Configuration()
         configuration.retry.maximumAttempts = 1000
         configuration.batch.maximumMessages = 20
@@ -306,20 +308,59 @@ struct FaultCounts: CustomStringConvertible {
             return tally
         }
         let tasks = 32
-        let (recorded, cancelled) = try await Self.produce(
-            into: pipeline, tasks: tasks, perTask: .max, until: .now + .seconds(30), cancelAfter: .milliseconds(300))
-        await pipeline.flush()
+        let rounds = 20
+        var recorded: [SegmentMessage] = []
+        var cancelled = 0
+        for round in 0..<rounds {
+            await transport.close()
+            let (accepted, cancelledNow) = try await Self.produce(
+                into: pipeline, tasks: tasks, perTask: .max, until: .now + .seconds(60), tag: "c\(round)",
+                cancelWhen: {
+                    while await pipeline.counters.waitingToRecord < tasks { try await Task.sleep(for: .milliseconds(2)) }
+                })
+            recorded += accepted
+            cancelled += cancelledNow
+            await transport.open()
+            await pipeline.flush()
+        }
         let returned = await pipeline.shutdown(deadline: clock.now)
         let tally = await collector.value
         let counters = await pipeline.counters
-        let accepted = await transport.requests.enumerated().compactMap { index, request -> [WireMessage]? in
+        let accepted = await transport.inner.requests.enumerated().compactMap { index, request -> [WireMessage]? in
             index >= kinds.count || kinds[index] == .ok || kinds[index] == .slow ? Wire.messages(in: request.body) : nil
         }
         let figures = Self.account(
             recorded: recorded, tally: tally, returnedAtShutdown: returned, counters: counters,
             acceptedBatches: accepted)
-        #expect(cancelled > 0, "some tasks were cancelled while they waited for room")
+        #expect(cancelled == tasks * rounds, "every task was cancelled while it waited for room")
+        #expect(counters.waitingToRecord == 0)
         print("soak (cancelled recorders, virtual time) seed \(seed): \(recorded.count) messages from \(tasks) "
-            + "tasks, \(cancelled) cancelled while waiting for room; " + figures)
+            + "tasks in \(rounds) rounds, \(cancelled) cancelled while waiting for room; " + figures)
+    }
+}
+
+/// A transport that holds every request until it is opened, then passes them on.
+actor GatedTransport: SegmentTransport {
+    let inner: ScriptedTransport
+    private var isOpen = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(_ inner: ScriptedTransport) {
+        self.inner = inner
+    }
+
+    func close() {
+        isOpen = false
+    }
+
+    func open() {
+        isOpen = true
+        for continuation in waiting { continuation.resume() }
+        waiting = []
+    }
+
+    func send(_ request: SegmentRequest) async throws -> SegmentResponse {
+        if !isOpen { await withCheckedContinuation { waiting.append($0) } }
+        return try await inner.send(request)
     }
 }
