@@ -36,6 +36,7 @@ extension RefinerSegmentTool {
             throw UsageError(error.detail)
         }
 
+        var reader = RecordReader(source: try io.openInput(options.positional.first))
         let outcomes = await pipeline.outcomes()
         let reporter = Task { [io] in
             var progress = SendProgress(io: io)
@@ -60,7 +61,6 @@ extension RefinerSegmentTool {
             }
         }
 
-        var reader = RecordReader(source: try io.openInput(options.positional.first))
         var store = InMemoryProfileStore()
         var skipped = 0
         var ignored = 0
@@ -94,8 +94,18 @@ extension RefinerSegmentTool {
                 return true
             }
         }
+        var readFailed = false
         reading: while interruption.signal == nil {
-            guard let record = try reader.next() else { break }
+            let next: InputRecord?
+            do {
+                next = try reader.next()
+            } catch {
+                // What was read is still delivered (or goes to the failed file); only the reading stops.
+                io.writeError("refiner-segment: \(error); input read up to line \(lastLine)\n")
+                readFailed = true
+                break
+            }
+            guard let record = next else { break }
             switch record {
             case .tooLong(let span, let byteCount):
                 lines += 1
@@ -186,7 +196,7 @@ extension RefinerSegmentTool {
         }
         io.writeError(summary + "\n")
         if let number = interruption.signal { return 128 + number }
-        return skipped == 0 && undelivered.isEmpty ? Self.success : Self.failure
+        return skipped == 0 && !readFailed && undelivered.isEmpty ? Self.success : Self.failure
     }
 }
 

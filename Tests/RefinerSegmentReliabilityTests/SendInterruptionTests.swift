@@ -35,10 +35,15 @@ final class ToolCapture: @unchecked Sendable {
         input: [UInt8],
         environment: [String: String],
         interruptions: AsyncStream<Int32> = AsyncStream { _ in },
-        filesAreWritable: Bool = true
+        filesAreWritable: Bool = true,
+        inputFailsAtTheEnd: Bool = false
     ) -> ToolIO {
         ToolIO(
-            openInput: { _ in EndReportingSource(bytes: input) { self.locked { self._inputEnded = true } } },
+            openInput: { _ in
+                EndReportingSource(bytes: input, failsAtTheEnd: inputFailsAtTheEnd) {
+                    self.locked { self._inputEnded = true }
+                }
+            },
             writeOutput: { bytes in self.locked { self._output += bytes } },
             writeError: { text in self.locked { self._error += text } },
             environment: environment,
@@ -54,12 +59,21 @@ final class ToolCapture: @unchecked Sendable {
 /// Serves bytes in small chunks and says when it reaches the end.
 struct EndReportingSource: ByteSource {
     var bytes: [UInt8]
+    /// Throws instead of ending, as a failing disk or a broken stream does.
+    var failsAtTheEnd = false
     let onEnd: @Sendable () -> Void
+
+    struct ReadError: Error, CustomStringConvertible {
+        var description: String { "cannot read the input: Input/output error" }
+    }
 
     mutating func read() throws -> [UInt8] {
         let chunk = Array(bytes.prefix(512))
         bytes.removeFirst(chunk.count)
-        if chunk.isEmpty { onEnd() }
+        if chunk.isEmpty {
+            onEnd()
+            if failsAtTheEnd { throw ReadError() }
+        }
         return chunk
     }
 }
@@ -160,6 +174,22 @@ func eventually(within timeout: Duration = .seconds(20), _ condition: () -> Bool
         #expect(status == 1)
         #expect(try SendInput.ids(inFailedFile: Array(capture.output.utf8)) == SendInput.expectedIDs(3, tag: "nowrite"))
         #expect(capture.error.contains("6 undelivered messages written to standard output"), "\(capture.error)")
+    }
+
+    /// A read error ends the input, not the delivery of what was read before it.
+    @Test func aReadErrorStillDeliversOrHandsOverWhatWasRead() async throws {
+        let refusing = try LoopbackHTTPServer { _ in .status(400) }
+        defer { refusing.stop() }
+        let capture = ToolCapture()
+        let status = await RefinerSegmentTool(
+            io: capture.io(
+                input: Array(SendInput.responses(4, tag: "ioerr").utf8), environment: Self.environment,
+                inputFailsAtTheEnd: true)
+        ).run(["send", "--endpoint", refusing.baseURL.absoluteString, "--failed", "failed.jsonl"])
+        #expect(status == 1)
+        #expect(capture.error.contains("Input/output error"))
+        let failed = try #require(capture.files["failed.jsonl"], "\(capture.error)")
+        #expect(try SendInput.ids(inFailedFile: failed) == SendInput.expectedIDs(4, tag: "ioerr"))
     }
 
     @Test func withoutASignalTheExitStatusIsUnchanged() async throws {
