@@ -189,7 +189,9 @@ extension RefinerSegmentTool {
         if counters.handedBack > 0 { summary += ", \(counters.handedBack) not sent" }
         if !notRecorded.isEmpty { summary += ", \(notRecorded.count) read but not queued" }
         if ignored > 0 { summary += "; \(ignored) webhooks of other events ignored" }
-        if !undelivered.isEmpty { summary += "; \(undelivered.count) undelivered messages written to \(failedDestination)" }
+        if !undelivered.isEmpty {
+            summary += "; \(undelivered.count) undelivered messages written to \(failedDestination)"
+        }
         if let number = interruption.signal {
             summary += "; stopped by \(Interruption.name(of: number)) after input line \(lastLine): later lines "
                 + "were not read"

@@ -62,7 +62,11 @@ public final class LoopbackHTTPServer: Sendable {
         case truncateHead(SegmentResponse)
 
         /// Answer with this status, headers and body text.
-        public static func status(_ statusCode: Int, headerFields: [String: String] = [:], body: String = "") -> Answer {
+        public static func status(
+            _ statusCode: Int,
+            headerFields: [String: String] = [:],
+            body: String = ""
+        ) -> Answer {
             .respond(SegmentResponse(statusCode: statusCode, headerFields: headerFields, body: Array(body.utf8)))
         }
     }
