@@ -46,6 +46,12 @@ let package = Package(
             name: "RefinerSegmentSendTests",
             dependencies: ["RefinerSegmentCLI", "RefinerSegment", "RefinerSegmentTesting"]
         ),
+        // Hostile conditions: a faulty loopback server and soak tests, send interrupted by signals (in-process
+        // and the built executable), and the write key kept out of everything that can be printed.
+        .testTarget(
+            name: "RefinerSegmentReliabilityTests",
+            dependencies: ["RefinerSegment", "RefinerSegmentURLSession", "RefinerSegmentTesting", "RefinerSegmentCLI"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -17,6 +17,14 @@ enum InputRecord {
 }
 
 extension InputRecord {
+    /// The lines the record spans.
+    var lines: ClosedRange<Int> {
+        switch self {
+        case .record(let lines, _), .tooLong(let lines, _), .unterminated(let lines), .interrupted(let lines, _):
+            return lines
+        }
+    }
+
     /// Where an unreadable record is and why, for a `skipped:` report; `nil` for a record to read.
     var problem: (location: String, reason: String)? {
         switch self {

@@ -5,12 +5,18 @@ import RefinerSegmentURLSession
 extension RefinerSegmentTool {
     /// The default file for messages that failed for good.
     static let defaultFailedFile = "refiner-segment-failed.jsonl"
+    /// How long `send` keeps delivering after SIGINT or SIGTERM before it hands the rest to the failed file.
+    static let interruptionGrace: TimeInterval = 1
 
     /// `send [FILE]`: responses (or already-built Segment messages) in, delivered to Segment in batches.
     ///
     /// The write key comes from `SEGMENT_WRITE_KEY` only. Progress goes to stderr; messages that failed for
     /// good go to the failed file as JSON Lines, ready to be sent again with `send`. The exit status is 0 only
     /// when every line was read and every message delivered.
+    ///
+    /// On SIGINT or SIGTERM (``ToolIO/interruptions``) it stops reading, keeps delivering for
+    /// ``interruptionGrace``, writes every message read but not delivered (failed, handed back by the
+    /// pipeline, or not yet queued) to the failed file and returns 128 + the signal number (130, 143).
     func send(_ arguments: [String]) async throws -> Int32 {
         let options = try Options(
             arguments, valued: ["--region", "--endpoint", "--failed", "--prefix", "--max-length"], flags: ["--track"])
@@ -30,6 +36,7 @@ extension RefinerSegmentTool {
             throw UsageError(error.detail)
         }
 
+        var reader = RecordReader(source: try io.openInput(options.positional.first))
         let outcomes = await pipeline.outcomes()
         let reporter = Task { [io] in
             var progress = SendProgress(io: io)
@@ -40,27 +47,68 @@ extension RefinerSegmentTool {
             return progress
         }
 
-        var reader = RecordReader(source: try io.openInput(options.positional.first))
+        // SIGINT or SIGTERM: stop reading, give the pipeline a short grace to deliver what is in flight, and
+        // write everything undelivered to the failed file, so that sending that file finishes the job.
+        let interruption = Interruption()
+        let interruptions = io.interruptions()
+        let watcher = Task { [io] in
+            for await number in interruptions {
+                interruption.signal = number
+                io.writeError("refiner-segment: \(Interruption.name(of: number)) received: stopping; undelivered "
+                    + "messages go to \(failedPath)\n")
+                await pipeline.shutdown(deadline: Date().addingTimeInterval(Self.interruptionGrace))
+                return
+            }
+        }
+
         var store = InMemoryProfileStore()
         var skipped = 0
         var ignored = 0
         var lines = 0
+        var lastLine = 0
+        // Messages read but not accepted because the pipeline stopped on a signal: they go to the failed file.
+        var notRecorded: [SegmentMessage] = []
         // An already-built identify waits for the next line: when that is its group, they go as one unit, as
         // the builder's pairs do (a failed file lists them one per line).
         var pendingIdentify: (location: String, message: SegmentMessage, userID: String?)?
-        func recordPending() async {
-            guard let pending = pendingIdentify else { return }
+        /// Records a unit; false when the pipeline has stopped on a signal (the unit is kept for the failed
+        /// file).
+        func accept(_ messages: [SegmentMessage]) async throws -> Bool {
+            do {
+                try await pipeline.record(messages)
+                return true
+            } catch {
+                guard error.code == .shutDown, interruption.signal != nil else { throw error }
+                notRecorded.append(contentsOf: messages)
+                return false
+            }
+        }
+        func recordPending() async -> Bool {
+            guard let pending = pendingIdentify else { return true }
             pendingIdentify = nil
             do {
-                try await pipeline.record([pending.message])
+                return try await accept([pending.message])
             } catch {
                 skipped += 1
                 io.writeError("\(pending.location): skipped: \(Self.singleLine("\(error)"))\n")
+                return true
             }
         }
-        while let record = try reader.next() {
+        var readFailed = false
+        reading: while interruption.signal == nil {
+            let next: InputRecord?
+            do {
+                next = try reader.next()
+            } catch {
+                // What was read is still delivered (or goes to the failed file); only the reading stops.
+                io.writeError("refiner-segment: \(error); input read up to line \(lastLine)\n")
+                readFailed = true
+                break
+            }
+            guard let record = next else { break }
             if let problem = record.problem {
                 lines += 1
+                lastLine = record.lines.upperBound
                 skipped += 1
                 io.writeError("\(problem.location): skipped: \(problem.reason)\n")
                 continue
@@ -69,6 +117,7 @@ extension RefinerSegmentTool {
             case .tooLong, .unterminated, .interrupted:
                 continue  // reported above
             case .record(let span, let bytes):
+                lastLine = span.upperBound
                 if bytes.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
                 lines += 1
                 let location = InputRecord.location(span)
@@ -80,12 +129,15 @@ extension RefinerSegmentTool {
                         messages.insert(pending.message, at: 0)
                         pendingIdentify = nil
                     }
-                    await recordPending()
+                    guard await recordPending() else {
+                        notRecorded.append(contentsOf: messages)
+                        break reading
+                    }
                     if messages.count == 1, messages[0].kind == .identify {
                         pendingIdentify = (location, messages[0], SendInput.userID(of: messages[0]))
                         continue
                     }
-                    try await pipeline.record(messages)
+                    guard try await accept(messages) else { break reading }
                 } catch let error as RefinerSegmentError where error.code == .unhandledEvent {
                     // A webhook about something else than a completed survey: nothing to send, nothing wrong.
                     io.writeError("\(location): ignored: \(Self.singleLine("\(error)"))\n")
@@ -96,29 +148,83 @@ extension RefinerSegmentTool {
                 }
             }
         }
-        await recordPending()
-        await pipeline.flush()
+        if interruption.signal == nil {
+            _ = await recordPending()
+            await pipeline.flush()
+        }
+        if let pending = pendingIdentify { notRecorded.append(pending.message) }
+        // After a signal, the watcher's shutdown (with its grace) comes first; this one then returns its result.
+        if interruption.signal != nil { await watcher.value }
         let handedBack = await pipeline.shutdown(deadline: Date())
+        watcher.cancel()
+        await watcher.value
         var progress = await reporter.value
         progress.finish()
 
-        let undelivered = progress.failedMessages + handedBack
+        let undelivered = progress.failedMessages + handedBack + notRecorded
+        var failedDestination = failedPath
         if !undelivered.isEmpty {
             var bytes: [UInt8] = []
             for message in undelivered {
                 bytes.append(contentsOf: message.json)
                 bytes.append(UInt8(ascii: "\n"))
             }
-            try io.writeFile(failedPath, bytes)
+            do {
+                try io.writeFile(failedPath, bytes)
+            } catch {
+                // The messages exist nowhere else now: rather than lose them, put them on standard output (which
+                // send does not otherwise use), where the operator can save them.
+                io.writeError("refiner-segment: \(error); the \(undelivered.count) undelivered messages follow on "
+                    + "standard output instead\n")
+                io.writeOutput(bytes)
+                failedDestination = "standard output"
+            }
         }
         let counters = await pipeline.counters
         var summary = "refiner-segment: \(lines - skipped) of \(lines) lines read, \(counters.accepted) messages: "
             + "\(counters.delivered) delivered, \(counters.failed) failed, \(counters.retries) retries"
         if counters.handedBack > 0 { summary += ", \(counters.handedBack) not sent" }
+        if !notRecorded.isEmpty { summary += ", \(notRecorded.count) read but not queued" }
         if ignored > 0 { summary += "; \(ignored) webhooks of other events ignored" }
-        if !undelivered.isEmpty { summary += "; \(undelivered.count) undelivered messages written to \(failedPath)" }
+        if !undelivered.isEmpty {
+            summary += "; \(undelivered.count) undelivered messages written to \(failedDestination)"
+        }
+        if let number = interruption.signal {
+            summary += "; stopped by \(Interruption.name(of: number)) after input line \(lastLine): later lines "
+                + "were not read"
+        }
         io.writeError(summary + "\n")
-        return skipped == 0 && undelivered.isEmpty ? Self.success : Self.failure
+        if let number = interruption.signal { return 128 + number }
+        return skipped == 0 && !readFailed && undelivered.isEmpty ? Self.success : Self.failure
+    }
+}
+
+/// Whether `send` was asked to stop, and by which signal; set by the signal watcher, read by the reading
+/// loop. An `NSLock` guards the value, which is why the type may be `@unchecked Sendable`.
+final class Interruption: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _signal: Int32?
+
+    /// The first signal received, if any.
+    var signal: Int32? {
+        get {
+            lock.lock()
+            defer { lock.unlock() }
+            return _signal
+        }
+        set {
+            lock.lock()
+            defer { lock.unlock() }
+            if _signal == nil { _signal = newValue }
+        }
+    }
+
+    static func name(of number: Int32) -> String {
+        switch number {
+        case SIGINT: "SIGINT"
+        case SIGTERM: "SIGTERM"
+        default: "signal \(number)"
+        }
     }
 }
 

@@ -80,10 +80,13 @@ public struct RefinerSegmentTool: Sendable {
                                  --failed FILE         where messages that failed for good are written as JSON
                                                        Lines (default refiner-segment-failed.jsonl)
                                  --prefix, --max-length, --track   as for render
+                               On SIGINT or SIGTERM it stops reading, delivers for up to 1 s more, writes
+                               every message read but not delivered to the failed file and exits 130 or
+                               143; sending that file again finishes the job.
           help                 Show this text.
 
         Exit status: 0 when everything succeeded, 1 when some input was rejected or some message was not
-        delivered, 2 for a usage error.
+        delivered, 2 for a usage error, 128 + the signal number when send was interrupted.
 
         """
 }

@@ -14,6 +14,10 @@ public struct ToolIO: Sendable {
     public var errorIsTerminal: Bool
     /// Writes a whole file, replacing it (`send`'s failed messages).
     public var writeFile: @Sendable (_ path: String, _ bytes: [UInt8]) throws -> Void
+    /// Starts listening for requests to stop (SIGINT, SIGTERM) and returns them as a stream of signal
+    /// numbers. `send` calls it when it starts and drops the stream when it ends, which stops listening;
+    /// commands that do not call it keep the default signal handling. Tests pass a stream they feed.
+    public var interruptions: @Sendable () -> AsyncStream<Int32>
 
     /// Creates an I/O set.
     public init(
@@ -22,7 +26,8 @@ public struct ToolIO: Sendable {
         writeError: @escaping @Sendable (_ text: String) -> Void,
         environment: [String: String] = [:],
         errorIsTerminal: Bool = false,
-        writeFile: @escaping @Sendable (_ path: String, _ bytes: [UInt8]) throws -> Void = ToolIO.writeFileToDisk
+        writeFile: @escaping @Sendable (_ path: String, _ bytes: [UInt8]) throws -> Void = ToolIO.writeFileToDisk,
+        interruptions: @escaping @Sendable () -> AsyncStream<Int32> = { AsyncStream { _ in } }
     ) {
         self.openInput = openInput
         self.writeOutput = writeOutput
@@ -30,6 +35,7 @@ public struct ToolIO: Sendable {
         self.environment = environment
         self.errorIsTerminal = errorIsTerminal
         self.writeFile = writeFile
+        self.interruptions = interruptions
     }
 
     /// Writes `bytes` to the file at `path`, replacing it.
@@ -45,17 +51,103 @@ public struct ToolIO: Sendable {
     public static var standard: ToolIO {
         ToolIO(
             openInput: { path in
-                guard let path, path != "-" else { return FileHandleSource(handle: .standardInput) }
+                guard let path, path != "-" else {
+                    return FileHandleSource(handle: .standardInput, stopRequested: { SignalListener.received })
+                }
                 guard let handle = FileHandle(forReadingAtPath: path) else {
                     throw ToolError("cannot open '\(path)' for reading")
                 }
-                return FileHandleSource(handle: handle)
+                return FileHandleSource(handle: handle, stopRequested: { SignalListener.received })
             },
             writeOutput: { FileHandle.standardOutput.write(Data($0)) },
             writeError: { FileHandle.standardError.write(Data($0.utf8)) },
             environment: ProcessInfo.processInfo.environment,
-            errorIsTerminal: isatty(2) != 0
+            errorIsTerminal: isatty(2) != 0,
+            interruptions: { SignalListener.interruptions(for: [SIGINT, SIGTERM]) }
         )
+    }
+}
+
+/// The process's SIGINT and SIGTERM as a stream, for `send`'s orderly stop.
+///
+/// While the stream is listened to, the signals' default action (terminate at once) is off and a dispatch
+/// source reports them instead; a second signal while the first is being handled terminates the process
+/// at once, as an operator who presses Ctrl-C twice expects (what was not yet written to the failed file
+/// is then lost, as with `kill -9`). Dropping the stream restores the default action.
+enum SignalListener {
+    /// Whether one of the signals listened for has arrived in this process.
+    static var received: Bool { flag.isSet }
+
+    private static let flag = Flag()
+
+    static func interruptions(for signals: [Int32]) -> AsyncStream<Int32> {
+        AsyncStream { continuation in
+            let sources = Sources()
+            for number in signals {
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+                source.setEventHandler {
+                    flag.set()
+                    if sources.countSignal() > 1 { exit(128 + number) }
+                    continuation.yield(number)
+                }
+                source.resume()
+                sources.add(source)
+            }
+            continuation.onTermination = { _ in
+                sources.cancelAll()
+                for number in signals { signal(number, SIG_DFL) }
+            }
+        }
+    }
+
+    /// A flag behind a lock (set by a signal handler, read by the input reader), which is why the type may be
+    /// `@unchecked Sendable`.
+    private final class Flag: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value = false
+
+        var isSet: Bool {
+            lock.lock()
+            defer { lock.unlock() }
+            return value
+        }
+
+        func set() {
+            lock.lock()
+            defer { lock.unlock() }
+            value = true
+        }
+    }
+
+    /// The dispatch sources and the signals seen so far. An `NSLock` guards both, which is why the type may
+    /// be `@unchecked Sendable`: the signal handlers and the stream's termination reach it from any thread.
+    private final class Sources: @unchecked Sendable {
+        private let lock = NSLock()
+        private var sources: [any DispatchSourceSignal] = []
+        private var seen = 0
+
+        func add(_ source: any DispatchSourceSignal) {
+            lock.lock()
+            defer { lock.unlock() }
+            sources.append(source)
+        }
+
+        /// Counts one more signal and returns how many were seen.
+        func countSignal() -> Int {
+            lock.lock()
+            defer { lock.unlock() }
+            seen += 1
+            return seen
+        }
+
+        func cancelAll() {
+            lock.lock()
+            let all = sources
+            sources = []
+            lock.unlock()
+            for source in all { source.cancel() }
+        }
     }
 }
 
@@ -68,11 +160,34 @@ public protocol ByteSource {
 /// Bytes from a file handle.
 struct FileHandleSource: ByteSource {
     let handle: FileHandle
+    /// Whether to stop waiting for input that does not come (a signal arrived): then the input ends here.
+    var stopRequested: @Sendable () -> Bool = { false }
 
     mutating func read() throws -> [UInt8] {
-        guard let data = try handle.read(upToCount: 1 << 16) else { return [] }
-        return [UInt8](data)
+        // An idle terminal or pipe would block a plain read for good, and `send` could not react to SIGINT or
+        // SIGTERM until more input came; so wait in slices. A file is always ready.
+        var descriptor = pollfd(fd: handle.fileDescriptor, events: Int16(POLLIN), revents: 0)
+        while true {
+            let ready = poll(&descriptor, 1, 100)
+            if ready > 0 { break }
+            if ready < 0, errno != EINTR, errno != EAGAIN { break }  // poll cannot help: read as usual
+            if stopRequested() { return [] }
+        }
+        // One read(2), which returns what is there: FileHandle.read(upToCount:) waits on Linux until the whole
+        // count or the end has come, which would sit on the lines a live pipe (`tail -f`) already delivered.
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { readBytes(handle.fileDescriptor, $0.baseAddress, $0.count) }
+            if count >= 0 { return Array(chunk[..<count]) }
+            guard errno == EINTR else { throw ToolError("cannot read the input: \(String(cString: strerror(errno)))") }
+            if stopRequested() { return [] }
+        }
     }
+}
+
+/// read(2), under a name the `read()` of a byte source does not hide.
+private func readBytes(_ descriptor: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
+    read(descriptor, buffer, count)
 }
 
 /// Bytes from memory, for tests.

@@ -9,10 +9,18 @@ import Musl
 import Darwin
 #endif
 
-/// A minimal HTTP/1.1 server on 127.0.0.1, for tests of real transports without the internet.
+/// A minimal HTTP/1.1 server on 127.0.0.1, for tests of real transports without the internet, that can
+/// also misbehave on purpose.
 ///
 /// It listens on a port the system picks (``port``), serves each connection on a thread of its own
 /// (keep-alive, `Content-Length` and chunked bodies), records every request and answers through a handler.
+/// The handler may answer any status with any headers, answer slowly (``Answer/delay(_:then:)``), stall
+/// past the client's timeout (``Answer/hold`` or a long delay), reset the connection without an answer
+/// (``Answer/reset``) or drop it halfway through the answer (``Answer/truncate(_:)``,
+/// ``Answer/truncateHead(_:)``), so a transport and
+/// the pipeline above it can be tested against the faults of a real network. ``acceptedRequests`` keeps
+/// the requests that were answered 2xx in full: what a collector would have accepted.
+///
 /// Blocking socket calls run on its own threads, never on Swift concurrency's pool. Its threads keep it
 /// running until ``stop()``: call it when the test is done (`defer { server.stop() }`).
 public final class LoopbackHTTPServer: Sendable {
@@ -35,12 +43,32 @@ public final class LoopbackHTTPServer: Sendable {
     }
 
     /// What the server does with a request.
-    public enum Answer: Sendable {
-        /// Send this response.
+    public indirect enum Answer: Sendable {
+        /// Send this response, whatever its status and headers.
         case respond(SegmentResponse)
         /// Send nothing and hold the connection until the client gives up (for timeout and cancellation
         /// tests).
         case hold
+        /// Wait, then act: a slow answer, or a stall past the client's timeout when the wait is longer.
+        case delay(Duration, then: Answer)
+        /// Close the connection at once with a TCP reset and no answer, as a crashed server or a proxy
+        /// that drops the connection mid-request does.
+        case reset
+        /// Send this response's head and the first half of its body, then close the connection: an answer
+        /// cut short.
+        case truncate(SegmentResponse)
+        /// Send the first half of this response's head, then close the connection. (FoundationNetworking on
+        /// Linux traps on this in toolchains without the fix for swift-corelibs-foundation#5285.)
+        case truncateHead(SegmentResponse)
+
+        /// Answer with this status, headers and body text.
+        public static func status(
+            _ statusCode: Int,
+            headerFields: [String: String] = [:],
+            body: String = ""
+        ) -> Answer {
+            .respond(SegmentResponse(statusCode: statusCode, headerFields: headerFields, body: Array(body.utf8)))
+        }
     }
 
     /// The port the server listens on, on 127.0.0.1.
@@ -51,6 +79,8 @@ public final class LoopbackHTTPServer: Sendable {
 
     private struct ServerState {
         var requests: [Request] = []
+        var accepted: [(ticket: Int, request: Request)] = []
+        var nextTicket = 0
         var connections: Set<Int32> = []
         var stopped = false
         var requestWaiters: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
@@ -61,6 +91,10 @@ public final class LoopbackHTTPServer: Sendable {
 
     /// Every request received so far, in order.
     public var requests: [Request] { state.withLock { $0.requests } }
+
+    /// Every request answered with a 2xx status whose answer was written in full, in the order answered:
+    /// the batches a collector accepted.
+    public var acceptedRequests: [Request] { state.withLock { $0.accepted.map(\.request) } }
 
     /// Starts a server that answers every request through `handler` (200 and `{}` by default).
     ///
@@ -175,18 +209,61 @@ public final class LoopbackHTTPServer: Sendable {
                 return ready
             }
             for waiter in ready { waiter.resume() }
-            switch handler(request) {
-            case .hold:
-                reader.drainUntilClosed()
-                return
-            case .respond(let response):
-                guard write(response, to: connection) else { return }
-                if request.headerField("Connection")?.lowercased() == "close" { return }
-            }
+            guard answer(request, with: handler(request), on: connection, reader: &reader) else { return }
+            if request.headerField("Connection")?.lowercased() == "close" { return }
         }
     }
 
-    private func write(_ response: SegmentResponse, to connection: Int32) -> Bool {
+    /// Carries out an answer; false when the connection is done with.
+    private func answer(
+        _ request: Request,
+        with answer: Answer,
+        on connection: Int32,
+        reader: inout ConnectionReader
+    ) -> Bool {
+        switch answer {
+        case .hold:
+            reader.drainUntilClosed()
+            return false
+        case .delay(let duration, let next):
+            // In short slices, so that stop() is not held up by a long stall.
+            var remaining = Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
+            while remaining > 0, !state.withLock({ $0.stopped }) {
+                Thread.sleep(forTimeInterval: min(remaining, 0.01))
+                remaining -= 0.01
+            }
+            return self.answer(request, with: next, on: connection, reader: &reader)
+        case .reset:
+            // SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+            var option = linger(l_onoff: 1, l_linger: 0)
+            setsockopt(connection, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
+            return false
+        case .truncate(let response):
+            let bytes = Self.bytes(of: response)
+            _ = write(Array(bytes.prefix(bytes.count - response.body.count + response.body.count / 2)), to: connection)
+            return false
+        case .truncateHead(let response):
+            let bytes = Self.bytes(of: response)
+            _ = write(Array(bytes.prefix((bytes.count - response.body.count) / 2)), to: connection)
+            return false
+        case .respond(let response):
+            // Recorded before the write, so that a client that has read the answer always finds its batch
+            // here; withdrawn when the write fails.
+            let isAccepted = (200..<300).contains(response.statusCode)
+            let ticket = isAccepted ? state.withLock { state -> Int in
+                state.nextTicket += 1
+                state.accepted.append((state.nextTicket, request))
+                return state.nextTicket
+            } : 0
+            guard write(Self.bytes(of: response), to: connection) else {
+                if isAccepted { state.withLock { $0.accepted.removeAll { $0.ticket == ticket } } }
+                return false
+            }
+            return true
+        }
+    }
+
+    private static func bytes(of response: SegmentResponse) -> [UInt8] {
         var head = "HTTP/1.1 \(response.statusCode) \(response.statusCode < 400 ? "OK" : "Error")\r\n"
         head += "Content-Length: \(response.body.count)\r\n"
         for (name, value) in response.headerFields where name.lowercased() != "content-length" {
@@ -195,6 +272,10 @@ public final class LoopbackHTTPServer: Sendable {
         head += "\r\n"
         var bytes = Array(head.utf8)
         bytes.append(contentsOf: response.body)
+        return bytes
+    }
+
+    private func write(_ bytes: [UInt8], to connection: Int32) -> Bool {
         var offset = 0
         while offset < bytes.count {
             let written = bytes[offset...].withUnsafeBytes { buffer -> Int in

@@ -187,6 +187,9 @@ struct RenderFuzzTests {
     func badLinesAreReportedOnceAndGoodLinesStillPrint() async throws {
         let iterations = RenderFuzzSettings.iterations(150)
         for index in 0..<iterations {
+            // Hand the thread back now and then: the cooperative pool has one thread per core, and tests that
+            // wait on the network (timeouts, retries) share it.
+            await Task.yield()
             var factory = RecordFactory(random: FuzzRandom(seed: RenderFuzzSettings.seed, case: index), caseIndex: index)
             var records: [FuzzRecord] = []
             for _ in 0..<Int.random(in: 1...16, using: &factory.random) {
@@ -220,6 +223,9 @@ struct RenderFuzzTests {
         let fixtureID = "refiner-7c508c60-4ea2-11ed-9302-57708fe11d26-identify"
         let iterations = RenderFuzzSettings.iterations(40)
         for index in 0..<iterations {
+            // Hand the thread back now and then: the cooperative pool has one thread per core, and tests that
+            // wait on the network (timeouts, retries) share it.
+            await Task.yield()
             var factory = RecordFactory(random: FuzzRandom(seed: RenderFuzzSettings.seed, case: index), caseIndex: index)
             var records: [FuzzRecord] = []
             for _ in 0..<Int.random(in: 2...8, using: &factory.random) {
@@ -273,6 +279,9 @@ struct RenderFuzzTests {
         ]
         let iterations = RenderFuzzSettings.iterations(150)
         for index in 0..<iterations {
+            // Hand the thread back now and then: the cooperative pool has one thread per core, and tests that
+            // wait on the network (timeouts, retries) share it.
+            await Task.yield()
             var random = FuzzRandom(seed: RenderFuzzSettings.seed, case: index)
             var mutation = ""
             let mutated = mutate(fixture, replacements: replacements, path: "", using: &random, description: &mutation)

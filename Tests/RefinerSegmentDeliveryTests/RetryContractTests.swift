@@ -231,6 +231,23 @@ import Testing
         #expect(outcomes.last?.reason?.responseBody == "bad key <redacted>")
     }
 
+    /// A server that echoes the request puts the key anywhere in its answer, also across the 1,024-byte cut
+    /// of the reported body, where a key cut in two used to escape redaction.
+    @Test(arguments: [990, 1000, 1010, 1015, 1020, 1023, 1024])
+    func aKeyAcrossTheCutOfTheReportedAnswerIsNotShownInPart(offset: Int) async throws {
+        let basic = String(Harness.writeKey.basicAuthorization.dropFirst("Basic ".count))
+        let body = String(repeating: ".", count: offset) + "wk_secret_123" + " " + basic
+        let harness = try await Harness([.status(400, body: body)])
+        try await harness.pipeline.record(try Messages.pair("r1"))
+        await harness.pipeline.flush()
+        let outcomes = await harness.finish()
+        let reported = try #require(outcomes.last?.reason?.responseBody)
+        #expect(reported.utf8.count <= 1024)
+        #expect(!reported.contains("wk_sec"))
+        #expect(!reported.contains(String(basic.prefix(6))))
+        #expect(reported.hasPrefix(String(repeating: ".", count: min(offset, 990))))
+    }
+
     @Test func defaultJitterWaitsBetweenHalfAndAllOfTheBackoff() {
         for _ in 0..<200 {
             let delay = SegmentPipeline.equalJitter(.seconds(8))

@@ -280,9 +280,12 @@ struct JSONWriterPropertyTests {
     static let seed = FuzzSettings.seed
 
     @Test
-    func writtenObjectsReadBackToTheSameValues() throws {
+    func writtenObjectsReadBackToTheSameValues() async throws {
         let iterations = FuzzSettings.iterations(2000)
         for index in 0..<iterations {
+            // Hand the thread back now and then: the cooperative pool has one thread per core, and tests that
+            // wait on the network (timeouts, retries) share it.
+            await Task.yield()
             var random = SeededRandom(seed: Self.seed, case: index)
             let origin = FuzzSettings.origin(seed: Self.seed, case: index)
             let traits = RandomValue.traits(using: &random)
@@ -333,9 +336,12 @@ struct JSONWriterPropertyTests {
     }
 
     @Test
-    func builtMessagesReadBackToTheResponseAndProfile() throws {
+    func builtMessagesReadBackToTheResponseAndProfile() async throws {
         let iterations = FuzzSettings.iterations(1000)
         for index in 0..<iterations {
+            // Hand the thread back now and then: the cooperative pool has one thread per core, and tests that
+            // wait on the network (timeouts, retries) share it.
+            await Task.yield()
             var random = SeededRandom(seed: Self.seed, case: index)
             let origin = FuzzSettings.origin(seed: Self.seed, case: index)
             var configuration = SegmentCallBuilder.Configuration(maximumMessageBytes: 1 << 30)
@@ -413,10 +419,13 @@ struct JSONWriterPropertyTests {
     }
 
     @Test
-    func batchesReadBackAndAreMeasuredExactly() throws {
+    func batchesReadBackAndAreMeasuredExactly() async throws {
         let iterations = FuzzSettings.iterations(100)
         let builder = try SegmentCallBuilder(configuration: .init(sendsCompletedSurveyEvent: true, maximumMessageBytes: 1 << 30))
         for index in 0..<iterations {
+            // Hand the thread back now and then: the cooperative pool has one thread per core, and tests that
+            // wait on the network (timeouts, retries) share it.
+            await Task.yield()
             var random = SeededRandom(seed: Self.seed, case: index)
             let origin = FuzzSettings.origin(seed: Self.seed, case: index)
             var messages: [SegmentMessage] = []
@@ -449,9 +458,12 @@ struct JSONWriterPropertyTests {
     }
 
     @Test
-    func messagesOverTheLimitAreRejectedNeverCut() throws {
+    func messagesOverTheLimitAreRejectedNeverCut() async throws {
         let iterations = FuzzSettings.iterations(300)
         for index in 0..<iterations {
+            // Hand the thread back now and then: the cooperative pool has one thread per core, and tests that
+            // wait on the network (timeouts, retries) share it.
+            await Task.yield()
             var random = SeededRandom(seed: Self.seed, case: index)
             let origin = FuzzSettings.origin(seed: Self.seed, case: index)
             let limit = Int.random(in: 200...4000, using: &random)

@@ -97,9 +97,12 @@ struct NormalizerPropertyTests {
     static let seed = FuzzSettings.seed
 
     @Test
-    func everyKeyIsWellFormedPrefixedCappedAndIdempotent() throws {
+    func everyKeyIsWellFormedPrefixedCappedAndIdempotent() async throws {
         let iterations = FuzzSettings.iterations(3000)
         for index in 0..<iterations {
+            // Hand the thread back now and then: the cooperative pool has one thread per core, and tests that
+            // wait on the network (timeouts, retries) share it.
+            await Task.yield()
             var random = SeededRandom(seed: Self.seed, case: index)
             let origin = FuzzSettings.origin(seed: Self.seed, case: index)
             let normalizer = try randomNormalizer(using: &random)
@@ -130,9 +133,12 @@ struct NormalizerPropertyTests {
     }
 
     @Test
-    func asciiKeysMatchTheRulesAsWritten() throws {
+    func asciiKeysMatchTheRulesAsWritten() async throws {
         let iterations = FuzzSettings.iterations(3000)
         for index in 0..<iterations {
+            // Hand the thread back now and then: the cooperative pool has one thread per core, and tests that
+            // wait on the network (timeouts, retries) share it.
+            await Task.yield()
             var random = SeededRandom(seed: Self.seed, case: index)
             let origin = FuzzSettings.origin(seed: Self.seed, case: index)
             let normalizer = try randomNormalizer(using: &random)
@@ -149,9 +155,12 @@ struct NormalizerPropertyTests {
     }
 
     @Test
-    func asciiFastPathAgreesWithTheGeneralPath() throws {
+    func asciiFastPathAgreesWithTheGeneralPath() async throws {
         let iterations = FuzzSettings.iterations(3000)
         for index in 0..<iterations {
+            // Hand the thread back now and then: the cooperative pool has one thread per core, and tests that
+            // wait on the network (timeouts, retries) share it.
+            await Task.yield()
             var random = SeededRandom(seed: Self.seed, case: index)
             let origin = FuzzSettings.origin(seed: Self.seed, case: index)
             let normalizer = try randomNormalizer(using: &random)
@@ -173,9 +182,12 @@ struct NormalizerPropertyTests {
     /// Swift compares strings by canonical equivalence (so do `Traits` and the builder's key cache), and
     /// step 1 of the rules is NFKD: texts that differ only in normalization form must give the same key.
     @Test
-    func textsInAnyNormalizationFormGiveTheSameKey() throws {
+    func textsInAnyNormalizationFormGiveTheSameKey() async throws {
         let iterations = FuzzSettings.iterations(2000)
         for index in 0..<iterations {
+            // Hand the thread back now and then: the cooperative pool has one thread per core, and tests that
+            // wait on the network (timeouts, retries) share it.
+            await Task.yield()
             var random = SeededRandom(seed: Self.seed, case: index)
             let origin = FuzzSettings.origin(seed: Self.seed, case: index)
             let normalizer = try randomNormalizer(using: &random)
@@ -203,9 +215,12 @@ struct NormalizerPropertyTests {
     }
 
     @Test
-    func surveyKeysAreUniqueWellFormedAndStable() throws {
+    func surveyKeysAreUniqueWellFormedAndStable() async throws {
         let iterations = FuzzSettings.iterations(1000)
         for index in 0..<iterations {
+            // Hand the thread back now and then: the cooperative pool has one thread per core, and tests that
+            // wait on the network (timeouts, retries) share it.
+            await Task.yield()
             var random = SeededRandom(seed: Self.seed, case: index)
             let origin = FuzzSettings.origin(seed: Self.seed, case: index)
             let normalizer = try randomNormalizer(using: &random)
@@ -260,9 +275,12 @@ struct NormalizerPropertyTests {
     }
 
     @Test
-    func configurationsWithoutRoomAfterThePrefixAreRejected() {
+    func configurationsWithoutRoomAfterThePrefixAreRejected() async {
         let iterations = FuzzSettings.iterations(500)
         for index in 0..<iterations {
+            // Hand the thread back now and then: the cooperative pool has one thread per core, and tests that
+            // wait on the network (timeouts, retries) share it.
+            await Task.yield()
             var random = SeededRandom(seed: Self.seed, case: index)
             let origin = FuzzSettings.origin(seed: Self.seed, case: index)
             let prefix = RandomText.string(maximumLength: 20, using: &random)

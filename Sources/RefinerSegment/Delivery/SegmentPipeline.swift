@@ -558,10 +558,30 @@ public actor SegmentPipeline: CustomStringConvertible, CustomReflectable {
         )
     }
 
-    /// The start of a response body as text, with the write key redacted.
+    /// The start of a response body as text (at most 1,024 bytes), with the write key redacted.
+    ///
+    /// A key that straddles the cut would be cut in two and its first part would escape redaction (a
+    /// server that echoes the request shows it), so the cut moves before any secret that crosses it.
     private func text(of body: [UInt8]) -> String? {
         guard !body.isEmpty else { return nil }
-        return redact(String(decoding: body.prefix(1024), as: UTF8.self))
+        var end = min(body.count, 1024)
+        var moved = true
+        while moved {
+            moved = false
+            for secret in secrets where !secret.isEmpty {
+                let bytes = Array(secret.utf8)
+                var start = max(0, end - bytes.count + 1)
+                while start < end {
+                    if body[start...].starts(with: bytes) {
+                        end = start
+                        moved = true
+                        break
+                    }
+                    start += 1
+                }
+            }
+        }
+        return redact(String(decoding: body[..<end], as: UTF8.self))
     }
 
     private func redact(_ text: String) -> String {
