@@ -44,12 +44,15 @@ struct RefinerWebhookBridge {
             Response(status: .ok)
         }
 
+        // Subscribed now, before the server accepts a webhook, so that the service sees every outcome.
+        let outcomes = await pipeline.outcomes()
         let app = Application(
             router: router,
             configuration: .init(address: .hostname(settings.host, port: settings.port)),
             services: [
                 SegmentPipelineService(
                     pipeline: pipeline,
+                    outcomes: outcomes,
                     shutdownSeconds: settings.shutdownSeconds,
                     undeliveredFile: settings.undeliveredFile,
                     logger: logger
