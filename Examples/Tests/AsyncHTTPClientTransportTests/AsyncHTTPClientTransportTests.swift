@@ -35,6 +35,17 @@ import Testing
         #expect(request.headerField("X-Retry-Count") == "0")
     }
 
+    @Test func timeoutCoversABodyThatStopsHalfway() async throws {
+        let server = try StalledBodyServer()
+        defer { server.stop() }
+        let started = ContinuousClock.now
+        await #expect(throws: (any Error).self) {
+            _ = try await AsyncHTTPClientTransport().send(SegmentRequest(url: server.url, timeout: .seconds(1)))
+        }
+        // Generous: only a transport that waits for the silent body until something else gives up fails.
+        #expect(ContinuousClock.now - started < .seconds(20))
+    }
+
     @Test func keepsOnlyTheStartOfAnOversizedBody() async throws {
         let server = try LoopbackHTTPServer { _ in
             .respond(SegmentResponse(statusCode: 500, body: Array(repeating: UInt8(ascii: "x"), count: 10_000)))
