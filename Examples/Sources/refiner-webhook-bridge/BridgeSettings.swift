@@ -15,7 +15,7 @@ import RefinerSegment
 /// | `REFINER_WEBHOOK_SECRET_HEADER` | the header that carries it | `X-Refiner-Secret` |
 /// | `BRIDGE_HOST`, `BRIDGE_PORT` | where the server listens | `127.0.0.1`, `8080` |
 /// | `BRIDGE_SHUTDOWN_SECONDS` | how long shutdown keeps delivering before it hands messages back | `10` |
-/// | `BRIDGE_UNDELIVERED_FILE` | where failed and handed-back messages are appended, as JSON Lines | `refiner-webhook-bridge-undelivered.jsonl` |
+/// | `BRIDGE_UNDELIVERED_FILE` | undelivered messages, JSON Lines | `refiner-webhook-bridge-undelivered.jsonl` |
 struct BridgeSettings: Sendable {
     var writeKey: WriteKey
     var pipeline: SegmentPipeline.Configuration

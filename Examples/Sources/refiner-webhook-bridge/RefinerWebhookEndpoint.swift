@@ -51,7 +51,7 @@ struct RefinerWebhookEndpoint: Sendable {
         do {
             response = try SurveyResponse(refinerWebhook: body.readableBytesView)
             messages = try await profiles.process(response)
-        } catch where error.code == .unhandledEvent {
+        } catch let error where error.code == .unhandledEvent {
             // Another event (a webhook set to a wider trigger): nothing to send, and nothing to retry.
             context.logger.debug("Refiner webhook ignored: \(error)")
             return .ok

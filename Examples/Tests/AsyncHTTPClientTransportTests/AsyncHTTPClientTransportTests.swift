@@ -5,7 +5,11 @@ import RefinerSegment
 import RefinerSegmentTesting
 import Testing
 
-@Suite struct AsyncHTTPClientTransportTests {
+// Serialized: LoopbackHTTPServer.stop() closes its listening socket while its accept thread may still be
+// about to call accept on that descriptor number, so a server stopped by one test can take (and close) a
+// connection meant for the next test's server when the number is reused. Run one at a time, those races
+// need a test that starts while another stops.
+@Suite(.serialized) struct AsyncHTTPClientTransportTests {
     @Test func passesTheCompatibilityTest() async throws {
         try await TransportCompatibilityTest(transport: AsyncHTTPClientTransport()).run()
     }
