@@ -1,0 +1,96 @@
+import AsyncHTTPClient
+import AsyncHTTPClientTransport
+import Foundation
+import RefinerSegment
+import RefinerSegmentTesting
+import Testing
+
+// Serialized: LoopbackHTTPServer.stop() closes its listening socket while its accept thread may still be
+// about to call accept on that descriptor number, so a server stopped by one test can take (and close) a
+// connection meant for the next test's server when the number is reused. Run one at a time, those races
+// need a test that starts while another stops.
+@Suite(.serialized) struct AsyncHTTPClientTransportTests {
+    @Test func passesTheCompatibilityTest() async throws {
+        try await TransportCompatibilityTest(transport: AsyncHTTPClientTransport()).run()
+    }
+
+    @Test func pipelineDeliversAPairThroughTheAdapter() async throws {
+        let server = try LoopbackHTTPServer()
+        defer { server.stop() }
+        var configuration = SegmentPipeline.Configuration()
+        configuration.endpoint = SegmentEndpoint(baseURL: server.baseURL)
+        let pipeline = try SegmentPipeline(
+            writeKey: WriteKey("wk_123"), transport: AsyncHTTPClientTransport(), configuration: configuration)
+        var profiles = InMemoryProfileStore()
+        let response = SurveyResponse(
+            id: "resp_1", completedAt: Date(timeIntervalSince1970: 1_795_600_000), survey: Survey(id: "onboarding"),
+            user: User(id: "user-1"), account: Account(id: "account-1"),
+            answers: [Answer(question: Question(id: "q1", text: "What is your job role?"), value: "CEO")])
+        try await pipeline.record(response, store: &profiles, builder: SegmentCallBuilder())
+        await pipeline.flush()
+        let undelivered = await pipeline.shutdown(deadline: .now)
+
+        #expect(undelivered.isEmpty)
+        #expect(await pipeline.counters.delivered == 2)
+        let request = try #require(server.requests.first)
+        #expect(server.requests.count == 1)
+        #expect(request.path == "/v1/batch")
+        #expect(request.headerField("Authorization") == WriteKey("wk_123").basicAuthorization)
+        #expect(request.headerField("X-Retry-Count") == "0")
+    }
+
+    @Test func timeoutCoversABodyThatStopsHalfway() async throws {
+        let server = try StalledBodyServer()
+        defer { server.stop() }
+        let started = ContinuousClock.now
+        await #expect(throws: (any Error).self) {
+            _ = try await AsyncHTTPClientTransport().send(SegmentRequest(url: server.url, timeout: .seconds(1)))
+        }
+        // Generous: only a transport that waits for the silent body until something else gives up fails.
+        #expect(ContinuousClock.now - started < .seconds(20))
+    }
+
+    @Test func keepsOnlyTheStartOfAnOversizedBody() async throws {
+        let server = try LoopbackHTTPServer { _ in
+            .respond(SegmentResponse(statusCode: 500, body: Array(repeating: UInt8(ascii: "x"), count: 10_000)))
+        }
+        defer { server.stop() }
+        var transport = AsyncHTTPClientTransport()
+        transport.maximumResponseBytes = 100
+        let response = try await transport.send(SegmentRequest(url: server.baseURL.appendingPathComponent("v1/batch")))
+        #expect(response.statusCode == 500)
+        #expect(response.body == Array(repeating: UInt8(ascii: "x"), count: 100))
+    }
+
+    @Test func aClientThatDisallowsRedirectsReturnsTheRedirect() async throws {
+        let server = try LoopbackHTTPServer { request in
+            request.path == "/v1/batch"
+                ? .respond(SegmentResponse(statusCode: 307, headerFields: ["Location": "/elsewhere"]))
+                : .respond(SegmentResponse(statusCode: 200))
+        }
+        defer { server.stop() }
+        let client = HTTPClient(configuration: HTTPClient.Configuration(redirectConfiguration: .disallow))
+        let url = server.baseURL.appendingPathComponent("v1/batch")
+        let response: SegmentResponse
+        do {
+            response = try await AsyncHTTPClientTransport(client: client).send(SegmentRequest(url: url))
+        } catch {
+            try await client.shutdown()
+            throw error
+        }
+        try await client.shutdown()
+
+        #expect(response.statusCode == 307)
+        #expect(server.requests.map(\.path) == ["/v1/batch"])
+    }
+
+    @Test func connectionRefusedIsThrownNotReturned() async throws {
+        let server = try LoopbackHTTPServer()
+        let url = server.baseURL.appendingPathComponent("v1/batch")
+        server.stop()
+        // AsyncHTTPClient tries to connect again until the deadline, then throws the connection error.
+        await #expect(throws: (any Error).self) {
+            _ = try await AsyncHTTPClientTransport().send(SegmentRequest(url: url, timeout: .seconds(2)))
+        }
+    }
+}
