@@ -146,15 +146,21 @@ public final class LoopbackHTTPServer: Sendable {
 
     /// Stops listening and closes every open connection. Idempotent.
     public func stop() {
-        let connections: Set<Int32>? = state.withLock { state in
-            guard !state.stopped else { return nil }
+        // Descriptors are only shut down here, never closed: the thread that owns one closes it, under the
+        // same lock for connections, so a descriptor number reused by a server another test just started is
+        // never touched by this one.
+        let wasRunning = state.withLock { state -> Bool in
+            guard !state.stopped else { return false }
             state.stopped = true
-            return state.connections
+            for connection in state.connections { shutdown(connection, Int32(SHUT_RDWR)) }
+            return true
         }
-        guard let connections else { return }
+        guard wasRunning else { return }
         shutdown(listener, Int32(SHUT_RDWR))
+        #if canImport(Darwin)
+        // Darwin does not wake a thread blocked in accept() on shutdown(); closing it does.
         close(listener)
-        for connection in connections { shutdown(connection, Int32(SHUT_RDWR)) }
+        #endif
     }
 
     /// Suspends until the server has received at least `count` requests.
@@ -174,6 +180,9 @@ public final class LoopbackHTTPServer: Sendable {
             let connection = accept(listener, nil, nil)
             if connection < 0 {
                 if errno == EINTR { continue }
+                #if !canImport(Darwin)
+                close(listener)  // stop() shut it down; its owner, this thread, closes it
+                #endif
                 return
             }
             #if canImport(Darwin)
@@ -197,8 +206,10 @@ public final class LoopbackHTTPServer: Sendable {
     private func serve(_ connection: Int32) {
         var reader = ConnectionReader(fd: connection)
         defer {
-            state.withLock { _ = $0.connections.remove(connection) }
-            close(connection)
+            state.withLock { state in
+                state.connections.remove(connection)
+                close(connection)
+            }
         }
         while let request = reader.readRequest() {
             let ready = state.withLock { state -> [CheckedContinuation<Void, Never>] in
