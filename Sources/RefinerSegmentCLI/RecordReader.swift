@@ -33,7 +33,9 @@ extension InputRecord {
         case .tooLong(let lines, let byteCount):
             return (Self.location(lines), "\(byteCount) bytes, longer than \(LineReader.maximumLineBytes)")
         case .unterminated(let lines):
-            return (Self.location(lines), "the JSON document that starts with a lone '{' ends before its braces balance")
+            return (
+                Self.location(lines), "the JSON document that starts with a lone '{' ends before its braces balance"
+            )
         case .interrupted(let lines, let next):
             return (
                 Self.location(lines),

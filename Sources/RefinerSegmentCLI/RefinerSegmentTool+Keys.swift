@@ -21,8 +21,9 @@ extension RefinerSegmentTool {
         while let line = try reader.next() {
             switch line {
             case .tooLong(let number, let byteCount):
-                io.writeError("line \(number): \(byteCount) bytes, longer than \(LineReader.maximumLineBytes); "
-                    + "its key is made from an empty text\n")
+                io.writeError(
+                    "line \(number): \(byteCount) bytes, longer than \(LineReader.maximumLineBytes); "
+                        + "its key is made from an empty text\n")
                 questions.append(Question(id: String(number), text: ""))
                 status = Self.failure
             case .line(let number, let bytes):

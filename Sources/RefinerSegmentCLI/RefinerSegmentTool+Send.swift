@@ -54,8 +54,9 @@ extension RefinerSegmentTool {
         let watcher = Task { [io] in
             for await number in interruptions {
                 interruption.signal = number
-                io.writeError("refiner-segment: \(Interruption.name(of: number)) received: stopping; undelivered "
-                    + "messages go to \(failedPath)\n")
+                io.writeError(
+                    "refiner-segment: \(Interruption.name(of: number)) received: stopping; undelivered "
+                        + "messages go to \(failedPath)\n")
                 await pipeline.shutdown(deadline: Date().addingTimeInterval(Self.interruptionGrace))
                 return
             }
@@ -174,14 +175,16 @@ extension RefinerSegmentTool {
             } catch {
                 // The messages exist nowhere else now: rather than lose them, put them on standard output (which
                 // send does not otherwise use), where the operator can save them.
-                io.writeError("refiner-segment: \(error); the \(undelivered.count) undelivered messages follow on "
-                    + "standard output instead\n")
+                io.writeError(
+                    "refiner-segment: \(error); the \(undelivered.count) undelivered messages follow on "
+                        + "standard output instead\n")
                 io.writeOutput(bytes)
                 failedDestination = "standard output"
             }
         }
         let counters = await pipeline.counters
-        var summary = "refiner-segment: \(lines - skipped) of \(lines) lines read, \(counters.accepted) messages: "
+        var summary =
+            "refiner-segment: \(lines - skipped) of \(lines) lines read, \(counters.accepted) messages: "
             + "\(counters.delivered) delivered, \(counters.failed) failed, \(counters.retries) retries"
         if counters.handedBack > 0 { summary += ", \(counters.handedBack) not sent" }
         if !notRecorded.isEmpty { summary += ", \(notRecorded.count) read but not queued" }
@@ -190,7 +193,8 @@ extension RefinerSegmentTool {
             summary += "; \(undelivered.count) undelivered messages written to \(failedDestination)"
         }
         if let number = interruption.signal {
-            summary += "; stopped by \(Interruption.name(of: number)) after input line \(lastLine): later lines "
+            summary +=
+                "; stopped by \(Interruption.name(of: number)) after input line \(lastLine): later lines "
                 + "were not read"
         }
         io.writeError(summary + "\n")
@@ -238,24 +242,28 @@ enum SendInput {
         /// The line's messages: one unit that travels in one batch.
         var decode:
             @Sendable (_ line: [UInt8], _ store: inout InMemoryProfileStore, _ builder: SegmentCallBuilder) throws
-            -> [SegmentMessage]
+                -> [SegmentMessage]
     }
 
     /// The shapes, tried in order.
     static let shapes: [Shape] = [
         // An already-built Segment message (render's output, a failed file): validated, passed through unchanged.
-        Shape(recognizes: { $0.contains("type") && $0.contains("messageId") }) { line, _, _ in
-            [try SegmentMessage(json: line)]
-        },
+        Shape(
+            recognizes: { $0.contains("type") && $0.contains("messageId") },
+            decode: { line, _, _ in [try SegmentMessage(json: line)] }
+        ),
         // A Refiner webhook payload ("Completed Survey"); other events are reported as ignored.
-        Shape(recognizes: { $0.contains("triggered_event") || ($0.contains("response") && $0.contains("form")) }) {
-            line, store, builder in
-            try store.process(try SurveyResponse(refinerWebhook: line), with: builder)
-        },
+        Shape(
+            recognizes: { $0.contains("triggered_event") || ($0.contains("response") && $0.contains("form")) },
+            decode: { line, store, builder in
+                try store.process(try SurveyResponse(refinerWebhook: line), with: builder)
+            }
+        ),
         // The response form of the specification (the catch-all, so its errors name the missing fields).
-        Shape(recognizes: { _ in true }) { line, store, builder in
-            try store.process(try SurveyResponse(json: line), with: builder)
-        },
+        Shape(
+            recognizes: { _ in true },
+            decode: { line, store, builder in try store.process(try SurveyResponse(json: line), with: builder) }
+        ),
     ]
 
     static func messages(

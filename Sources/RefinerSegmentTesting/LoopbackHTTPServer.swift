@@ -261,11 +261,13 @@ public final class LoopbackHTTPServer: Sendable {
             // Recorded before the write, so that a client that has read the answer always finds its batch
             // here; withdrawn when the write fails.
             let isAccepted = (200..<300).contains(response.statusCode)
-            let ticket = isAccepted ? state.withLock { state -> Int in
-                state.nextTicket += 1
-                state.accepted.append((state.nextTicket, request))
-                return state.nextTicket
-            } : 0
+            let ticket =
+                isAccepted
+                ? state.withLock { state -> Int in
+                    state.nextTicket += 1
+                    state.accepted.append((state.nextTicket, request))
+                    return state.nextTicket
+                } : 0
             guard write(Self.bytes(of: response), to: connection) else {
                 if isAccepted { state.withLock { $0.accepted.removeAll { $0.ticket == ticket } } }
                 return false

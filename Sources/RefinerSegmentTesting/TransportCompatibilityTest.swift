@@ -54,7 +54,8 @@ public struct TransportCompatibilityTest: Sendable {
                 return .hold
             default:
                 return .respond(
-                    SegmentResponse(statusCode: 200, headerFields: ["X-Echo-Length": "\(request.body.count)"],
+                    SegmentResponse(
+                        statusCode: 200, headerFields: ["X-Echo-Length": "\(request.body.count)"],
                         body: Array(#"{"success":true}"#.utf8)))
             }
         }
@@ -171,7 +172,8 @@ public struct TransportCompatibilityTest: Sendable {
         within limit: Duration
     ) async -> Result<SegmentResponse, any Error>? {
         // Unstructured on purpose: a transport that ignores cancellation must not hang the check itself.
-        await withCheckedContinuation { (continuation: CheckedContinuation<Result<SegmentResponse, any Error>?, Never>) in
+        await withCheckedContinuation {
+            (continuation: CheckedContinuation<Result<SegmentResponse, any Error>?, Never>) in
             let pending = LockedState<CheckedContinuation<Result<SegmentResponse, any Error>?, Never>?>(continuation)
             let timer = Task {
                 try? await Task.sleep(for: limit)

@@ -36,9 +36,11 @@ public struct URLSessionTransport: SegmentTransport {
     ///   when the calling task was cancelled.
     public func send(_ request: SegmentRequest) async throws -> SegmentResponse {
         let session = self.session
-        let seconds = Double(request.timeout.components.seconds)
+        let seconds =
+            Double(request.timeout.components.seconds)
             + Double(request.timeout.components.attoseconds) * 1e-18
-        var urlRequest = URLRequest(url: request.url, cachePolicy: .reloadIgnoringLocalCacheData, timeoutInterval: seconds)
+        var urlRequest = URLRequest(
+            url: request.url, cachePolicy: .reloadIgnoringLocalCacheData, timeoutInterval: seconds)
         urlRequest.httpMethod = request.method
         for (name, value) in request.headerFields {
             urlRequest.setValue(value, forHTTPHeaderField: name)

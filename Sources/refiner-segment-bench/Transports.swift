@@ -1,5 +1,6 @@
 import Foundation
 import RefinerSegment
+
 /// A counter shared with the pipeline's tasks.
 final class AtomicCounter: @unchecked Sendable {
     // @unchecked: `count` is only touched with `lock` held (Synchronization's Atomic needs macOS 15).
@@ -72,7 +73,6 @@ func residentBytes() -> Int {
     #endif
     return peakResidentBytes()
 }
-
 
 /// Builds `count` pairs from `response` with fresh ids and offers each to a pipeline whose queue fails fast
 /// when full; returns how many were refused. Only the queue keeps what it accepted.

@@ -35,16 +35,16 @@ var figures: [Figure] = []
 let corpus = loadCorpus()
 let normalizer = try TraitKeyNormalizer()
 if runs("keys") {
-progress("normalizing \(corpus.count) question texts...")
-let baselineKeys = measure(rounds: rounds, operations: corpus.count * 20) {
-    for _ in 0..<(measuresBaseline ? 20 : 0) { for text in corpus { blackhole &+= Baseline.key(text).utf8.count } }
-}
-let keys = measure(rounds: rounds, operations: corpus.count * 20_000) {
-    for _ in 0..<20_000 { for text in corpus { blackhole &+= normalizer.key(for: text).utf8.count } }
-}
-if measuresBaseline { figures.append(Figure(name: "baseline_keys", value: baselineKeys, unit: "keys/s")) }
-figures.append(
-    Figure(name: "trait_keys", value: keys, unit: "keys/s", baseline: measuresBaseline ? baselineKeys : nil))
+    progress("normalizing \(corpus.count) question texts...")
+    let baselineKeys = measure(rounds: rounds, operations: corpus.count * 20) {
+        for _ in 0..<(measuresBaseline ? 20 : 0) { for text in corpus { blackhole &+= Baseline.key(text).utf8.count } }
+    }
+    let keys = measure(rounds: rounds, operations: corpus.count * 20_000) {
+        for _ in 0..<20_000 { for text in corpus { blackhole &+= normalizer.key(for: text).utf8.count } }
+    }
+    if measuresBaseline { figures.append(Figure(name: "baseline_keys", value: baselineKeys, unit: "keys/s")) }
+    figures.append(
+        Figure(name: "trait_keys", value: keys, unit: "keys/s", baseline: measuresBaseline ? baselineKeys : nil))
 }
 
 // 2. Build + encode an identify+group pair with 7 traits (5 user, 2 account).
@@ -64,25 +64,26 @@ let response = SurveyResponse(
 let baselineAnswers = answerTexts.map { Baseline.Answer(question: $0.0, isAccount: $0.1 == .account, value: $0.2) }
 let builder = try SegmentCallBuilder()
 if runs("pairs") {
-progress("building identify+group pairs...")
-let baselinePairs = measure(rounds: rounds, operations: 2_000) {
-    for _ in 0..<(measuresBaseline ? 2_000 : 0) {
-        blackhole &+= Baseline.pair(
-            responseID: "resp_123", userID: "your-user-id", accountID: "your-account-id", completedAt: completedAt,
-            answers: baselineAnswers)
-    }
-}
-let pairs = measure(rounds: rounds, operations: 200_000) {
-    for _ in 0..<200_000 {
-        if let built = try? builder.process(response, profile: CollectedProfile()) {
-            blackhole &+= built.messages.count
+    progress("building identify+group pairs...")
+    let baselinePairs = measure(rounds: rounds, operations: 2_000) {
+        for _ in 0..<(measuresBaseline ? 2_000 : 0) {
+            blackhole &+= Baseline.pair(
+                responseID: "resp_123", userID: "your-user-id", accountID: "your-account-id", completedAt: completedAt,
+                answers: baselineAnswers)
         }
     }
-}
-if measuresBaseline { figures.append(Figure(name: "baseline_pairs", value: baselinePairs, unit: "pairs/s")) }
-figures.append(
-    Figure(
-        name: "build_encode_pairs", value: pairs, unit: "pairs/s", baseline: measuresBaseline ? baselinePairs : nil))
+    let pairs = measure(rounds: rounds, operations: 200_000) {
+        for _ in 0..<200_000 {
+            if let built = try? builder.process(response, profile: CollectedProfile()) {
+                blackhole &+= built.messages.count
+            }
+        }
+    }
+    if measuresBaseline { figures.append(Figure(name: "baseline_pairs", value: baselinePairs, unit: "pairs/s")) }
+    figures.append(
+        Figure(
+            name: "build_encode_pairs", value: pairs, unit: "pairs/s", baseline: measuresBaseline ? baselinePairs : nil)
+    )
 }
 
 // 3. The delivery pipeline into a transport that answers 200 at once: record -> batch -> send.
@@ -176,8 +177,9 @@ if only == "memory" {
     let accepted = await pipeline.counters.accepted
     let handedBack = await pipeline.shutdown(deadline: Date())
     let growth = Double(max(peak - before, 0))
-    progress("  offered \(offered) pairs: accepted \(accepted) messages, refused \(refused) pairs (queue full), "
-        + "handed back \(handedBack.count) messages")
+    progress(
+        "  offered \(offered) pairs: accepted \(accepted) messages, refused \(refused) pairs (queue full), "
+            + "handed back \(handedBack.count) messages")
     // The ratio here is to the queue's byte bound, not to the baseline: at most 1.0x plus a constant.
     figures.append(
         Figure(
@@ -192,11 +194,13 @@ if asJSON {
         if let ratio = figure.ratio { row["ratio"] = (ratio * 10).rounded() / 10 }
         return row
     }
-    let data = try JSONSerialization.data(withJSONObject: ["figures": rows], options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+    let data = try JSONSerialization.data(
+        withJSONObject: ["figures": rows], options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
     print(String(decoding: data, as: UTF8.self))
 } else {
     for figure in figures {
-        let ratio = figure.ratio.map { String(format: "%.1fx", $0) } ?? (figure.name.hasPrefix("baseline") ? "1.0x" : "-")
+        let ratio =
+            figure.ratio.map { String(format: "%.1fx", $0) } ?? (figure.name.hasPrefix("baseline") ? "1.0x" : "-")
         let value = figure.unit == "MiB" ? String(format: "%.1f", figure.value) : String(Int(figure.value.rounded()))
         print("\(figure.name) \(value) \(figure.unit) \(ratio)")
     }

@@ -10,7 +10,8 @@ private func responseLine(
     answers: String = #"[{"question": {"id": "q1", "text": "What is your job role?"}, "value": "CEO"}]"#
 ) -> String {
     let accountField = account.map { #", "account": \#($0)"# } ?? ""
-    return #"{"id": "\#(id)", "completedAt": "2026-11-20T10:15:00Z", "survey": {"id": "s"}, "user": {\#(user)}\#(accountField), "answers": \#(answers)}"#
+    return
+        #"{"id": "\#(id)", "completedAt": "2026-11-20T10:15:00Z", "survey": {"id": "s"}, "user": {\#(user)}\#(accountField), "answers": \#(answers)}"#
 }
 
 struct DemoCommandTests {
@@ -24,15 +25,19 @@ struct DemoCommandTests {
         let identify = try jsonLine(lines[0])
         #expect(identify["type"] as? String == "identify")
         #expect(identify["userId"] as? String == "your-user-id")
-        #expect(identify["traits"] as? [String: String] == [
-            "refiner_email": "john.doe@example.com", "refiner_how_big_is_your_team": "10+",
-            "refiner_what_is_your_job_role": "CEO",
-        ])
+        #expect(
+            identify["traits"] as? [String: String] == [
+                "refiner_email": "john.doe@example.com", "refiner_how_big_is_your_team": "10+",
+                "refiner_what_is_your_job_role": "CEO",
+            ])
         let group = try jsonLine(lines[1])
         #expect(group["type"] as? String == "group")
         #expect(group["userId"] as? String == "your-user-id")
         #expect(group["groupId"] as? String == "your-account-id")
-        #expect(group["traits"] as? [String: String] == ["refiner_employee_count": "1000+", "refiner_industry": "acounting"])
+        #expect(
+            group["traits"] as? [String: String] == [
+                "refiner_employee_count": "1000+", "refiner_industry": "acounting",
+            ])
         for object in [identify, group] {
             #expect((object["messageId"] as? String)?.isEmpty == false)
             #expect(object["timestamp"] as? String == "2026-11-20T10:15:00.000Z")
@@ -54,10 +59,11 @@ struct KeysCommandTests {
         let input = "q7\t今日は\n🎉\nRole\nrole\r\nlast line without break"
         let (status, run) = await ToolHarness.run(["keys"], input: input, chunkSize: 3)
         #expect(status == 0)
-        #expect(run.stdoutLines == [
-            "refiner_question_q7", "refiner_question_2", "refiner_role", "refiner_role_2",
-            "refiner_last_line_without_break",
-        ])
+        #expect(
+            run.stdoutLines == [
+                "refiner_question_q7", "refiner_question_2", "refiner_role", "refiner_role_2",
+                "refiner_last_line_without_break",
+            ])
     }
 
     @Test
@@ -68,7 +74,9 @@ struct KeysCommandTests {
         #expect(run.stdoutLines == ["acme_how_many"])
     }
 
-    @Test(arguments: [["keys", "--max-length", "3"], ["keys", "--max-length", "many"], ["keys", "--bogus"], ["keys", "file"]])
+    @Test(arguments: [
+        ["keys", "--max-length", "3"], ["keys", "--max-length", "many"], ["keys", "--bogus"], ["keys", "file"],
+    ])
     func keysRejectsBadOptions(arguments: [String]) async {
         let (status, run) = await ToolHarness.run(arguments, input: "x\n")
         #expect(status == 2)
@@ -89,7 +97,8 @@ struct KeysCommandTests {
 struct RenderCommandTests {
     @Test
     func renderIsDeterministic() async {
-        let input = [responseLine(id: "r1"), responseLine(id: "r2", user: #""anonymousId": "a1""#)].joined(separator: "\n")
+        let input = [responseLine(id: "r1"), responseLine(id: "r2", user: #""anonymousId": "a1""#)].joined(
+            separator: "\n")
         let first = await ToolHarness.run(["render"], input: input)
         let second = await ToolHarness.run(["render"], input: input)
         #expect(first.status == 0)
@@ -100,9 +109,12 @@ struct RenderCommandTests {
     @Test
     func accountTraitsFromTwoUsersMeetInTheSecondGroupCall() async throws {
         let input = [
-            responseLine(id: "r1", user: #""id": "alice""#,
-                answers: #"[{"question": {"id": "q1", "text": "Industry", "attribution": "account"}, "value": "Retail"}]"#),
-            responseLine(id: "r2", user: #""id": "bob""#,
+            responseLine(
+                id: "r1", user: #""id": "alice""#,
+                answers:
+                    #"[{"question": {"id": "q1", "text": "Industry", "attribution": "account"}, "value": "Retail"}]"#),
+            responseLine(
+                id: "r2", user: #""id": "bob""#,
                 answers: #"[{"question": {"id": "q2", "text": "Seats", "attribution": "account"}, "value": 40}]"#),
         ].joined(separator: "\n")
         let (status, run) = await ToolHarness.run(["render"], input: input)
@@ -125,7 +137,8 @@ struct RenderCommandTests {
 
     @Test
     func anonymousUserGetsAnonymousID() async throws {
-        let (_, run) = await ToolHarness.run(["render"], input: responseLine(id: "r1", user: #""anonymousId": "anon-7""#))
+        let (_, run) = await ToolHarness.run(
+            ["render"], input: responseLine(id: "r1", user: #""anonymousId": "anon-7""#))
         for line in run.stdoutLines {
             let object = try jsonLine(line)
             #expect(object["anonymousId"] as? String == "anon-7")

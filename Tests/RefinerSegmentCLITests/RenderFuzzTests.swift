@@ -37,7 +37,8 @@ private enum RenderFuzzSettings {
     }()
 
     static func iterations(_ defaultCount: Int) -> Int {
-        guard let text = ProcessInfo.processInfo.environment["REFINER_FUZZ_ITERATIONS"], let count = Int(text), count > 0
+        guard let text = ProcessInfo.processInfo.environment["REFINER_FUZZ_ITERATIONS"], let count = Int(text),
+            count > 0
         else { return defaultCount }
         return count
     }
@@ -79,7 +80,8 @@ private struct RecordFactory {
             let property = random.chance(1, in: 5) ? #", "property": "custom_\#(position)""# : ""
             let attribution = random.chance(1, in: 3) ? #", "attribution": "account""# : ""
             let value = random.pick(Self.values)
-            return #"{"question": {"id": "q\#(position)", "text": "\#(text)"\#(property)\#(attribution)}, "value": \#(value)}"#
+            return
+                #"{"question": {"id": "q\#(position)", "text": "\#(text)"\#(property)\#(attribution)}, "value": \#(value)}"#
         }
         let user =
             random.chance(1, in: 4)
@@ -118,8 +120,14 @@ private struct RecordFactory {
                 (#""answers": ["#, #""answers": [{"question": {"id": "qx", "text": "t"}, "value": -1e999}, "#),
                 (#""answers": ["#, #""answers": [{"question": {"id": "qx", "text": "t"}, "value": 0x10}, "#),
                 (#""answers": ["#, #""answers": [{"question": {"id": "qx", "text": "t"}, "value": NaN}, "#),
-                (#""answers": ["#, #""answers": [{"question": {"id": "q0", "text": "a"}}, {"question": {"id": "q0", "text": "b"}}, "#),
-                (#""answers": ["#, #""answers": [{"question": {"id": "p1", "text": "a", "property": "Same"}}, {"question": {"id": "p2", "text": "b", "property": "same"}}, "#),
+                (
+                    #""answers": ["#,
+                    #""answers": [{"question": {"id": "q0", "text": "a"}}, {"question": {"id": "q0", "text": "b"}}, "#
+                ),
+                (
+                    #""answers": ["#,
+                    #""answers": [{"question": {"id": "p1", "text": "a", "property": "Same"}}, {"question": {"id": "p2", "text": "b", "property": "same"}}, "#
+                ),
                 (#""user": {"#, #""user": {"id": "", "anonymousId": null, "x": 1, "y": {"#),
             ])
             var text = String(decoding: good, as: UTF8.self)
@@ -127,7 +135,8 @@ private struct RecordFactory {
                 let end = text[start.upperBound...].firstIndex(of: "}")
             {
                 // A user with neither an id nor an anonymous id.
-                text.replaceSubrange(start.lowerBound...end, with: #""user": {"id": "", "anonymousId": "", "email": "e"}"#)
+                text.replaceSubrange(
+                    start.lowerBound...end, with: #""user": {"id": "", "anonymousId": "", "email": "e"}"#)
                 return (Array(text.utf8), "user without identity")
             }
             guard let range = text.range(of: field) else { return (Array("{".utf8) + good, "doubled brace") }
@@ -135,39 +144,58 @@ private struct RecordFactory {
             if text.hasSuffix(", ]}") { text = String(text.dropLast(4)) + "]}" }
             return (Array(text.utf8), "wrong type: \(replacement)")
         case 4:
-            return (Array(random.pick(["[]", "42", #""text""#, "null", "true", "]}", "{}", "{\"id\": \"r\"}", "\u{0}"]).utf8), "not a response")
+            return (
+                Array(
+                    random.pick(["[]", "42", #""text""#, "null", "true", "]}", "{}", "{\"id\": \"r\"}", "\u{0}"]).utf8),
+                "not a response"
+            )
         case 5, 6:
             // Invalid UTF-8 inside a string.
-            let invalid = random.pick([[0xFF], [0xC0, 0x80], [0xED, 0xA0, 0x80], [0x80], [0xE2, 0x82], [0xF4, 0x90, 0x80, 0x80], [0xFE, 0xFE]] as [[UInt8]])
+            let invalid = random.pick(
+                [
+                    [0xFF], [0xC0, 0x80], [0xED, 0xA0, 0x80], [0x80], [0xE2, 0x82], [0xF4, 0x90, 0x80, 0x80],
+                    [0xFE, 0xFE],
+                ] as [[UInt8]])
             let quote = good.indices.filter { good[$0] == UInt8(ascii: "\"") }.dropFirst(3)
             let at = random.pick(Array(quote)) + 1
             return (Array(good[..<at]) + invalid + Array(good[at...]), "invalid UTF-8 \(invalid)")
         case 7:
             // A raw NUL or other control byte inside or outside a string.
             let at = Int.random(in: 1..<good.count, using: &random)
-            return (Array(good[..<at]) + [random.pick([0x00, 0x01, 0x1F] as [UInt8])] + Array(good[at...]), "control byte at \(at)")
+            return (
+                Array(good[..<at]) + [random.pick([0x00, 0x01, 0x1F] as [UInt8])] + Array(good[at...]),
+                "control byte at \(at)"
+            )
         case 8:
             let depth = random.pick([600, 5_000, 100_000])
             let nested = String(repeating: "[", count: depth) + String(repeating: "]", count: depth)
             return (
-                Array(String(decoding: good, as: UTF8.self)
-                    .replacingOccurrences(of: #""answers": ["#, with: #""answers": [{"question": {"id": "qx", "text": "t"}, "value": \#(nested)}, "#).utf8),
+                Array(
+                    String(decoding: good, as: UTF8.self)
+                        .replacingOccurrences(
+                            of: #""answers": ["#,
+                            with: #""answers": [{"question": {"id": "qx", "text": "t"}, "value": \#(nested)}, "#
+                        ).utf8),
                 "nested \(depth)"
             )
         case 9:
             let depth = random.pick([600, 100_000])
-            return (Array((String(repeating: "[", count: depth) + String(repeating: "]", count: depth)).utf8), "bare nested \(depth)")
+            return (
+                Array((String(repeating: "[", count: depth) + String(repeating: "]", count: depth)).utf8),
+                "bare nested \(depth)"
+            )
         case 10:
             // A lone `{` that never closes: the start of a pretty-printed document that is not one.
             return (Array(random.pick(["{", " { ", "\t{"]).utf8), "lone brace")
         case 11:
             // A webhook payload with its parts missing or wrong.
             return (
-                Array(random.pick([
-                    #"{"triggered_event": "Completed Survey"}"#,
-                    #"{"triggered_event": "Completed Survey", "uuid": "c", "remote_id": null, "response": {"uuid": "x", "completed_at": "yesterday", "data": {}}, "form": {"uuid": "f", "name": "F"}}"#,
-                    #"{"triggered_event": "Completed Survey", "uuid": "c", "remote_id": "u", "response": {"uuid": "x", "completed_at": "2022-10-18T05:05:45.000000Z", "data": "text"}, "form": {"uuid": "f", "name": "F"}}"#,
-                ]).utf8),
+                Array(
+                    random.pick([
+                        #"{"triggered_event": "Completed Survey"}"#,
+                        #"{"triggered_event": "Completed Survey", "uuid": "c", "remote_id": null, "response": {"uuid": "x", "completed_at": "yesterday", "data": {}}, "form": {"uuid": "f", "name": "F"}}"#,
+                        #"{"triggered_event": "Completed Survey", "uuid": "c", "remote_id": "u", "response": {"uuid": "x", "completed_at": "2022-10-18T05:05:45.000000Z", "data": "text"}, "form": {"uuid": "f", "name": "F"}}"#,
+                    ]).utf8),
                 "bad webhook"
             )
         default:
@@ -190,7 +218,8 @@ struct RenderFuzzTests {
             // Hand the thread back now and then: the cooperative pool has one thread per core, and tests that
             // wait on the network (timeouts, retries) share it.
             await Task.yield()
-            var factory = RecordFactory(random: FuzzRandom(seed: RenderFuzzSettings.seed, case: index), caseIndex: index)
+            var factory = RecordFactory(
+                random: FuzzRandom(seed: RenderFuzzSettings.seed, case: index), caseIndex: index)
             var records: [FuzzRecord] = []
             for _ in 0..<Int.random(in: 1...16, using: &factory.random) {
                 if factory.random.chance(1, in: 2) {
@@ -218,15 +247,18 @@ struct RenderFuzzTests {
 
     @Test
     func prettyPrintedPayloadsStillRenderBesideBadLines() async throws {
-        let pretty = try WebhookCLIFixtures.completedSurvey().split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
-            .map { Array($0) }
+        let pretty = try WebhookCLIFixtures.completedSurvey().split(
+            separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false
+        )
+        .map { Array($0) }
         let fixtureID = "refiner-7c508c60-4ea2-11ed-9302-57708fe11d26-identify"
         let iterations = RenderFuzzSettings.iterations(40)
         for index in 0..<iterations {
             // Hand the thread back now and then: the cooperative pool has one thread per core, and tests that
             // wait on the network (timeouts, retries) share it.
             await Task.yield()
-            var factory = RecordFactory(random: FuzzRandom(seed: RenderFuzzSettings.seed, case: index), caseIndex: index)
+            var factory = RecordFactory(
+                random: FuzzRandom(seed: RenderFuzzSettings.seed, case: index), caseIndex: index)
             var records: [FuzzRecord] = []
             for _ in 0..<Int.random(in: 2...8, using: &factory.random) {
                 switch Int.random(in: 0..<3, using: &factory.random) {
@@ -251,10 +283,12 @@ struct RenderFuzzTests {
         let first = factory.goodLine()
         records.append(.good(lines: [Array(first.line.utf8)], messageIDs: first.messageIDs))
         // A well-formed response whose answer makes a message far over Segment's 32 KB.
-        records.append(.bad(
-            line: Array((#"{"id": "big", "completedAt": "2026-11-20T10:15:00Z", "survey": {"id": "s"}, "user": {"id": "u"}, "#
-                + #""answers": [{"question": {"id": "q", "text": "t"}, "value": "\#(huge)"}]}"#).utf8),
-            kind: "10 MB answer"))
+        records.append(
+            .bad(
+                line: Array(
+                    (#"{"id": "big", "completedAt": "2026-11-20T10:15:00Z", "survey": {"id": "s"}, "user": {"id": "u"}, "#
+                        + #""answers": [{"question": {"id": "q", "text": "t"}, "value": "\#(huge)"}]}"#).utf8),
+                kind: "10 MB answer"))
         let second = factory.goodLine()
         records.append(.good(lines: [Array(second.line.utf8)], messageIDs: second.messageIDs))
         // 10 MB of a string that never ends, then 10 MB of nesting.
@@ -304,10 +338,12 @@ struct RenderFuzzTests {
             switch run.status {
             case 0:
                 #expect(
-                    errorLines.isEmpty && ids.count >= 2 || errorLines.count == 1 && errorLines[0].hasPrefix("line 1: ignored: ") && ids.count == 1,
+                    errorLines.isEmpty && ids.count >= 2
+                        || errorLines.count == 1 && errorLines[0].hasPrefix("line 1: ignored: ") && ids.count == 1,
                     "\(described)")
             case 1:
-                #expect(errorLines.count == 2 && errorLines.first?.hasPrefix("line 1: skipped: ") == true, "\(described)")
+                #expect(
+                    errorLines.count == 2 && errorLines.first?.hasPrefix("line 1: skipped: ") == true, "\(described)")
                 #expect(errorLines.last == "refiner-segment: 1 of 2 lines skipped", "\(described)")
                 #expect(ids.count == 1, "\(described)")
             default:
@@ -332,13 +368,17 @@ struct RenderFuzzTests {
                     description = "\(path).\(key) = \(replacement)"
                 }
             } else {
-                object[key] = mutate(object[key]!, replacements: replacements, path: path + "." + key, using: &random, description: &description)
+                object[key] = mutate(
+                    object[key]!, replacements: replacements, path: path + "." + key, using: &random,
+                    description: &description)
             }
             return object
         }
         if var array = value as? [Any], !array.isEmpty {
             let position = Int.random(in: 0..<array.count, using: &random)
-            array[position] = mutate(array[position], replacements: replacements, path: path + "[\(position)]", using: &random, description: &description)
+            array[position] = mutate(
+                array[position], replacements: replacements, path: path + "[\(position)]", using: &random,
+                description: &description)
             return array
         }
         let replacement = random.pick(replacements)
@@ -418,7 +458,8 @@ struct RenderFuzzTests {
         let summary = records.map { record -> String in
             switch record {
             case .good(let lines, _): return lines.count == 1 ? "good" : "good (\(lines.count) lines)"
-            case .bad(let line, let kind): return "bad \(kind): \(String(decoding: line.prefix(300), as: UTF8.self).debugDescription)"
+            case .bad(let line, let kind):
+                return "bad \(kind): \(String(decoding: line.prefix(300), as: UTF8.self).debugDescription)"
             }
         }.enumerated().map { "  \($0.offset + 1). \($0.element)" }.joined(separator: "\n")
         let described = "\(origin), chunks of \(chunkSize):\n\(summary)"
@@ -440,7 +481,8 @@ struct RenderFuzzTests {
         #expect(printedIDs == expectedIDs, "\(described)\nstderr: \(run.error.prefix(2000))")
         // Bad lines change nothing: the output is byte for byte what the good records alone give.
         let goodRun = await ToolRun.run(["render"], input: goodInput, chunkSize: 1 << 16)
-        #expect(goodRun.status == 0 && goodRun.error.isEmpty, "the good records alone fail: \(goodRun.error.prefix(2000))")
+        #expect(
+            goodRun.status == 0 && goodRun.error.isEmpty, "the good records alone fail: \(goodRun.error.prefix(2000))")
         #expect(run.output == goodRun.output, "\(described)")
 
         // One report per bad record, naming its lines, each on a line of its own. Adjacent bad lines may make
@@ -462,7 +504,8 @@ struct RenderFuzzTests {
         if !badLineNumbers.isEmpty {
             let goodRecords = records.count - badLineNumbers.count
             #expect(
-                errorLines.last.map(String.init) == "refiner-segment: \(reports) of \(reports + goodRecords) lines skipped",
+                errorLines.last.map(String.init)
+                    == "refiner-segment: \(reports) of \(reports + goodRecords) lines skipped",
                 "\(described)\nstderr: \(run.error.prefix(2000))"
             )
         }

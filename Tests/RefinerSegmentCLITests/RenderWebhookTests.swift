@@ -17,8 +17,10 @@ struct RenderWebhookTests {
         let webhookLine = String(decoding: try WebhookCLIFixtures.completedSurveyOnOneLine(), as: UTF8.self)
         let pretty = String(decoding: try WebhookCLIFixtures.completedSurvey(), as: UTF8.self)
         let viewedLine = webhookLine.replacingOccurrences(of: "Completed Survey", with: "Viewed Survey")
-        let input = [WebhookCLIFixtures.jsonFormLine, pretty, webhookLine, "", viewedLine, WebhookCLIFixtures.jsonFormLine]
-            .joined(separator: "\n")
+        let input = [
+            WebhookCLIFixtures.jsonFormLine, pretty, webhookLine, "", viewedLine, WebhookCLIFixtures.jsonFormLine,
+        ]
+        .joined(separator: "\n")
         let run = await ToolRun.run(["render"], input: Array(input.utf8), chunkSize: chunkSize)
         let fixtureLines = pretty.split(separator: "\n", omittingEmptySubsequences: false).count
         #expect(run.outputLines.count == 4)
@@ -52,7 +54,8 @@ struct RenderWebhookTests {
     }
 
     @Test func unterminatedDocumentIsReportedAndEarlierRecordsStillPrint() async throws {
-        let input = [WebhookCLIFixtures.jsonFormLine, "{", #"  "uuid": "contact-1","#, #"  "form": {"#].joined(separator: "\n")
+        let input = [WebhookCLIFixtures.jsonFormLine, "{", #"  "uuid": "contact-1","#, #"  "form": {"#].joined(
+            separator: "\n")
         let run = await ToolRun.run(["render"], input: Array(input.utf8))
         #expect(run.outputLines.count == 1)
         #expect(run.error.hasPrefix("lines 2-4: skipped: the JSON document that starts with a lone '{' ends before"))

@@ -11,7 +11,9 @@ struct ToolRun {
     var openedPaths: [String?]
 
     /// The lines of standard output.
-    var outputLines: [String] { output.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init) }
+    var outputLines: [String] {
+        output.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
+    }
 
     /// Runs `refiner-segment` with `arguments`, serving `input` (in chunks of `chunkSize` bytes) for any input path.
     static func run(_ arguments: [String], input: [UInt8], chunkSize: Int = 1 << 16) async -> ToolRun {
@@ -55,7 +57,8 @@ enum WebhookCLIFixtures {
     /// The real "Completed Survey" payload, pretty-printed over many lines, from the test bundle.
     static func completedSurvey() throws -> [UInt8] {
         let url = try #require(
-            Bundle.module.url(forResource: "refiner-webhook-completed-survey", withExtension: "json", subdirectory: "Fixtures")
+            Bundle.module.url(
+                forResource: "refiner-webhook-completed-survey", withExtension: "json", subdirectory: "Fixtures")
         )
         return [UInt8](try Data(contentsOf: url))
     }

@@ -5,7 +5,9 @@ import Testing
 
 @Suite struct BatchingTests {
     /// Records every unit in one call (so all are queued before the first batch is cut) and delivers them.
-    private func deliver(_ units: [[SegmentMessage]], configure: (inout SegmentPipeline.Configuration) -> Void = { _ in })
+    private func deliver(
+        _ units: [[SegmentMessage]], configure: (inout SegmentPipeline.Configuration) -> Void = { _ in }
+    )
         async throws -> Harness
     {
         let harness = try await Harness(configure: configure)
@@ -108,7 +110,8 @@ import Testing
             id: "resp_8", completedAt: Date(timeIntervalSince1970: 1_795_600_000), survey: Survey(id: "s"),
             user: User(id: "u1"), account: Account(id: "a1"),
             answers: [Answer(question: Question(id: "q", text: "Industry?", attribution: .account), value: "retail")])
-        let profile = try await harness.pipeline.record(response, profile: CollectedProfile(), builder: SegmentCallBuilder())
+        let profile = try await harness.pipeline.record(
+            response, profile: CollectedProfile(), builder: SegmentCallBuilder())
         await harness.pipeline.flush()
         _ = await harness.finish()
         #expect(profile.accountTraits["refiner_industry"] == .string("retail"))

@@ -185,10 +185,11 @@ import Testing
         await harness.pipeline.flush()
         _ = await harness.finish()
         let sentAt = try await harness.bodies().compactMap { $0["sentAt"] as? String }
-        #expect(sentAt == [
-            "2026-11-25T10:00:00.000Z", "2026-11-25T10:00:00.500Z", "2026-11-25T10:00:01.500Z",
-            "2026-11-25T10:00:03.500Z",
-        ])
+        #expect(
+            sentAt == [
+                "2026-11-25T10:00:00.000Z", "2026-11-25T10:00:00.500Z", "2026-11-25T10:00:01.500Z",
+                "2026-11-25T10:00:03.500Z",
+            ])
     }
 
     @Test func everyRequestCarriesTheHeadersAndTheBatchEnvelope() async throws {
@@ -200,12 +201,13 @@ import Testing
         let request = try #require(await harness.transport.requests.first)
         #expect(request.method == "POST")
         #expect(request.url.absoluteString == "https://api.segment.io/v1/batch")
-        #expect(request.headerFields == [
-            "Content-Type": "application/json",
-            "Authorization": "Basic " + Data("wk_secret_123:".utf8).base64EncodedString(),
-            "User-Agent": "refiner-segment-swift/" + LibraryInfo.refinerSegment.version,
-            "X-Retry-Count": "0",
-        ])
+        #expect(
+            request.headerFields == [
+                "Content-Type": "application/json",
+                "Authorization": "Basic " + Data("wk_secret_123:".utf8).base64EncodedString(),
+                "User-Agent": "refiner-segment-swift/" + LibraryInfo.refinerSegment.version,
+                "X-Retry-Count": "0",
+            ])
         #expect(request.timeout == .seconds(30))
         #expect(request.body == SegmentBatch.encode(pair, sentAt: harness.clock.now, writeKey: Harness.writeKey))
     }
@@ -219,7 +221,8 @@ import Testing
         await harness.pipeline.flush()
         let outcomes = await harness.finish()
         #expect(outcomes.map(\.name) == ["retrying", "failed"])
-        let texts = outcomes.map { String(describing: $0) } + outcomes.map { String(reflecting: $0) }
+        let texts =
+            outcomes.map { String(describing: $0) } + outcomes.map { String(reflecting: $0) }
             + [String(describing: harness.pipeline)] + (await harness.transport.requests).map { "\($0)" }
         var dumped = ""
         dump(await harness.transport.requests, to: &dumped)
@@ -274,11 +277,12 @@ import Testing
         #expect(SegmentRetryPolicy().backoff(afterFailures: failures) == .seconds(seconds))
     }
 
-    @Test(arguments: [
-        ("3", 3.0), ("  12 ", 12.0), ("300", 300.0), ("3600", 300.0), ("0", nil), ("-5", nil), ("soon", nil),
-        ("", nil), ("Wed, 25 Nov 2026 10:01:00 GMT", 60.0), ("Wednesday, 25-Nov-26 10:00:30 GMT", 30.0),
-        ("Wed, 25 Nov 2026 09:00:00 GMT", nil), ("Wed, 25 Nov 2026 10:00:00 PST", nil),
-    ] as [(String, Double?)])
+    @Test(
+        arguments: [
+            ("3", 3.0), ("  12 ", 12.0), ("300", 300.0), ("3600", 300.0), ("0", nil), ("-5", nil), ("soon", nil),
+            ("", nil), ("Wed, 25 Nov 2026 10:01:00 GMT", 60.0), ("Wednesday, 25-Nov-26 10:00:30 GMT", 30.0),
+            ("Wed, 25 Nov 2026 09:00:00 GMT", nil), ("Wed, 25 Nov 2026 10:00:00 PST", nil),
+        ] as [(String, Double?)])
     func retryAfterValues(value: String, seconds: Double?) {
         let now = Date(timeIntervalSince1970: 1_795_600_800)  // Wed, 25 Nov 2026 10:00:00 GMT
         #expect(SegmentRetryPolicy().retryAfter(value, now: now) == seconds.map { .seconds($0) })
@@ -288,7 +292,8 @@ import Testing
 @Suite struct EndpointTests {
     @Test(arguments: [
         ("https://api.segment.io", false, true), ("https://collector.example.com/segment/", false, true),
-        ("http://127.0.0.1:8080", false, true), ("http://localhost:9000", false, true), ("http://[::1]:80", false, true),
+        ("http://127.0.0.1:8080", false, true), ("http://localhost:9000", false, true),
+        ("http://[::1]:80", false, true),
         ("http://collector.example.com", false, false), ("http://collector.example.com", true, true),
         ("ftp://collector.example.com", true, false), ("https://", false, false),
     ])
@@ -296,7 +301,8 @@ import Testing
         var configuration = SegmentPipeline.Configuration()
         configuration.endpoint = SegmentEndpoint(baseURL: try #require(URL(string: url)))
         configuration.allowsInsecureHTTP = allowsInsecureHTTP
-        let made = try? SegmentPipeline(writeKey: WriteKey("k"), transport: RecordingTransport(), configuration: configuration)
+        let made = try? SegmentPipeline(
+            writeKey: WriteKey("k"), transport: RecordingTransport(), configuration: configuration)
         #expect((made != nil) == accepted)
     }
 

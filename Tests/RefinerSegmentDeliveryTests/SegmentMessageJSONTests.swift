@@ -18,7 +18,8 @@ import Testing
     }
 
     @Test func kindAndIDAreRead() throws {
-        let message = try SegmentMessage(json: Array(#"{"type":"group","messageId":"x","userId":"u","groupId":"g"}"#.utf8))
+        let message = try SegmentMessage(
+            json: Array(#"{"type":"group","messageId":"x","userId":"u","groupId":"g"}"#.utf8))
         #expect(message.kind == .group)
         #expect(message.messageID == "x")
     }
@@ -53,7 +54,8 @@ import Testing
     }
 
     @Test func aMessageOver32KBIsRefused() {
-        let json = #"{"type":"identify","messageId":"m","userId":"u","traits":{"t":""#
+        let json =
+            #"{"type":"identify","messageId":"m","userId":"u","traits":{"t":""#
             + String(repeating: "x", count: 32 * 1024) + #""}}"#
         do {
             _ = try SegmentMessage(json: Array(json.utf8))
@@ -75,7 +77,9 @@ import Testing
 
 @Suite struct TestDoubleTests {
     @Test func scriptedDelaysPassInVirtualTime() async throws {
-        let harness = try await Harness([.delay(.seconds(5), then: .status(500)), .delay(.seconds(2), then: .status(200))])
+        let harness = try await Harness([
+            .delay(.seconds(5), then: .status(500)), .delay(.seconds(2), then: .status(200)),
+        ])
         try await harness.pipeline.record(try Messages.pair("r1"))
         await harness.pipeline.flush()
         _ = await harness.finish()

@@ -36,7 +36,8 @@ import Darwin
 
     static func expectNoSecret(_ text: String, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
         if let piece = forbidden.first(where: { text.contains($0) }) {
-            Issue.record("\(what) shows the write key ('\(piece)'): \(text.prefix(2000))", sourceLocation: sourceLocation)
+            Issue.record(
+                "\(what) shows the write key ('\(piece)'): \(text.prefix(2000))", sourceLocation: sourceLocation)
         }
     }
 
@@ -47,7 +48,8 @@ import Darwin
     /// An answer that echoes the request back: its headers (the Basic credentials) and its body (which
     /// carries the write key, as Segment's API wants), with the key straddling the 1,024-byte cut of a
     /// reported answer body.
-    static func echo(_ status: Int, headerFields: [String: String] = [:]) -> @Sendable (LoopbackHTTPServer.Request)
+    static func echo(_ status: Int, headerFields: [String: String] = [:])
+        -> @Sendable (LoopbackHTTPServer.Request)
         -> LoopbackHTTPServer.Answer
     {
         { request in
@@ -77,7 +79,8 @@ import Darwin
         let builder = try SegmentCallBuilder()
         var store = InMemoryProfileStore()
         for index in 0..<3 {
-            try await pipeline.record(Responses.make("\(name)-\(index)", user: "u\(index)", account: "a"), store: &store,
+            try await pipeline.record(
+                Responses.make("\(name)-\(index)", user: "u\(index)", account: "a"), store: &store,
                 builder: builder)
         }
         let returned = await pipeline.shutdown(deadline: Date().addingTimeInterval(deadline))
@@ -139,7 +142,8 @@ import Darwin
     @Test func noSecretWhenShutdownHandsBack() async throws {
         let server = try LoopbackHTTPServer { _ in .hold }
         defer { server.stop() }
-        let outcomes = try await exercise("handed back", server: server, configure: { $0.requestTimeout = .seconds(30) },
+        let outcomes = try await exercise(
+            "handed back", server: server, configure: { $0.requestTimeout = .seconds(30) },
             deadline: 0.3)
         #expect(outcomes.contains { if case .handedBack = $0 { true } else { false } })
     }
@@ -147,8 +151,10 @@ import Darwin
     @Test func noSecretInRequestsResponsesOrConfigurationErrors() async throws {
         let transport = ScriptedTransport([.status(200, body: "{}")])
         let pipeline = try SegmentPipeline(writeKey: Self.writeKey, transport: transport)
-        try await pipeline.record(try SegmentCallBuilder().process(
-            Responses.make("r", user: "u", account: "a"), profile: CollectedProfile()).messages)
+        try await pipeline.record(
+            try SegmentCallBuilder().process(
+                Responses.make("r", user: "u", account: "a"), profile: CollectedProfile()
+            ).messages)
         await pipeline.shutdown(deadline: Date().addingTimeInterval(5))
         let request = try #require(await transport.requests.first)
         #expect(request.headerField("Authorization") == Self.writeKey.basicAuthorization)
@@ -156,7 +162,8 @@ import Darwin
         Self.expectNoSecret(in: SegmentResponse(statusCode: 200, body: Array("{}".utf8)), "a response")
         Self.expectNoSecret(in: Self.writeKey, "the write key itself")
         for endpoint in ["http://collector.example.com", "ftp://example.com"] {
-            let configuration = SegmentPipeline.Configuration(endpoint: SegmentEndpoint(baseURL: URL(string: endpoint)!))
+            let configuration = SegmentPipeline.Configuration(
+                endpoint: SegmentEndpoint(baseURL: URL(string: endpoint)!))
             do {
                 _ = try SegmentPipeline(writeKey: Self.writeKey, transport: transport, configuration: configuration)
                 Issue.record("\(endpoint) was accepted")
@@ -188,7 +195,9 @@ import Darwin
         return (await status, capture)
     }
 
-    static func expectNoSecret(in capture: ToolCapture, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    static func expectNoSecret(
+        in capture: ToolCapture, _ what: String, sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         expectNoSecret(capture.output, "\(what): stdout", sourceLocation: sourceLocation)
         expectNoSecret(capture.error, "\(what): stderr", sourceLocation: sourceLocation)
         for (path, bytes) in capture.files {

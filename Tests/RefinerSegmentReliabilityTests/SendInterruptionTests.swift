@@ -285,7 +285,10 @@ enum BuiltTool {
             let healthy = try LoopbackHTTPServer()
             defer { healthy.stop() }
             let rerun = try Self.launch(
-                ["send", "--endpoint", healthy.baseURL.absoluteString, "--failed", "again-\(run).jsonl", "failed.jsonl"],
+                [
+                    "send", "--endpoint", healthy.baseURL.absoluteString, "--failed", "again-\(run).jsonl",
+                    "failed.jsonl",
+                ],
                 in: directory)
             guard await Self.finish(rerun) else { return }
             #expect(rerun.terminationStatus == 0)
@@ -333,7 +336,8 @@ enum BuiltTool {
         let server = try LoopbackHTTPServer()
         defer { server.stop() }
         let input = Pipe()
-        let process = try Self.launch(["send", "--endpoint", server.baseURL.absoluteString], in: directory, input: input)
+        let process = try Self.launch(
+            ["send", "--endpoint", server.baseURL.absoluteString], in: directory, input: input)
         input.fileHandleForWriting.write(Data(SendInput.responses(3, tag: "live").utf8))
         let expected = SendInput.expectedIDs(3, tag: "live")
         #expect(await eventually { SendInput.ids(acceptedBy: server) == expected || !process.isRunning })

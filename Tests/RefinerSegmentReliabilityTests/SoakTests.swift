@@ -84,7 +84,8 @@ struct FaultCounts: CustomStringConvertible {
         // What the server accepted: every delivered message, nothing never recorded, identify before group.
         let acceptedIDs = acceptedBatches.joined().map(\.messageID)
         let acceptedSet = Set(acceptedIDs)
-        #expect(Set(delivered.map(\.messageID)).isSubset(of: acceptedSet), "a delivered message the server never accepted")
+        #expect(
+            Set(delivered.map(\.messageID)).isSubset(of: acceptedSet), "a delivered message the server never accepted")
         #expect(acceptedSet.isSubset(of: Set(recordedIDs)))
         #expect(Wire.groupsBeforeTheirIdentify(acceptedBatches).isEmpty, "a group arrived before its identify")
         return "delivered \(tally.delivered.count), failed \(tally.failed.count), handed back "
@@ -115,7 +116,8 @@ struct FaultCounts: CustomStringConvertible {
                     var index = 0
                     while index < perTask, ContinuousClock.now < deadline, !Task.isCancelled {
                         let response = Responses.make(
-                            "\(tag)t\(task)-r\(index)", user: "user-\(task)-\(index % 40)", account: "account-\(index % 7)")
+                            "\(tag)t\(task)-r\(index)", user: "user-\(task)-\(index % 40)",
+                            account: "account-\(index % 7)")
                         index += 1
                         let (messages, updated) = try builder.process(response, profile: store.profile(for: response))
                         do {
@@ -187,7 +189,8 @@ struct FaultCounts: CustomStringConvertible {
         let tasks = 8
         let started = ContinuousClock.now
         let recorded = try await Self.produce(
-            into: pipeline, tasks: tasks, perTask: 150, until: started + .seconds(600)).accepted
+            into: pipeline, tasks: tasks, perTask: 150, until: started + .seconds(600)
+        ).accepted
         // A deadline that lets most of it through, and hands back batches in flight and the queue's rest.
         let returned = await pipeline.shutdown(deadline: Date().addingTimeInterval(3))
         let elapsed = ContinuousClock.now - started
@@ -197,9 +200,10 @@ struct FaultCounts: CustomStringConvertible {
             recorded: recorded, tally: tally, returnedAtShutdown: returned, counters: counters,
             acceptedBatches: server.acceptedRequests.map { Wire.messages(in: $0.body) })
         let counts = faults.withLock { $0.counts }
-        print("soak (URLSession, loopback) seed \(seed): \(recorded.count) messages from \(tasks) tasks in "
-            + "\(elapsed); \(server.requests.count) requests, faults injected \(counts.injected) (\(counts)); "
-            + figures)
+        print(
+            "soak (URLSession, loopback) seed \(seed): \(recorded.count) messages from \(tasks) tasks in "
+                + "\(elapsed); \(server.requests.count) requests, faults injected \(counts.injected) (\(counts)); "
+                + figures)
         #expect(tally.delivered.count > 0)
         #expect(counts.injected > 0)
     }
@@ -252,7 +256,8 @@ struct FaultCounts: CustomStringConvertible {
         let tasks = 16
         let started = ContinuousClock.now
         let recorded = try await Self.produce(
-            into: pipeline, tasks: tasks, perTask: 1500, until: started + .seconds(30)).accepted
+            into: pipeline, tasks: tasks, perTask: 1500, until: started + .seconds(30)
+        ).accepted
         await pipeline.flush()
         let returned = await pipeline.shutdown(deadline: clock.now)
         let elapsed = ContinuousClock.now - started
@@ -277,13 +282,15 @@ struct FaultCounts: CustomStringConvertible {
         let figures = Self.account(
             recorded: recorded, tally: tally, returnedAtShutdown: returned, counters: counters,
             acceptedBatches: accepted)
-        #expect(accepted.joined().map(\.messageID).sorted() == tally.delivered.map(\.messageID).sorted(),
+        #expect(
+            accepted.joined().map(\.messageID).sorted() == tally.delivered.map(\.messageID).sorted(),
             "exactly the accepted batches were delivered, once each")
         #expect(tally.failed.count == refused)
         #expect(tally.handedBack.isEmpty)
-        print("soak (scripted transport, virtual time) seed \(seed): \(recorded.count) messages from \(tasks) "
-            + "tasks in \(elapsed) (\(clock.now.timeIntervalSince(VirtualClock().now)) s virtual); "
-            + "faults injected \(counts.injected) (\(counts)); " + figures)
+        print(
+            "soak (scripted transport, virtual time) seed \(seed): \(recorded.count) messages from \(tasks) "
+                + "tasks in \(elapsed) (\(clock.now.timeIntervalSince(VirtualClock().now)) s virtual); "
+                + "faults injected \(counts.injected) (\(counts)); " + figures)
     }
 
     /// Recording tasks cancelled while they wait for room: a cancelled `record` accepted nothing, a returned
@@ -318,7 +325,9 @@ struct FaultCounts: CustomStringConvertible {
             let (accepted, cancelledNow) = try await Self.produce(
                 into: pipeline, tasks: tasks, perTask: .max, until: .now + .seconds(60), tag: "c\(round)",
                 cancelWhen: {
-                    while await pipeline.counters.waitingToRecord < tasks { try await Task.sleep(for: .milliseconds(2)) }
+                    while await pipeline.counters.waitingToRecord < tasks {
+                        try await Task.sleep(for: .milliseconds(2))
+                    }
                 })
             recorded += accepted
             cancelled += cancelledNow
@@ -339,8 +348,9 @@ struct FaultCounts: CustomStringConvertible {
         // waiters cancels them.
         #expect(cancelled > 0 && cancelled <= tasks * rounds, "tasks were cancelled while they waited for room")
         #expect(counters.waitingToRecord == 0)
-        print("soak (cancelled recorders, virtual time) seed \(seed): \(recorded.count) messages from \(tasks) "
-            + "tasks in \(rounds) rounds, \(cancelled) cancelled while waiting for room; " + figures)
+        print(
+            "soak (cancelled recorders, virtual time) seed \(seed): \(recorded.count) messages from \(tasks) "
+                + "tasks in \(rounds) rounds, \(cancelled) cancelled while waiting for room; " + figures)
     }
 }
 

@@ -92,7 +92,8 @@ enum Responses {
             answers: [
                 Answer(question: Question(id: "q1", text: "What is your job role?"), value: "CEO"),
                 Answer(
-                    question: Question(id: "q2", text: "How many employees?", propertyName: "employee_count",
+                    question: Question(
+                        id: "q2", text: "How many employees?", propertyName: "employee_count",
                         attribution: .account),
                     value: "1000+"),
             ])

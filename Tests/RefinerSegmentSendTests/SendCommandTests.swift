@@ -48,10 +48,11 @@ final class Captured: @unchecked Sendable {
         #"{"type":"track","messageId":"refiner-resp_x-track","userId":"u9","event":"Completed Survey","#
         + #""timestamp":"2026-11-20T10:15:00.000Z","properties":{"survey_id":"s"}}"#
 
-    static let input = [
-        response("resp_1", user: "u1"), response("resp_2", user: "u2"), "",
-        response("resp_3", user: "u3", account: nil), builtMessage,
-    ].joined(separator: "\n") + "\n"
+    static let input =
+        [
+            response("resp_1", user: "u1"), response("resp_2", user: "u2"), "",
+            response("resp_3", user: "u3", account: nil), builtMessage,
+        ].joined(separator: "\n") + "\n"
 
     static let expectedIDs = [
         "refiner-resp_1-identify", "refiner-resp_1-group", "refiner-resp_2-identify", "refiner-resp_2-group",
@@ -69,8 +70,10 @@ final class Captured: @unchecked Sendable {
         let server = try LoopbackHTTPServer()
         defer { server.stop() }
         let captured = Captured()
-        let status = await RefinerSegmentTool(io: captured.io(input: Self.input, environment: ["SEGMENT_WRITE_KEY": "wk"]))
-            .run(["send", "--endpoint", server.baseURL.absoluteString, "responses.jsonl"])
+        let status = await RefinerSegmentTool(
+            io: captured.io(input: Self.input, environment: ["SEGMENT_WRITE_KEY": "wk"])
+        )
+        .run(["send", "--endpoint", server.baseURL.absoluteString, "responses.jsonl"])
         #expect(status == 0, "\(captured.error)")
         #expect(try messageIDs(server.requests) == Self.expectedIDs)
         #expect(server.requests.allSatisfy { $0.headerField("Authorization") == WriteKey("wk").basicAuthorization })
@@ -89,8 +92,10 @@ final class Captured: @unchecked Sendable {
         }
         defer { server.stop() }
         let captured = Captured()
-        let status = await RefinerSegmentTool(io: captured.io(input: Self.input, environment: ["SEGMENT_WRITE_KEY": "wk"]))
-            .run(["send", "--endpoint", server.baseURL.absoluteString, "--failed", "out/failed.jsonl"])
+        let status = await RefinerSegmentTool(
+            io: captured.io(input: Self.input, environment: ["SEGMENT_WRITE_KEY": "wk"])
+        )
+        .run(["send", "--endpoint", server.baseURL.absoluteString, "--failed", "out/failed.jsonl"])
         #expect(status == 1)
         #expect(try messageIDs(server.requests) == Self.expectedIDs)  // each refused once, never retried
         let failed = try #require(captured.files["out/failed.jsonl"])
@@ -110,8 +115,10 @@ final class Captured: @unchecked Sendable {
         let captured = Captured()
         let failedFile = [Self.builtMessage, Self.builtMessage.replacingOccurrences(of: "resp_x", with: "resp_y")]
             .joined(separator: "\n")
-        let status = await RefinerSegmentTool(io: captured.io(input: failedFile, environment: ["SEGMENT_WRITE_KEY": "wk"]))
-            .run(["send", "--endpoint", server.baseURL.absoluteString])
+        let status = await RefinerSegmentTool(
+            io: captured.io(input: failedFile, environment: ["SEGMENT_WRITE_KEY": "wk"])
+        )
+        .run(["send", "--endpoint", server.baseURL.absoluteString])
         #expect(status == 0, "\(captured.error)")
         #expect(try messageIDs(server.requests) == ["refiner-resp_x-track", "refiner-resp_y-track"])
     }
@@ -124,8 +131,10 @@ final class Captured: @unchecked Sendable {
             try SurveyResponse(json: Array(Self.response("resp_1", user: "u1").utf8)), with: SegmentCallBuilder())
         let rendered = pair.map { String(decoding: $0.json, as: UTF8.self) }.joined(separator: "\n")
         let captured = Captured()
-        let status = await RefinerSegmentTool(io: captured.io(input: rendered, environment: ["SEGMENT_WRITE_KEY": "wk"]))
-            .run(["send", "--endpoint", server.baseURL.absoluteString])
+        let status = await RefinerSegmentTool(
+            io: captured.io(input: rendered, environment: ["SEGMENT_WRITE_KEY": "wk"])
+        )
+        .run(["send", "--endpoint", server.baseURL.absoluteString])
         #expect(status == 0, "\(captured.error)")
         #expect(server.requests.count == 1)
         #expect(try messageIDs(server.requests) == ["refiner-resp_1-identify", "refiner-resp_1-group"])
@@ -150,9 +159,10 @@ final class Captured: @unchecked Sendable {
         let status = await RefinerSegmentTool(io: captured.io(input: input, environment: ["SEGMENT_WRITE_KEY": "wk"]))
             .run(["send", "--endpoint", server.baseURL.absoluteString])
         #expect(status == 0, "\(captured.error)")
-        #expect(try messageIDs(server.requests) == [
-            "refiner-resp_1-identify", "refiner-resp_1-group", "refiner-r-7-identify", "refiner-r-7-group",
-        ])
+        #expect(
+            try messageIDs(server.requests) == [
+                "refiner-resp_1-identify", "refiner-resp_1-group", "refiner-r-7-identify", "refiner-r-7-group",
+            ])
         #expect(captured.error.contains("line 10: ignored: unhandled event"), "the pretty-printed payload is lines 2-9")
         #expect(captured.error.contains("1 webhooks of other events ignored"))
     }
@@ -170,9 +180,10 @@ final class Captured: @unchecked Sendable {
         #expect(status == 1)
         #expect(captured.error.contains("line 2: skipped"))
         #expect(captured.error.contains("line 3: skipped: invalid message"))
-        #expect(try messageIDs(server.requests) == [
-            "refiner-resp_1-identify", "refiner-resp_1-group", "refiner-resp_2-identify", "refiner-resp_2-group",
-        ])
+        #expect(
+            try messageIDs(server.requests) == [
+                "refiner-resp_1-identify", "refiner-resp_1-group", "refiner-resp_2-identify", "refiner-resp_2-group",
+            ])
         #expect(captured.files.isEmpty)
     }
 
@@ -208,6 +219,8 @@ final class Captured: @unchecked Sendable {
             io: captured.io(input: Self.input, environment: ["SEGMENT_WRITE_KEY": "wk"], terminal: true)
         ).run(["send", "--endpoint", server.baseURL.absoluteString])
         #expect(status == 0)
-        #expect(captured.error.contains("\r\u{1B}[2K[########################] accepted 6, delivered 6, retried 0, failed 0"))
+        #expect(
+            captured.error.contains(
+                "\r\u{1B}[2K[########################] accepted 6, delivered 6, retried 0, failed 0"))
     }
 }

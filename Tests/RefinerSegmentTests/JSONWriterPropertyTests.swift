@@ -101,7 +101,8 @@ enum RandomValue {
     static func traits(using random: inout SeededRandom) -> Traits {
         var traits = Traits()
         for _ in 0..<Int.random(in: 0...12, using: &random) {
-            let key = random.chance(1, in: 2) ? string(using: &random) : RandomText.words(maximumCount: 3, using: &random)
+            let key =
+                random.chance(1, in: 2) ? string(using: &random) : RandomText.words(maximumCount: 3, using: &random)
             traits[key] = value(using: &random)
         }
         return traits
@@ -129,7 +130,9 @@ indirect enum DecodedJSON: Decodable {
     init(from decoder: any Decoder) throws {
         if let container = try? decoder.container(keyedBy: Key.self) {
             var members: [String: DecodedJSON] = [:]
-            for key in container.allKeys { members[key.stringValue] = try container.decode(DecodedJSON.self, forKey: key) }
+            for key in container.allKeys {
+                members[key.stringValue] = try container.decode(DecodedJSON.self, forKey: key)
+            }
             self = .object(members)
         } else if var container = try? decoder.unkeyedContainer() {
             var elements: [DecodedJSON] = []
@@ -170,8 +173,11 @@ func mismatch(_ parsed: Any?, _ decoded: DecodedJSON?, _ value: AnswerValue) -> 
         guard let text = parsed as? String, case .string(let exact)? = decoded else {
             return "expected a string, got \(String(describing: parsed))"
         }
-        guard sameScalars(exact, string) else { return "string \(exact.debugDescription) != \(string.debugDescription)" }
-        return sameScalarsButBOM(text, string) ? nil : "JSONSerialization read \(text.debugDescription) for \(string.debugDescription)"
+        guard sameScalars(exact, string) else {
+            return "string \(exact.debugDescription) != \(string.debugDescription)"
+        }
+        return sameScalarsButBOM(text, string)
+            ? nil : "JSONSerialization read \(text.debugDescription) for \(string.debugDescription)"
     case .integer(let integer):
         guard let number = parsed as? NSNumber, case .number(let exact?, _)? = decoded else {
             return "expected an integer, got \(String(describing: parsed))"
@@ -311,17 +317,21 @@ struct JSONWriterPropertyTests {
             let parsedTraits = try #require(object["traits"] as? [String: Any], "\(origin): \(text)")
             let parsedValues = try #require(object["values"] as? [Any], "\(origin): \(text)")
             let decoded = try DecodedJSON.read(json)
-            guard case .object(let decodedTraits)? = decoded["traits"], case .array(let decodedValues)? = decoded["values"]
+            guard case .object(let decodedTraits)? = decoded["traits"],
+                case .array(let decodedValues)? = decoded["values"]
             else {
                 Issue.record("\(origin): JSONDecoder read another shape from \(text)")
                 continue
             }
             #expect(
-                Set(decodedTraits.keys.map { Array($0.unicodeScalars) }) == Set(traits.map { Array($0.key.unicodeScalars) }),
+                Set(decodedTraits.keys.map { Array($0.unicodeScalars) })
+                    == Set(traits.map { Array($0.key.unicodeScalars) }),
                 "\(origin): keys differ in \(text)"
             )
             let merged = keysMergedByJSONSerialization(traits.map(\.key))
-            #expect(parsedTraits.count <= traits.count && parsedTraits.count >= traits.count - merged.count / 2, "\(origin): \(text)")
+            #expect(
+                parsedTraits.count <= traits.count && parsedTraits.count >= traits.count - merged.count / 2,
+                "\(origin): \(text)")
             #expect(parsedValues.count == traits.count && decodedValues.count == traits.count, "\(origin): \(text)")
             for (position, (key, value)) in traits.enumerated() {
                 let parsed = merged.contains(key) ? foundationValue(decodedTraits[key]) : member(parsedTraits, key)
@@ -369,7 +379,8 @@ struct JSONWriterPropertyTests {
                 let object = try #require(
                     try JSONSerialization.jsonObject(with: Data(message.json)) as? [String: Any], "\(origin): \(text)")
                 let decoded = try DecodedJSON.read(message.json)
-                func expectText(_ field: String, _ expected: String?, in object: [String: Any], _ decoded: DecodedJSON?) {
+                func expectText(_ field: String, _ expected: String?, in object: [String: Any], _ decoded: DecodedJSON?)
+                {
                     guard let expected else {
                         #expect(object[field] == nil, "\(origin): unexpected \(field) in \(text)")
                         return
@@ -386,7 +397,8 @@ struct JSONWriterPropertyTests {
                 }
                 #expect(object["timestamp"] as? String == Timestamp.string(from: response.completedAt), "\(origin)")
                 expectText("userId", response.user.id.flatMap { $0.isEmpty ? nil : $0 }, in: object, decoded)
-                expectText("anonymousId", response.user.anonymousID.flatMap { $0.isEmpty ? nil : $0 }, in: object, decoded)
+                expectText(
+                    "anonymousId", response.user.anonymousID.flatMap { $0.isEmpty ? nil : $0 }, in: object, decoded)
                 let library = (object["context"] as? [String: Any])?["library"] as? [String: Any] ?? [:]
                 let decodedLibrary = decoded["context"]?["library"]
                 expectText("name", configuration.library.name, in: library, decodedLibrary)
@@ -400,18 +412,24 @@ struct JSONWriterPropertyTests {
                     expectedTraits = updated.accountTraits
                 default:
                     #expect(object["event"] as? String == SegmentCallBuilder.completedSurveyEvent, "\(origin)")
-                    var properties: Traits = ["survey_id": .string(response.survey.id), "response_id": .string(response.id)]
+                    var properties: Traits = [
+                        "survey_id": .string(response.survey.id), "response_id": .string(response.id),
+                    ]
                     if let name = response.survey.name { properties["survey_name"] = .string(name) }
                     expectedTraits = properties
                 }
                 let traitsField = message.kind == .track ? "properties" : "traits"
                 let parsed = try #require(object[traitsField] as? [String: Any], "\(origin): \(text)")
                 let merged = keysMergedByJSONSerialization(expectedTraits.map(\.key))
-                #expect(merged.isEmpty ? parsed.count == expectedTraits.count : parsed.count <= expectedTraits.count, "\(origin): \(text)")
+                #expect(
+                    merged.isEmpty ? parsed.count == expectedTraits.count : parsed.count <= expectedTraits.count,
+                    "\(origin): \(text)")
                 for (key, value) in expectedTraits {
-                    let parsedValue = merged.contains(key) ? foundationValue(decoded[traitsField]?[key]) : member(parsed, key)
+                    let parsedValue =
+                        merged.contains(key) ? foundationValue(decoded[traitsField]?[key]) : member(parsed, key)
                     if let difference = mismatch(parsedValue, decoded[traitsField]?[key], value) {
-                        Issue.record("\(origin): \(message.kind) trait \(key.debugDescription): \(difference) in \(text)")
+                        Issue.record(
+                            "\(origin): \(message.kind) trait \(key.debugDescription): \(difference) in \(text)")
                     }
                 }
             }
@@ -421,7 +439,8 @@ struct JSONWriterPropertyTests {
     @Test
     func batchesReadBackAndAreMeasuredExactly() async throws {
         let iterations = FuzzSettings.iterations(100)
-        let builder = try SegmentCallBuilder(configuration: .init(sendsCompletedSurveyEvent: true, maximumMessageBytes: 1 << 30))
+        let builder = try SegmentCallBuilder(
+            configuration: .init(sendsCompletedSurveyEvent: true, maximumMessageBytes: 1 << 30))
         for index in 0..<iterations {
             // Hand the thread back now and then: the cooperative pool has one thread per core, and tests that
             // wait on the network (timeouts, retries) share it.
@@ -444,13 +463,16 @@ struct JSONWriterPropertyTests {
             if let difference = mismatch(object["sentAt"], decoded["sentAt"], .date(sentAt)) {
                 Issue.record("\(origin): sentAt: \(difference)")
             }
-            guard let batch = object["batch"] as? [[String: Any]], case .array(let decodedBatch)? = decoded["batch"] else {
+            guard let batch = object["batch"] as? [[String: Any]], case .array(let decodedBatch)? = decoded["batch"]
+            else {
                 Issue.record("\(origin): no batch array")
                 continue
             }
             #expect(batch.count == messages.count && decodedBatch.count == messages.count, "\(origin)")
             for ((element, decodedElement), message) in zip(zip(batch, decodedBatch), messages) {
-                if let difference = mismatch(element["messageId"], decodedElement["messageId"], .string(message.messageID)) {
+                if let difference = mismatch(
+                    element["messageId"], decodedElement["messageId"], .string(message.messageID))
+                {
                     Issue.record("\(origin): messageId: \(difference)")
                 }
             }
@@ -497,7 +519,8 @@ private func randomResponse(using random: inout SeededRandom) -> SurveyResponse 
         userID == nil ? nonEmpty(&random) : (random.chance(1, in: 3) ? RandomValue.string(using: &random) : nil)
     let account: Account? =
         random.chance(2, in: 3)
-        ? Account(id: nonEmpty(&random), traits: random.chance(1, in: 2) ? RandomValue.traits(using: &random) : Traits())
+        ? Account(
+            id: nonEmpty(&random), traits: random.chance(1, in: 2) ? RandomValue.traits(using: &random) : Traits())
         : nil
     let answers = (0..<Int.random(in: 0...10, using: &random)).map { position in
         Answer(

@@ -27,8 +27,9 @@ struct JSONWriterTests {
 
     @Test
     func namedEscapesAreShort() {
-        #expect(String(decoding: written(.string("\"\\\n\r\t\u{8}\u{C}\u{1}")), as: UTF8.self)
-            == #"{"v":"\"\\\n\r\t\b\f\u0001"}"#)
+        #expect(
+            String(decoding: written(.string("\"\\\n\r\t\u{8}\u{C}\u{1}")), as: UTF8.self)
+                == #"{"v":"\"\\\n\r\t\b\f\u0001"}"#)
     }
 
     @Test(arguments: ["𝄞 music", "😀👩‍👩‍👧", "\u{2028}\u{2029}", "日本語", "é\u{301}", "\u{10FFFF}", "</script>", "\u{7F}"])
@@ -53,7 +54,9 @@ struct JSONWriterTests {
         #expect(!text.contains("."))
     }
 
-    @Test(arguments: [0.1, -2.5, 1e-5, 1e20, 123456.789, Double.leastNonzeroMagnitude, Double.greatestFiniteMagnitude, -0.0, 3.0])
+    @Test(arguments: [
+        0.1, -2.5, 1e-5, 1e20, 123456.789, Double.leastNonzeroMagnitude, Double.greatestFiniteMagnitude, -0.0, 3.0,
+    ])
     func decimalsReadBackExactly(value: Double) throws {
         let number = try #require(try roundTrip(.decimal(value)) as? NSNumber)
         #expect(number.doubleValue == value)
@@ -103,8 +106,10 @@ struct TimestampTests {
         #expect(date.timeIntervalSince1970 == seconds)
     }
 
-    @Test(arguments: ["", "2026-11-20", "2026-13-01T00:00:00Z", "2023-02-29T00:00:00Z", "2026-11-20T10:15:00.Z",
-        "2026-11-20T25:00:00Z", "2026-11-20T10:15:00Zjunk", "yesterday", "2026-11-20T10:15"])
+    @Test(arguments: [
+        "", "2026-11-20", "2026-13-01T00:00:00Z", "2023-02-29T00:00:00Z", "2026-11-20T10:15:00.Z",
+        "2026-11-20T25:00:00Z", "2026-11-20T10:15:00Zjunk", "yesterday", "2026-11-20T10:15",
+    ])
     func rejects(text: String) {
         #expect(Timestamp.date(from: text) == nil)
     }
@@ -133,8 +138,10 @@ struct SHA256Tests {
     @Test(arguments: [
         ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
         ("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
-        ("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
-            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"),
+        (
+            "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+        ),
     ])
     func knownVectors(message: String, digest: String) {
         #expect(SHA256.hexDigest(Array(message.utf8)) == digest)
@@ -142,8 +149,9 @@ struct SHA256Tests {
 
     @Test
     func millionAs() {
-        #expect(SHA256.hexDigest([UInt8](repeating: UInt8(ascii: "a"), count: 1_000_000))
-            == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+        #expect(
+            SHA256.hexDigest([UInt8](repeating: UInt8(ascii: "a"), count: 1_000_000))
+                == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 }
 

@@ -58,7 +58,9 @@ struct ModelCodingTests {
         #expect(answer.value == value)
     }
 
-    @Test(arguments: [#"{"question": {"id": "q", "text": "Q"}, "value": null}"#, #"{"question": {"id": "q", "text": "Q"}}"#])
+    @Test(arguments: [
+        #"{"question": {"id": "q", "text": "Q"}, "value": null}"#, #"{"question": {"id": "q", "text": "Q"}}"#,
+    ])
     func nullOrMissingValueIsSkipped(line: String) throws {
         let answer = try JSONDecoder().decode(Answer.self, from: Data(line.utf8))
         #expect(answer.value == nil)
@@ -87,14 +89,22 @@ struct ModelCodingTests {
         (#"{"id": "r", "completedAt": "2026-11-20T10:15:00Z", "survey": {"id": "s"}}"#, "user"),
         (#"{"id": "r", "completedAt": "soon", "survey": {"id": "s"}, "user": {}}"#, "completedAt"),
         (#"{"id": 5, "completedAt": "2026-11-20T10:15:00Z", "survey": {"id": "s"}, "user": {}}"#, "id"),
-        (#"{"id": "r", "completedAt": "2026-11-20T10:15:00Z", "survey": {"id": "s"}, "user": {}, "answers": [{"question": {"id": "q"}, "value": 1}]}"#,
-            "answers[0].question.text"),
-        (#"{"id": "r", "completedAt": "2026-11-20T10:15:00Z", "survey": {"id": "s"}, "user": {}, "answers": [{"question": {"id": "q", "text": "t", "attribution": "team"}}]}"#,
-            "answers[0].question.attribution"),
-        (#"{"id": "r", "completedAt": "2026-11-20T10:15:00Z", "survey": {"id": "s"}, "user": {}, "answers": [{"question": {"id": "q", "text": "t"}, "value": {"a": 1}}]}"#,
-            "answers[0].value"),
-        (#"{"id": "r", "completedAt": "2026-11-20T10:15:00Z", "survey": {"id": "s"}, "user": {}, "answers": [{"question": {"id": "q", "text": "t"}, "value": 1e999}]}"#,
-            "answers[0].value"),
+        (
+            #"{"id": "r", "completedAt": "2026-11-20T10:15:00Z", "survey": {"id": "s"}, "user": {}, "answers": [{"question": {"id": "q"}, "value": 1}]}"#,
+            "answers[0].question.text"
+        ),
+        (
+            #"{"id": "r", "completedAt": "2026-11-20T10:15:00Z", "survey": {"id": "s"}, "user": {}, "answers": [{"question": {"id": "q", "text": "t", "attribution": "team"}}]}"#,
+            "answers[0].question.attribution"
+        ),
+        (
+            #"{"id": "r", "completedAt": "2026-11-20T10:15:00Z", "survey": {"id": "s"}, "user": {}, "answers": [{"question": {"id": "q", "text": "t"}, "value": {"a": 1}}]}"#,
+            "answers[0].value"
+        ),
+        (
+            #"{"id": "r", "completedAt": "2026-11-20T10:15:00Z", "survey": {"id": "s"}, "user": {}, "answers": [{"question": {"id": "q", "text": "t"}, "value": 1e999}]}"#,
+            "answers[0].value"
+        ),
         (#"{"id": "r", "completedAt""#, "not valid JSON"),
     ])
     func badInputNamesTheField(line: String, field: String) {

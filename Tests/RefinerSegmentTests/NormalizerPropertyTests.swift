@@ -116,7 +116,8 @@ struct NormalizerPropertyTests {
             let questionID = random.chance(1, in: 3) ? "" : RandomText.string(maximumLength: 10, using: &random)
             let key = normalizer.key(for: text, questionID: questionID)
             let prefix = normalizer.prefix
-            let described = "\(origin): text \(text.unicodeScalars.count > 200 ? "(long)" : text.debugDescription), "
+            let described =
+                "\(origin): text \(text.unicodeScalars.count > 200 ? "(long)" : text.debugDescription), "
                 + "id \(questionID.debugDescription), prefix '\(prefix)', limit \(normalizer.maximumLength) -> '\(key)'"
             #expect(matchesKeyPattern(key.utf8), "\(described)")
             #expect(key.utf8.count <= normalizer.maximumLength, "\(described)")
@@ -165,7 +166,8 @@ struct NormalizerPropertyTests {
             let origin = FuzzSettings.origin(seed: Self.seed, case: index)
             let normalizer = try randomNormalizer(using: &random)
             let text = random.chance(1, in: 2) ? RandomText.ascii(using: &random) : wordsInASCII(using: &random)
-            let described = "\(origin): text \(text.debugDescription), prefix '\(normalizer.prefix)', limit \(normalizer.maximumLength)"
+            let described =
+                "\(origin): text \(text.debugDescription), prefix '\(normalizer.prefix)', limit \(normalizer.maximumLength)"
             // A non-ASCII scalar sends the text down the general path; these ones fold to what they stand for.
             #expect(normalizer.key(for: text + " é") == normalizer.key(for: text + " e"), "\(described)")
             #expect(normalizer.key(for: "Ｘ " + text) == normalizer.key(for: "x " + text), "\(described)")
@@ -191,19 +193,24 @@ struct NormalizerPropertyTests {
             var random = SeededRandom(seed: Self.seed, case: index)
             let origin = FuzzSettings.origin(seed: Self.seed, case: index)
             let normalizer = try randomNormalizer(using: &random)
-            let raw = random.chance(1, in: 2) ? RandomText.words(using: &random) : RandomText.string(maximumLength: 40, using: &random)
+            let raw =
+                random.chance(1, in: 2)
+                ? RandomText.words(using: &random) : RandomText.string(maximumLength: 40, using: &random)
             // Only scalars of the Unicode version the table was made from (14.0): a newer Foundation may
             // decompose characters added since, which the table rightly leaves alone.
             var scalars = String.UnicodeScalarView()
             for scalar in raw.unicodeScalars {
-                guard let age = scalar.properties.age, age.major < 14 || (age.major == 14 && age.minor == 0) else { continue }
+                guard let age = scalar.properties.age, age.major < 14 || (age.major == 14 && age.minor == 0) else {
+                    continue
+                }
                 scalars.append(scalar)
             }
             let text = String(scalars)
             let key = normalizer.key(for: text, questionID: "q")
             for (form, variant) in [
                 ("NFC", text.precomposedStringWithCanonicalMapping), ("NFD", text.decomposedStringWithCanonicalMapping),
-                ("NFKC", text.precomposedStringWithCompatibilityMapping), ("NFKD", text.decomposedStringWithCompatibilityMapping),
+                ("NFKC", text.precomposedStringWithCompatibilityMapping),
+                ("NFKD", text.decomposedStringWithCompatibilityMapping),
             ] {
                 let variantKey = normalizer.key(for: variant, questionID: "q")
                 #expect(
@@ -226,13 +233,16 @@ struct NormalizerPropertyTests {
             let normalizer = try randomNormalizer(using: &random)
             // Texts and names from small pools, so that collisions are common.
             let texts = (0..<Int.random(in: 1...6, using: &random)).map { _ in
-                random.chance(1, in: 2) ? RandomText.words(maximumCount: 3, using: &random)
+                random.chance(1, in: 2)
+                    ? RandomText.words(maximumCount: 3, using: &random)
                     : RandomText.string(maximumLength: 8, using: &random)
             }
             let names = (0..<Int.random(in: 1...4, using: &random)).map { _ in
                 RandomText.words(maximumCount: 2, using: &random)
             }
-            let count = random.chance(1, in: 10) ? Int.random(in: 17...60, using: &random) : Int.random(in: 0...16, using: &random)
+            let count =
+                random.chance(1, in: 10)
+                ? Int.random(in: 17...60, using: &random) : Int.random(in: 0...16, using: &random)
             let questions = (0..<count).map { position in
                 Question(
                     id: "q\(position)",
@@ -244,8 +254,10 @@ struct NormalizerPropertyTests {
                 question.propertyName.map { normalizer.key(for: $0, questionID: question.id) }
             }
             let customNamesCollide = Set(customKeys).count < customKeys.count
-            let described = "\(origin): prefix '\(normalizer.prefix)', limit \(normalizer.maximumLength), questions "
-                + questions.map { "\($0.text.debugDescription)/\($0.propertyName?.debugDescription ?? "-")" }.joined(separator: ", ")
+            let described =
+                "\(origin): prefix '\(normalizer.prefix)', limit \(normalizer.maximumLength), questions "
+                + questions.map { "\($0.text.debugDescription)/\($0.propertyName?.debugDescription ?? "-")" }.joined(
+                    separator: ", ")
             do {
                 let keys = try normalizer.keys(for: questions)
                 #expect(!customNamesCollide, "colliding custom names were accepted: \(described)")
@@ -288,7 +300,9 @@ struct NormalizerPropertyTests {
             let minimum = folded.isEmpty ? 8 : folded.count + 1 + 8
             let tooShort = Int.random(in: Int.min...(minimum - 1), using: &random)
             for length in [minimum - 1, tooShort, 0] {
-                #expect(throws: RefinerSegmentError.self, "\(origin): prefix \(prefix.debugDescription), limit \(length)") {
+                #expect(
+                    throws: RefinerSegmentError.self, "\(origin): prefix \(prefix.debugDescription), limit \(length)"
+                ) {
                     try TraitKeyNormalizer(configuration: .init(prefix: prefix, maximumLength: length))
                 }
             }

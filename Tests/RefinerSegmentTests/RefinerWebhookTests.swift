@@ -113,7 +113,8 @@ struct RefinerWebhookTests {
             identify["traits"] as? [String: String]
                 == ["refiner_email": "ada@example.com", "refiner_why_did_you_cancel": "Too expensive"]
         )
-        #expect(group["traits"] as? [String: String] == ["refiner_company_size": "50-200", "refiner_industry": "software"])
+        #expect(
+            group["traits"] as? [String: String] == ["refiner_company_size": "50-200", "refiner_industry": "software"])
     }
 
     @Test(arguments: ["null", #""""#])
@@ -252,7 +253,9 @@ struct RefinerWebhookTests {
             {"id": "resp_123", "completedAt": "2026-11-20T10:15:00.000Z", "survey": {"id": "onboarding"},
              "user": {"id": "your-user-id"}, "answers": [{"question": {"id": "q1", "text": "Role?"}, "value": "CEO"}]}
             """#
-        #expect(try SurveyResponse(jsonOrRefinerWebhook: Array(jsonForm.utf8)) == SurveyResponse(json: Array(jsonForm.utf8)))
+        #expect(
+            try SurveyResponse(jsonOrRefinerWebhook: Array(jsonForm.utf8)) == SurveyResponse(json: Array(jsonForm.utf8))
+        )
         let fixture = try WebhookFixtures.completedSurvey()
         #expect(try SurveyResponse(jsonOrRefinerWebhook: fixture) == SurveyResponse(refinerWebhook: fixture))
     }

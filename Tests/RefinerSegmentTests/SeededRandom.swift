@@ -121,7 +121,8 @@ enum RandomText {
         var text = ""
         for index in 0..<count {
             if index > 0 { text += random.pick([" ", " ", " ", "-", ", ", "'", "’", "  ", "/"]) }
-            text += random.chance(1, in: 6)
+            text +=
+                random.chance(1, in: 6)
                 ? string(maximumLength: 6, using: &random)
                 : random.pick(["what", "is", "your", "Job", "ROLE", "team", "size", "NPS", "2026", "a1b2", "x"])
         }

@@ -27,17 +27,19 @@ struct SegmentCallBuilderTests {
         #expect(identify["type"] as? String == "identify")
         #expect(identify["userId"] as? String == "your-user-id")
         #expect(identify["anonymousId"] == nil)
-        #expect(try traits(messages[0]) as? [String: String] == [
-            "refiner_email": "john.doe@example.com", "refiner_how_big_is_your_team": "10+",
-            "refiner_what_is_your_job_role": "CEO",
-        ])
+        #expect(
+            try traits(messages[0]) as? [String: String] == [
+                "refiner_email": "john.doe@example.com", "refiner_how_big_is_your_team": "10+",
+                "refiner_what_is_your_job_role": "CEO",
+            ])
         let group = try jsonObject(messages[1])
         #expect(group["type"] as? String == "group")
         #expect(group["groupId"] as? String == "your-account-id")
         #expect(group["userId"] as? String == "your-user-id")
-        #expect(try traits(messages[1]) as? [String: String] == [
-            "refiner_employee_count": "1000+", "refiner_industry": "acounting",
-        ])
+        #expect(
+            try traits(messages[1]) as? [String: String] == [
+                "refiner_employee_count": "1000+", "refiner_industry": "acounting",
+            ])
     }
 
     @Test
@@ -61,10 +63,11 @@ struct SegmentCallBuilderTests {
     @Test
     func seedExampleGoldenBytes() throws {
         let messages = try messages(seedResponse())
-        #expect(messages.map(\.description) == [
-            #"{"type":"identify","messageId":"refiner-resp_123-identify","userId":"your-user-id","timestamp":"2026-11-20T10:15:00.000Z","traits":{"refiner_email":"john.doe@example.com","refiner_how_big_is_your_team":"10+","refiner_what_is_your_job_role":"CEO"},"context":{"library":{"name":"refiner-segment-swift","version":"0.1.0"}}}"#,
-            #"{"type":"group","messageId":"refiner-resp_123-group","userId":"your-user-id","groupId":"your-account-id","timestamp":"2026-11-20T10:15:00.000Z","traits":{"refiner_employee_count":"1000+","refiner_industry":"acounting"},"context":{"library":{"name":"refiner-segment-swift","version":"0.1.0"}}}"#,
-        ])
+        #expect(
+            messages.map(\.description) == [
+                #"{"type":"identify","messageId":"refiner-resp_123-identify","userId":"your-user-id","timestamp":"2026-11-20T10:15:00.000Z","traits":{"refiner_email":"john.doe@example.com","refiner_how_big_is_your_team":"10+","refiner_what_is_your_job_role":"CEO"},"context":{"library":{"name":"refiner-segment-swift","version":"0.1.0"}}}"#,
+                #"{"type":"group","messageId":"refiner-resp_123-group","userId":"your-user-id","groupId":"your-account-id","timestamp":"2026-11-20T10:15:00.000Z","traits":{"refiner_employee_count":"1000+","refiner_industry":"acounting"},"context":{"library":{"name":"refiner-segment-swift","version":"0.1.0"}}}"#,
+            ])
     }
 
     // Profiles.
@@ -82,9 +85,10 @@ struct SegmentCallBuilderTests {
             ])
         _ = try store.process(first, with: builder)
         let messages = try store.process(second, with: builder)
-        #expect(try traits(messages[1]) as? [String: String] == [
-            "refiner_employee_count": "1000+", "refiner_industry": "acounting", "refiner_which_plan": "Pro",
-        ])
+        #expect(
+            try traits(messages[1]) as? [String: String] == [
+                "refiner_employee_count": "1000+", "refiner_industry": "acounting", "refiner_which_plan": "Pro",
+            ])
         #expect(try traits(messages[0]) as? [String: String] == ["refiner_your_team": "Ops"], "no other user's traits")
         second.id = "resp_125"
         second.answers[0].value = "Enterprise"
@@ -188,9 +192,10 @@ struct SegmentCallBuilderTests {
         let track = try jsonObject(messages[2])
         #expect(track["event"] as? String == "Completed Survey")
         #expect(track["messageId"] as? String == "refiner-resp_123-track")
-        #expect(track["properties"] as? [String: String] == [
-            "survey_id": "onboarding", "survey_name": "Onboarding", "response_id": "resp_123",
-        ])
+        #expect(
+            track["properties"] as? [String: String] == [
+                "survey_id": "onboarding", "survey_name": "Onboarding", "response_id": "resp_123",
+            ])
     }
 
     // Message ids.
@@ -207,7 +212,15 @@ struct SegmentCallBuilderTests {
             #expect(id.hasPrefix("refiner-sha256-"))
         }
         #expect(Set(ids + otherIDs).count == 4)
-        #expect(ids == (try messages({ var r = response; r.id = String(repeating: "r", count: 300); return r }()).map(\.messageID)))
+        #expect(
+            ids
+                == (try messages(
+                    {
+                        var r = response
+                        r.id = String(repeating: "r", count: 300)
+                        return r
+                    }()
+                ).map(\.messageID)))
     }
 
     // Rejected input: a clear error before anything is built.
@@ -248,7 +261,9 @@ struct SegmentCallBuilderTests {
     func nonFiniteErrorNamesTheQuestion() {
         var response = seedResponse()
         response.answers[1].value = .decimal(.nan)
-        let error = #expect(throws: RefinerSegmentError.self) { try builder.process(response, profile: CollectedProfile()) }
+        let error = #expect(throws: RefinerSegmentError.self) {
+            try builder.process(response, profile: CollectedProfile())
+        }
         #expect(error?.description.contains("q2") == true)
     }
 
@@ -305,8 +320,9 @@ struct SegmentBatchTests {
         #expect(object["sentAt"] as? String == "2026-11-20T10:15:01.250Z")
         #expect(object["writeKey"] as? String == "wk_123")
         #expect(SegmentBatch.byteCount(of: messages, writeKey: WriteKey("wk_123")) == body.count)
-        #expect(SegmentBatch.byteCount(of: [], writeKey: WriteKey("wk_123"))
-            == SegmentBatch.encode([], sentAt: sentAt, writeKey: WriteKey("wk_123")).count)
+        #expect(
+            SegmentBatch.byteCount(of: [], writeKey: WriteKey("wk_123"))
+                == SegmentBatch.encode([], sentAt: sentAt, writeKey: WriteKey("wk_123")).count)
     }
 
     @Test

@@ -79,9 +79,12 @@ struct TraitKeyNormalizerTests {
 
     @Test
     func customPropertyNameReplacesTheText() {
-        let question = Question(id: "q3", text: "How many employees work at your company?", propertyName: "employee_count")
+        let question = Question(
+            id: "q3", text: "How many employees work at your company?", propertyName: "employee_count")
         #expect(normalizer.key(for: question) == "refiner_employee_count")
-        #expect(normalizer.key(for: Question(id: "q", text: "x", propertyName: "Employee Count")) == "refiner_employee_count")
+        #expect(
+            normalizer.key(for: Question(id: "q", text: "x", propertyName: "Employee Count"))
+                == "refiner_employee_count")
     }
 
     // 9. The cap.
@@ -109,7 +112,9 @@ struct TraitKeyNormalizerTests {
     func cutBetweenWordsKeepsTheWholeWord() {
         // "refiner_" is 8 bytes; 119 bytes of body end exactly after a word.
         let body = String(repeating: "a", count: 59) + " " + String(repeating: "b", count: 59) + " tail"
-        #expect(normalizer.key(for: body) == "refiner_" + String(repeating: "a", count: 59) + "_" + String(repeating: "b", count: 59))
+        #expect(
+            normalizer.key(for: body) == "refiner_" + String(repeating: "a", count: 59) + "_"
+                + String(repeating: "b", count: 59))
     }
 
     @Test

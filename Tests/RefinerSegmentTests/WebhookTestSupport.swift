@@ -7,7 +7,8 @@ enum WebhookFixtures {
     /// The real "Completed Survey" payload in the test bundle's resources.
     static func completedSurvey() throws -> [UInt8] {
         let url = try #require(
-            Bundle.module.url(forResource: "refiner-webhook-completed-survey", withExtension: "json", subdirectory: "Fixtures")
+            Bundle.module.url(
+                forResource: "refiner-webhook-completed-survey", withExtension: "json", subdirectory: "Fixtures")
         )
         return [UInt8](try Data(contentsOf: url))
     }

@@ -501,8 +501,10 @@ public actor SegmentPipeline: CustomStringConvertible, CustomReflectable {
             if failedAt.adding(delay) > start.adding(policy.maximumRetryDuration) {
                 return fail(
                     messages,
-                    exhausted(.retryTimeExhausted, failure, "the next retry would come more than "
-                        + "\(Int(policy.maximumRetryDuration.seconds)) s after the first failure")
+                    exhausted(
+                        .retryTimeExhausted, failure,
+                        "the next retry would come more than "
+                            + "\(Int(policy.maximumRetryDuration.seconds)) s after the first failure")
                 )
             }
             retryCount += 1

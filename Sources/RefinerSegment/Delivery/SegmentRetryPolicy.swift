@@ -118,7 +118,10 @@ enum HTTPDate {
 
     static func date(from text: String) -> Date? {
         let parts = text.split(separator: " ", omittingEmptySubsequences: true)
-        var day: Substring, month: Substring, year: Substring, time: Substring
+        var day: Substring
+        var month: Substring
+        var year: Substring
+        var time: Substring
         if parts.count == 6, parts[5] == "GMT" {
             (day, month, year, time) = (parts[1], parts[2], parts[3], parts[4])
         } else if parts.count == 4, parts[3] == "GMT" {

@@ -244,7 +244,8 @@ public struct SegmentCallBuilder: Sendable {
             var properties: Traits = ["survey_id": .string(response.survey.id), "response_id": .string(response.id)]
             if let name = response.survey.name { properties["survey_name"] = .string(name) }
             messages.append(
-                try encode(.track, response: response, parts: parts, event: Self.completedSurveyEvent, traits: properties)
+                try encode(
+                    .track, response: response, parts: parts, event: Self.completedSurveyEvent, traits: properties)
             )
         }
         return messages

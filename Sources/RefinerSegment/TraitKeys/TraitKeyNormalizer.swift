@@ -148,7 +148,8 @@ public struct TraitKeyNormalizer: Sendable, Hashable {
         return length
     }
 
-    private static func hasPrefix(_ buffer: UnsafeMutableBufferPointer<UInt8>, at start: Int, _ prefix: [UInt8]) -> Bool {
+    private static func hasPrefix(_ buffer: UnsafeMutableBufferPointer<UInt8>, at start: Int, _ prefix: [UInt8]) -> Bool
+    {
         for index in 0..<prefix.count where buffer[start + index] != prefix[index] { return false }
         return true
     }

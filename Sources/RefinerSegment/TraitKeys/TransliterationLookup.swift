@@ -70,7 +70,9 @@ struct TransliterationTable: Sendable {
             return 0
         default:
             let range = ranges[slot - 2]
-            bytes.withUnsafeBufferPointer { (output).initialize(from: $0.baseAddress! + range.lowerBound, count: range.count) }
+            bytes.withUnsafeBufferPointer {
+                (output).initialize(from: $0.baseAddress! + range.lowerBound, count: range.count)
+            }
             return range.count
         }
     }
