@@ -134,3 +134,19 @@ struct ModelCodingTests {
         #expect(decoded.accounts["your-account-id"]?["refiner_industry"] == "acounting")
     }
 }
+
+struct ErrorDescriptionTests {
+    @Test(arguments: ["line\nbreak", "carriage\rreturn", "escape\u{1B}[2J", "separator\u{2028}here", "c1\u{85}next"])
+    func descriptionsStayOnOneLineWhateverTheInputQuoted(text: String) {
+        var response = seedResponse()
+        response.answers[0].question.text = text
+        response.answers[0].question.id = ""
+        let error = #expect(throws: RefinerSegmentError.self) {
+            try SegmentCallBuilder().process(response, profile: CollectedProfile())
+        }
+        let description = error?.description ?? ""
+        #expect(!description.unicodeScalars.contains { $0.value < 0x20 && $0 != "\t" })
+        #expect(!description.unicodeScalars.contains { (0x7F...0x9F).contains($0.value) || $0.value == 0x2028 })
+        #expect(error?.detail.contains(text) == true, "the detail keeps the input as it was")
+    }
+}
