@@ -48,10 +48,10 @@ extension RefinerSegmentTool {
                     accepted += 1
                 } catch let error as RefinerSegmentError where error.code == .unhandledEvent {
                     // A webhook about something else than a completed survey: nothing to render, nothing wrong.
-                    io.writeError("\(InputRecord.location(lines)): ignored: \(Self.singleLine("\(error)"))\n")
+                    io.writeError("\(InputRecord.location(lines)): ignored: \(error)\n")
                     ignored += 1
                 } catch {
-                    io.writeError("\(InputRecord.location(lines)): skipped: \(Self.singleLine("\(error)"))\n")
+                    io.writeError("\(InputRecord.location(lines)): skipped: \(error)\n")
                     rejected += 1
                 }
             }
@@ -62,24 +62,5 @@ extension RefinerSegmentTool {
             return Self.failure
         }
         return Self.success
-    }
-
-    /// `text` on one line: line breaks and other control characters written as escapes (`\n`, `\u{1B}`).
-    ///
-    /// Errors quote the input (a question's text, a date that does not parse), so without this one bad record
-    /// could print several lines of standard error, some of them looking like reports about other lines.
-    static func singleLine(_ text: String) -> String {
-        var result = String.UnicodeScalarView()
-        for scalar in text.unicodeScalars {
-            switch scalar.value {
-            case 0x0A: result.append(contentsOf: #"\n"#.unicodeScalars)
-            case 0x0D: result.append(contentsOf: #"\r"#.unicodeScalars)
-            case 0x09: result.append(scalar)
-            case 0..<0x20, 0x7F...0x9F, 0x2028, 0x2029:
-                result.append(contentsOf: "\\u{\(String(scalar.value, radix: 16, uppercase: true))}".unicodeScalars)
-            default: result.append(scalar)
-            }
-        }
-        return String(result)
     }
 }

@@ -91,7 +91,7 @@ extension RefinerSegmentTool {
                 return try await accept([pending.message])
             } catch {
                 skipped += 1
-                io.writeError("\(pending.location): skipped: \(Self.singleLine("\(error)"))\n")
+                io.writeError("\(pending.location): skipped: \(error)\n")
                 return true
             }
         }
@@ -141,11 +141,11 @@ extension RefinerSegmentTool {
                     guard try await accept(messages) else { break reading }
                 } catch let error as RefinerSegmentError where error.code == .unhandledEvent {
                     // A webhook about something else than a completed survey: nothing to send, nothing wrong.
-                    io.writeError("\(location): ignored: \(Self.singleLine("\(error)"))\n")
+                    io.writeError("\(location): ignored: \(error)\n")
                     ignored += 1
                 } catch {
                     skipped += 1
-                    io.writeError("\(location): skipped: \(Self.singleLine("\(error)"))\n")
+                    io.writeError("\(location): skipped: \(error)\n")
                 }
             }
         }

@@ -31,6 +31,12 @@ private struct FuzzRandom: RandomNumberGenerator {
 
 /// `REFINER_FUZZ_SEED` (decimal, or hex with `0x`) and `REFINER_FUZZ_ITERATIONS`, as in the core tests.
 private enum RenderFuzzSettings {
+    /// Hands the thread back once per case: the cooperative pool has one thread per core, and tests that
+    /// wait on the network (timeouts, retries) run on it too.
+    static func shareThePool() async {
+        await Task.yield()
+    }
+
     static let seed: UInt64 = {
         guard let text = ProcessInfo.processInfo.environment["REFINER_FUZZ_SEED"] else { return 0x5EED_2026_1125_0006 }
         return (text.hasPrefix("0x") ? UInt64(text.dropFirst(2), radix: 16) : UInt64(text)) ?? 0x5EED_2026_1125_0006
@@ -215,9 +221,7 @@ struct RenderFuzzTests {
     func badLinesAreReportedOnceAndGoodLinesStillPrint() async throws {
         let iterations = RenderFuzzSettings.iterations(150)
         for index in 0..<iterations {
-            // Hand the thread back now and then: the cooperative pool has one thread per core, and tests that
-            // wait on the network (timeouts, retries) share it.
-            await Task.yield()
+            await RenderFuzzSettings.shareThePool()
             var factory = RecordFactory(
                 random: FuzzRandom(seed: RenderFuzzSettings.seed, case: index), caseIndex: index)
             var records: [FuzzRecord] = []
@@ -254,9 +258,7 @@ struct RenderFuzzTests {
         let fixtureID = "refiner-7c508c60-4ea2-11ed-9302-57708fe11d26-identify"
         let iterations = RenderFuzzSettings.iterations(40)
         for index in 0..<iterations {
-            // Hand the thread back now and then: the cooperative pool has one thread per core, and tests that
-            // wait on the network (timeouts, retries) share it.
-            await Task.yield()
+            await RenderFuzzSettings.shareThePool()
             var factory = RecordFactory(
                 random: FuzzRandom(seed: RenderFuzzSettings.seed, case: index), caseIndex: index)
             var records: [FuzzRecord] = []
@@ -313,9 +315,7 @@ struct RenderFuzzTests {
         ]
         let iterations = RenderFuzzSettings.iterations(150)
         for index in 0..<iterations {
-            // Hand the thread back now and then: the cooperative pool has one thread per core, and tests that
-            // wait on the network (timeouts, retries) share it.
-            await Task.yield()
+            await RenderFuzzSettings.shareThePool()
             var random = FuzzRandom(seed: RenderFuzzSettings.seed, case: index)
             var mutation = ""
             let mutated = mutate(fixture, replacements: replacements, path: "", using: &random, description: &mutation)

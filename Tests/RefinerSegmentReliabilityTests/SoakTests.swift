@@ -177,12 +177,7 @@ struct FaultCounts: CustomStringConvertible {
         configuration.requestTimeout = .milliseconds(250)
         let pipeline = try SegmentPipeline(
             writeKey: WriteKey("wk_soak"), transport: URLSessionTransport(), configuration: configuration)
-        let outcomes = await pipeline.outcomes()
-        let collector = Task {
-            var tally = OutcomeTally()
-            for await outcome in outcomes { tally.add(outcome) }
-            return tally
-        }
+        let collector = await OutcomeTally.collecting(from: pipeline)
 
         // A fixed amount of work rather than a fixed time: other tests may keep both cores of the cooperative
         // pool busy for a while, and a time-boxed run could then record nothing.
@@ -246,12 +241,7 @@ struct FaultCounts: CustomStringConvertible {
         let pipeline = try SegmentPipeline(
             writeKey: WriteKey("wk_soak"), transport: transport, configuration: configuration,
             clock: clock.deliveryClock, jitter: { $0 })
-        let outcomes = await pipeline.outcomes()
-        let collector = Task {
-            var tally = OutcomeTally()
-            for await outcome in outcomes { tally.add(outcome) }
-            return tally
-        }
+        let collector = await OutcomeTally.collecting(from: pipeline)
 
         let tasks = 16
         let started = ContinuousClock.now
@@ -310,12 +300,7 @@ struct FaultCounts: CustomStringConvertible {
         let pipeline = try SegmentPipeline(
             writeKey: WriteKey("wk_soak"), transport: transport, configuration: configuration,
             clock: clock.deliveryClock, jitter: { $0 })
-        let outcomes = await pipeline.outcomes()
-        let collector = Task {
-            var tally = OutcomeTally()
-            for await outcome in outcomes { tally.add(outcome) }
-            return tally
-        }
+        let collector = await OutcomeTally.collecting(from: pipeline)
         let tasks = 32
         let rounds = 20
         var recorded: [SegmentMessage] = []

@@ -102,6 +102,17 @@ enum Responses {
 
 /// What the outcome streams reported, tallied per message.
 struct OutcomeTally {
+    /// Subscribes to the pipeline's outcomes now (before anything is recorded) and tallies them until
+    /// shutdown ends the stream.
+    static func collecting(from pipeline: SegmentPipeline) async -> Task<OutcomeTally, Never> {
+        let outcomes = await pipeline.outcomes()
+        return Task {
+            var tally = OutcomeTally()
+            for await outcome in outcomes { tally.add(outcome) }
+            return tally
+        }
+    }
+
     var delivered: [SegmentMessage] = []
     var failed: [SegmentMessage] = []
     var handedBack: [SegmentMessage] = []

@@ -289,9 +289,7 @@ struct JSONWriterPropertyTests {
     func writtenObjectsReadBackToTheSameValues() async throws {
         let iterations = FuzzSettings.iterations(2000)
         for index in 0..<iterations {
-            // Hand the thread back now and then: the cooperative pool has one thread per core, and tests that
-            // wait on the network (timeouts, retries) share it.
-            await Task.yield()
+            await FuzzSettings.shareThePool()
             var random = SeededRandom(seed: Self.seed, case: index)
             let origin = FuzzSettings.origin(seed: Self.seed, case: index)
             let traits = RandomValue.traits(using: &random)
@@ -349,9 +347,7 @@ struct JSONWriterPropertyTests {
     func builtMessagesReadBackToTheResponseAndProfile() async throws {
         let iterations = FuzzSettings.iterations(1000)
         for index in 0..<iterations {
-            // Hand the thread back now and then: the cooperative pool has one thread per core, and tests that
-            // wait on the network (timeouts, retries) share it.
-            await Task.yield()
+            await FuzzSettings.shareThePool()
             var random = SeededRandom(seed: Self.seed, case: index)
             let origin = FuzzSettings.origin(seed: Self.seed, case: index)
             var configuration = SegmentCallBuilder.Configuration(maximumMessageBytes: 1 << 30)
@@ -442,9 +438,7 @@ struct JSONWriterPropertyTests {
         let builder = try SegmentCallBuilder(
             configuration: .init(sendsCompletedSurveyEvent: true, maximumMessageBytes: 1 << 30))
         for index in 0..<iterations {
-            // Hand the thread back now and then: the cooperative pool has one thread per core, and tests that
-            // wait on the network (timeouts, retries) share it.
-            await Task.yield()
+            await FuzzSettings.shareThePool()
             var random = SeededRandom(seed: Self.seed, case: index)
             let origin = FuzzSettings.origin(seed: Self.seed, case: index)
             var messages: [SegmentMessage] = []
@@ -483,9 +477,7 @@ struct JSONWriterPropertyTests {
     func messagesOverTheLimitAreRejectedNeverCut() async throws {
         let iterations = FuzzSettings.iterations(300)
         for index in 0..<iterations {
-            // Hand the thread back now and then: the cooperative pool has one thread per core, and tests that
-            // wait on the network (timeouts, retries) share it.
-            await Task.yield()
+            await FuzzSettings.shareThePool()
             var random = SeededRandom(seed: Self.seed, case: index)
             let origin = FuzzSettings.origin(seed: Self.seed, case: index)
             let limit = Int.random(in: 200...4000, using: &random)

@@ -100,9 +100,7 @@ struct NormalizerPropertyTests {
     func everyKeyIsWellFormedPrefixedCappedAndIdempotent() async throws {
         let iterations = FuzzSettings.iterations(3000)
         for index in 0..<iterations {
-            // Hand the thread back now and then: the cooperative pool has one thread per core, and tests that
-            // wait on the network (timeouts, retries) share it.
-            await Task.yield()
+            await FuzzSettings.shareThePool()
             var random = SeededRandom(seed: Self.seed, case: index)
             let origin = FuzzSettings.origin(seed: Self.seed, case: index)
             let normalizer = try randomNormalizer(using: &random)
@@ -137,9 +135,7 @@ struct NormalizerPropertyTests {
     func asciiKeysMatchTheRulesAsWritten() async throws {
         let iterations = FuzzSettings.iterations(3000)
         for index in 0..<iterations {
-            // Hand the thread back now and then: the cooperative pool has one thread per core, and tests that
-            // wait on the network (timeouts, retries) share it.
-            await Task.yield()
+            await FuzzSettings.shareThePool()
             var random = SeededRandom(seed: Self.seed, case: index)
             let origin = FuzzSettings.origin(seed: Self.seed, case: index)
             let normalizer = try randomNormalizer(using: &random)
@@ -159,9 +155,7 @@ struct NormalizerPropertyTests {
     func asciiFastPathAgreesWithTheGeneralPath() async throws {
         let iterations = FuzzSettings.iterations(3000)
         for index in 0..<iterations {
-            // Hand the thread back now and then: the cooperative pool has one thread per core, and tests that
-            // wait on the network (timeouts, retries) share it.
-            await Task.yield()
+            await FuzzSettings.shareThePool()
             var random = SeededRandom(seed: Self.seed, case: index)
             let origin = FuzzSettings.origin(seed: Self.seed, case: index)
             let normalizer = try randomNormalizer(using: &random)
@@ -187,9 +181,7 @@ struct NormalizerPropertyTests {
     func textsInAnyNormalizationFormGiveTheSameKey() async throws {
         let iterations = FuzzSettings.iterations(2000)
         for index in 0..<iterations {
-            // Hand the thread back now and then: the cooperative pool has one thread per core, and tests that
-            // wait on the network (timeouts, retries) share it.
-            await Task.yield()
+            await FuzzSettings.shareThePool()
             var random = SeededRandom(seed: Self.seed, case: index)
             let origin = FuzzSettings.origin(seed: Self.seed, case: index)
             let normalizer = try randomNormalizer(using: &random)
@@ -225,9 +217,7 @@ struct NormalizerPropertyTests {
     func surveyKeysAreUniqueWellFormedAndStable() async throws {
         let iterations = FuzzSettings.iterations(1000)
         for index in 0..<iterations {
-            // Hand the thread back now and then: the cooperative pool has one thread per core, and tests that
-            // wait on the network (timeouts, retries) share it.
-            await Task.yield()
+            await FuzzSettings.shareThePool()
             var random = SeededRandom(seed: Self.seed, case: index)
             let origin = FuzzSettings.origin(seed: Self.seed, case: index)
             let normalizer = try randomNormalizer(using: &random)
@@ -290,9 +280,7 @@ struct NormalizerPropertyTests {
     func configurationsWithoutRoomAfterThePrefixAreRejected() async {
         let iterations = FuzzSettings.iterations(500)
         for index in 0..<iterations {
-            // Hand the thread back now and then: the cooperative pool has one thread per core, and tests that
-            // wait on the network (timeouts, retries) share it.
-            await Task.yield()
+            await FuzzSettings.shareThePool()
             var random = SeededRandom(seed: Self.seed, case: index)
             let origin = FuzzSettings.origin(seed: Self.seed, case: index)
             let prefix = RandomText.string(maximumLength: 20, using: &random)

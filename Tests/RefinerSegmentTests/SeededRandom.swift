@@ -39,6 +39,12 @@ struct SeededRandom: RandomNumberGenerator {
 /// The knobs of the property and fuzz tests: the seed and the iteration count, overridable from the
 /// environment for a longer local run (`REFINER_FUZZ_SEED=0x1234 REFINER_FUZZ_ITERATIONS=100000 swift test`).
 enum FuzzSettings {
+    /// Hands the thread back once per case: the cooperative pool has one thread per core, and tests that
+    /// wait on the network (timeouts, retries) run on it too.
+    static func shareThePool() async {
+        await Task.yield()
+    }
+
     /// The seed every run uses unless `REFINER_FUZZ_SEED` (decimal, or hex with `0x`) says otherwise.
     static let defaultSeed: UInt64 = 0x5EED_2026_1125_0006
 

@@ -91,6 +91,7 @@ public struct SegmentDeliveryError: Error, Hashable, Sendable, CustomStringConve
         if !detail.isEmpty { text += ": " + detail }
         if let statusCode { text += " (HTTP \(statusCode)" + (responseBody.map { ": \($0)" } ?? "") + ")" }
         if let underlying { text += " (" + underlying + ")" }
-        return text
+        // The server's answer and the transport's words are quoted: keep the report on one line.
+        return LogText.singleLine(text)
     }
 }
