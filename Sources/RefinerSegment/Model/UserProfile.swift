@@ -52,6 +52,8 @@ extension UserProfile: Codable {
 
     private enum EmailCodingKeys: String, CodingKey {
         case value
+        case at
+        case response
     }
 
     /// Decodes `{"traits": {...}, "email": {"value": ..., "at": ..., "response": ...}}`, or the older form
@@ -78,7 +80,8 @@ extension UserProfile: Codable {
         if let email {
             var nested = container.nestedContainer(keyedBy: EmailCodingKeys.self, forKey: .email)
             try nested.encode(email, forKey: .value)
-            try emailAnsweredAt.encode(to: container.superEncoder(forKey: .email))
+            try nested.encode(AnswerTime.string(fromMicroseconds: emailAnsweredAt.microseconds), forKey: .at)
+            try nested.encode(emailAnsweredAt.responseID, forKey: .response)
         }
     }
 }
