@@ -18,11 +18,15 @@ extension SegmentCallBuilder {
         let time = AnswerTime(completedAt: response.completedAt, responseID: response.id)
         // The bytes of `"key":value` for every trait, and of the message around them (the largest part
         // number's id at most as long as this one's, so sizes are exact or over, never under).
-        let sizes = traits.map { trait -> Int in
-            var writer = JSONWriter(capacity: 64)
-            writer.key(trait.key)
-            writer.value(trait.value)
-            return writer.bytes.count
+        var sizes: [Int] = []
+        sizes.reserveCapacity(traits.count)
+        var measure = JSONWriter(capacity: 64 * traits.count)
+        for trait in traits {
+            // Every member after the first is written with its comma, which the packing counts apart.
+            let before = measure.byteCount + (sizes.isEmpty ? 0 : 1)
+            measure.key(trait.key)
+            measure.value(trait.value)
+            sizes.append(measure.byteCount - before)
         }
         let envelope =
             encode(kind, part: traits.count + 1, response: response, parts: parts, groupID: groupID) { _ in }
