@@ -46,7 +46,7 @@ let package = Package(
         // The file-backed stores, including a store killed with SIGKILL mid-write (the built executable).
         .testTarget(
             name: "RefinerSegmentFileStoreTests",
-            dependencies: ["RefinerSegment", "RefinerSegmentFileStore"]
+            dependencies: ["RefinerSegment", "RefinerSegmentFileStore", "RefinerSegmentTesting"]
         ),
         .testTarget(name: "RefinerSegmentDeliveryTests", dependencies: ["RefinerSegment", "RefinerSegmentTesting"]),
         .testTarget(

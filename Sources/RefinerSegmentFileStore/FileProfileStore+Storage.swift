@@ -31,6 +31,12 @@ extension FileProfileStore {
         var generation: UInt64
         var logEnd: Int
         var truncatedBytes = 0
+        /// About how many bytes of the log are newest entries (the rest is superseded): what decides when the
+        /// log is compacted.
+        var liveBytes = 0
+        /// The log is compacted when it is larger than this many times its live bytes (and over 64 MiB).
+        static let compactionRatio = 4
+        static let compactionFloor = 64 << 20
 
         struct Index {
             var descriptor: Int32
@@ -97,6 +103,7 @@ extension FileProfileStore {
                     let offset = Int(Self.u64(header, at: 40))
                     if capacity > 0, capacity & (capacity - 1) == 0, offset >= Self.logHeaderBytes, offset <= logEnd {
                         index = Index(descriptor: descriptor, capacity: capacity, count: Int(Self.u64(header, at: 24)))
+                        liveBytes = Int(Self.u64(header, at: 32))
                         covered = offset
                     }
                 }
@@ -142,7 +149,11 @@ extension FileProfileStore {
                     logEnd = position
                     break
                 }
-                for entry in entries { try setSlot(hash: entry.hash, offset: entry.offset) }
+                for entry in entries {
+                    try setSlot(hash: entry.hash, offset: entry.offset)
+                    if index.count * 2 > index.capacity { try grow() }
+                }
+                liveBytes += length  // an over-estimate: what these entries replace is not subtracted
                 position += length
             }
             try writeIndexHeader(covered: logEnd)
@@ -187,6 +198,7 @@ extension FileProfileStore {
                 }
             }
             profile.user.apply(changes)
+            var replaced = user.payload.map { 8 + userKey.count + $0.count } ?? 0
             var entries: [Pending] = [Pending(key: userKey, payload: Format.encode(profile.user), slot: user.found)]
             if let account = changes.account {
                 let accountKey = Array(account.storageKey.utf8)
@@ -197,9 +209,11 @@ extension FileProfileStore {
                     }
                 }
                 profile.account.apply(changes)
+                replaced += stored.payload.map { 8 + accountKey.count + $0.count } ?? 0
                 entries.append(Pending(key: accountKey, payload: Format.encode(profile.account), slot: stored.found))
             }
-            try append(entries)
+            try append(entries, replacing: replaced)
+            if logEnd > Self.compactionFloor, logEnd > Self.compactionRatio * liveBytes { try compact() }
             return profile
         }
 
@@ -211,7 +225,7 @@ extension FileProfileStore {
         }
 
         /// Appends one record holding `entries` (one write), then points the index at them.
-        private mutating func append(_ entries: [Pending]) throws(FileProfileStoreError) {
+        private mutating func append(_ entries: [Pending], replacing replaced: Int) throws(FileProfileStoreError) {
             var body: [UInt8] = [UInt8(entries.count)]
             var offsets: [Int] = []
             for entry in entries {
@@ -230,6 +244,7 @@ extension FileProfileStore {
             try write(record, to: log, at: logEnd, path)
             if synchronizes { try sync(log, path) }
             logEnd += record.count
+            liveBytes += record.count - replaced
             for (entry, offset) in zip(entries, offsets) {
                 let hash = Format.hash(entry.key)
                 if let slot = entry.slot {
@@ -348,7 +363,7 @@ extension FileProfileStore {
         private func writeIndexHeader(covered: Int) throws(FileProfileStoreError) {
             var bytes: [UInt8] = []
             Self.append(UInt64(index.count), to: &bytes)
-            Self.append(UInt64(0), to: &bytes)
+            Self.append(UInt64(max(0, liveBytes)), to: &bytes)
             Self.append(UInt64(covered), to: &bytes)
             try write(bytes, to: index.descriptor, at: 24, path + ".index")
         }
@@ -399,12 +414,14 @@ extension FileProfileStore {
             var output = Self.logMagic
             Self.append(newGeneration, to: &output)
             var written = 0
+            var records = 0
             do throws(FileProfileStoreError) {
                 for slot in 0..<index.capacity {
                     let (hash, offset) = try readSlot(slot)
                     guard hash != 0 else { continue }
                     let key = try keyOfEntry(at: offset)
                     guard let payload = try entry(at: offset, key: key) else { continue }
+                    records += 1
                     var body: [UInt8] = [1]
                     Self.append(UInt32(key.count), to: &body)
                     Self.append(UInt32(payload.count), to: &body)
@@ -421,6 +438,7 @@ extension FileProfileStore {
                     }
                 }
                 try write(output, to: descriptor, at: written, temporary)
+                written += output.count
                 try sync(descriptor, temporary)
                 guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else { throw Self.failure(temporary, "cannot lock") }
                 guard rename(temporary, path) == 0 else { throw Self.failure(path, "cannot rename the compacted log") }
@@ -435,7 +453,10 @@ extension FileProfileStore {
             index.descriptor = -1
             generation = newGeneration
             logEnd = try fileSize(log, path)
-            index = try makeIndex(at: path + ".index", capacity: Self.initialCapacity)
+            var capacity = Self.initialCapacity
+            while capacity < records * 3 { capacity *= 2 }  // room for the records, so it does not grow at once
+            index = try makeIndex(at: path + ".index", capacity: capacity)
+            liveBytes = 0
             try replay(from: Self.logHeaderBytes)
         }
 
