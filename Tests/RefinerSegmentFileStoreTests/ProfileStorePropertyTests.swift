@@ -128,11 +128,14 @@ import Testing
         let pipeline = try SegmentPipeline(
             writeKey: WriteKey("wk_property"), transport: transport, clock: clock.deliveryClock, jitter: { $0 })
         let builder = try SegmentCallBuilder()
+        // Answers come back after a random number of scheduling turns, as from a store under load, so that
+        // two recordings of one user finish their applies in any order unless something keeps them in line.
+        let jittery = JitteryStore(base: store, seed: Self.seed)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for task in 0..<16 {
                 group.addTask {
                     for index in stride(from: task, to: responses.count, by: 16) {
-                        try await pipeline.record(responses[index], profiles: store, builder: builder)
+                        try await pipeline.record(responses[index], profiles: jittery, builder: builder)
                     }
                 }
             }
@@ -155,8 +158,18 @@ import Testing
         }
         #expect(stored == expected)
 
-        // The last identify and group sent for each user and account, in sending order.
+        // The last identify and group sent for each user and account, in sending order; and along the way,
+        // every call of a user or account carries every trait key of the one sent before it (a call built on an
+        // older profile never comes after one built on a newer).
         var sent = Expected()
+        var lastKeys: [String: Set<String>] = [:]
+        var regressions: [String] = []
+        func follow(_ record: String, _ keys: Set<String>) {
+            if let before = lastKeys[record], !before.isSubset(of: keys) {
+                regressions.append("\(record) lost \(before.subtracting(keys).sorted())")
+            }
+            lastKeys[record] = keys
+        }
         for request in await transport.requests {
             let body = try #require(try JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any])
             for message in try #require(body["batch"] as? [[String: Any]]) {
@@ -166,12 +179,16 @@ import Testing
                     let user = (message["userId"] as? String).map { "user " + $0 } ?? "anonymous " + (message["anonymousId"] as! String)
                     if case .string(let email)? = values.removeValue(forKey: "refiner_email") { sent.emails[user] = email } else { sent.emails[user] = nil }
                     sent.users[user] = values
+                    follow(user, Set(traits.keys))
                 } else if message["type"] as? String == "group" {
-                    sent.accounts[try #require(message["groupId"] as? String)] = values
+                    let account = try #require(message["groupId"] as? String)
+                    sent.accounts[account] = values
+                    follow("account " + account, Set(traits.keys))
                 }
             }
         }
         #expect(sent == expected)
+        #expect(regressions.isEmpty, "\(regressions.count) calls built on older profiles came later: \(regressions.prefix(5))")
         #expect(store.recordingOrder.heldCount == 0)
     }
 
@@ -193,5 +210,40 @@ import Testing
             if let number = value as? NSNumber { return .integer(number.int64Value) }
             throw CocoaError(.coderInvalidValue)
         }
+    }
+}
+
+/// A profile store that passes applies on to another and answers after a random number of `Task.yield()`s.
+struct JitteryStore: ProfileStore {
+    let base: any ProfileStore
+    let random: Locked<ProfileStorePropertyTests.Random>
+
+    init(base: any ProfileStore, seed: UInt64) {
+        self.base = base
+        self.random = Locked(ProfileStorePropertyTests.Random(state: seed ^ 0xA5A5))
+    }
+
+    var recordingOrder: ProfileRecordingOrder { base.recordingOrder }
+
+    func apply(_ changes: ProfileChanges) async throws -> CollectedProfile {
+        let profile = try await base.apply(changes)
+        let turns = random.withLock { Int.random(in: 0..<8, using: &$0) }
+        for _ in 0..<turns { await Task.yield() }
+        return profile
+    }
+}
+
+/// A value behind a lock (the test's random source, shared by the recording tasks).
+final class Locked<Value>: @unchecked Sendable {
+    // @unchecked: `value` is only touched inside `withLock`, which holds `lock`.
+    private var value: Value
+    private let lock = NSLock()
+
+    init(_ value: Value) { self.value = value }
+
+    func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
     }
 }
