@@ -131,7 +131,9 @@ extension FileProfileStore {
                     throw Self.failure(temporary, "cannot size the index")
                 }
                 try write(header, to: descriptor, at: 0, temporary)
-                guard rename(temporary, indexPath) == 0 else { throw Self.failure(indexPath, "cannot rename the index") }
+                guard rename(temporary, indexPath) == 0 else {
+                    throw Self.failure(indexPath, "cannot rename the index")
+                }
             } catch {
                 _ = Glue.close(descriptor)
                 throw error
@@ -145,7 +147,9 @@ extension FileProfileStore {
             while position < logEnd {
                 guard let (length, entries) = try readRecord(at: position) else {
                     truncatedBytes = logEnd - position
-                    guard ftruncate(log, off_t(position)) == 0 else { throw Self.failure(path, "cannot cut the torn tail") }
+                    guard ftruncate(log, off_t(position)) == 0 else {
+                        throw Self.failure(path, "cannot cut the torn tail")
+                    }
                     logEnd = position
                     break
                 }
@@ -356,7 +360,9 @@ extension FileProfileStore {
             let keyLength = Int(Self.u32(head, at: 0))
             if head.count >= 8 + keyLength { return Array(head[8..<8 + keyLength]) }
             let full = try read(log, at: offset + 8, count: keyLength, path)
-            guard full.count == keyLength else { throw FileProfileStoreError(.corrupt, path: path, "an entry is cut short") }
+            guard full.count == keyLength else {
+                throw FileProfileStoreError(.corrupt, path: path, "an entry is cut short")
+            }
             return full
         }
 
@@ -485,13 +491,17 @@ extension FileProfileStore {
 
         static func u32(_ bytes: [UInt8], at offset: Int) -> UInt32 {
             var value: UInt32 = 0
-            for shift in 0..<4 where offset + shift < bytes.count { value |= UInt32(bytes[offset + shift]) << (8 * shift) }
+            for shift in 0..<4 where offset + shift < bytes.count {
+                value |= UInt32(bytes[offset + shift]) << (8 * shift)
+            }
             return value
         }
 
         static func u64(_ bytes: [UInt8], at offset: Int) -> UInt64 {
             var value: UInt64 = 0
-            for shift in 0..<8 where offset + shift < bytes.count { value |= UInt64(bytes[offset + shift]) << (8 * shift) }
+            for shift in 0..<8 where offset + shift < bytes.count {
+                value |= UInt64(bytes[offset + shift]) << (8 * shift)
+            }
             return value
         }
 

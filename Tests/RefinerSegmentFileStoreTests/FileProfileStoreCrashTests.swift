@@ -32,7 +32,8 @@ enum BuiltRefinerSegment {
     static func input(_ range: Range<Int>) -> String {
         var text = ""
         for index in range {
-            text += #"{"id":"r\#(index)","completedAt":"2026-11-20T10:15:00.000Z","survey":{"id":"s"},"#
+            text +=
+                #"{"id":"r\#(index)","completedAt":"2026-11-20T10:15:00.000Z","survey":{"id":"s"},"#
                 + #""user":{"id":"u\#(index % 500)"},"account":{"id":"a\#(index % 7)"},"answers":["#
                 + #"{"question":{"id":"q\#(index)","text":"Q?","property":"answer_\#(index)"},"value":\#(index)},"#
                 + #"{"question":{"id":"g\#(index)","text":"G?","property":"account_\#(index % 50)","attribution":"account"},"value":\#(index)}]}"#
@@ -47,7 +48,8 @@ enum BuiltRefinerSegment {
 
     @Test(.enabled(if: BuiltRefinerSegment.url != nil, "the built refiner-segment executable was not found"))
     func killedMidWriteItReopensWithEveryCompletedApply() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("profile-crash-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "profile-crash-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let store = directory.appendingPathComponent("profiles").path
@@ -78,7 +80,8 @@ enum BuiltRefinerSegment {
 
             // Every response whose identify was printed had been applied before it was printed.
             let output = String(decoding: try Data(contentsOf: outputURL), as: UTF8.self)
-            for line in output.split(separator: "\n") where line.hasSuffix("}") && line.contains(#""type":"identify""#) {
+            for line in output.split(separator: "\n") where line.hasSuffix("}") && line.contains(#""type":"identify""#)
+            {
                 if let range = line.range(of: #""messageId":"refiner-r"#) {
                     let digits = line[range.upperBound...].prefix { $0.isNumber }
                     if let index = Int(digits) { printed.insert(index) }

@@ -13,15 +13,25 @@ import Testing
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     }
 
-    static func response(_ index: Int, users: Int = 50, accounts: Int = 5, accountTraits: Int = 1_000_000) -> SurveyResponse {
+    static func response(_ index: Int, users: Int = 50, accounts: Int = 5, accountTraits: Int = 1_000_000)
+        -> SurveyResponse
+    {
         SurveyResponse(
             id: "r\(index)", completedAt: Date(timeIntervalSince1970: 1_795_600_000 + Double(index)),
-            survey: Survey(id: "s"), user: User(id: "u\(index % users)", email: "u\(index % users)-\(index)@example.com"),
+            survey: Survey(id: "s"),
+            user: User(id: "u\(index % users)", email: "u\(index % users)-\(index)@example.com"),
             account: Account(id: "a\(index % accounts)"),
             answers: [
-                Answer(question: Question(id: "q\(index)", text: "Q\(index)?", propertyName: "answer_\(index)"), value: .integer(Int64(index))),
-                Answer(question: Question(id: "g\(index)", text: "G\(index)?", propertyName: "account_\(index % accountTraits)", attribution: .account), value: .string("v\(index)")),
-                Answer(question: Question(id: "latest", text: "Latest?", propertyName: "latest"), value: .integer(Int64(index))),
+                Answer(
+                    question: Question(id: "q\(index)", text: "Q\(index)?", propertyName: "answer_\(index)"),
+                    value: .integer(Int64(index))),
+                Answer(
+                    question: Question(
+                        id: "g\(index)", text: "G\(index)?", propertyName: "account_\(index % accountTraits)",
+                        attribution: .account), value: .string("v\(index)")),
+                Answer(
+                    question: Question(id: "latest", text: "Latest?", propertyName: "latest"),
+                    value: .integer(Int64(index))),
             ])
     }
 
@@ -33,7 +43,8 @@ import Testing
             let store = try FileProfileStore(path: path)
             for index in 0..<400 {
                 let response = Self.response(index)
-                messages.append(try builder.makeMessages(for: response, profile: store.apply(builder.changes(for: response))))
+                messages.append(
+                    try builder.makeMessages(for: response, profile: store.apply(builder.changes(for: response))))
             }
             store.close()
         }
@@ -44,7 +55,8 @@ import Testing
         for user in 0..<50 { #expect(try store.user(.user("u\(user)")) == memory.users["u\(user)"]) }
         for account in 0..<5 { #expect(try store.account(id: "a\(account)") == memory.accounts["a\(account)"]) }
         #expect(store.recordCount == 55)
-        let again = try builder.makeMessages(for: Self.response(7), profile: store.apply(builder.changes(for: Self.response(7))))
+        let again = try builder.makeMessages(
+            for: Self.response(7), profile: store.apply(builder.changes(for: Self.response(7))))
         #expect(again == (try memory.process(Self.response(7), with: builder)))
     }
 
@@ -52,7 +64,9 @@ import Testing
         let builder = try SegmentCallBuilder()
         do {
             let store = try FileProfileStore(path: path)
-            for index in 0..<20_000 { _ = try store.apply(builder.changes(for: Self.response(index, users: 20_000, accountTraits: 10))) }
+            for index in 0..<20_000 {
+                _ = try store.apply(builder.changes(for: Self.response(index, users: 20_000, accountTraits: 10)))
+            }
             #expect(store.recordCount == 20_005)
         }
         try FileManager.default.removeItem(atPath: path + ".index")

@@ -35,11 +35,15 @@ import Testing
             // The same string as a user id and as an anonymous id: two different users.
             let user =
                 userNumber % 5 == 0
-                ? User(anonymousID: "x\(userNumber / 5)", email: Bool.random(using: &random) ? "a\(index)@example.com" : nil)
+                ? User(
+                    anonymousID: "x\(userNumber / 5)",
+                    email: Bool.random(using: &random) ? "a\(index)@example.com" : nil)
                 : User(id: "x\(userNumber)", email: Bool.random(using: &random) ? "u\(index)@example.com" : nil)
             let account = Int.random(in: 0..<6, using: &random)
             var answers: [Answer] = []
-            for question in Set((0..<Int.random(in: 1...4, using: &random)).map { _ in Int.random(in: 0..<12, using: &random) }).sorted() {
+            for question in Set(
+                (0..<Int.random(in: 1...4, using: &random)).map { _ in Int.random(in: 0..<12, using: &random) }
+            ).sorted() {
                 let value: AnswerValue? =
                     switch Int.random(in: 0..<6, using: &random) {
                     case 0: nil  // skipped
@@ -49,14 +53,17 @@ import Testing
                     }
                 answers.append(
                     Answer(
-                        question: Question(id: "q\(question)", text: "Q\(question)?", propertyName: "p\(question)", attribution: question < 6 ? .user : .account),
+                        question: Question(
+                            id: "q\(question)", text: "Q\(question)?", propertyName: "p\(question)",
+                            attribution: question < 6 ? .user : .account),
                         value: value))
             }
             responses.append(
                 SurveyResponse(
                     id: "r\(index)",
                     // Few distinct times: many ties, settled by the response id.
-                    completedAt: Date(timeIntervalSince1970: 1_795_600_000 + Double(Int.random(in: 0..<200, using: &random))),
+                    completedAt: Date(
+                        timeIntervalSince1970: 1_795_600_000 + Double(Int.random(in: 0..<200, using: &random))),
                     survey: Survey(id: "s"), user: user,
                     account: account == 0 ? nil : Account(id: "acct-\(account)"), answers: answers))
         }
@@ -118,7 +125,8 @@ import Testing
         var random = Random(state: Self.seed)
         let responses = Self.responses(using: &random)
         let expected = Self.oracle(responses)
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("profile-property-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "profile-property-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let store = try Self.profileStore(kind, directory: directory)
@@ -176,8 +184,14 @@ import Testing
                 let traits = try #require(message["traits"] as? [String: Any])
                 var values = try Self.answerValues(traits)
                 if message["type"] as? String == "identify" {
-                    let user = (message["userId"] as? String).map { "user " + $0 } ?? "anonymous " + (message["anonymousId"] as! String)
-                    if case .string(let email)? = values.removeValue(forKey: "refiner_email") { sent.emails[user] = email } else { sent.emails[user] = nil }
+                    let user =
+                        (message["userId"] as? String).map { "user " + $0 } ?? "anonymous "
+                        + (message["anonymousId"] as! String)
+                    if case .string(let email)? = values.removeValue(forKey: "refiner_email") {
+                        sent.emails[user] = email
+                    } else {
+                        sent.emails[user] = nil
+                    }
                     sent.users[user] = values
                     follow(user, Set(traits.keys))
                 } else if message["type"] as? String == "group" {
@@ -188,7 +202,9 @@ import Testing
             }
         }
         #expect(sent == expected)
-        #expect(regressions.isEmpty, "\(regressions.count) calls built on older profiles came later: \(regressions.prefix(5))")
+        #expect(
+            regressions.isEmpty,
+            "\(regressions.count) calls built on older profiles came later: \(regressions.prefix(5))")
         #expect(store.recordingOrder.heldCount == 0)
     }
 

@@ -27,12 +27,16 @@ struct ProfileMergeTests {
 
     @Test func aLateRetryChangesNoTrait() throws {
         var store = InMemoryProfileStore()
-        let newer = response("r2", at: 60, user: User(id: "u1", email: "new@example.com"), [
-            ("role", "CTO", .user), ("industry", "retail", .account),
-        ])
-        let older = response("r1", at: 0, user: User(id: "u1", email: "old@example.com"), [
-            ("role", "CEO", .user), ("industry", "banking", .account), ("team", "10+", .user),
-        ])
+        let newer = response(
+            "r2", at: 60, user: User(id: "u1", email: "new@example.com"),
+            [
+                ("role", "CTO", .user), ("industry", "retail", .account),
+            ])
+        let older = response(
+            "r1", at: 0, user: User(id: "u1", email: "old@example.com"),
+            [
+                ("role", "CEO", .user), ("industry", "banking", .account), ("team", "10+", .user),
+            ])
         _ = try store.process(newer, with: builder)
         let before = store
         let messages = try store.process(older, with: builder)  // the retry arrives last
@@ -107,7 +111,8 @@ struct ProfileMergeTests {
 
     @Test func anAnonymousIDNeverMeetsAUserID() throws {
         var store = InMemoryProfileStore()
-        _ = try store.process(response("r1", at: 0, user: User(anonymousID: "x"), account: nil, [("p", "anon", .user)]), with: builder)
+        _ = try store.process(
+            response("r1", at: 0, user: User(anonymousID: "x"), account: nil, [("p", "anon", .user)]), with: builder)
         let messages = try store.process(
             response("r2", at: 1, user: User(id: "anonymous:x"), account: nil, [("q", "named", .user)]), with: builder)
         let traits = try jsonObject(messages[0])["traits"] as? [String: Any]
@@ -146,7 +151,9 @@ struct ProfileMergeTests {
     @Test func theNewCodableFormReadsBack() throws {
         var store = InMemoryProfileStore()
         _ = try store.process(seedResponse(), with: builder)
-        _ = try store.process(response("r2", at: 0, user: User(anonymousID: "anon-1", email: "a@example.com"), [("p", 1.5, .user)]), with: builder)
+        _ = try store.process(
+            response("r2", at: 0, user: User(anonymousID: "anon-1", email: "a@example.com"), [("p", 1.5, .user)]),
+            with: builder)
         let json = try JSONEncoder().encode(store)
         #expect(try JSONDecoder().decode(InMemoryProfileStore.self, from: json) == store)
         let text = String(decoding: json, as: UTF8.self)
@@ -175,7 +182,8 @@ struct ProfileMergeTests {
         #expect(store.anonymousUsers["x"]?.traits["refiner_team"] == "10+")
         #expect(store.accounts["a1"]?.traits["refiner_industry"] == "retail")
         // Any answer with a time wins over what was stored without one.
-        _ = try store.process(response("r1", at: -1_000_000, [("role", "CTO", .user), ("industry", "banking", .account)]), with: builder)
+        _ = try store.process(
+            response("r1", at: -1_000_000, [("role", "CTO", .user), ("industry", "banking", .account)]), with: builder)
         #expect(store.users["u1"]?.traits["refiner_role"] == "CTO")
         #expect(store.accounts["a1"]?.traits["refiner_industry"] == "banking")
         #expect(store.users["u1"]?.email == "john@example.com")
@@ -185,7 +193,10 @@ struct ProfileMergeTests {
         let store = MemoryProfileStore(configuration: .init(maximumUsers: 2, maximumAccounts: 1))
         for (index, user) in ["u1", "u2", "u1", "u3"].enumerated() {
             _ = try await store.apply(
-                builder.changes(for: response("r\(index)", at: Double(index), user: User(id: user), account: "a\(index % 2)", [("p", "v", .user)])))
+                builder.changes(
+                    for: response(
+                        "r\(index)", at: Double(index), user: User(id: user), account: "a\(index % 2)",
+                        [("p", "v", .user)])))
         }
         #expect(await store.profile(.user("u2")).user == nil, "u2 was used least recently")
         #expect(await store.profile(.user("u1")).user != nil)
@@ -196,12 +207,15 @@ struct ProfileMergeTests {
 
     @Test func aBoundedMemoryStoreCanRefuseNewRecords() async throws {
         let store = MemoryProfileStore(configuration: .init(maximumUsers: 1, eviction: .refuseNewRecords))
-        _ = try await store.apply(builder.changes(for: response("r1", at: 0, user: User(id: "u1"), [("p", "v", .user)])))
+        _ = try await store.apply(
+            builder.changes(for: response("r1", at: 0, user: User(id: "u1"), [("p", "v", .user)])))
         await #expect(throws: ProfileStoreError.self) {
-            _ = try await store.apply(builder.changes(for: response("r2", at: 0, user: User(id: "u2"), [("p", "v", .user)])))
+            _ = try await store.apply(
+                builder.changes(for: response("r2", at: 0, user: User(id: "u2"), [("p", "v", .user)])))
         }
         // The known user still gets in.
-        _ = try await store.apply(builder.changes(for: response("r3", at: 1, user: User(id: "u1"), [("p", "w", .user)])))
+        _ = try await store.apply(
+            builder.changes(for: response("r3", at: 1, user: User(id: "u1"), [("p", "w", .user)])))
         #expect(await store.profile(.user("u1")).user?.traits["refiner_p"] == "w")
         #expect(await store.counts.users == 1)
     }

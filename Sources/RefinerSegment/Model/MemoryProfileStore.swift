@@ -26,7 +26,9 @@ public actor MemoryProfileStore: ProfileStore {
         public var eviction: Eviction
 
         /// Creates a configuration.
-        public init(maximumUsers: Int = 100_000, maximumAccounts: Int = 10_000, eviction: Eviction = .leastRecentlyApplied) {
+        public init(
+            maximumUsers: Int = 100_000, maximumAccounts: Int = 10_000, eviction: Eviction = .leastRecentlyApplied
+        ) {
             self.maximumUsers = max(1, maximumUsers)
             self.maximumAccounts = max(1, maximumAccounts)
             self.eviction = eviction
@@ -130,7 +132,8 @@ public struct ProfileStoreError: Error, Sendable, Hashable, CustomStringConverti
     }
 
     init(full key: ProfileKey, bound: Int) {
-        self.detail = "the profile store holds its maximum of \(bound) records of this kind and refuses new ones; \(key) is not stored"
+        self.detail =
+            "the profile store holds its maximum of \(bound) records of this kind and refuses new ones; \(key) is not stored"
     }
 
     /// `profile store: <detail>`.

@@ -11,7 +11,9 @@ public struct UserProfile: Sendable, Hashable {
     public var emailAnsweredAt: AnswerTime
 
     /// Creates a profile; an empty one for a user seen for the first time.
-    public init(traits: CollectedTraits = CollectedTraits(), email: String? = nil, emailAnsweredAt: AnswerTime = .distantPast) {
+    public init(
+        traits: CollectedTraits = CollectedTraits(), email: String? = nil, emailAnsweredAt: AnswerTime = .distantPast
+    ) {
         self.traits = traits
         self.email = email
         self.emailAnsweredAt = emailAnsweredAt

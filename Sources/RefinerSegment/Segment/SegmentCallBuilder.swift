@@ -205,7 +205,8 @@ public struct SegmentCallBuilder: Sendable {
         if configuration.sendsCompletedSurveyEvent {
             let track = completedSurveyEvent(for: response, parts: parts)
             guard track.json.count <= configuration.maximumMessageBytes else {
-                throw tooLarge(.track, response: response, size: track.json.count, traits: completedSurveyProperties(of: response))
+                throw tooLarge(
+                    .track, response: response, size: track.json.count, traits: completedSurveyProperties(of: response))
             }
             messages.append(track)
         }
@@ -256,7 +257,9 @@ public struct SegmentCallBuilder: Sendable {
 
     /// The traits `identify` carries, with their times, in key order (the split path).
     func identifyTraits(of user: UserProfile) -> [(key: String, value: AnswerValue, answeredAt: AnswerTime)] {
-        var items = user.traits.filter { $0.key != emailKey }.map { (key: $0.key, value: $0.value, answeredAt: $0.answeredAt) }
+        var items = user.traits.filter { $0.key != emailKey }.map {
+            (key: $0.key, value: $0.value, answeredAt: $0.answeredAt)
+        }
         if let email = user.email {
             let index = items.firstIndex { $0.key > emailKey } ?? items.count
             items.insert((emailKey, .string(email), user.emailAnsweredAt), at: index)
