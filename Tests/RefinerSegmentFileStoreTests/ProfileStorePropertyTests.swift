@@ -248,18 +248,3 @@ struct JitteryStore: ProfileStore {
         return profile
     }
 }
-
-/// A value behind a lock (the test's random source, shared by the recording tasks).
-final class Locked<Value>: @unchecked Sendable {
-    // @unchecked: `value` is only touched inside `withLock`, which holds `lock`.
-    private var value: Value
-    private let lock = NSLock()
-
-    init(_ value: Value) { self.value = value }
-
-    func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body(&value)
-    }
-}
