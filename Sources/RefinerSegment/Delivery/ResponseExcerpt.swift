@@ -1,0 +1,154 @@
+/// What a failure reason says of a server's answer: its length, and a short excerpt only when the excerpt
+/// is the server's own words rather than a copy of what was sent.
+///
+/// A proxy or collector that echoes the request fills its answer with user ids, emails and free text,
+/// which would travel from a failure reason into logs. So the excerpt is the start of the answer (at most
+/// ``maximumBytes``), its secrets redacted in every encoded form, escaped onto one line, and it is left out
+/// when it repeats the request: when it shares a run of ``copiedRunBytes`` bytes with the request body, or
+/// holds one of the request's JSON string values of ``copiedValueBytes`` bytes or more.
+package enum ResponseExcerpt {
+    /// The longest excerpt, in bytes of the answer: 160.
+    package static let maximumBytes = 160
+    /// A run this long (12 bytes) found in the request body makes the excerpt a copy.
+    package static let copiedRunBytes = 12
+    /// A JSON string value of the request at least this long (4 bytes), found in the excerpt, makes it a copy.
+    package static let copiedValueBytes = 4
+
+    /// The answer for a failure reason, or `nil` when it is empty.
+    ///
+    /// - The whole answer when it is short and not a copy: `bad key <redacted>`.
+    /// - The start and the length when it is longer: `{"error":"... (2048 bytes)`.
+    /// - Only the length when the start repeats the request: `(2048 bytes, not shown: it repeats the
+    ///   request)`.
+    ///
+    /// - Parameters:
+    ///   - response: The answer's body.
+    ///   - sent: The body of the request it answers.
+    ///   - secrets: Texts that never show (the write key in its encoded forms), each replaced by
+    ///     `<redacted>`. A secret that crosses the cut moves the cut before it, so no part of it shows.
+    package static func describe(response: [UInt8], sent: [UInt8], secrets: [String]) -> String? {
+        guard !response.isEmpty else { return nil }
+        let secretBytes = secrets.filter { !$0.isEmpty }.map { Array($0.utf8) }
+        var end = min(response.count, maximumBytes)
+        var moved = true
+        while moved {
+            moved = false
+            for secret in secretBytes {
+                var start = max(0, end - secret.count + 1)
+                while start < end {
+                    if response[start...].starts(with: secret) {
+                        end = start
+                        moved = true
+                        break
+                    }
+                    start += 1
+                }
+            }
+        }
+        // Cut at a character boundary: a UTF-8 sequence cut in two would show as a replacement character.
+        if end < response.count {
+            while end > 0 && response[end] & 0xC0 == 0x80 { end -= 1 }
+        }
+        let length = "\(response.count) bytes"
+        let redactedExcerpt = redact(Array(response[..<end]), secretBytes)
+        if isCopy(redactedExcerpt, of: sent) {
+            return "(\(length), not shown: it repeats the request)"
+        }
+        let text = LogText.singleLine(String(decoding: redactedExcerpt, as: UTF8.self))
+        return end == response.count ? text : text + "... (\(length))"
+    }
+
+    /// `bytes` with every occurrence of a secret replaced by `<redacted>`.
+    static func redact(_ bytes: [UInt8], _ secrets: [[UInt8]]) -> [UInt8] {
+        var bytes = bytes
+        let marker = Array("<redacted>".utf8)
+        for secret in secrets {
+            guard bytes.count >= secret.count, let first = secret.first else { continue }
+            var result: [UInt8] = []
+            result.reserveCapacity(bytes.count)
+            var index = 0
+            while index < bytes.count {
+                if bytes[index] == first, bytes[index...].starts(with: secret) {
+                    result += marker
+                    index += secret.count
+                } else {
+                    result.append(bytes[index])
+                    index += 1
+                }
+            }
+            bytes = result
+        }
+        return bytes
+    }
+
+    /// Whether `excerpt` repeats part of `sent`: a shared run of ``copiedRunBytes`` bytes, or a JSON string
+    /// value of `sent` that is at least ``copiedValueBytes`` long. The redaction marker does not count.
+    static func isCopy(_ excerpt: [UInt8], of sent: [UInt8]) -> Bool {
+        let marker = Array("<redacted>".utf8)
+        return sharesRun(excerpt, with: sent)
+            || stringValues(in: sent).contains { $0 != marker[...] && contains(excerpt, $0) }
+    }
+
+    /// Whether a run of ``copiedRunBytes`` bytes of `excerpt` appears in `sent`. The excerpt is short and
+    /// the request up to 500 KB, so the request is scanned once with a rolling 8-byte key into the set of
+    /// the excerpt's runs, and a match is checked in full.
+    private static func sharesRun(_ excerpt: [UInt8], with sent: [UInt8]) -> Bool {
+        let run = copiedRunBytes
+        guard excerpt.count >= run, sent.count >= run else { return false }
+        var keys: Set<UInt64> = []
+        for start in 0...(excerpt.count - run) { keys.insert(key(excerpt, at: start)) }
+        var rolling = key(sent, at: 0)
+        var start = 0
+        while true {
+            if keys.contains(rolling) {
+                let candidate = sent[start..<start + run]
+                for index in 0...(excerpt.count - run) where excerpt[index..<index + run] == candidate {
+                    return true
+                }
+            }
+            start += 1
+            guard start + run <= sent.count else { return false }
+            rolling = rolling << 8 | UInt64(sent[start + 7])
+        }
+    }
+
+    /// The first eight bytes at `start`, as one number.
+    private static func key(_ bytes: [UInt8], at start: Int) -> UInt64 {
+        var key: UInt64 = 0
+        for index in start..<start + 8 { key = key << 8 | UInt64(bytes[index]) }
+        return key
+    }
+
+    /// The string values (not the keys) of a JSON text, as written (escapes kept), at least
+    /// ``copiedValueBytes`` long.
+    private static func stringValues(in json: [UInt8]) -> [ArraySlice<UInt8>] {
+        var values: [ArraySlice<UInt8>] = []
+        var index = 0
+        while index < json.count {
+            guard json[index] == UInt8(ascii: "\"") else {
+                index += 1
+                continue
+            }
+            let start = index + 1
+            var end = start
+            while end < json.count && json[end] != UInt8(ascii: "\"") {
+                end += json[end] == UInt8(ascii: "\\") ? 2 : 1
+            }
+            end = min(end, json.count)
+            var next = end + 1
+            while next < json.count && [0x20, 0x09, 0x0A, 0x0D].contains(json[next]) { next += 1 }
+            let isKey = next < json.count && json[next] == UInt8(ascii: ":")
+            if !isKey && end - start >= copiedValueBytes { values.append(json[start..<end]) }
+            index = end + 1
+        }
+        return values
+    }
+
+    private static func contains(_ bytes: [UInt8], _ part: ArraySlice<UInt8>) -> Bool {
+        guard let first = part.first, bytes.count >= part.count else { return false }
+        for start in 0...(bytes.count - part.count) where bytes[start] == first {
+            if bytes[start..<start + part.count].elementsEqual(part) { return true }
+        }
+        return false
+    }
+}
