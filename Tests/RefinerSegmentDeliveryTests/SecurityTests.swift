@@ -201,6 +201,22 @@ import Testing
                 == "userId missing")
     }
 
+    @Test func anEchoOfTheEndOfAFullBatchIsFoundToo() throws {
+        // A 500 KB request whose last user id the server quotes in a long answer of its own.
+        var sent = Array(#"{"batch":["#.utf8)
+        for index in 0..<7_000 {
+            sent += Array(#"{"type":"identify","userId":"user-\#(index)","traits":{"x":1}},"#.utf8)
+        }
+        sent += Array(#"{}],"writeKey":"wk_secret_123"}"#.utf8)
+        #expect(sent.count > 400_000)
+        let answer = Array(("unknown user user-6999; " + String(repeating: "see the docs ", count: 30)).utf8)
+        let reported = ResponseExcerpt.describe(response: answer, sent: sent, secrets: [])
+        #expect(reported == "(\(answer.count) bytes, not shown: it repeats the request)")
+        let own = Array(("upstream timed out; " + String(repeating: "retry later ", count: 30)).utf8)
+        #expect(
+            ResponseExcerpt.describe(response: own, sent: sent, secrets: [])?.hasPrefix("upstream timed out") == true)
+    }
+
     @Test(arguments: [140, 150, 155, 159, 160, 165])
     func aKeyAcrossTheCutOfTheExcerptIsNotShownInPart(offset: Int) throws {
         let key = "wk_secret_123"

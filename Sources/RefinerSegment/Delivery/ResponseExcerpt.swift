@@ -84,25 +84,34 @@ package enum ResponseExcerpt {
     /// Whether `excerpt` repeats part of `sent`: a shared run of ``copiedRunBytes`` bytes, or a JSON string
     /// value of `sent` that is at least ``copiedValueBytes`` long. The redaction marker does not count.
     static func isCopy(_ excerpt: [UInt8], of sent: [UInt8]) -> Bool {
-        let marker = Array("<redacted>".utf8)
-        return sharesRun(excerpt, with: sent)
-            || stringValues(in: sent).contains { $0 != marker[...] && contains(excerpt, $0) }
+        guard !excerpt.isEmpty, !sent.isEmpty else { return false }
+        return excerpt.withUnsafeBufferPointer { excerpt in
+            sent.withUnsafeBufferPointer { sent in
+                sharesRun(excerpt, with: sent) || holdsStringValue(of: sent, excerpt)
+            }
+        }
     }
 
     /// Whether a run of ``copiedRunBytes`` bytes of `excerpt` appears in `sent`. The excerpt is short and
     /// the request up to 500 KB, so the request is scanned once with a rolling 8-byte key into the set of
     /// the excerpt's runs, and a match is checked in full.
-    private static func sharesRun(_ excerpt: [UInt8], with sent: [UInt8]) -> Bool {
+    private static func sharesRun(_ excerpt: UnsafeBufferPointer<UInt8>, with sent: UnsafeBufferPointer<UInt8>) -> Bool
+    {
         let run = copiedRunBytes
         guard excerpt.count >= run, sent.count >= run else { return false }
+        // A bitmap of the keys' low bits filters out nearly every position before the set is asked.
         var keys: Set<UInt64> = []
-        for start in 0...(excerpt.count - run) { keys.insert(key(excerpt, at: start)) }
+        var filter = [Bool](repeating: false, count: 1 << 16)
+        for start in 0...(excerpt.count - run) {
+            let key = key(excerpt, at: start)
+            keys.insert(key)
+            filter[Int(truncatingIfNeeded: key ^ key >> 24) & 0xFFFF] = true
+        }
         var rolling = key(sent, at: 0)
         var start = 0
         while true {
-            if keys.contains(rolling) {
-                let candidate = sent[start..<start + run]
-                for index in 0...(excerpt.count - run) where excerpt[index..<index + run] == candidate {
+            if filter[Int(truncatingIfNeeded: rolling ^ rolling >> 24) & 0xFFFF], keys.contains(rolling) {
+                for index in 0...(excerpt.count - run) where equal(excerpt, index, sent, start, count: run) {
                     return true
                 }
             }
@@ -113,42 +122,64 @@ package enum ResponseExcerpt {
     }
 
     /// The first eight bytes at `start`, as one number.
-    private static func key(_ bytes: [UInt8], at start: Int) -> UInt64 {
+    private static func key(_ bytes: UnsafeBufferPointer<UInt8>, at start: Int) -> UInt64 {
         var key: UInt64 = 0
         for index in start..<start + 8 { key = key << 8 | UInt64(bytes[index]) }
         return key
     }
 
-    /// The string values (not the keys) of a JSON text, as written (escapes kept), at least
-    /// ``copiedValueBytes`` long.
-    private static func stringValues(in json: [UInt8]) -> [ArraySlice<UInt8>] {
-        var values: [ArraySlice<UInt8>] = []
+    /// Whether `excerpt` holds a string value (not a key) of the JSON text `json`, as written (escapes
+    /// kept), of at least ``copiedValueBytes`` bytes.
+    private static func holdsStringValue(of json: UnsafeBufferPointer<UInt8>, _ excerpt: UnsafeBufferPointer<UInt8>)
+        -> Bool
+    {
+        let quote = UInt8(ascii: "\"")
+        let backslash = UInt8(ascii: "\\")
+        let colon = UInt8(ascii: ":")
+        let marker = Array("<redacted>".utf8)
+        // Where each byte value starts in the excerpt, so a value is compared only where its first byte is.
+        var starts = [[Int]](repeating: [], count: 256)
+        for offset in 0..<excerpt.count { starts[Int(excerpt[offset])].append(offset) }
         var index = 0
         while index < json.count {
-            guard json[index] == UInt8(ascii: "\"") else {
+            guard json[index] == quote else {
                 index += 1
                 continue
             }
             let start = index + 1
             var end = start
-            while end < json.count && json[end] != UInt8(ascii: "\"") {
-                end += json[end] == UInt8(ascii: "\\") ? 2 : 1
-            }
+            while end < json.count && json[end] != quote { end += json[end] == backslash ? 2 : 1 }
             end = min(end, json.count)
             var next = end + 1
-            while next < json.count && [0x20, 0x09, 0x0A, 0x0D].contains(json[next]) { next += 1 }
-            let isKey = next < json.count && json[next] == UInt8(ascii: ":")
-            if !isKey && end - start >= copiedValueBytes { values.append(json[start..<end]) }
+            while next < json.count
+                && (json[next] == 0x20 || json[next] == 0x0A || json[next] == 0x0D || json[next] == 0x09)
+            {
+                next += 1
+            }
+            let isKey = next < json.count && json[next] == colon
+            let length = end - start
+            if !isKey, length >= copiedValueBytes, length <= excerpt.count,
+                !(length == marker.count && marker.withUnsafeBufferPointer { equal($0, 0, json, start, count: length) })
+            {
+                for offset in starts[Int(json[start])]
+                where offset + length <= excerpt.count && equal(excerpt, offset, json, start, count: length) {
+                    return true
+                }
+            }
             index = end + 1
         }
-        return values
+        return false
     }
 
-    private static func contains(_ bytes: [UInt8], _ part: ArraySlice<UInt8>) -> Bool {
-        guard let first = part.first, bytes.count >= part.count else { return false }
-        for start in 0...(bytes.count - part.count) where bytes[start] == first {
-            if bytes[start..<start + part.count].elementsEqual(part) { return true }
+    /// Whether `count` bytes of `a` from `i` equal those of `b` from `j`.
+    private static func equal(
+        _ a: UnsafeBufferPointer<UInt8>, _ i: Int, _ b: UnsafeBufferPointer<UInt8>, _ j: Int, count: Int
+    ) -> Bool {
+        var k = 0
+        while k < count {
+            if a[i + k] != b[j + k] { return false }
+            k += 1
         }
-        return false
+        return true
     }
 }

@@ -42,7 +42,7 @@ public struct WriteKey: Sendable, Hashable, CustomStringConvertible, CustomDebug
     /// characters of printable ASCII (`!` to `~`). The error says what is wrong, never what the key is.
     func validate() throws(SegmentDeliveryError) {
         func invalid(_ detail: String) -> SegmentDeliveryError {
-            SegmentDeliveryError(code: .invalidConfiguration, detail: "the write key " + detail + " (not shown)")
+            SegmentDeliveryError(code: .invalidConfiguration, detail: "the write key (not shown) " + detail)
         }
         let bytes = Array(rawValue.utf8)
         guard !bytes.isEmpty else {
