@@ -266,6 +266,30 @@ import Darwin
         Self.expectNoEncodedKey(in: outcomes, "an echo")
     }
 
+    @Test func sendRefusesAKeyWithALineBreakWithoutShowingIt() async throws {
+        let capture = ToolCapture()
+        let status = await RefinerSegmentTool(
+            io: capture.io(input: [], environment: ["SEGMENT_WRITE_KEY": Self.key + "\n"])
+        ).run(["send"])
+        #expect(status == 2)
+        #expect(capture.error.contains("line break"), "\(capture.error)")
+        Self.expectNoSecret(in: capture, "send with a key ending in a line break")
+    }
+
+    @Test(arguments: [
+        "https://user:pw-LEAK@collector.example.com", "https://collector.example.com/?token=LEAK",
+        "https://collector.example.com/#LEAK",
+    ])
+    func sendRefusesAnEndpointWithCredentialsQueryOrFragmentWithoutShowingThem(_ endpoint: String) async throws {
+        let capture = ToolCapture()
+        let status = await RefinerSegmentTool(
+            io: capture.io(input: [], environment: ["SEGMENT_WRITE_KEY": Self.key])
+        ).run(["send", "--endpoint", endpoint])
+        #expect(status == 2)
+        #expect(capture.error.contains("collector.example.com"), "\(capture.error)")
+        #expect(!capture.error.contains("LEAK"), "\(capture.error)")
+    }
+
     // MARK: The command-line tool
 
     static func runSend(
