@@ -227,6 +227,13 @@ import Testing
         #expect(reported.hasPrefix(String(repeating: ".", count: min(offset, ResponseExcerpt.maximumBytes))))
     }
 
+    @Test func aKeyTheAnswerItselfCutsShortIsNotShownInPart() throws {
+        let body = Array("bad key wk_secr".utf8)
+        let reported = try #require(
+            ResponseExcerpt.describe(response: body, sent: [], secrets: WriteKey("wk_secret_123").redactedForms))
+        #expect(reported == "bad key ... (15 bytes)")
+    }
+
     @Test func theExcerptIsCutAtACharacterBoundary() throws {
         let body = Array((String(repeating: "a", count: ResponseExcerpt.maximumBytes - 1) + "é and more").utf8)
         let reported = try #require(ResponseExcerpt.describe(response: body, sent: [], secrets: []))

@@ -25,7 +25,8 @@ package enum ResponseExcerpt {
     ///   - response: The answer's body.
     ///   - sent: The body of the request it answers.
     ///   - secrets: Texts that never show (the write key in its encoded forms), each replaced by
-    ///     `<redacted>`. A secret that crosses the cut moves the cut before it, so no part of it shows.
+    ///     `<redacted>`. A secret that crosses the cut, or that the answer's end cuts short, moves the cut
+    ///     before it, so no part of it shows.
     package static func describe(response: [UInt8], sent: [UInt8], secrets: [String]) -> String? {
         guard !response.isEmpty else { return nil }
         let secretBytes = secrets.filter { !$0.isEmpty }.map { Array($0.utf8) }
@@ -36,7 +37,9 @@ package enum ResponseExcerpt {
             for secret in secretBytes {
                 var start = max(0, end - secret.count + 1)
                 while start < end {
-                    if response[start...].starts(with: secret) {
+                    // A secret the answer itself cuts short (a proxy that truncates its echo) counts too.
+                    let rest = response[start...]
+                    if rest.count >= secret.count ? rest.starts(with: secret) : secret.starts(with: rest) {
                         end = start
                         moved = true
                         break
