@@ -72,10 +72,12 @@ import Darwin
             baseDelay: .milliseconds(1), maximumDelay: .milliseconds(5), maximumAttempts: 3,
             maximumRetryAfter: .milliseconds(5))
         configuration.requestTimeout = .milliseconds(500)
+        configuration.shutdownGracePeriod = .milliseconds(Int64(deadline * 1000))
         configure(&configuration)
         let pipeline = try SegmentPipeline(
             writeKey: Self.writeKey, transport: URLSessionTransport(), configuration: configuration)
-        let stream = await pipeline.outcomes()
+        let stream = await pipeline.outcomes(bufferingPolicy: .unbounded)
+        let running = await pipeline.start()
         let builder = try SegmentCallBuilder()
         var store = InMemoryProfileStore()
         for index in 0..<3 {
@@ -83,7 +85,7 @@ import Darwin
                 Responses.make("\(name)-\(index)", user: "u\(index)", account: "a"), store: &store,
                 builder: builder)
         }
-        let returned = await pipeline.shutdown(deadline: Date().addingTimeInterval(deadline))
+        let returned = await pipeline.shutDown(running)
         var outcomes: [SegmentOutcome] = []
         for await outcome in stream { outcomes.append(outcome) }
         Self.expectNoSecret(in: pipeline, "\(name): the pipeline")
@@ -92,7 +94,13 @@ import Darwin
         Self.expectNoSecret(in: returned, "\(name): the messages handed back")
         for outcome in outcomes {
             Self.expectNoSecret(in: outcome, "\(name): an outcome")
-            for message in outcome.messages {
+            let messages: [SegmentMessage]
+            switch outcome {
+            case .failed(let failed, _): messages = failed
+            case .handedBack(let handedBack): messages = handedBack
+            default: messages = []
+            }
+            for message in messages {
                 Self.expectNoSecret(String(decoding: message.json, as: UTF8.self), "\(name): a message's JSON")
             }
         }
@@ -151,11 +159,13 @@ import Darwin
     @Test func noSecretInRequestsResponsesOrConfigurationErrors() async throws {
         let transport = ScriptedTransport([.status(200, body: "{}")])
         let pipeline = try SegmentPipeline(writeKey: Self.writeKey, transport: transport)
+        let running = await pipeline.start()
         try await pipeline.record(
             try SegmentCallBuilder().process(
                 Responses.make("r", user: "u", account: "a"), profile: CollectedProfile()
             ).messages)
-        await pipeline.shutdown(deadline: Date().addingTimeInterval(5))
+        await pipeline.flush()
+        await pipeline.shutDown(running)
         let request = try #require(await transport.requests.first)
         #expect(request.headerField("Authorization") == Self.writeKey.basicAuthorization)
         Self.expectNoSecret(in: request, "a request")

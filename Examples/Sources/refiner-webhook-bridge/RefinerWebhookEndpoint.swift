@@ -66,7 +66,7 @@ struct RefinerWebhookEndpoint: Sendable {
         do {
             try await pipeline.record(messages)
         } catch {
-            switch error.code {
+            switch (error as? SegmentDeliveryError)?.code {
             case .messageTooLarge, .unitTooLarge:
                 context.logger.warning("Refiner response \(response.id) is too large for Segment: \(error)")
                 return .unprocessableContent
