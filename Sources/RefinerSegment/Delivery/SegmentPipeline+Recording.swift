@@ -107,6 +107,8 @@ extension SegmentPipeline {
         var rest = units[...]
         var hadTurn = false
         while true {
+            // Room freed after this (a claim, a settlement) reaches a caller that is not yet waiting.
+            let generation = spaceWaiters.generation
             if hadTurn || (spaceWaiters.count == 0 && !spaceTurnPending) {
                 let accepted = try await append(Array(rest))
                 rest = rest.dropFirst(accepted)
@@ -120,7 +122,7 @@ extension SegmentPipeline {
                         + "to be sent")
             }
             counters.waitingToRecord += 1
-            let wake = await spaceWaiters.wait(atFront: hadTurn)
+            let wake = await spaceWaiters.wait(since: generation, atFront: hadTurn, inTurn: true)
             counters.waitingToRecord -= 1
             spaceTurnPending = false
             hadTurn = true
@@ -147,7 +149,7 @@ extension SegmentPipeline {
 
     /// Room may have been freed (a claim, a settlement): the first waiting caller tries again.
     func roomMayBeFree() {
-        guard !spaceTurnPending, spaceWaiters.count > 0 else { return }
+        guard !spaceTurnPending else { return }
         passSpaceTurn()
     }
 

@@ -31,8 +31,11 @@ final class WaitQueue: Sendable {
 
     /// Waits for a signal given after `generation` (any signal, when `nil`), or for cancellation.
     ///
-    /// - Parameter atFront: Wait before the others (a caller that already had its turn and keeps it).
-    func wait(since generation: UInt64? = nil, atFront: Bool = false) async -> Wake {
+    /// - Parameters:
+    ///   - atFront: Wait before the others (a caller that already had its turn and keeps it).
+    ///   - inTurn: A signal missed since `generation` counts only when no one else waits (a queue of
+    ///     callers served in order); otherwise it always counts.
+    func wait(since generation: UInt64? = nil, atFront: Bool = false, inTurn: Bool = false) async -> Wake {
         let id = state.withLock { state -> Int in
             state.nextID += 1
             return state.nextID
@@ -42,7 +45,9 @@ final class WaitQueue: Sendable {
                 let now: Wake? = state.withLock { state in
                     if state.cancelled.remove(id) != nil { return .cancelled }
                     if state.isOpen { return .signalled }
-                    if let generation, state.generation != generation { return .signalled }
+                    if let generation, state.generation != generation, !inTurn || state.waiters.isEmpty {
+                        return .signalled
+                    }
                     if atFront {
                         state.waiters.insert((id, continuation), at: 0)
                     } else {
