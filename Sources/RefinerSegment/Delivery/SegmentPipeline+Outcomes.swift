@@ -54,30 +54,10 @@ extension SegmentPipeline {
         flushWaiters = waiting
     }
 
-    /// The start of a response body as text (at most 1,024 bytes), with the write key redacted.
-    ///
-    /// A key that straddles the cut would be cut in two and its first part would escape redaction (a
-    /// server that echoes the request shows it), so the cut moves before any secret that crosses it.
-    func text(of body: [UInt8]) -> String? {
-        guard !body.isEmpty else { return nil }
-        var end = min(body.count, 1024)
-        var moved = true
-        while moved {
-            moved = false
-            for secret in secrets where !secret.isEmpty {
-                let bytes = Array(secret.utf8)
-                var start = max(0, end - bytes.count + 1)
-                while start < end {
-                    if body[start...].starts(with: bytes) {
-                        end = start
-                        moved = true
-                        break
-                    }
-                    start += 1
-                }
-            }
-        }
-        return redact(String(decoding: body[..<end], as: UTF8.self))
+    /// What a failure reason says of a response body: its length and, unless it repeats the request, a short
+    /// excerpt with the write key redacted (``ResponseExcerpt``).
+    func text(of body: [UInt8], sent: [UInt8]) -> String? {
+        ResponseExcerpt.describe(response: body, sent: sent, secrets: secrets)
     }
 
     func redact(_ text: String) -> String {

@@ -133,7 +133,7 @@ extension SegmentPipeline {
                     let response = try await transport.send(request)
                     action = machine.received(
                         response, messages: range, unitEnds: claim.unitEnds, now: clock.now(), wallNow: wallClock(),
-                        bodyText: { self.text(of: response.body) },
+                        bodyText: { self.text(of: response.body, sent: request.body) },
                         location: { response.headerField("Location").map { self.redact($0) } })
                 } catch {
                     if Task.isCancelled { return false }

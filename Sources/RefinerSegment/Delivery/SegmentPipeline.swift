@@ -109,8 +109,8 @@ public actor SegmentPipeline: CustomStringConvertible, CustomReflectable {
     ///   - jitter: Turns a backoff delay into the delay actually waited; by default a random delay
     ///     between half the backoff and all of it (``equalJitter(_:)``). Pass `{ $0 }` for none.
     /// - Throws: ``SegmentDeliveryError`` with code ``SegmentDeliveryError/Code/invalidConfiguration`` when
-    ///   the endpoint is plain HTTP off loopback (unless allowed), the write key is empty, or a bound is
-    ///   out of range.
+    ///   the endpoint is plain HTTP off loopback (unless allowed) or carries credentials, a query or a
+    ///   fragment, the write key or the library information is malformed, or a bound is out of range.
     public init<C: Clock>(
         writeKey: WriteKey,
         transport: some SegmentTransport,
@@ -141,7 +141,7 @@ public actor SegmentPipeline: CustomStringConvertible, CustomReflectable {
             "User-Agent": configuration.library.userAgent,
             "X-Retry-Count": "0",
         ]
-        self.secrets = [writeKey.rawValue, String(writeKey.basicAuthorization.dropFirst("Basic ".count))]
+        self.secrets = writeKey.redactedForms
     }
 
     /// `SegmentPipeline(https://api.segment.io)`: the endpoint, never the write key.
