@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "RefinerSegment", targets: ["RefinerSegment"]),
         .library(name: "RefinerSegmentURLSession", targets: ["RefinerSegmentURLSession"]),
         .library(name: "RefinerSegmentTesting", targets: ["RefinerSegmentTesting"]),
+        .library(name: "RefinerSegmentFileStore", targets: ["RefinerSegmentFileStore"]),
         .executable(name: "refiner-segment", targets: ["refiner-segment"]),
     ],
     targets: [
@@ -16,6 +17,9 @@ let package = Package(
         // A SegmentTransport on URLSession (FoundationNetworking on Linux), kept out of the core so that hosts
         // with their own HTTP client never link it.
         .target(name: "RefinerSegmentURLSession", dependencies: ["RefinerSegment"]),
+        // A durable SegmentMessageStore in a directory, on Foundation alone: checksummed segment files (in
+        // progress: the record format and its recovery scan so far).
+        .target(name: "RefinerSegmentFileStore", dependencies: ["RefinerSegment"]),
         // Test doubles for hosts and for this package: recording and scripted transports, a virtual clock, a
         // loopback HTTP server and a compatibility test for a host's own transport.
         .target(name: "RefinerSegmentTesting", dependencies: ["RefinerSegment"]),
@@ -38,6 +42,7 @@ let package = Package(
             resources: [.copy("Fixtures")]
         ),
         .testTarget(name: "RefinerSegmentDeliveryTests", dependencies: ["RefinerSegment", "RefinerSegmentTesting"]),
+        .testTarget(name: "RefinerSegmentFileStoreTests", dependencies: ["RefinerSegmentFileStore"]),
         .testTarget(
             name: "RefinerSegmentURLSessionTests",
             dependencies: ["RefinerSegment", "RefinerSegmentURLSession", "RefinerSegmentTesting"]
