@@ -17,8 +17,8 @@ let package = Package(
         // A SegmentTransport on URLSession (FoundationNetworking on Linux), kept out of the core so that hosts
         // with their own HTTP client never link it.
         .target(name: "RefinerSegmentURLSession", dependencies: ["RefinerSegment"]),
-        // A durable SegmentMessageStore in a directory, on Foundation alone: checksummed segment files (in
-        // progress: the record format and its recovery scan so far).
+        // A durable SegmentMessageStore in a directory, on Foundation alone: checksummed segment files, an
+        // acknowledgement log, a checkpoint, a directory lock.
         .target(name: "RefinerSegmentFileStore", dependencies: ["RefinerSegment"]),
         // Test doubles for hosts and for this package: recording and scripted transports, a virtual clock, a
         // loopback HTTP server and a compatibility test for a host's own transport.
@@ -42,7 +42,10 @@ let package = Package(
             resources: [.copy("Fixtures")]
         ),
         .testTarget(name: "RefinerSegmentDeliveryTests", dependencies: ["RefinerSegment", "RefinerSegmentTesting"]),
-        .testTarget(name: "RefinerSegmentFileStoreTests", dependencies: ["RefinerSegmentFileStore"]),
+        .testTarget(
+            name: "RefinerSegmentFileStoreTests",
+            dependencies: ["RefinerSegmentFileStore", "RefinerSegment", "RefinerSegmentTesting"]
+        ),
         .testTarget(
             name: "RefinerSegmentURLSessionTests",
             dependencies: ["RefinerSegment", "RefinerSegmentURLSession", "RefinerSegmentTesting"]
