@@ -42,9 +42,15 @@ let package = Package(
             resources: [.copy("Fixtures")]
         ),
         .testTarget(name: "RefinerSegmentDeliveryTests", dependencies: ["RefinerSegment", "RefinerSegmentTesting"]),
+        // Records numbered units into a file store and prints each id once durable; the file store's crash
+        // test kills it with SIGKILL again and again.
+        .executableTarget(
+            name: "refiner-segment-crash-harness", dependencies: ["RefinerSegment", "RefinerSegmentFileStore"]),
         .testTarget(
             name: "RefinerSegmentFileStoreTests",
-            dependencies: ["RefinerSegmentFileStore", "RefinerSegment", "RefinerSegmentTesting"]
+            dependencies: [
+                "RefinerSegmentFileStore", "RefinerSegment", "RefinerSegmentTesting", "RefinerSegmentURLSession",
+            ]
         ),
         .testTarget(
             name: "RefinerSegmentURLSessionTests",
