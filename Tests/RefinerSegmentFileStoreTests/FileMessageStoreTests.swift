@@ -126,3 +126,51 @@ import Testing
         #expect(claim.retryState.failures == 3)
     }
 }
+
+@Suite struct FileStoreBoundTests {
+    /// The transport is down; the store is capped at 8 MiB: with fail-fast, `record` throws `queueFull` once
+    /// the cap is reached, every unit it accepted is in the store, and the disk never holds more than the cap.
+    @Test func aStoreCappedAt8MiBNeverPassesItAndRefusesClearly() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("bound-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: path) }
+        let cap = 8 << 20
+        let store = try FileMessageStore(directory: path, configuration: .init(maximumBytes: cap))
+        var configuration = SegmentPipeline.Configuration()
+        configuration.queue.whenFull = .fail
+        let pipeline = try SegmentPipeline(
+            writeKey: WriteKey("wk"), transport: ScriptedTransport([], whenDone: .hang), configuration: configuration,
+            store: store)
+        let padding = String(repeating: "x", count: 900)
+        var accepted = 0
+        var refusal: SegmentDeliveryError?
+        batches: for batch in 0..<1000 {
+            let units = try (0..<200).map { index -> [SegmentMessage] in
+                let id = "b\(batch)-\(index)"
+                return [
+                    try SegmentMessage(
+                        json: Array(#"{"type":"identify","messageId":"\#(id)","userId":"u","p":"\#(padding)"}"#.utf8))
+                ]
+            }
+            do {
+                try await pipeline.record(contentsOf: units)
+                accepted += units.count
+            } catch let error as SegmentDeliveryError {
+                refusal = error
+                break batches
+            }
+        }
+        let held = try await store.usage(tenant: "default")
+        #expect(refusal?.code == .queueFull)
+        #expect(held.storedBytes <= cap)
+        #expect(held.storedBytes > cap - 64 * 1024)
+        #expect(await pipeline.counters.accepted == held.messages, "what was accepted is exactly what is held")
+        #expect(held.messages >= accepted)
+        let onDisk = try FileManager.default.contentsOfDirectory(atPath: path.path).filter { $0.hasPrefix("segment-") }
+            .reduce(0) {
+                $0
+                    + (((try? FileManager.default.attributesOfItem(atPath: path.appendingPathComponent($1).path))?[
+                        .size] as? Int) ?? 0)
+            }
+        #expect(onDisk <= cap)
+    }
+}
