@@ -17,15 +17,18 @@ let package = Package(
         // A SegmentTransport on URLSession (FoundationNetworking on Linux), kept out of the core so that hosts
         // with their own HTTP client never link it.
         .target(name: "RefinerSegmentURLSession", dependencies: ["RefinerSegment"]),
-        // A durable SegmentMessageStore in a directory, on Foundation alone: checksummed segment files, an
-        // acknowledgement log, a checkpoint, a directory lock.
-        .target(name: "RefinerSegmentFileStore", dependencies: ["RefinerSegment"]),
         // Test doubles for hosts and for this package: recording and scripted transports, a virtual clock, a
         // loopback HTTP server and a compatibility test for a host's own transport.
         .target(name: "RefinerSegmentTesting", dependencies: ["RefinerSegment"]),
+        // Stores that keep state in files, on Foundation and POSIX alone: the file-backed profile store, and
+        // the durable message store (checksummed segment files, an acknowledgement log, a directory lock).
+        .target(name: "RefinerSegmentFileStore", dependencies: ["RefinerSegment"]),
         // The command-line tool's logic, on the core's public API only; a module of its own so tests can drive it
         // in-process with byte buffers instead of spawning the executable.
-        .target(name: "RefinerSegmentCLI", dependencies: ["RefinerSegment", "RefinerSegmentURLSession"]),
+        .target(
+            name: "RefinerSegmentCLI",
+            dependencies: ["RefinerSegment", "RefinerSegmentURLSession", "RefinerSegmentFileStore"]
+        ),
         .executableTarget(name: "refiner-segment", dependencies: ["RefinerSegmentCLI"]),
         // The speed targets of DESIGN.md beside a hand-written baseline: `swift run -c release refiner-segment-bench`.
         .executableTarget(
@@ -41,17 +44,18 @@ let package = Package(
             dependencies: ["RefinerSegmentCLI", "RefinerSegment"],
             resources: [.copy("Fixtures")]
         ),
+        // The file-backed stores, including a store killed with SIGKILL mid-write (the built executable).
+        .testTarget(
+            name: "RefinerSegmentFileStoreTests",
+            dependencies: [
+                "RefinerSegment", "RefinerSegmentFileStore", "RefinerSegmentTesting", "RefinerSegmentURLSession",
+            ]
+        ),
         .testTarget(name: "RefinerSegmentDeliveryTests", dependencies: ["RefinerSegment", "RefinerSegmentTesting"]),
         // Records numbered units into a file store and prints each id once durable; the file store's crash
         // test kills it with SIGKILL again and again.
         .executableTarget(
             name: "refiner-segment-crash-harness", dependencies: ["RefinerSegment", "RefinerSegmentFileStore"]),
-        .testTarget(
-            name: "RefinerSegmentFileStoreTests",
-            dependencies: [
-                "RefinerSegmentFileStore", "RefinerSegment", "RefinerSegmentTesting", "RefinerSegmentURLSession",
-            ]
-        ),
         .testTarget(
             name: "RefinerSegmentURLSessionTests",
             dependencies: ["RefinerSegment", "RefinerSegmentURLSession", "RefinerSegmentTesting"]

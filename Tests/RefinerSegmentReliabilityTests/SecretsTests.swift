@@ -65,7 +65,7 @@ import Darwin
         _ name: String,
         server: LoopbackHTTPServer,
         configure: (inout SegmentPipeline.Configuration) -> Void = { _ in },
-        deadline: TimeInterval = 5
+        deadline: TimeInterval = 60  // a bound, not a wait: a loaded CI machine may need it
     ) async throws -> [SegmentOutcome] {
         var configuration = SegmentPipeline.Configuration(endpoint: SegmentEndpoint(baseURL: server.baseURL))
         configuration.retry = SegmentRetryPolicy(
@@ -79,10 +79,10 @@ import Darwin
         let stream = await pipeline.outcomes(bufferingPolicy: .unbounded)
         let running = await pipeline.start()
         let builder = try SegmentCallBuilder()
-        var store = InMemoryProfileStore()
+        let store = MemoryProfileStore()
         for index in 0..<3 {
             try await pipeline.record(
-                Responses.make("\(name)-\(index)", user: "u\(index)", account: "a"), store: &store,
+                Responses.make("\(name)-\(index)", user: "u\(index)", account: "a"), profiles: store,
                 builder: builder)
         }
         let returned = await pipeline.shutDown(running)

@@ -19,7 +19,7 @@ import Testing
         defer { server.stop() }
         var configuration = SegmentPipeline.Configuration()
         configuration.endpoint = SegmentEndpoint(baseURL: server.baseURL)
-        var profiles = InMemoryProfileStore()
+        let profiles = MemoryProfileStore()
         let response = SurveyResponse(
             id: "resp_1", completedAt: Date(timeIntervalSince1970: 1_795_600_000), survey: Survey(id: "onboarding"),
             user: User(id: "user-1"), account: Account(id: "account-1"),
@@ -27,7 +27,7 @@ import Testing
         let (undelivered, delivered) = try await SegmentPipeline.withPipeline(
             writeKey: WriteKey("wk_123"), transport: AsyncHTTPClientTransport(), configuration: configuration
         ) { pipeline in
-            try await pipeline.record(response, store: &profiles, builder: SegmentCallBuilder())
+            try await pipeline.record(response, profiles: profiles, builder: SegmentCallBuilder())
             await pipeline.flush()
             return (await pipeline.handedBackMessages, await pipeline.counters.delivered)
         }
