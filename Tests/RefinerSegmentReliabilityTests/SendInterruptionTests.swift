@@ -16,12 +16,16 @@ final class ToolCapture: @unchecked Sendable {
     private let lock = NSLock()
     private var _output: [UInt8] = []
     private var _error = ""
-    private var _files: [String: [UInt8]] = [:]
     private var _inputEnded = false
+    private var _exits: [Int32] = []
+    private let failedFiles = MemoryFailedFiles()
+    private let refusingFiles = MemoryFailedFiles(refusesWrites: true)
 
     var output: String { locked { String(decoding: _output, as: UTF8.self) } }
     var error: String { locked { _error } }
-    var files: [String: [UInt8]] { locked { _files } }
+    var files: [String: [UInt8]] { failedFiles.contents }
+    /// The statuses the tool asked to exit with at once.
+    var exits: [Int32] { locked { _exits } }
     /// Whether the tool has read its input to the end.
     var inputEnded: Bool { locked { _inputEnded } }
 
@@ -47,11 +51,9 @@ final class ToolCapture: @unchecked Sendable {
             writeOutput: { bytes in self.locked { self._output += bytes } },
             writeError: { text in self.locked { self._error += text } },
             environment: environment,
-            writeFile: { path, bytes in
-                guard filesAreWritable else { throw CocoaError(.fileWriteNoPermission) }
-                self.locked { self._files[path] = bytes }
-            },
-            interruptions: { interruptions }
+            openFailedFile: filesAreWritable ? failedFiles.open : refusingFiles.open,
+            interruptions: { interruptions },
+            exit: { status in self.locked { self._exits.append(status) } }
         )
     }
 }
@@ -92,10 +94,22 @@ enum SendInput {
         (0..<count).flatMap { ["refiner-\(tag)-\($0)-identify", "refiner-\(tag)-\($0)-group"] }
     }
 
-    /// The messageIds of a failed file, in order.
+    /// The messageIds of a failed file, in order: a line is a message, or a unit of messages as a JSON array.
     static func ids(inFailedFile bytes: [UInt8]) throws -> [String] {
-        try String(decoding: bytes, as: UTF8.self).split(separator: "\n").map {
-            try SegmentMessage(json: Array($0.utf8)).messageID
+        try units(inFailedFile: bytes).flatMap { $0 }
+    }
+
+    /// The units of a failed file, in order, each as its messageIds.
+    static func units(inFailedFile bytes: [UInt8]) throws -> [[String]] {
+        try String(decoding: bytes, as: UTF8.self).split(separator: "\n").map { line in
+            if line.hasPrefix("[") {
+                let array = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [Any])
+                return try array.map { element in
+                    let data = try JSONSerialization.data(withJSONObject: element)
+                    return try SegmentMessage(json: [UInt8](data)).messageID
+                }
+            }
+            return [try SegmentMessage(json: Array(line.utf8)).messageID]
         }
     }
 
