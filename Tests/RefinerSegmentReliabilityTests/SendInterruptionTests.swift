@@ -1,8 +1,9 @@
 import Foundation
 import RefinerSegment
-import RefinerSegmentCLI
 import RefinerSegmentTesting
 import Testing
+
+@testable import RefinerSegmentCLI
 
 #if canImport(Glibc)
 import Glibc
@@ -17,6 +18,8 @@ final class ToolCapture: @unchecked Sendable {
     private var _output: [UInt8] = []
     private var _error = ""
     private var _inputEnded = false
+    /// The origin of the real-time `now` the tool gets by default.
+    static let epoch = ContinuousClock.now
     private var _exits: [Int32] = []
     private let failedFiles = MemoryFailedFiles()
     private let refusingFiles = MemoryFailedFiles(refusesWrites: true)
@@ -40,7 +43,9 @@ final class ToolCapture: @unchecked Sendable {
         environment: [String: String],
         interruptions: AsyncStream<Int32> = AsyncStream { _ in },
         filesAreWritable: Bool = true,
-        inputFailsAtTheEnd: Bool = false
+        inputFailsAtTheEnd: Bool = false,
+        realFailedFile: Bool = false,
+        now: @escaping @Sendable () -> Duration = { ContinuousClock.now - ToolCapture.epoch }
     ) -> ToolIO {
         ToolIO(
             openInput: { _ in
@@ -51,8 +56,10 @@ final class ToolCapture: @unchecked Sendable {
             writeOutput: { bytes in self.locked { self._output += bytes } },
             writeError: { text in self.locked { self._error += text } },
             environment: environment,
-            openFailedFile: filesAreWritable ? failedFiles.open : refusingFiles.open,
+            openFailedFile: realFailedFile
+                ? DiskFailedFile.open : filesAreWritable ? failedFiles.open : refusingFiles.open,
             interruptions: { interruptions },
+            now: now,
             exit: { status in self.locked { self._exits.append(status) } }
         )
     }
@@ -206,6 +213,53 @@ func eventually(within timeout: Duration = .seconds(20), _ condition: () -> Bool
         #expect(try SendInput.ids(inFailedFile: failed) == SendInput.expectedIDs(4, tag: "ioerr"))
     }
 
+    /// In-process, with the time given: a second signal at once is the same stop; a later one writes
+    /// everything undelivered to the failed file before the process is asked to exit, and nothing twice.
+    @Test(arguments: [(Duration.milliseconds(100), false), (Duration.seconds(2), true)])
+    func aSecondSignalIsTheSameStopOrWritesEverythingAtOnce(after gap: Duration, hurries: Bool) async throws {
+        let stalling = try LoopbackHTTPServer { _ in .hold }
+        defer { stalling.stop() }
+        let clock = Locked(Duration.zero)
+        let (interruptions, interrupt) = AsyncStream.makeStream(of: Int32.self)
+        let capture = ToolCapture()
+        let tool = RefinerSegmentTool(
+            io: capture.io(
+                input: Array(SendInput.responses(10, tag: "second").utf8), environment: Self.environment,
+                interruptions: interruptions, now: { clock.withLock { $0 } }))
+        async let status = tool.run([
+            "send", "--endpoint", stalling.baseURL.absoluteString, "--failed", "failed.jsonl", "in.jsonl",
+        ])
+        #expect(await eventually { capture.inputEnded && !stalling.requests.isEmpty })
+        interrupt.yield(SIGTERM)
+        #expect(await eventually { capture.error.contains("SIGTERM received: stopping") })
+        clock.withLock { $0 += gap }
+        interrupt.yield(SIGINT)
+        if hurries {
+            #expect(await eventually { capture.exits == [128 + SIGTERM] }, "\(capture.error)")
+            // The file was complete when the exit was asked for.
+            let failed = try #require(capture.files["failed.jsonl"])
+            #expect(try SendInput.ids(inFailedFile: failed) == SendInput.expectedIDs(10, tag: "second"))
+        }
+        #expect(await status == 128 + SIGTERM, "\(capture.error)")
+        let failed = try #require(capture.files["failed.jsonl"], "\(capture.error)")
+        #expect(try SendInput.ids(inFailedFile: failed) == SendInput.expectedIDs(10, tag: "second"), "once each")
+        #expect(capture.error.contains("the same stop") == !hurries)
+        #expect(capture.exits == (hurries ? [128 + SIGTERM] : []))
+    }
+
+    @Test(
+        arguments: [
+            // (signal, time) in order, and what each one means.
+            ([(SIGINT, 0), (SIGINT, 0)], [StopPolicy.Action.stop, .ignore]),
+            ([(SIGTERM, 0), (SIGHUP, 400)], [.stop, .ignore]),
+            ([(SIGINT, 0), (SIGINT, 600)], [.stop, .hurry]),
+            ([(SIGINT, 0), (SIGINT, 100), (SIGINT, 900), (SIGINT, 950)], [.stop, .ignore, .hurry, .abandon]),
+        ] as [([(Int32, Int)], [StopPolicy.Action])])
+    func theStopPolicyTellsOneStopFromTheNext(signals: [(Int32, Int)], expected: [StopPolicy.Action]) {
+        var policy = StopPolicy()
+        #expect(signals.map { policy.receive($0.0, at: .milliseconds($0.1)) } == expected)
+    }
+
     @Test func withoutASignalTheExitStatusIsUnchanged() async throws {
         let server = try LoopbackHTTPServer()
         defer { server.stop() }
@@ -268,7 +322,8 @@ enum BuiltTool {
 
     @Test(
         .enabled(if: BuiltTool.url != nil, "the built refiner-segment executable was not found next to the tests"),
-        arguments: [SIGINT, SIGTERM])
+        // SIGHUP: a closed terminal or ssh session (before: it killed send with everything in memory).
+        arguments: [SIGINT, SIGTERM, SIGHUP])
     func theExecutableInterruptedWritesTheFailedFileAndItsRerunDeliversEverything(signal: Int32) async throws {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("refiner-segment-interrupt-\(UUID().uuidString)")

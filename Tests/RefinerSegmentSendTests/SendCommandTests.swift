@@ -151,6 +151,58 @@ final class Captured: @unchecked Sendable {
         #expect(try messageIDs(server.requests) == ["refiner-resp_1-identify", "refiner-resp_1-group"])
     }
 
+    /// A failed file keeps a unit on one line (a JSON array); sending it again sends each unit in one batch,
+    /// and the old form (one message a line) still pairs an identify with the group after it.
+    @Test func unitLinesOfAFailedFileAreSentAsUnits() async throws {
+        var store = InMemoryProfileStore()
+        var lines: [String] = []
+        for id in ["resp_1", "resp_2"] {
+            let pair = try store.process(
+                try SurveyResponse(json: Array(Self.response(id, user: "u-\(id)").utf8)), with: SegmentCallBuilder())
+            lines.append("[" + pair.map { String(decoding: $0.json, as: UTF8.self) }.joined(separator: ",") + "]")
+        }
+        lines.append(Self.builtMessage)
+        let server = try LoopbackHTTPServer()
+        defer { server.stop() }
+        let captured = Captured()
+        let status = await RefinerSegmentTool(
+            io: captured.io(input: lines.joined(separator: "\n"), environment: ["SEGMENT_WRITE_KEY": "wk"])
+        ).run(["send", "--endpoint", server.baseURL.absoluteString])
+        #expect(status == 0, "\(captured.error)")
+        #expect(
+            try messageIDs(server.requests) == [
+                "refiner-resp_1-identify", "refiner-resp_1-group", "refiner-resp_2-identify", "refiner-resp_2-group",
+                "refiner-resp_x-track",
+            ])
+    }
+
+    @Test(arguments: ["[]", "[1]", #"[{"type":"identify"}]"#, "[{}, ]"])
+    func aBadUnitLineIsReportedAndSkipped(line: String) async throws {
+        let server = try LoopbackHTTPServer()
+        defer { server.stop() }
+        let captured = Captured()
+        let status = await RefinerSegmentTool(
+            io: captured.io(input: line + "\n" + Self.builtMessage, environment: ["SEGMENT_WRITE_KEY": "wk"])
+        ).run(["send", "--endpoint", server.baseURL.absoluteString])
+        #expect(status == 1)
+        #expect(captured.error.contains("line 1: skipped: invalid message"), "\(captured.error)")
+        #expect(try messageIDs(server.requests) == ["refiner-resp_x-track"])
+    }
+
+    /// `--max-retry-duration`: a batch retried past it fails for good (the default is 12 hours).
+    @Test func maxRetryDurationBoundsTheRetries() async throws {
+        let server = try LoopbackHTTPServer { _ in .status(503) }
+        defer { server.stop() }
+        let captured = Captured()
+        let status = await RefinerSegmentTool(
+            io: captured.io(input: Self.input, environment: ["SEGMENT_WRITE_KEY": "wk"])
+        ).run(["send", "--endpoint", server.baseURL.absoluteString, "--max-retry-duration", "0.2", "--failed", "f"])
+        #expect(status == 1, "\(captured.error)")
+        let lines = String(decoding: try #require(captured.files["f"]), as: UTF8.self).split(separator: "\n")
+        #expect(try lines.flatMap { try Self.unitIDs(String($0)) } == Self.expectedIDs)
+        #expect(server.requests.count >= 2, "it was retried before it failed")
+    }
+
     @Test func refinerWebhooksAreSentAndOtherEventsIgnored() async throws {
         let webhook = """
             {
@@ -206,6 +258,8 @@ final class Captured: @unchecked Sendable {
         (["--endpoint", "not a url"], ["SEGMENT_WRITE_KEY": "wk"]),
         (["--write-key", "wk"], ["SEGMENT_WRITE_KEY": "wk"]),
         (["a.jsonl", "b.jsonl"], ["SEGMENT_WRITE_KEY": "wk"]),
+        (["--max-retry-duration", "soon"], ["SEGMENT_WRITE_KEY": "wk"]),
+        (["--max-retry-duration", "-1"], ["SEGMENT_WRITE_KEY": "wk"]),
     ])
     func usageErrorsSendNothing(arguments: [String], environment: [String: String]) async {
         let captured = Captured()
