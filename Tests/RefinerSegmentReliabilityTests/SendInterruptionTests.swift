@@ -12,31 +12,27 @@ import Darwin
 #endif
 
 /// What a tool run wrote: stdout, stderr and files.
-final class ToolCapture: @unchecked Sendable {
-    // Guarded by `lock`: the tool writes from whichever task it runs on.
-    private let lock = NSLock()
-    private var _output: [UInt8] = []
-    private var _error = ""
-    private var _inputEnded = false
-    /// The origin of the real-time `now` the tool gets by default.
-    static let epoch = ContinuousClock.now
-    private var _exits: [Int32] = []
+final class ToolCapture: Sendable {
+    private let state = Locked(State())
     private let failedFiles = MemoryFailedFiles()
     private let refusingFiles = MemoryFailedFiles(refusesWrites: true)
+    /// The origin of the real-time `now` the tool gets by default.
+    static let epoch = ContinuousClock.now
 
-    var output: String { locked { String(decoding: _output, as: UTF8.self) } }
-    var error: String { locked { _error } }
+    private struct State: Sendable {
+        var output: [UInt8] = []
+        var error = ""
+        var inputEnded = false
+        var exits: [Int32] = []
+    }
+
+    var output: String { state.withLock { String(decoding: $0.output, as: UTF8.self) } }
+    var error: String { state.withLock { $0.error } }
     var files: [String: [UInt8]] { failedFiles.contents }
     /// The statuses the tool asked to exit with at once.
-    var exits: [Int32] { locked { _exits } }
+    var exits: [Int32] { state.withLock { $0.exits } }
     /// Whether the tool has read its input to the end.
-    var inputEnded: Bool { locked { _inputEnded } }
-
-    private func locked<Result>(_ body: () -> Result) -> Result {
-        lock.lock()
-        defer { lock.unlock() }
-        return body()
-    }
+    var inputEnded: Bool { state.withLock { $0.inputEnded } }
 
     func io(
         input: [UInt8],
@@ -50,17 +46,17 @@ final class ToolCapture: @unchecked Sendable {
         ToolIO(
             openInput: { _ in
                 EndReportingSource(bytes: input, failsAtTheEnd: inputFailsAtTheEnd) {
-                    self.locked { self._inputEnded = true }
+                    self.state.withLock { $0.inputEnded = true }
                 }
             },
-            writeOutput: { bytes in self.locked { self._output += bytes } },
-            writeError: { text in self.locked { self._error += text } },
+            writeOutput: { bytes in self.state.withLock { $0.output += bytes } },
+            writeError: { text in self.state.withLock { $0.error += text } },
             environment: environment,
             openFailedFile: realFailedFile
                 ? DiskFailedFile.open : filesAreWritable ? failedFiles.open : refusingFiles.open,
             interruptions: { interruptions },
             now: now,
-            exit: { status in self.locked { self._exits.append(status) } }
+            exit: { status in self.state.withLock { $0.exits.append(status) } }
         )
     }
 }

@@ -81,7 +81,8 @@ func builtMessages(_ count: Int, tag: String) throws -> String {
         #expect(process.terminationStatus == 128 + signal, "\(Self.stderr(directory))")
         let failed = try #require(directory.bytes("failed.jsonl"), "\(Self.stderr(directory))")
         #expect(try SendInput.ids(inFailedFile: failed) == SendInput.expectedIDs(20, tag: "twice\(signal)"))
-        #expect(Self.stderr(directory).contains("the same stop"))
+        // (Whether the second one is reported as "the same stop" depends on timing: the signals may also be
+        // merged into one before they reach the process.)
     }
 
     /// A real second interrupt (after the window) cuts the grace short, but the failed file is written first.

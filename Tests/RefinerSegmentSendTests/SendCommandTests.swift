@@ -5,30 +5,20 @@ import RefinerSegmentTesting
 import Testing
 
 /// What the tool wrote: stdout, stderr and files.
-final class Captured: @unchecked Sendable {
-    // Guarded by `lock`: the tool writes from whichever task it runs on.
-    private let lock = NSLock()
-    private var _output: [UInt8] = []
-    private var _error = ""
+final class Captured: Sendable {
+    private let state = Locked((output: [UInt8](), error: ""))
     private let failedFiles = MemoryFailedFiles()
 
-    var output: [UInt8] { locked { _output } }
-    var error: String { locked { _error } }
+    var output: [UInt8] { state.withLock { $0.output } }
+    var error: String { state.withLock { $0.error } }
     var files: [String: [UInt8]] { failedFiles.contents }
-
-    /// `NSLock.withLock` needs macOS 14; the package supports macOS 13.
-    private func locked<Result>(_ body: () -> Result) -> Result {
-        lock.lock()
-        defer { lock.unlock() }
-        return body()
-    }
 
     func io(input: String, environment: [String: String], terminal: Bool = false) -> ToolIO {
         let bytes = Array(input.utf8)
         return ToolIO(
             openInput: { _ in MemorySource(bytes, chunkSize: 7) },
-            writeOutput: { bytes in self.locked { self._output += bytes } },
-            writeError: { text in self.locked { self._error += text } },
+            writeOutput: { bytes in self.state.withLock { $0.output += bytes } },
+            writeError: { text in self.state.withLock { $0.error += text } },
             environment: environment,
             errorIsTerminal: terminal,
             openFailedFile: failedFiles.open
