@@ -16,6 +16,14 @@ public protocol FailedFile: Sendable {
     /// - Returns: A sentence for the summary, when there is something to say (an in-place re-send swapped
     ///   or kept the file).
     func finish(_ input: InputProgress) throws -> String?
+    /// Whether the input is this file (an in-place re-send): then records `send` cannot read are kept in it
+    /// too, since the run replaces the file.
+    var isInPlace: Bool { get }
+}
+
+extension FailedFile {
+    /// Not in place.
+    public var isInPlace: Bool { false }
 }
 
 /// How far `send` read its input.
@@ -61,7 +69,8 @@ public final class DiskFailedFile: FailedFile {
         var finished = false
     }
 
-    private let isInPlace: Bool
+    /// Whether the input is this file.
+    public let isInPlace: Bool
 
     private init(path: String, isInPlace: Bool) {
         self.path = path

@@ -41,6 +41,8 @@ extension SendSession {
                 summary.lines += 1
                 summary.lastLine = item.lines.upperBound
                 summary.skipped += 1
+                // Its bytes are gone: an in-place re-send must not replace the file it came from.
+                summary.lostUnreadable = true
                 io.writeError("\(problem.location): skipped: \(problem.reason)\n")
                 continue
             }
@@ -60,6 +62,7 @@ extension SendSession {
             } catch {
                 summary.skipped += 1
                 io.writeError("\(location): skipped: \(error)\n")
+                if undelivered.isInPlace { undelivered.keep(unreadable: bytes) }
                 continue
             }
             let key = messages.count == 1 ? Self.responseKey(of: messages[0]) : nil

@@ -51,6 +51,26 @@ final class UndeliveredSink: Sendable {
         }
     }
 
+    /// Whether the run re-sends the failed file in place.
+    var isInPlace: Bool { file.isInPlace }
+
+    /// Keeps a record that could not be read (in place only: the file it came from is about to be replaced),
+    /// as it was.
+    func keep(unreadable record: [UInt8]) {
+        state.withLock { state in
+            guard !state.isBroken else { return }  // the original then stays as it was: nothing is lost
+            do {
+                try file.append(record + [UInt8(ascii: "\n")])
+            } catch {
+                state.isBroken = true
+                io.writeError("refiner-segment: \(error)\n")
+            }
+        }
+    }
+
+    /// Whether a write to the failed file failed (an in-place re-send then keeps the file as it was).
+    var isBroken: Bool { state.withLock { $0.isBroken } }
+
     /// Ends the failed file (an in-place re-send swaps or keeps it); returns a sentence for the summary.
     func finish(_ input: InputProgress) -> String? {
         do {

@@ -39,6 +39,8 @@ final class SendSession: Sendable {
         var lastLine = 0
         var readFailed = false
         var bytesConsumed = 0
+        /// A record was skipped whose bytes could not be kept (too long, a broken pretty-printed document).
+        var lostUnreadable = false
     }
 
     init(io: ToolIO, options: SendOptions, transport: some SegmentTransport, input: any ByteSource) throws {
@@ -110,7 +112,9 @@ final class SendSession: Sendable {
         let (units, notAccepted) = ledger.takeAll()
         undelivered.save(units)
         let signal = stopSignal
-        let isComplete = signal == nil && !summary.readFailed
+        // An in-place re-send replaces the failed file only when everything it held is accounted for.
+        let isComplete =
+            signal == nil && !summary.readFailed && !summary.lostUnreadable && !undelivered.isBroken
         let note = undelivered.finish(InputProgress(isComplete: isComplete, bytesConsumed: summary.bytesConsumed))
         var text =
             "refiner-segment: \(summary.lines - summary.skipped) of \(summary.lines) lines read, "

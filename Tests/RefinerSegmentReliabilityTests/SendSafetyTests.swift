@@ -332,6 +332,26 @@ func builtMessages(_ count: Int, tag: String) throws -> String {
         #expect(!FileManager.default.fileExists(atPath: directory.path(name)), "no stale failed file")
     }
 
+    /// A line of the failed file that `send` cannot read is reported and kept: the in-place re-send that
+    /// replaces the file must not drop it.
+    @Test(.enabled(if: enabled, reason))
+    func anInPlaceResendKeepsTheLinesItCannotRead() async throws {
+        let directory = try ScratchDirectory()
+        defer { directory.remove() }
+        let name = RefinerSegmentTool.defaultFailedFileName
+        try directory.write(name, try builtMessages(3, tag: "bad") + "{\"type\": \"identify\", \"messageId\": \"m\"}\n")
+        chmod(directory.path(name), 0o600)
+        let healthy = try LoopbackHTTPServer()
+        defer { healthy.stop() }
+        let process = try SendProcessInterruptionTests.launch(
+            ["send", "--endpoint", healthy.baseURL.absoluteString, name], in: directory.url)
+        guard await SendProcessInterruptionTests.finish(process) else { return }
+        #expect(process.terminationStatus == 1, "\(Self.stderr(directory))")
+        #expect(SendInput.ids(acceptedBy: healthy) == SendInput.expectedIDs(3, tag: "bad"))
+        #expect(directory.text(name) == "{\"type\": \"identify\", \"messageId\": \"m\"}\n", "\(Self.stderr(directory))")
+        #expect(Self.stderr(directory).contains("line 7: skipped"))
+    }
+
     // MARK: Live pipes
 
     /// A response without an account (an identify alone) on a live pipe is sent at once, not held for a
