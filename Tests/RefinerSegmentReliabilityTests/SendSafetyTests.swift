@@ -352,6 +352,34 @@ func builtMessages(_ count: Int, tag: String) throws -> String {
         #expect(Self.stderr(directory).contains("line 7: skipped"))
     }
 
+    /// While an in-place re-send reads the failed file, another run appends to it: the swap at the end
+    /// carries those lines over, under the lock, and the other run's later appends reach the new file.
+    @Test func theInPlaceSwapKeepsWhatAnotherRunAppendedMeanwhile() throws {
+        let directory = try ScratchDirectory()
+        defer { directory.remove() }
+        let path = directory.path("failed.jsonl")
+        try directory.write("failed.jsonl", "old 1\nold 2\n")
+        chmod(path, 0o600)
+        var status = stat()
+        #expect(stat(path, &status) == 0)
+        let identity = FileIdentity(device: UInt64(status.st_dev), inode: UInt64(status.st_ino))
+        let inPlace = try DiskFailedFile.open(path, input: identity)
+        let other = try DiskFailedFile.open(path, input: nil)
+        #expect(inPlace.isInPlace && !other.isInPlace)
+        try inPlace.append(Array("old 2\n".utf8))  // this run read both lines; the second failed again
+        try other.append(Array("other 1\n".utf8))  // another run, meanwhile
+        #expect(directory.text("failed.jsonl") == "old 1\nold 2\nother 1\n", "the file is not touched while read")
+        let note = try inPlace.finish(InputProgress(isComplete: true, bytesConsumed: "old 1\nold 2\n".utf8.count))
+        #expect(note?.contains("still undelivered") == true)
+        #expect(directory.text("failed.jsonl") == "old 2\nother 1\n")
+        try other.append(Array("other 2\n".utf8))  // reopened: the name now holds the new file
+        #expect(directory.text("failed.jsonl") == "old 2\nother 1\nother 2\n")
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory.url.path).filter {
+            $0.hasSuffix(".tmp")
+        }
+        #expect(leftovers.isEmpty)
+    }
+
     // MARK: Live pipes
 
     /// A response without an account (an identify alone) on a live pipe is sent at once, not held for a
