@@ -12,7 +12,8 @@ public struct RefinerSegmentTool: Sendable {
     public static let failure: Int32 = 1
     /// The command line was wrong.
     public static let usageError: Int32 = 2
-    /// `send` was stopped by a third signal before it could write every undelivered message out.
+    /// `send` could not save every undelivered message: a third signal stopped it at once, or the failed file
+    /// and standard output both failed.
     public static let abandoned: Int32 = 3
 
     let io: ToolIO
@@ -96,8 +97,9 @@ public struct RefinerSegmentTool: Sendable {
           help                 Show this text.
 
         Exit status: 0 when everything succeeded, 1 when some input was rejected or some message was not
-        delivered, 2 for a usage error, 3 when send was stopped by a third signal, 128 + the signal number when
-        send was interrupted.
+        delivered, 2 for a usage error, 3 when send could not save every undelivered message (a third signal, or
+        neither the failed file nor standard output could be written), 128 + the signal number when send was
+        interrupted.
 
         """
 }

@@ -11,6 +11,8 @@ final class UndeliveredSink: Sendable {
     private struct State: Sendable {
         var toFile = 0
         var toOutput = 0
+        /// Messages that reached neither the file nor standard output (both failed).
+        var lost = 0
         /// Set when the file failed: from then on everything goes to standard output.
         var isBroken = false
     }
@@ -21,8 +23,8 @@ final class UndeliveredSink: Sendable {
         self.io = io
     }
 
-    /// How many messages went to the file and to standard output.
-    var counts: (file: Int, output: Int) { state.withLock { ($0.toFile, $0.toOutput) } }
+    /// How many messages went to the file and to standard output, or were lost.
+    var counts: (file: Int, output: Int) { state.withLock { ($0.toFile, $0.toOutput + $0.lost) } }
 
     /// Writes units, one record per line (``InputShape/record(of:)``), in one append.
     func save(_ units: [[SegmentMessage]]) {
@@ -47,9 +49,17 @@ final class UndeliveredSink: Sendable {
                 }
             }
             io.writeOutput(bytes)
-            state.toOutput += count
+            if io.outputIsBroken() {
+                state.lost += count
+                io.writeError("refiner-segment: \(count) undelivered messages could not be written anywhere\n")
+            } else {
+                state.toOutput += count
+            }
         }
     }
+
+    /// How many undelivered messages reached neither the failed file nor standard output.
+    var lost: Int { state.withLock { $0.lost } }
 
     /// Whether the run re-sends the failed file in place.
     var isInPlace: Bool { file.isInPlace }
@@ -82,14 +92,18 @@ final class UndeliveredSink: Sendable {
 
     /// `"12 undelivered messages written to failed.jsonl"`, or to standard output, or both; nil for none.
     var summary: String? {
-        let (toFile, toOutput) = counts
+        let (toFile, toOutput, lost) = state.withLock { ($0.toFile, $0.toOutput, $0.lost) }
+        var parts: [String] = []
         switch (toFile, toOutput) {
-        case (0, 0): return nil
-        case (_, 0): return "\(toFile) undelivered messages written to \(path)"
-        case (0, _): return "\(toOutput) undelivered messages written to standard output"
+        case (0, 0): break
+        case (_, 0): parts.append("\(toFile) undelivered messages written to \(path)")
+        case (0, _): parts.append("\(toOutput) undelivered messages written to standard output")
         default:
-            return
+            parts.append(
                 "\(toFile + toOutput) undelivered messages written: \(toFile) to \(path), \(toOutput) to standard output"
+            )
         }
+        if lost > 0 { parts.append("\(lost) undelivered messages could not be written anywhere") }
+        return parts.isEmpty ? nil : parts.joined(separator: "; ")
     }
 }

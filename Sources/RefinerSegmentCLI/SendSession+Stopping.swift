@@ -46,6 +46,6 @@ extension SendSession {
         text += "; " + (undelivered.summary ?? "no undelivered messages")
         if let note { text += "; " + note }
         io.writeError(text + "\n")
-        io.exit(status)
+        io.exit(undelivered.lost > 0 ? RefinerSegmentTool.abandoned : status)
     }
 }

@@ -132,6 +132,7 @@ final class SendSession: Sendable {
                 + "were not read"
         }
         io.writeError(text + "\n")
+        if undelivered.lost > 0 { return RefinerSegmentTool.abandoned }
         if let signal { return 128 + signal }
         let (toFile, toOutput) = undelivered.counts
         let allDelivered = toFile + toOutput == 0

@@ -24,6 +24,7 @@ extension ToolIO {
                 }
             },
             writeError: { StandardStream.error.write(Array($0.utf8)) },
+            outputIsBroken: { StandardStream.output.isBroken },
             environment: ProcessInfo.processInfo.environment,
             errorIsTerminal: isatty(2) != 0,
             interruptions: { SignalListener.interruptions(for: [SIGINT, SIGTERM, SIGHUP]) },
@@ -44,6 +45,9 @@ final class StandardStream: Sendable {
     private init(descriptor: Int32) {
         self.descriptor = descriptor
     }
+
+    /// Whether a write has failed.
+    var isBroken: Bool { broken.withLock { $0 } }
 
     /// Writes all of `bytes`; false when the stream is (or just became) broken.
     @discardableResult

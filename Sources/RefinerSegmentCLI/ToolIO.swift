@@ -6,6 +6,9 @@ public struct ToolIO: Sendable {
     public var openInput: @Sendable (_ path: String?) throws -> any ByteSource
     /// Writes bytes to standard output.
     public var writeOutput: @Sendable (_ bytes: [UInt8]) -> Void
+    /// Whether a write to standard output has failed (its reader went away): `send`, whose last resort for
+    /// undelivered messages is standard output, then knows they were lost.
+    public var outputIsBroken: @Sendable () -> Bool
     /// Writes text to standard error. Once standard error is gone (its reader closed the pipe), the standard
     /// implementation drops what follows: progress is not a reason to stop.
     public var writeError: @Sendable (_ text: String) -> Void
@@ -32,6 +35,7 @@ public struct ToolIO: Sendable {
         openInput: @escaping @Sendable (_ path: String?) throws -> any ByteSource,
         writeOutput: @escaping @Sendable (_ bytes: [UInt8]) -> Void,
         writeError: @escaping @Sendable (_ text: String) -> Void,
+        outputIsBroken: @escaping @Sendable () -> Bool = { false },
         environment: [String: String] = [:],
         errorIsTerminal: Bool = false,
         openFailedFile: @escaping @Sendable (_ path: String, _ input: FileIdentity?) throws -> any FailedFile =
@@ -43,6 +47,7 @@ public struct ToolIO: Sendable {
         self.openInput = openInput
         self.writeOutput = writeOutput
         self.writeError = writeError
+        self.outputIsBroken = outputIsBroken
         self.environment = environment
         self.errorIsTerminal = errorIsTerminal
         self.openFailedFile = openFailedFile

@@ -41,6 +41,7 @@ final class ToolCapture: Sendable {
         filesAreWritable: Bool = true,
         inputFailsAtTheEnd: Bool = false,
         realFailedFile: Bool = false,
+        outputIsBroken: Bool = false,
         now: @escaping @Sendable () -> Duration = { ContinuousClock.now - ToolCapture.epoch }
     ) -> ToolIO {
         ToolIO(
@@ -51,6 +52,7 @@ final class ToolCapture: Sendable {
             },
             writeOutput: { bytes in self.state.withLock { $0.output += bytes } },
             writeError: { text in self.state.withLock { $0.error += text } },
+            outputIsBroken: { outputIsBroken },
             environment: environment,
             openFailedFile: realFailedFile
                 ? DiskFailedFile.open : filesAreWritable ? failedFiles.open : refusingFiles.open,
@@ -191,6 +193,21 @@ func eventually(within timeout: Duration = .seconds(20), _ condition: () -> Bool
         #expect(status == 1)
         #expect(try SendInput.ids(inFailedFile: Array(capture.output.utf8)) == SendInput.expectedIDs(3, tag: "nowrite"))
         #expect(capture.error.contains("6 undelivered messages written to standard output"), "\(capture.error)")
+    }
+
+    /// When the failed file and standard output both fail, the messages are lost, and `send` says so with an
+    /// exit status of its own (before: it reported them as written to standard output and exited 1).
+    @Test func messagesThatCannotBeWrittenAnywhereHaveAnExitStatusOfTheirOwn() async throws {
+        let refusing = try LoopbackHTTPServer { _ in .status(400) }
+        defer { refusing.stop() }
+        let capture = ToolCapture()
+        let status = await RefinerSegmentTool(
+            io: capture.io(
+                input: Array(SendInput.responses(3, tag: "nowhere").utf8), environment: Self.environment,
+                filesAreWritable: false, outputIsBroken: true)
+        ).run(["send", "--endpoint", refusing.baseURL.absoluteString, "--failed", "failed.jsonl"])
+        #expect(status == RefinerSegmentTool.abandoned)
+        #expect(capture.error.contains("6 undelivered messages could not be written anywhere"), "\(capture.error)")
     }
 
     /// A read error ends the input, not the delivery of what was read before it.
