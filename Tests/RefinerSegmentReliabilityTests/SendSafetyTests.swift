@@ -332,6 +332,35 @@ func builtMessages(_ count: Int, tag: String) throws -> String {
         #expect(!FileManager.default.fileExists(atPath: directory.path(name)), "no stale failed file")
     }
 
+    /// The failed file as standard input (`send < refiner-segment-failed.jsonl`) is the same in-place
+    /// re-send: told by the descriptor's device and inode, so a refused batch is not appended to the very
+    /// file being read (which would read its own failures again, for ever).
+    @Test(.enabled(if: enabled, reason))
+    func theFailedFileOnStandardInputIsAnInPlaceResend() async throws {
+        let directory = try ScratchDirectory()
+        defer { directory.remove() }
+        let name = RefinerSegmentTool.defaultFailedFileName
+        try directory.write(name, try builtMessages(5, tag: "stdin"))
+        chmod(directory.path(name), 0o600)
+        let refusing = try LoopbackHTTPServer { _ in .status(400) }
+        defer { refusing.stop() }
+        let input = try #require(FileHandle(forReadingAtPath: directory.path(name)))
+        let process = Process()
+        process.executableURL = BuiltTool.url
+        process.arguments = ["send", "--endpoint", refusing.baseURL.absoluteString]
+        process.environment = ["SEGMENT_WRITE_KEY": "wk_process", "PATH": "/usr/bin:/bin"]
+        process.currentDirectoryURL = directory.url
+        process.standardInput = input
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        guard await SendProcessInterruptionTests.finish(process) else { return }
+        #expect(process.terminationStatus == 1)
+        let kept = try SendInput.units(inFailedFile: try #require(directory.bytes(name)))
+        #expect(kept.flatMap { $0 } == SendInput.expectedIDs(5, tag: "stdin"), "each message once, not appended again")
+        #expect(SendInput.ids(acceptedBy: refusing).isEmpty)
+    }
+
     /// A line of the failed file that `send` cannot read is reported and kept: the in-place re-send that
     /// replaces the file must not drop it.
     @Test(.enabled(if: enabled, reason))
