@@ -58,22 +58,22 @@ final class SendLedger: Sendable {
         }
     }
 
-    /// Messages reached an end (delivered or failed); returns them grouped by unit, in order (for a failure),
-    /// or nothing once everything was saved at a second interrupt.
-    @discardableResult
-    func settle(_ messages: [SegmentMessage]) -> [[SegmentMessage]] {
+    /// Delivered messages, by messageId, are settled.
+    func settleDelivered(_ messageIDs: [String]) {
+        state.withLock { state in
+            guard !state.isSaved else { return }
+            for id in messageIDs { _ = Self.settle(id, in: &state) }
+        }
+    }
+
+    /// Failed messages are settled; returns them grouped by unit, in order, for the failed file, or nothing
+    /// once everything was saved at a second interrupt.
+    func settleFailed(_ messages: [SegmentMessage]) -> [[SegmentMessage]] {
         state.withLock { state in
             guard !state.isSaved else { return [] }
             var groups: [(serial: Int, messages: [SegmentMessage])] = []
             for message in messages {
-                let serial = state.unitsByMessage[message.messageID]?.first
-                if let serial {
-                    Self.forget(message.messageID, serial: serial, in: &state)
-                    if var unit = state.units[serial], let index = unit.messages.firstIndex(of: message) {
-                        unit.messages.remove(at: index)
-                        state.units[serial] = unit.messages.isEmpty ? nil : unit
-                    }
-                }
+                let serial = Self.settle(message.messageID, in: &state)
                 if let serial, let last = groups.last, last.serial == serial {
                     groups[groups.count - 1].messages.append(message)
                 } else {
@@ -82,6 +82,17 @@ final class SendLedger: Sendable {
             }
             return groups.map(\.messages)
         }
+    }
+
+    /// Removes one message (the first unsettled one with this id) from its unit; returns the unit's serial.
+    private static func settle(_ messageID: String, in state: inout State) -> Int? {
+        guard let serial = state.unitsByMessage[messageID]?.first else { return nil }
+        forget(messageID, serial: serial, in: &state)
+        if var unit = state.units[serial], let index = unit.messages.firstIndex(where: { $0.messageID == messageID }) {
+            unit.messages.remove(at: index)
+            state.units[serial] = unit.messages.isEmpty ? nil : unit
+        }
+        return serial
     }
 
     /// Takes everything unsettled out at once, unit by unit in the order read, with how many of those

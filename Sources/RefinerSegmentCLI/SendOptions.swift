@@ -25,6 +25,7 @@ struct SendOptions {
         writeKey = WriteKey(key)
         pipeline = SegmentPipeline.Configuration()
         pipeline.endpoint = try options.endpoint()
+        pipeline.shutdownGracePeriod = SendSession.interruptionGrace
         if let duration = try options.maximumRetryDuration() { pipeline.retry.maximumRetryDuration = duration }
         builder = try options.callBuilder()
         failedPath = options.values["--failed"] ?? RefinerSegmentTool.defaultFailedFile

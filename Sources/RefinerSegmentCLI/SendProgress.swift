@@ -29,12 +29,12 @@ struct SendProgress {
     mutating func record(_ outcome: SegmentOutcome, accepted: Int, reading: Reading) {
         self.accepted = accepted
         switch outcome {
-        case .delivered(let messages, _):
-            delivered += messages.count
-            line("delivered \(messages.count) messages", reading)
-        case .retrying(let messages, let retryCount, let delay, let reason):
+        case .delivered(let messageIDs, _):
+            delivered += messageIDs.count
+            line("delivered \(messageIDs.count) messages", reading)
+        case .retrying(let messageIDs, let retryCount, let delay, let reason):
             retries += 1
-            line("retry \(retryCount) of \(messages.count) messages in \(Self.seconds(delay)): \(reason)", reading)
+            line("retry \(retryCount) of \(messageIDs.count) messages in \(Self.seconds(delay)): \(reason)", reading)
         case .failed(let messages, let reason):
             failed += messages.count
             line("failed \(messages.count) messages: \(reason)", reading)

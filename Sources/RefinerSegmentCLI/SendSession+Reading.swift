@@ -108,7 +108,7 @@ extension SendSession {
             ledger.accepted(unit.serial)
             return true
         } catch {
-            if error.code == .shutDown, stopSignal != nil { return false }
+            if (error as? SegmentDeliveryError)?.code == .shutDown, stopSignal != nil { return false }
             ledger.remove(unit.serial)
             summary.skipped += 1
             io.writeError("\(unit.location): skipped: \(error)\n")

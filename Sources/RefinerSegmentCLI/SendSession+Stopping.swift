@@ -4,15 +4,12 @@ import RefinerSegment
 extension SendSession {
     /// Handles stop signals by ``StopPolicy``: the first asks for the graceful stop, one close behind it is
     /// the same stop, a later one writes every undelivered message out and exits, one more exits at once.
-    func watch(_ interruptions: AsyncStream<Int32>, stopRequested: AsyncStream<Void>.Continuation) async {
+    func watch(_ interruptions: AsyncStream<Int32>) async {
         for await number in interruptions {
             let now = io.now()
             let (action, first) = stop.withLock { state -> (StopPolicy.Action, Int32?) in
                 let action = state.policy.receive(number, at: now)
-                if action == .stop {
-                    state.signal = number
-                    state.deadline = Date().addingTimeInterval(Self.interruptionGrace)
-                }
+                if action == .stop { state.signal = number }
                 return (action, state.signal)
             }
             let name = SignalListener.name(of: number)
@@ -21,7 +18,9 @@ extension SendSession {
                 io.writeError(
                     "refiner-segment: \(name) received: stopping; undelivered messages go to "
                         + "\(options.failedPath)\n")
-                stopRequested.yield()
+                // The pipeline stops accepting (a reader waiting for room is woken), delivers for the grace
+                // period, then stops.
+                pipeline.triggerGracefulShutdown()
             case .ignore:
                 io.writeError("refiner-segment: \(name) received again at once: the same stop\n")
             case .hurry:

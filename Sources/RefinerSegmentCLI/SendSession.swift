@@ -11,7 +11,7 @@ import RefinerSegmentURLSession
 /// known and written out.
 final class SendSession: Sendable {
     /// How long `send` keeps delivering after a stop signal before it hands the rest to the failed file.
-    static let interruptionGrace: TimeInterval = 1
+    static let interruptionGrace: Duration = .seconds(1)
 
     let io: ToolIO
     let options: SendOptions
@@ -26,9 +26,8 @@ final class SendSession: Sendable {
 
     struct StopState: Sendable {
         var policy = StopPolicy()
-        /// The first stop signal's number and when shutting down must end.
+        /// The first stop signal's number.
         var signal: Int32?
-        var deadline: Date?
     }
 
     /// What the reading loop found.
@@ -60,27 +59,21 @@ final class SendSession: Sendable {
 
     /// Runs the session to its end and returns the exit status.
     func run(_ input: any ByteSource) async -> Int32 {
-        let outcomes = await pipeline.outcomes()
+        // Every failed outcome carries messages for the failed file: the stream may not drop any.
+        let outcomes = await pipeline.outcomes(bufferingPolicy: .unbounded)
         let interruptions = io.interruptions()
-        let (stops, stopRequested) = AsyncStream.makeStream(of: Void.self)
         return await withTaskGroup(of: Void.self, returning: Int32.self) { group in
             // The watcher lives until the very end, so that a signal during the final writing is still handled.
-            group.addTask { await self.watch(interruptions, stopRequested: stopRequested) }
-            group.addTask {
-                // The graceful stop: shutting the pipeline down wakes a reader waiting for room in the queue.
-                for await _ in stops {
-                    await self.pipeline.shutdown(deadline: self.stopDeadline ?? Date())
-                    return
-                }
-            }
+            group.addTask { await self.watch(interruptions) }
+            async let running: Void = runPipeline()
             async let reported: Void = report(outcomes)
             var summary = await read(input)
             if stopSignal == nil {
                 await pipeline.flush()
             }
-            await pipeline.shutdown(deadline: stopDeadline ?? Date())
-            stopRequested.finish()
-            await reported  // the outcome stream ends after shutdown
+            pipeline.triggerGracefulShutdown()
+            await running
+            await reported  // the outcome stream ends when the pipeline stops
             summary.bytesConsumed = reading.withLock { $0.bytesRead }
             let status = finish(summary, counters: await pipeline.counters)
             group.cancelAll()
@@ -88,9 +81,17 @@ final class SendSession: Sendable {
         }
     }
 
+    /// Runs the pipeline until its graceful shutdown (with ``interruptionGrace`` after a stop signal) ends.
+    private func runPipeline() async {
+        do {
+            try await pipeline.run()
+        } catch {
+            io.writeError("refiner-segment: \(error)\n")
+        }
+    }
+
     /// The first stop signal, if any.
     var stopSignal: Int32? { stop.withLock { $0.signal } }
-    var stopDeadline: Date? { stop.withLock { $0.deadline } }
 
     /// Reports outcomes as they come and appends failed messages to the failed file at once.
     private func report(_ outcomes: AsyncStream<SegmentOutcome>) async {
@@ -99,8 +100,8 @@ final class SendSession: Sendable {
             let reading = self.reading.withLock { $0 }
             progress.withLock { $0.record(outcome, accepted: accepted, reading: reading) }
             switch outcome {
-            case .delivered(let messages, _): ledger.settle(messages)
-            case .failed(let messages, _): undelivered.save(ledger.settle(messages))
+            case .delivered(let messageIDs, _): ledger.settleDelivered(messageIDs)
+            case .failed(let messages, _): undelivered.save(ledger.settleFailed(messages))
             case .retrying, .handedBack: break  // handed-back messages stay in the ledger until the end
             }
         }

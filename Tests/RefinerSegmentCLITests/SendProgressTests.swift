@@ -21,7 +21,7 @@ import Testing
         clock.withLock { $0 = 10 }
         // Half the file read, 100 messages accepted, 50 delivered in 10 s: a quarter done.
         progress.record(
-            .delivered(Array(repeating: Self.message, count: 50), statusCode: 200), accepted: 100,
+            .delivered(messageIDs: Array(repeating: "m", count: 50), statusCode: 200), accepted: 100,
             reading: SendProgress.Reading(bytesRead: 500, byteCount: 1000))
         let bar = progress.bar(SendProgress.Reading(bytesRead: 500, byteCount: 1000))
         #expect(bar == "[######======------------] 50% read, 25% delivered, 5 msg/s, 0:30 left")
@@ -32,7 +32,7 @@ import Testing
         var progress = Self.progress(at: clock)
         clock.withLock { $0 = 4 }
         progress.record(
-            .delivered(Array(repeating: Self.message, count: 20), statusCode: 200), accepted: 20,
+            .delivered(messageIDs: Array(repeating: "m", count: 20), statusCode: 200), accepted: 20,
             reading: SendProgress.Reading(bytesRead: 500, byteCount: nil))
         #expect(progress.bar(SendProgress.Reading(bytesRead: 500, byteCount: nil)) == "5 msg/s")
     }
