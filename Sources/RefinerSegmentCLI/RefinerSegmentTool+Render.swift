@@ -5,7 +5,7 @@ extension RefinerSegmentTool {
     /// `render [FILE]`: responses in, every Segment message out, one per line, in sending order.
     ///
     /// Records are responses in their JSON form or Refiner webhook payloads, told apart by their shape
-    /// (``SurveyResponse/init(jsonOrRefinerWebhook:)``), one per line or pretty-printed (``RecordReader``).
+    /// (``InputShape``, the decoder `send` uses too), one per line or pretty-printed (``RecordReader``).
     /// A webhook about another event than `Completed Survey` is noted on stderr as ignored and does not
     /// change the exit status: it is not bad input, there is just nothing to render for it.
     ///
@@ -53,7 +53,7 @@ extension RefinerSegmentTool {
                     guard UTF8Validation.isValid(bytes) else {
                         throw RefinerSegmentError(code: .invalidInput, detail: "not valid UTF-8")
                     }
-                    let response = try SurveyResponse(jsonOrRefinerWebhook: bytes)
+                    let response = try InputShape(of: bytes).response(from: bytes)
                     for message in try profiles.process(response, with: builder) { output.appendLine(message.json) }
                     accepted += 1
                 } catch let error as RefinerSegmentError where error.code == .unhandledEvent {
