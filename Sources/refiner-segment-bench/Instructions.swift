@@ -8,6 +8,10 @@ import Foundation
 // `2 * repeats` repetitions of its work; the difference between the two totals is the work of `repeats`
 // repetitions alone, without the program's start, the corpus loading and the lazily built tables, and dividing
 // it by the operations done gives instructions per operation.
+//
+// A counted workload is synchronous and runs on the main thread: valgrind 3.19 on this machine crashes when a
+// Swift concurrency worker thread starts, so asynchronous paths (render through the tool, the pipeline) are
+// timed only.
 
 /// A hot path the instruction mode counts: `run(repeats)` performs `operationsPerRepeat * repeats` operations.
 struct CountedWorkload {

@@ -54,6 +54,7 @@ struct JSONReader {
 
     /// The value of the member `name` of the object at `object` (the first, if the name repeats, as
     /// `JSONDecoder` does), or `nil`.
+    @inline(__always)
     func member(_ name: StaticString, of object: Int) -> Int? {
         let end = tape.tokens[object].end
         var index = object + 1
@@ -102,16 +103,39 @@ struct JSONReader {
         return count
     }
 
-    /// Whether the string token at `index` is `name` (an ASCII name).
+    /// Whether the string token at `index` is `name` (an ASCII name). Inlined, so that the name's length and
+    /// bytes are constants.
+    @inline(__always)
     private func isName(_ index: Int, _ name: StaticString) -> Bool {
         let token = tape.tokens[index]
-        if token.isComplex { return string(index) == String(describing: name) }
         let length = name.utf8CodeUnitCount
+        if token.isComplex { return isEscapedName(index, name) }
         guard token.end - token.start == length else { return false }
-        let bytes = base + token.start
-        let expected = name.utf8Start
-        for offset in 0..<length where bytes[offset] != expected[offset] { return false }
+        let bytes = UnsafeRawPointer(base + token.start)
+        let expected = UnsafeRawPointer(name.utf8Start)
+        var offset = 0
+        while offset + 8 <= length {
+            if bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+                != expected.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+            {
+                return false
+            }
+            offset += 8
+        }
+        while offset < length {
+            if bytes.load(fromByteOffset: offset, as: UInt8.self)
+                != expected.load(fromByteOffset: offset, as: UInt8.self)
+            {
+                return false
+            }
+            offset += 1
+        }
         return true
+    }
+
+    /// Whether a name spelled with escapes is `name`, once they are resolved.
+    private func isEscapedName(_ index: Int, _ name: StaticString) -> Bool {
+        string(index) == name.withUTF8Buffer { String(decoding: $0, as: UTF8.self) }
     }
 
     // MARK: Scalars
@@ -350,29 +374,32 @@ extension JSONReader {
     private func value(
         _ name: StaticString, of object: Int, kind: JSONTape.Kind, expected: String, isOptional: Bool
     ) throws(JSONDecodingError) -> Int? {
-        let key = JSONDecodingError.PathComponent.name(String(describing: name))
+        // The path's name is made only for an error: making it costs more than finding the member.
+        func key() -> [JSONDecodingError.PathComponent] {
+            [.name(name.withUTF8Buffer { String(decoding: $0, as: UTF8.self) })]
+        }
         guard let index = member(name, of: object) else {
             if isOptional { return nil }
-            throw JSONDecodingError(.missing, at: [key])
+            throw JSONDecodingError(.missing, at: key())
         }
         let found = self.kind(index)
         if found == kind { return index }
         if found == .null {
             if isOptional { return nil }
-            throw JSONDecodingError(.null, at: [key])
+            throw JSONDecodingError(.null, at: key())
         }
-        throw JSONDecodingError(.wrongType(expected: expected), at: [key])
+        throw JSONDecodingError(.wrongType(expected: expected), at: key())
     }
 }
 
 /// Runs `body`, adding `component` to the path of a decoding error it throws.
 @inline(__always)
 func decoding<Value>(
-    _ component: JSONDecodingError.PathComponent, _ body: () throws(JSONDecodingError) -> Value
+    _ component: @autoclosure () -> JSONDecodingError.PathComponent, _ body: () throws(JSONDecodingError) -> Value
 ) throws(JSONDecodingError) -> Value {
     do {
         return try body()
     } catch {
-        throw error.inside(component)
+        throw error.inside(component())
     }
 }

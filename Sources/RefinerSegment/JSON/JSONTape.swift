@@ -201,11 +201,18 @@ struct JSONTape {
         var at = start
         var hasEscape = false
         while true {
-            // Plain ASCII, the common case, eight bytes at a time.
-            while at + 8 <= count, !Self.isSpecial(UnsafeRawPointer(base + at).loadUnaligned(as: UInt64.self)) {
-                at += 8
+            // Plain ASCII, the common case, eight bytes at a time; the first byte that is not goes below.
+            if at + 8 <= count {
+                let special = Self.specialBytes(
+                    UInt64(littleEndian: UnsafeRawPointer(base + at).loadUnaligned(as: UInt64.self)))
+                if special == 0 {
+                    at += 8
+                    continue
+                }
+                at += special.trailingZeroBitCount >> 3
+            } else if at >= count {
+                throw JSONSyntaxError("the input ends inside a string", at: at)
             }
-            guard at < count else { throw JSONSyntaxError("the input ends inside a string", at: at) }
             let byte = base[at]
             if byte == UInt8(ascii: "\"") { break }
             if byte == UInt8(ascii: "\\") {
@@ -270,9 +277,11 @@ struct JSONTape {
         return unit
     }
 
-    /// Whether any of eight bytes is a quote, a backslash, a control character or not ASCII (SWAR).
+    /// The high bit set in each of eight bytes (little-endian) that is a quote, a backslash, a control character
+    /// or not ASCII (SWAR). Only the lowest flagged byte is exact (a borrow can flag bytes above it), which is
+    /// the one the reader looks at.
     @inline(__always)
-    private static func isSpecial(_ word: UInt64) -> Bool {
+    private static func specialBytes(_ word: UInt64) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let highs: UInt64 = 0x8080_8080_8080_8080
         let below0x20 = (word &- ones &* 0x20) & ~word & highs
@@ -280,7 +289,7 @@ struct JSONTape {
         let backslash = word ^ (ones &* 0x5C)
         let isQuote = (quote &- ones) & ~quote & highs
         let isBackslash = (backslash &- ones) & ~backslash & highs
-        return (below0x20 | isQuote | isBackslash | (word & highs)) != 0
+        return (below0x20 | isQuote | isBackslash | (word & highs))
     }
 
     static func hex(_ byte: UInt8) -> String {

@@ -77,7 +77,8 @@ extension JSONReader {
     ) throws(JSONDecodingError) -> [String: RefinerWebhook.Value] {
         guard let index = member(name, of: object), kind(index) != .null else { return [:] }
         if kind(index) == .array, elementCount(of: index) == 0 { return [:] }
-        return try decoding(.name(String(describing: name))) { () throws(JSONDecodingError) in
+        return try decoding(.name(name.withUTF8Buffer { String(decoding: $0, as: UTF8.self) })) {
+            () throws(JSONDecodingError) in
             guard kind(index) == .object else { throw JSONDecodingError(.wrongType(expected: "an object")) }
             return try values(index)
         }
