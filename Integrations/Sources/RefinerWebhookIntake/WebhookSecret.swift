@@ -1,7 +1,8 @@
 /// The shared secret that Refiner sends with each webhook, in a header.
 ///
-/// Its description is redacted, so logging a settings value by mistake prints no secret.
-public struct WebhookSecret: Sendable, CustomStringConvertible {
+/// Its description, debug description and reflection name the header only, so printing the settings or
+/// dumping them cannot show the secret.
+public struct WebhookSecret: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     /// The header that carries it, such as `X-Refiner-Secret`.
     public var headerName: String
     /// The secret itself.
@@ -25,6 +26,10 @@ public struct WebhookSecret: Sendable, CustomStringConvertible {
         return difference == 0
     }
 
-    /// `WebhookSecret(X-Refiner-Secret: redacted)`.
-    public var description: String { "WebhookSecret(\(headerName): redacted)" }
+    /// `WebhookSecret(header: X-Refiner-Secret, value: redacted)`.
+    public var description: String { "WebhookSecret(header: \(headerName), value: redacted)" }
+    /// The same as ``description``.
+    public var debugDescription: String { description }
+    /// The header only.
+    public var customMirror: Mirror { Mirror(self, children: ["headerName": headerName]) }
 }

@@ -51,7 +51,11 @@ import Darwin
         #expect(!secret.matches("0123456789abcde"))
         #expect(!secret.matches("0123456789abcdef0"))
         #expect(!secret.matches(""))
-        #expect(!"\(secret)".contains("0123456789abcdef"))
+        var dumped = ""
+        dump(secret, to: &dumped)
+        for shown in ["\(secret)", String(reflecting: secret), dumped] {
+            #expect(!shown.contains("0123456789abcdef"))
+        }
     }
 
     @Test func aShuttingDownPipelineIsAnswered503() async throws {
