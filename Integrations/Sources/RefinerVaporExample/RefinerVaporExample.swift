@@ -19,7 +19,8 @@ public enum RefinerVaporExample {
         }
         let intake = RefinerWebhookIntake(
             secret: settings.secret,
-            profiles: ProfileKeeper(builder: try SegmentCallBuilder()),
+            profiles: MemoryProfileStore(),
+            builder: try SegmentCallBuilder(),
             pipeline: pipeline,
             acceptTimeout: settings.acceptTimeout
         )

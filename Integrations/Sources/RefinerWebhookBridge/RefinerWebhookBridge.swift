@@ -64,7 +64,8 @@ public enum RefinerWebhookBridge {
         }
         let intake = RefinerWebhookIntake(
             secret: settings.secret,
-            profiles: ProfileKeeper(builder: try SegmentCallBuilder()),
+            profiles: MemoryProfileStore(),
+            builder: try SegmentCallBuilder(),
             pipeline: pipeline,
             acceptTimeout: settings.acceptTimeout
         )

@@ -15,8 +15,11 @@ import RefinerSegment
 public struct RefinerWebhookIntake: Sendable {
     /// The shared secret a request must present; `nil` accepts every request (an explicit opt-in).
     public var secret: WebhookSecret?
-    /// The collected profiles the calls are built on.
-    public var profiles: ProfileKeeper
+    /// The collected profiles the calls are built on (a `MemoryProfileStore` in the examples; a
+    /// file-backed store keeps them across restarts).
+    public var profiles: any ProfileStore
+    /// Builds the calls.
+    public var builder: SegmentCallBuilder
     /// Where the calls go.
     public var pipeline: SegmentPipeline
     /// How long a webhook may wait for room in the pipeline before it is answered 503: a stalled Segment
@@ -29,12 +32,14 @@ public struct RefinerWebhookIntake: Sendable {
     /// Creates the intake.
     public init(
         secret: WebhookSecret?,
-        profiles: ProfileKeeper,
+        profiles: any ProfileStore,
+        builder: SegmentCallBuilder,
         pipeline: SegmentPipeline,
         acceptTimeout: Duration = .seconds(2)
     ) {
         self.secret = secret
         self.profiles = profiles
+        self.builder = builder
         self.pipeline = pipeline
         self.acceptTimeout = acceptTimeout
     }
@@ -53,9 +58,8 @@ public struct RefinerWebhookIntake: Sendable {
     ///   - body: The request body, already bounded by ``maximumBodyBytes``.
     ///   - logger: The request's logger.
     public func accept(_ body: some Collection<UInt8>, logger: Logger) async -> WebhookAnswer {
-        // Payload -> completed response -> identify and group, on the profiles collected so far.
+        // Payload -> completed response.
         let response: SurveyResponse
-        let messages: [SegmentMessage]
         do {
             response = try SurveyResponse(refinerWebhook: body)
         } catch let error where error.code == .unhandledEvent {
@@ -67,44 +71,39 @@ public struct RefinerWebhookIntake: Sendable {
             logger.info("Refiner webhook rejected: \(error)")
             return .invalid
         }
+
+        // Apply it to the profiles, build identify and group on them and record them, in one order per
+        // user and per account, within a bound. Their messageIds derive from Refiner's response uuid, so a
+        // webhook that arrives twice (a retry after a 503) is deduplicated by Segment, and merging it again
+        // changes no trait.
         do {
-            messages = try await profiles.process(
-                response, maximumMessageBytes: pipeline.configuration.batch.maximumMessageBytes)
-        } catch {
+            try await recordWithinBound(response)
+        } catch let error as RefinerSegmentError {
             logger.info("Refiner webhook rejected: \(error)")
             return .invalid
-        }
-
-        // Hand the calls to the pipeline, within a bound. Their messageIds derive from Refiner's response
-        // uuid, so a webhook that arrives twice (a retry after a 503) is deduplicated by Segment.
-        do {
-            try await record(messages)
+        } catch let error as SegmentDeliveryError where [.messageTooLarge, .unitTooLarge].contains(error.code) {
+            logger.info("Refiner webhook rejected: too large for Segment: \(error)")
+            return .invalid
         } catch {
-            switch error.code {
-            case .messageTooLarge, .unitTooLarge:
-                logger.info("Refiner webhook rejected: too large for Segment: \(error)")
-                return .invalid
-            default:
-                // Shutting down, a full queue, or no room within the bound: nothing accepted; ask for a retry.
-                logger.notice("Refiner webhook not accepted, answered 503: \(error)")
-                return .unavailable
-            }
+            // Shutting down, a full queue, no room within the bound, or a profile store that failed: nothing
+            // was accepted; ask for a retry.
+            logger.notice("Refiner webhook not accepted, answered 503: \(error)")
+            return .unavailable
         }
         return .accepted
     }
 
-    /// Records the messages, or gives up after ``acceptTimeout`` with nothing accepted.
+    /// Records the response's calls, or gives up after ``acceptTimeout`` with nothing accepted.
     ///
     /// When the bound passes first, the waiting `record` is cancelled and its own answer is taken: it
-    /// either was accepted just before (success) or accepted nothing (``SegmentDeliveryError/Code/cancelled``),
-    /// never half of it.
-    func record(_ messages: [SegmentMessage]) async throws(SegmentDeliveryError) {
-        let pipeline = self.pipeline
+    /// either was accepted just before (success) or accepted nothing (an error), never half of it.
+    func recordWithinBound(_ response: SurveyResponse) async throws {
+        let (pipeline, profiles, builder) = (self.pipeline, self.profiles, self.builder)
         let timeout = acceptTimeout
-        let result = await withTaskGroup(of: Result<Void, SegmentDeliveryError>?.self) { group in
+        let result = await withTaskGroup(of: Result<Void, any Error>?.self) { group in
             group.addTask {
-                do throws(SegmentDeliveryError) {
-                    try await pipeline.record(messages)
+                do {
+                    try await pipeline.record(response, profiles: profiles, builder: builder)
                     return .success(())
                 } catch {
                     return .failure(error)
@@ -114,7 +113,7 @@ public struct RefinerWebhookIntake: Sendable {
                 try? await Task.sleep(for: timeout)
                 return nil
             }
-            var outcome: Result<Void, SegmentDeliveryError>?
+            var outcome: Result<Void, any Error>?
             while outcome == nil, let next = await group.next() {
                 // The first to finish cancels the other; after the timer, `record` still gives its answer.
                 group.cancelAll()

@@ -62,7 +62,7 @@ import Darwin
         let pipeline = try SegmentPipeline(writeKey: WriteKey("wk_x"), transport: RecordingTransport())
         await pipeline.shutdown(deadline: .now)
         let intake = RefinerWebhookIntake(
-            secret: nil, profiles: ProfileKeeper(builder: try SegmentCallBuilder()), pipeline: pipeline)
+            secret: nil, profiles: MemoryProfileStore(), builder: try SegmentCallBuilder(), pipeline: pipeline)
         let answer = await intake.accept(Array(try webhookPayload().readableBytesView), logger: Logger(label: "test"))
         #expect(answer == .unavailable)
         #expect(answer.statusCode == 503)
@@ -75,7 +75,7 @@ import Darwin
         let pipeline = try SegmentPipeline(
             writeKey: WriteKey("wk_x"), transport: ScriptedTransport([], whenDone: .hang), configuration: configuration)
         let intake = RefinerWebhookIntake(
-            secret: nil, profiles: ProfileKeeper(builder: try SegmentCallBuilder()), pipeline: pipeline,
+            secret: nil, profiles: MemoryProfileStore(), builder: try SegmentCallBuilder(), pipeline: pipeline,
             acceptTimeout: .milliseconds(50))
         var answers: [WebhookAnswer] = []
         for index in 0..<4 {
@@ -91,7 +91,7 @@ import Darwin
     @Test func anOversizedAnswerDoesNotPoisonTheUsersProfile() async throws {
         let pipeline = try SegmentPipeline(writeKey: WriteKey("wk_x"), transport: RecordingTransport())
         let intake = RefinerWebhookIntake(
-            secret: nil, profiles: ProfileKeeper(builder: try SegmentCallBuilder()), pipeline: pipeline)
+            secret: nil, profiles: MemoryProfileStore(), builder: try SegmentCallBuilder(), pipeline: pipeline)
         let huge = String(buffer: try webhookPayload(responseUUID: "huge"))
             .replacingOccurrences(
                 of: "\"Missing features\"",
