@@ -47,24 +47,26 @@ public enum RefinerVaporExample {
         return await intake.accept(body?.readableBytesView ?? ByteBuffer().readableBytesView, logger: request.logger)
     }
 
-    /// Runs the application until it stops (SIGTERM, SIGINT), then drains the pipeline for at most
-    /// `shutdownTimeout`. Meanwhile the pipeline's outcomes are logged, and the messages that fail for good
-    /// or are still undelivered at the end are appended to the undelivered file.
+    /// Runs the application and the pipeline until the application stops (SIGTERM, SIGINT), then lets the
+    /// pipeline drain within its grace period. Meanwhile the pipeline's outcomes are logged, and the
+    /// messages that fail for good or are handed back undelivered are appended to the undelivered file.
     public static func run(_ app: Application, pipeline: SegmentPipeline, settings: BridgeSettings) async throws {
-        // Subscribed before the server starts, so that no outcome is missed.
-        let outcomes = await pipeline.outcomes()
+        // Subscribed before the server starts, so that no outcome is missed; unbounded, because a failed
+        // outcome carries the messages the report saves.
+        let outcomes = await pipeline.outcomes(bufferingPolicy: .unbounded)
         let report = PipelineReport(undelivered: UndeliveredFile(path: settings.undeliveredFile), logger: app.logger)
-        async let reported: Void = report.run(outcomes, of: pipeline)
-        var failure: (any Error)?
-        do {
-            try await app.execute()
-        } catch {
-            failure = error
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await report.run(outcomes, of: pipeline) }
+            group.addTask { try await pipeline.run() }
+            do {
+                try await app.execute()
+            } catch {
+                pipeline.triggerGracefulShutdown()
+                try? await group.waitForAll()
+                throw error
+            }
+            pipeline.triggerGracefulShutdown()
+            try await group.waitForAll()
         }
-        let drain = failure == nil ? settings.shutdownTimeout : .zero
-        let seconds = Double(drain.components.seconds) + Double(drain.components.attoseconds) / 1e18
-        _ = await pipeline.shutdown(deadline: Date.now.addingTimeInterval(seconds))
-        await reported  // ends once the pipeline has shut down
-        if let failure { throw failure }
     }
 }

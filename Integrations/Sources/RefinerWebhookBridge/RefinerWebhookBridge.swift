@@ -79,8 +79,9 @@ public enum RefinerWebhookBridge {
             Response(status: .ok)
         }
 
-        // Subscribed now, before the server accepts a webhook, so that the reporter sees every outcome.
-        let outcomes = await pipeline.outcomes()
+        // Subscribed now, before the server accepts a webhook, so that the reporter sees every outcome;
+        // unbounded, because a failed outcome carries the messages the reporter saves.
+        let outcomes = await pipeline.outcomes(bufferingPolicy: .unbounded)
         return Application(
             router: router,
             // A connection that sends nothing, or not a whole request head, for this long is closed.

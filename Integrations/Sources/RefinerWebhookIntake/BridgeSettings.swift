@@ -134,6 +134,8 @@ public struct BridgeSettings: Sendable {
         }
         maximumConnections = connections
         shutdownTimeout = try seconds("BRIDGE_SHUTDOWN_SECONDS", default: 10, minimum: 0)
+        // The pipeline's own drain ends within the same bound as the whole shutdown.
+        pipeline.shutdownGracePeriod = shutdownTimeout
         undeliveredFile = try value("BRIDGE_UNDELIVERED_FILE") ?? "refiner-webhook-bridge-undelivered.jsonl"
     }
 

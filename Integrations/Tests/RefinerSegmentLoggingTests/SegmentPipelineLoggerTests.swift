@@ -45,9 +45,15 @@ private func text(of entry: InMemoryLogHandler.Entry) -> String {
         let (logger, handler) = makeLogger()
         let outcomes = await pipeline.outcomes()
         async let logged: Void = SegmentPipelineLogger(logger: logger, tenant: tenant).log(outcomes, of: pipeline)
+        let run = Task { try await pipeline.run() }
         for index in 0..<units { try await pipeline.record(unit(index)) }
-        if flushes { await pipeline.flush() }
-        await pipeline.shutdown(deadline: .now)
+        if flushes {
+            await pipeline.flush()
+            pipeline.triggerGracefulShutdown()
+        } else {
+            run.cancel()  // stop at once: what is in flight or queued is handed back
+        }
+        try await run.value
         await logged
         return handler.entries
     }
@@ -117,7 +123,7 @@ private func text(of entry: InMemoryLogHandler.Entry) -> String {
         var logger = Logger(label: "host") { _ in handler }
         logger.logLevel = .warning
         let adapter = SegmentPipelineLogger(logger: logger)
-        adapter.log(.delivered(unit(0), statusCode: 200))
+        adapter.log(.delivered(messageIDs: ["message-0"], statusCode: 200))
         adapter.logStopped(SegmentPipeline.Counters())
 
         #expect(adapter.logger.label == "host")

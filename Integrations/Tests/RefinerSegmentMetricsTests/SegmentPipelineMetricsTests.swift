@@ -28,11 +28,14 @@ private func unit(_ index: Int) -> [SegmentMessage] {
             writeKey: WriteKey("wk_metrics_secret"), transport: metrics.timing(ScriptedTransport(script)),
             configuration: configuration, jitter: { _ in .zero })
         let outcomes = await pipeline.outcomes()
-        async let measured: Void = metrics.record(outcomes, of: pipeline)
-        for index in 0..<units { try await pipeline.record(unit(index)) }
-        await pipeline.flush()
-        await pipeline.shutdown(deadline: .now)
-        await measured
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await pipeline.run() }
+            group.addTask { await metrics.record(outcomes, of: pipeline) }
+            for index in 0..<units { try await pipeline.record(unit(index)) }
+            await pipeline.flush()
+            pipeline.triggerGracefulShutdown()
+            try await group.waitForAll()
+        }
     }
 
     @Test func messagesAreCountedByOutcome() async throws {
@@ -66,6 +69,7 @@ private func unit(_ index: Int) -> [SegmentMessage] {
         // The first batch never comes back: everything after it waits in the queue.
         let pipeline = try SegmentPipeline(
             writeKey: WriteKey("wk_metrics_secret"), transport: ScriptedTransport([.hang]))
+        let run = Task { try await pipeline.run() }
         for index in 0..<5 { try await pipeline.record(unit(index)) }
         await metrics.sample(pipeline)
         let counters = await pipeline.counters
@@ -74,7 +78,8 @@ private func unit(_ index: Int) -> [SegmentMessage] {
         #expect(try factory.expectGauge("refiner_segment_store_bytes").lastValue == Double(counters.queuedBytes))
         #expect(counters.queuedBytes > 0)
 
-        await pipeline.shutdown(deadline: .now)
+        run.cancel()  // stops at once: everything is handed back
+        try await run.value
         await metrics.sample(pipeline)
         #expect(try factory.expectGauge("refiner_segment_queue_depth").lastValue == 0)
     }

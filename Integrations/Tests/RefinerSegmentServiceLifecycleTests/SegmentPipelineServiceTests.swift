@@ -102,8 +102,8 @@ private actor Traffic: Service {
         var handedBack: [String] = []
         for outcome in settled {
             switch outcome {
-            case .delivered(let messages, _): delivered += messages.map(\.messageID)
-            case .handedBack(let messages): handedBack += messages.map(\.messageID)
+            case .delivered: delivered += outcome.messageIDs
+            case .handedBack: handedBack += outcome.messageIDs
             case .failed, .retrying: Issue.record("unexpected outcome \(outcome)")
             }
         }

@@ -34,6 +34,7 @@ import VaporTesting
         let pipeline = try SegmentPipeline(
             writeKey: settings.writeKey, transport: AsyncHTTPClientTransport(), configuration: settings.pipeline)
 
+        let run = Task { try await pipeline.run() }
         try await withApp { app in
             try RefinerVaporExample.configure(app, settings: settings, pipeline: pipeline)
             try await app.testing().test(
@@ -64,7 +65,8 @@ import VaporTesting
             }
         }
         await pipeline.flush()
-        await pipeline.shutdown(deadline: .now)
+        pipeline.triggerGracefulShutdown()
+        try await run.value
         #expect(await pipeline.counters.delivered == 1)
         let request = try #require(segment.acceptedRequests.first)
         #expect(segment.acceptedRequests.count == 1)
