@@ -1,7 +1,7 @@
 import AsyncHTTPClient
-import AsyncHTTPClientTransport
 import Foundation
 import RefinerSegment
+import RefinerSegmentAsyncHTTPClient
 import RefinerSegmentTesting
 import Testing
 
@@ -64,26 +64,56 @@ import Testing
         #expect(response.body == Array(repeating: UInt8(ascii: "x"), count: 100))
     }
 
-    @Test func aClientThatDisallowsRedirectsReturnsTheRedirect() async throws {
-        let server = try LoopbackHTTPServer { request in
+    /// A server that redirects the batch elsewhere, as a hijacked DNS name or a misconfigured proxy would.
+    private func redirectingServer(status: Int, location: String) throws -> LoopbackHTTPServer {
+        try LoopbackHTTPServer { request in
             request.path == "/v1/batch"
-                ? .respond(SegmentResponse(statusCode: 307, headerFields: ["Location": "/elsewhere"]))
+                ? .respond(SegmentResponse(statusCode: status, headerFields: ["Location": location]))
                 : .respond(SegmentResponse(statusCode: 200))
         }
+    }
+
+    @Test(arguments: [301, 302, 303, 307, 308])
+    func theDefaultTransportReturnsARedirectInsteadOfFollowingIt(status: Int) async throws {
+        let server = try redirectingServer(status: status, location: "/elsewhere")
         defer { server.stop() }
-        let client = HTTPClient(configuration: HTTPClient.Configuration(redirectConfiguration: .disallow))
+        let request = SegmentRequest(
+            url: server.baseURL.appendingPathComponent("v1/batch"), body: Array(#"{"writeKey":"wk_123"}"#.utf8))
+        let response = try await AsyncHTTPClientTransport().send(request)
+
+        #expect(response.statusCode == status)
+        #expect(response.headerField("Location") == "/elsewhere")
+        // The body, which carries the write key, went to one address only.
+        #expect(server.requests.map(\.path) == ["/v1/batch"])
+    }
+
+    @Test func aClientConfiguredToFollowRedirectsStillDoesNot() async throws {
+        let server = try redirectingServer(status: 307, location: "/elsewhere")
+        defer { server.stop() }
         let url = server.baseURL.appendingPathComponent("v1/batch")
-        let response: SegmentResponse
-        do {
-            response = try await AsyncHTTPClientTransport(client: client).send(SegmentRequest(url: url))
-        } catch {
-            try await client.shutdown()
-            throw error
+        let configuration = HTTPClient.Configuration(redirectConfiguration: .follow(max: 5, allowCycles: false))
+        let response = try await AsyncHTTPClientTransport.withTransport(configuration: configuration) { transport in
+            try await transport.send(SegmentRequest(url: url))
         }
-        try await client.shutdown()
 
         #expect(response.statusCode == 307)
         #expect(server.requests.map(\.path) == ["/v1/batch"])
+    }
+
+    @Test func aTransportOfItsOwnPassesTheCompatibilityTest() async throws {
+        try await AsyncHTTPClientTransport.withTransport { transport in
+            try await TransportCompatibilityTest(transport: transport).run()
+        }
+    }
+
+    @Test func aTransportUsedAfterItsScopeThrowsInsteadOfSending() async throws {
+        let server = try LoopbackHTTPServer()
+        defer { server.stop() }
+        let escaped = try await AsyncHTTPClientTransport.withTransport { $0 }
+        await #expect(throws: (any Error).self) {
+            _ = try await escaped.send(SegmentRequest(url: server.baseURL.appendingPathComponent("v1/batch")))
+        }
+        #expect(server.requests.isEmpty)
     }
 
     @Test func connectionRefusedIsThrownNotReturned() async throws {

@@ -22,22 +22,64 @@ import Foundation
 ///   AsyncHTTPClient tries to connect again until the timeout, then throws the last connection error).
 ///
 /// None of them carries the request's headers or body, so the write key stays out of errors.
+///
+/// **Redirects are never followed.** A 3xx is returned as the answer (the pipeline fails the batch for good
+/// and names the `Location`), so no request, whose body carries the write key, is ever sent on to another
+/// address or from https to http. The transport therefore never runs on a client it did not configure
+/// itself: `HTTPClient.shared` follows redirects, and a client's redirect setting cannot be read back.
 public struct AsyncHTTPClientTransport: SegmentTransport {
-    /// The client requests go through. The host owns it: a client it created must be shut down by it
-    /// (`HTTPClient.shared` needs no shutdown).
-    public let client: HTTPClient
+    /// The client requests go through, configured by this module to disallow redirects.
+    private let client: HTTPClient
     /// The most response-body bytes kept; the rest is read and dropped. Segment answers with a few bytes of
     /// JSON, so this only guards memory against a misbehaving proxy.
     public var maximumResponseBytes: Int
 
-    /// Creates a transport on a client; by default AsyncHTTPClient's shared one.
-    ///
-    /// The shared client follows redirects, which Segment does not send. A host that wants a redirect
-    /// returned as a response instead (so no request, with its write key, is ever sent to another address)
-    /// passes a client configured with `redirectConfiguration: .disallow`.
-    public init(client: HTTPClient = .shared, maximumResponseBytes: Int = 1 << 20) {
+    /// Creates a transport on a client that every transport made this way shares, as `HTTPClient.shared`
+    /// is shared, and that needs no shutdown: AsyncHTTPClient's defaults, on
+    /// `HTTPClient.defaultEventLoopGroup`, with redirects disallowed.
+    public init(maximumResponseBytes: Int = 1 << 20) {
+        self.init(client: sharedClient, maximumResponseBytes: maximumResponseBytes)
+    }
+
+    private init(client: HTTPClient, maximumResponseBytes: Int) {
         self.client = client
         self.maximumResponseBytes = maximumResponseBytes
+    }
+
+    /// Runs `body` with a transport on a client of its own, and shuts the client down when `body` returns
+    /// or throws.
+    ///
+    /// Use it for settings of your own (TLS roots, a proxy, connection pool sizes). Whatever `configuration`
+    /// says about redirects, the client disallows them. Let the pipeline finish (its `run()` returned)
+    /// before `body` returns: requests sent after the client has shut down throw.
+    ///
+    /// - Parameters:
+    ///   - configuration: The client's settings; `redirectConfiguration` is replaced by `.disallow`.
+    ///   - eventLoopGroup: The event loops the client runs on.
+    ///   - maximumResponseBytes: See ``maximumResponseBytes``.
+    ///   - body: The work that uses the transport.
+    /// - Returns: What `body` returns.
+    /// - Throws: What `body` throws, or the client's error when it cannot shut down.
+    public static func withTransport<Result>(
+        configuration: HTTPClient.Configuration = HTTPClient.Configuration(),
+        eventLoopGroup: any EventLoopGroup = HTTPClient.defaultEventLoopGroup,
+        maximumResponseBytes: Int = 1 << 20,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (AsyncHTTPClientTransport) async throws -> sending Result
+    ) async throws -> sending Result {
+        var configuration = configuration
+        configuration.redirectConfiguration = .disallow
+        let client = HTTPClient(eventLoopGroup: eventLoopGroup, configuration: configuration)
+        let result: Result
+        do {
+            result = try await body(
+                AsyncHTTPClientTransport(client: client, maximumResponseBytes: maximumResponseBytes))
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+        try await client.shutdown()
+        return result
     }
 
     /// Sends the request and returns the answer, whatever its status.
@@ -98,3 +140,11 @@ public struct AsyncHTTPClientTransport: SegmentTransport {
         return SegmentResponse(statusCode: Int(response.status.code), headerFields: headerFields, body: body)
     }
 }
+
+/// The client behind ``AsyncHTTPClientTransport/init(maximumResponseBytes:)``: made on first use and never
+/// shut down, like `HTTPClient.shared` (a global, so it is never deinitialized, and AsyncHTTPClient's check
+/// that a released client was shut down never runs). Unlike it, it never follows a redirect.
+private let sharedClient = HTTPClient(
+    eventLoopGroup: HTTPClient.defaultEventLoopGroup,
+    configuration: HTTPClient.Configuration(redirectConfiguration: .disallow)
+)
