@@ -1,0 +1,184 @@
+import Foundation
+import NIOCore
+import PostgresNIO
+import RefinerSegment
+
+extension PostgresOutbox {
+    /// Takes the sender lease of a tenant that has messages and may send now (no pause, no retry wait, no live
+    /// sender elsewhere), the one served longest ago first; `nil` when there is none.
+    ///
+    /// `FOR NO KEY UPDATE SKIP LOCKED` on the tenants table: two instances asking at once take different tenants.
+    /// - Parameter held: Tenants this instance already holds, left to it.
+    public func acquireTenant(excluding held: [String] = []) async throws -> TenantLease? {
+        do {
+            let rows = try await client.query(
+                """
+                UPDATE refiner_segment_tenants AS t
+                SET sender_owner = \(configuration.owner),
+                    sender_until = now() + \(configuration.lease.milliseconds) * interval '1 millisecond'
+                WHERE t.tenant = (
+                    SELECT c.tenant FROM refiner_segment_tenants AS c
+                    WHERE (c.sender_owner IS NULL OR c.sender_until <= now())
+                      AND (c.paused_until IS NULL OR c.paused_until <= now())
+                      AND (c.retry_at IS NULL OR c.retry_at <= now())
+                      AND c.tenant <> ALL(\(held)::text[])
+                      AND EXISTS (SELECT 1 FROM refiner_segment_outbox AS o WHERE o.tenant = c.tenant)
+                    ORDER BY c.sender_until NULLS FIRST, c.tenant
+                    LIMIT 1
+                    FOR NO KEY UPDATE SKIP LOCKED
+                )
+                RETURNING t.tenant, t.sender_until
+                """,
+                logger: logger
+            )
+            for try await (tenant, until) in rows.decode((String, Date).self) {
+                return TenantLease(tenant: tenant, until: until)
+            }
+            return nil
+        } catch {
+            throw PostgresStoreError.wrapping(error, "acquiring a tenant")
+        }
+    }
+
+    /// Claims the tenant's oldest messages, whole units, up to the limits, and renews the tenant's sender lease;
+    /// `nil` when this instance no longer holds the tenant or nothing is ready.
+    ///
+    /// One statement: rows are locked with `FOR UPDATE SKIP LOCKED`, cut to the longest run of whole units within
+    /// the limits (the first unit always goes, so an odd head never blocks the tenant), and leased to this
+    /// instance with the tenant lease's expiry. Rows of an expired lease (a killed instance's) are claimed again, first.
+    /// - Parameters:
+    ///   - maximumMessages: At most this many messages (Segment takes 2,500).
+    ///   - maximumBytes: At most this many bytes of message JSON, a comma per message included: the batch limit
+    ///     less the envelope (``SegmentBatch/envelopeBytes(writeKey:)``).
+    public func claimBatch(
+        of tenant: String,
+        maximumMessages: Int = SegmentBatch.maximumMessages,
+        maximumBytes: Int = SegmentBatch.maximumBytes - 200
+    ) async throws -> OutboxBatch? {
+        let owner = configuration.owner
+        do {
+            let rows = try await client.query(
+                """
+                WITH renewed AS (
+                    UPDATE refiner_segment_tenants
+                    SET sender_until = now() + \(configuration.lease.milliseconds) * interval '1 millisecond'
+                    WHERE tenant = \(tenant) AND sender_owner = \(owner)
+                    RETURNING sender_until
+                ), locked AS (
+                    SELECT o.sequence, o.unit, o.unit_size, octet_length(o.payload) + 1 AS bytes
+                    FROM refiner_segment_outbox AS o
+                    WHERE o.tenant = \(tenant)
+                      AND (o.lease_owner IS NULL OR o.lease_until <= now() OR o.lease_owner = \(owner))
+                      AND EXISTS (SELECT 1 FROM renewed)
+                    ORDER BY o.sequence
+                    LIMIT \(maximumMessages)
+                    FOR UPDATE SKIP LOCKED
+                ), units AS (
+                    SELECT unit, min(sequence) AS first, count(*) AS present, max(unit_size) AS size,
+                        sum(sum(bytes)) OVER (ORDER BY min(sequence)) AS running
+                    FROM locked GROUP BY unit
+                ), chosen AS (
+                    SELECT unit FROM units
+                    WHERE first = (SELECT min(first) FROM units)
+                       OR first < coalesce(
+                           (SELECT min(first) FROM units WHERE present < size OR running > \(maximumBytes)),
+                           9223372036854775807)
+                )
+                UPDATE refiner_segment_outbox AS o
+                SET lease_owner = \(owner), lease_until = (SELECT sender_until FROM renewed), attempts = o.attempts + 1
+                FROM locked
+                WHERE o.tenant = \(tenant) AND o.sequence = locked.sequence
+                  AND locked.unit IN (SELECT unit FROM chosen)
+                RETURNING o.sequence, o.unit, o.message_id, o.response_id, o.kind, o.payload, o.attempts,
+                    o.first_failure_at, o.lease_until, now()
+                """,
+                logger: logger
+            )
+            var messages: [OutboxMessage] = []
+            var leaseUntil: Date?
+            var claimedAt: Date?
+            for try await row in rows.decode(
+                (Int64, Int64, String, String?, String, ByteBuffer, Int32, Date?, Date, Date).self
+            ) {
+                let (sequence, unit, messageID, responseID, kind, payload, attempts, firstFailure, until, now) = row
+                messages.append(
+                    OutboxMessage(
+                        tenant: tenant,
+                        sequence: sequence,
+                        unit: unit,
+                        message: SegmentMessage(
+                            kind: SegmentMessage.Kind(rawValue: kind),
+                            messageID: messageID,
+                            responseID: responseID,
+                            json: Array(buffer: payload)
+                        ),
+                        attempts: Int(attempts),
+                        firstFailureAt: firstFailure
+                    )
+                )
+                leaseUntil = until
+                claimedAt = now
+            }
+            guard let leaseUntil, let claimedAt else { return nil }
+            messages.sort { $0.sequence < $1.sequence }
+            return OutboxBatch(
+                tenant: tenant,
+                messages: messages,
+                owner: owner,
+                claimedAt: claimedAt,
+                leaseUntil: leaseUntil
+            )
+        } catch {
+            throw PostgresStoreError.wrapping(error, "claiming a batch of tenant \(tenant)")
+        }
+    }
+
+    /// Extends the lease of a batch and of its tenant's sender lease; `false` when this instance lost them (the
+    /// lease ran out and another instance claimed the tenant).
+    public func renew(_ batch: OutboxBatch) async throws -> Bool {
+        do {
+            let rows = try await client.query(
+                """
+                WITH renewed AS (
+                    UPDATE refiner_segment_tenants
+                    SET sender_until = now() + \(configuration.lease.milliseconds) * interval '1 millisecond'
+                    WHERE tenant = \(batch.tenant) AND sender_owner = \(batch.owner)
+                    RETURNING sender_until
+                ), rows AS (
+                    UPDATE refiner_segment_outbox SET lease_until = (SELECT sender_until FROM renewed)
+                    WHERE tenant = \(batch.tenant) AND sequence = ANY(\(batch.sequences)::int8[])
+                      AND lease_owner = \(batch.owner) AND EXISTS (SELECT 1 FROM renewed)
+                    RETURNING 1
+                )
+                SELECT count(*) FROM rows
+                """,
+                logger: logger
+            )
+            for try await (count) in rows.decode(Int.self) { return count > 0 }
+            return false
+        } catch {
+            throw PostgresStoreError.wrapping(error, "renewing a lease of tenant \(batch.tenant)")
+        }
+    }
+
+    /// Gives up this instance's sender lease on a tenant, so any instance may take it; wakes the others when the
+    /// tenant still has messages.
+    public func releaseTenant(_ tenant: String) async throws {
+        do {
+            try await client.query(
+                """
+                WITH released AS (
+                    UPDATE refiner_segment_tenants SET sender_owner = NULL
+                    WHERE tenant = \(tenant) AND sender_owner = \(configuration.owner)
+                    RETURNING tenant
+                )
+                SELECT pg_notify(\(configuration.channel), tenant) FROM released
+                WHERE EXISTS (SELECT 1 FROM refiner_segment_outbox WHERE tenant = released.tenant)
+                """,
+                logger: logger
+            )
+        } catch {
+            throw PostgresStoreError.wrapping(error, "releasing tenant \(tenant)")
+        }
+    }
+}
