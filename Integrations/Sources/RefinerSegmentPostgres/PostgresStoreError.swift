@@ -75,6 +75,11 @@ public struct PostgresStoreError: Error, Sendable, CustomStringConvertible {
     /// Wraps whatever a query threw, naming the operation; store errors pass through.
     static func wrapping(_ error: any Error, _ operation: String) -> any Error {
         if error is PostgresStoreError || error is CancellationError { return error }
+        if let error = error as? PostgresTransactionError, let inner = error.closureError,
+            inner is PostgresStoreError || inner is CancellationError
+        {
+            return inner
+        }
         return PostgresStoreError(.serverFailed, operation, underlying: error)
     }
 }

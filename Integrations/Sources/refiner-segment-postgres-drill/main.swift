@@ -48,7 +48,8 @@ do {
 configuration.options.additionalStartupParameters = [("search_path", schema)]
 configuration.options.maximumConnections = 8
 var quietLogger = Logger(label: "refiner-segment-postgres-drill")
-quietLogger.logLevel = .warning
+// Errors only: postgres-nio warns of a harmless race between the first lease and run() starting.
+quietLogger.logLevel = .error
 let drill = Drill(
     options: parsedOptions,
     client: PostgresClient(configuration: configuration, backgroundLogger: quietLogger),

@@ -68,7 +68,7 @@ extension PostgresOutbox {
                     SELECT o.sequence, o.unit, o.unit_size, octet_length(o.payload) + 1 AS bytes
                     FROM refiner_segment_outbox AS o
                     WHERE o.tenant = \(tenant)
-                      AND (o.lease_owner IS NULL OR o.lease_until <= now() OR o.lease_owner = \(owner))
+                      AND (o.lease_owner IS NULL OR o.lease_until <= now())
                       AND EXISTS (SELECT 1 FROM renewed)
                     ORDER BY o.sequence
                     LIMIT \(maximumMessages)
