@@ -51,6 +51,7 @@ let package = Package(
                 .product(name: "RefinerSegment", package: "refiner-segment"),
                 .product(name: "RefinerSegmentTesting", package: "refiner-segment"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
