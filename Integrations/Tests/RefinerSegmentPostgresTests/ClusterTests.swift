@@ -76,7 +76,8 @@ struct ClusterTests {
             let leaseMs = 3000
             let start = ContinuousClock.now
             let victim = try DrillProcess(
-                Self.deliverArguments(url: url, schema: schema, endpoint: standIn.server.baseURL, owner: "victim", leaseMs: leaseMs)
+                Self.deliverArguments(
+                    url: url, schema: schema, endpoint: standIn.server.baseURL, owner: "victim", leaseMs: leaseMs)
             ) { event, process in
                 // Killed right after it reports its tenth claim, before that batch's answer can come back.
                 if event["e"] as? String == "claimed",
@@ -87,7 +88,8 @@ struct ClusterTests {
             }
             let survivors = try ["first", "second"].map { owner in
                 try DrillProcess(
-                    Self.deliverArguments(url: url, schema: schema, endpoint: standIn.server.baseURL, owner: owner, leaseMs: leaseMs)
+                    Self.deliverArguments(
+                        url: url, schema: schema, endpoint: standIn.server.baseURL, owner: owner, leaseMs: leaseMs)
                 )
             }
             let victimStatus = await victim.wait()
@@ -97,7 +99,9 @@ struct ClusterTests {
                 #expect(status == 0, "\(survivor.errorText)")
             }
             let deliverRate = Double(Self.tenants * units * 2) / Self.seconds(ContinuousClock.now - start)
-            print("PostgreSQL outbox, three instances, one killed: enqueue \(Int(enqueueRate)) messages/s, deliver \(Int(deliverRate)) messages/s (answers delayed 20 ms)")
+            print(
+                "PostgreSQL outbox, three instances, one killed: enqueue \(Int(enqueueRate)) messages/s, deliver \(Int(deliverRate)) messages/s (answers delayed 20 ms)"
+            )
 
             // Every message delivered, each under its own messageId and with its own body.
             let accepted = standIn.acceptedMessages()
@@ -112,7 +116,9 @@ struct ClusterTests {
             var expected: Set<String> = []
             for tenant in 0..<Self.tenants {
                 for index in 0..<units {
-                    for kind in ["identify", "group"] { expected.insert(String(format: "tenant-%02d", tenant) + "-\(index)-\(kind)") }
+                    for kind in ["identify", "group"] {
+                        expected.insert(String(format: "tenant-%02d", tenant) + "-\(index)-\(kind)")
+                    }
                 }
             }
             #expect(ids == expected)
@@ -159,7 +165,8 @@ struct ClusterTests {
             defer { standIn.server.stop() }
             let processes = try ["one", "two", "three"].map { owner in
                 try DrillProcess(
-                    Self.deliverArguments(url: url, schema: schema, endpoint: standIn.server.baseURL, owner: owner, leaseMs: 30_000)
+                    Self.deliverArguments(
+                        url: url, schema: schema, endpoint: standIn.server.baseURL, owner: owner, leaseMs: 30_000)
                 )
             }
             for process in processes {

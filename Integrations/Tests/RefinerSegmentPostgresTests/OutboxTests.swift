@@ -36,7 +36,9 @@ struct OutboxTests {
             let first = try #require(try await outbox.claimBatch(of: "acme", maximumMessages: 6))
             #expect(first.segmentMessages.map(\.messageID) == ["a-0", "a-1", "b-0", "b-1", "b-2"])
             #expect(first.messages.allSatisfy { $0.attempts == 1 })
-            #expect(first.messages.map(\.unit) == [first.sequences[0], first.sequences[0]] + Array(repeating: first.sequences[2], count: 3))
+            #expect(
+                first.messages.map(\.unit) == [first.sequences[0], first.sequences[0]]
+                    + Array(repeating: first.sequences[2], count: 3))
             #expect(first.leaseUntil > first.claimedAt)
             let second = try #require(try await outbox.claimBatch(of: "acme"))
             #expect(second.segmentMessages.map(\.messageID) == ["c-0", "c-1"])

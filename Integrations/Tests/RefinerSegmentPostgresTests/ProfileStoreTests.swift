@@ -101,7 +101,10 @@ struct ProfileStoreTests {
                             (Self.role, roles.randomElement(using: &generator)!),
                             (Self.team, .integer(Int64.random(in: 1...500, using: &generator))),
                             (Self.score, Bool.random(using: &generator) ? .decimal(Double(index) / 7) : nil),
-                            (Self.industry, ["retail", "banking", "health"].randomElement(using: &generator).map { .string($0) }),
+                            (
+                                Self.industry,
+                                ["retail", "banking", "health"].randomElement(using: &generator).map { .string($0) }
+                            ),
                             (Self.employees, .integer(Int64(index))),
                         ]
                     )
@@ -123,9 +126,12 @@ struct ProfileStoreTests {
                 #expect(process.events.last?["responses"] as? Double == 600)
             }
 
-            // The oracle: every response applied on its own, in (completedAt, id) order, later ones overwriting.
-            let ordered = responses.sorted {
-                ($0.completedAt, Array($0.id.utf8)).0 != $1.completedAt
+            // The oracle: every response applied on its own, in (completedAt, id) order, later ones overwriting;
+            // on the responses as the processes read them (an integral decimal reads back as an integer).
+            let decoder = JSONDecoder()
+            let read = try lines.map { try decoder.decode(SurveyResponse.self, from: Data($0.utf8)) }
+            let ordered = read.sorted {
+                $0.completedAt != $1.completedAt
                     ? $0.completedAt < $1.completedAt : $0.id.utf8.lexicographicallyPrecedes($1.id.utf8)
             }
             var users: [String: (traits: Traits, email: String?)] = [:]

@@ -15,6 +15,10 @@ public struct OutboxMessage: Sendable, Hashable {
     public var attempts: Int
     /// When the first attempt to send it failed, when one did (server time).
     public var firstFailureAt: Date?
+    /// Failed attempts that count against the attempt bound, as the pipeline recorded them.
+    public var failures: Int = 0
+    /// The `X-Retry-Count` of the next attempt, as the pipeline recorded it.
+    public var retryCount: Int = 0
 }
 
 /// A batch claimed from the outbox: whole units of one tenant, oldest first, under a lease.

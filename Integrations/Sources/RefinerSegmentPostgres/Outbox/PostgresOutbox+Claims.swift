@@ -9,13 +9,14 @@ extension PostgresOutbox {
     ///
     /// `FOR NO KEY UPDATE SKIP LOCKED` on the tenants table: two instances asking at once take different tenants.
     /// - Parameter held: Tenants this instance already holds, left to it.
-    public func acquireTenant(excluding held: [String] = []) async throws -> TenantLease? {
+    public func acquireTenant(excluding held: [String] = [], lease: Duration? = nil) async throws -> TenantLease? {
+        let lease = lease ?? configuration.lease
         do {
             let rows = try await client.query(
                 """
                 UPDATE refiner_segment_tenants AS t
                 SET sender_owner = \(configuration.owner),
-                    sender_until = now() + \(configuration.lease.milliseconds) * interval '1 millisecond'
+                    sender_until = now() + \(lease.milliseconds) * interval '1 millisecond'
                 WHERE t.tenant = (
                     SELECT c.tenant FROM refiner_segment_tenants AS c
                     WHERE (c.sender_owner IS NULL OR c.sender_until <= now())
@@ -45,7 +46,8 @@ extension PostgresOutbox {
     ///
     /// One statement: rows are locked with `FOR UPDATE SKIP LOCKED`, cut to the longest run of whole units within
     /// the limits (the first unit always goes, so an odd head never blocks the tenant), and leased to this
-    /// instance with the tenant lease's expiry. Rows of an expired lease (a killed instance's) are claimed again, first.
+    /// instance with the tenant lease's expiry. The rows are updated through an array of their sequences (an
+    /// index scan on the primary key whatever the planner's statistics say about a young table). Rows of an expired lease (a killed instance's) are claimed again, first.
     /// - Parameters:
     ///   - maximumMessages: At most this many messages (Segment takes 2,500).
     ///   - maximumBytes: At most this many bytes of message JSON, a comma per message included: the batch limit
@@ -53,15 +55,17 @@ extension PostgresOutbox {
     public func claimBatch(
         of tenant: String,
         maximumMessages: Int = SegmentBatch.maximumMessages,
-        maximumBytes: Int = SegmentBatch.maximumBytes - 200
+        maximumBytes: Int = SegmentBatch.maximumBytes - 200,
+        lease: Duration? = nil
     ) async throws -> OutboxBatch? {
         let owner = configuration.owner
+        let lease = lease ?? configuration.lease
         do {
             let rows = try await client.query(
                 """
                 WITH renewed AS (
                     UPDATE refiner_segment_tenants
-                    SET sender_until = now() + \(configuration.lease.milliseconds) * interval '1 millisecond'
+                    SET sender_until = now() + \(lease.milliseconds) * interval '1 millisecond'
                     WHERE tenant = \(tenant) AND sender_owner = \(owner)
                     RETURNING sender_until
                 ), locked AS (
@@ -83,14 +87,14 @@ extension PostgresOutbox {
                        OR first < coalesce(
                            (SELECT min(first) FROM units WHERE present < size OR running > \(maximumBytes)),
                            9223372036854775807)
+                ), picked AS (
+                    SELECT array_agg(sequence) AS sequences FROM locked WHERE unit IN (SELECT unit FROM chosen)
                 )
                 UPDATE refiner_segment_outbox AS o
                 SET lease_owner = \(owner), lease_until = (SELECT sender_until FROM renewed), attempts = o.attempts + 1
-                FROM locked
-                WHERE o.tenant = \(tenant) AND o.sequence = locked.sequence
-                  AND locked.unit IN (SELECT unit FROM chosen)
+                WHERE o.tenant = \(tenant) AND o.sequence = ANY((SELECT sequences FROM picked)::int8[])
                 RETURNING o.sequence, o.unit, o.message_id, o.response_id, o.kind, o.payload, o.attempts,
-                    o.first_failure_at, o.lease_until, now()
+                    o.first_failure_at, o.lease_until, now(), o.failures, o.retry_count
                 """,
                 logger: logger
             )
@@ -98,9 +102,10 @@ extension PostgresOutbox {
             var leaseUntil: Date?
             var claimedAt: Date?
             for try await row in rows.decode(
-                (Int64, Int64, String, String?, String, ByteBuffer, Int32, Date?, Date, Date).self
+                (Int64, Int64, String, String?, String, ByteBuffer, Int32, Date?, Date, Date, Int32, Int32).self
             ) {
-                let (sequence, unit, messageID, responseID, kind, payload, attempts, firstFailure, until, now) = row
+                let (sequence, unit, messageID, responseID, kind, payload, attempts, firstFailure, until, now) =
+                    (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9)
                 messages.append(
                     OutboxMessage(
                         tenant: tenant,
@@ -113,7 +118,9 @@ extension PostgresOutbox {
                             json: Array(buffer: payload)
                         ),
                         attempts: Int(attempts),
-                        firstFailureAt: firstFailure
+                        firstFailureAt: firstFailure,
+                        failures: Int(row.10),
+                        retryCount: Int(row.11)
                     )
                 )
                 leaseUntil = until
@@ -130,6 +137,30 @@ extension PostgresOutbox {
             )
         } catch {
             throw PostgresStoreError.wrapping(error, "claiming a batch of tenant \(tenant)")
+        }
+    }
+
+    /// Takes (or renews) this instance's sender lease on one tenant; `false` when another instance holds it or
+    /// the tenant is paused.
+    public func acquire(tenant: String, lease: Duration? = nil) async throws -> Bool {
+        let lease = lease ?? configuration.lease
+        do {
+            let rows = try await client.query(
+                """
+                INSERT INTO refiner_segment_tenants AS t (tenant, sender_owner, sender_until)
+                VALUES (\(tenant), \(configuration.owner), now() + \(lease.milliseconds) * interval '1 millisecond')
+                ON CONFLICT (tenant) DO UPDATE
+                SET sender_owner = EXCLUDED.sender_owner, sender_until = EXCLUDED.sender_until
+                WHERE (t.sender_owner IS NULL OR t.sender_until <= now() OR t.sender_owner = EXCLUDED.sender_owner)
+                  AND (t.paused_until IS NULL OR t.paused_until <= now())
+                RETURNING 1
+                """,
+                logger: logger
+            )
+            for try await _ in rows { return true }
+            return false
+        } catch {
+            throw PostgresStoreError.wrapping(error, "acquiring tenant \(tenant)")
         }
     }
 

@@ -137,3 +137,86 @@ extension PostgresOutbox {
         }
     }
 }
+
+extension PostgresOutbox {
+    /// Records a retry schedule on claimed messages (they stay claimed) and makes the whole tenant wait until
+    /// `nextAttempt` on every instance.
+    public func recordRetry(
+        _ messages: [OutboxMessage],
+        failures: Int,
+        retryCount: Int,
+        firstFailure: Date?,
+        nextAttempt: Date?
+    ) async throws {
+        guard let tenant = messages.first?.tenant else { return }
+        do {
+            try await client.query(
+                """
+                WITH scheduled AS (
+                    UPDATE refiner_segment_outbox
+                    SET failures = \(Int32(clamping: failures)), retry_count = \(Int32(clamping: retryCount)),
+                        first_failure_at = coalesce(first_failure_at, \(firstFailure))
+                    WHERE tenant = \(tenant) AND sequence = ANY(\(messages.map(\.sequence))::int8[])
+                    RETURNING 1
+                )
+                UPDATE refiner_segment_tenants SET retry_at = \(nextAttempt) WHERE tenant = \(tenant)
+                """,
+                logger: logger
+            )
+        } catch {
+            throw PostgresStoreError.wrapping(error, "recording a retry of tenant \(tenant)")
+        }
+    }
+
+    /// Gives claimed messages back (their lease ends, their retry state stays), at the front of the tenant.
+    public func returnMessages(_ messages: [OutboxMessage], of batch: OutboxBatch) async throws {
+        guard !messages.isEmpty else { return }
+        do {
+            try await client.query(
+                """
+                UPDATE refiner_segment_outbox SET lease_owner = NULL, lease_until = NULL
+                WHERE tenant = \(batch.tenant) AND sequence = ANY(\(messages.map(\.sequence))::int8[])
+                  AND lease_owner = \(batch.owner)
+                """,
+                logger: logger
+            )
+        } catch {
+            throw PostgresStoreError.wrapping(error, "returning messages of tenant \(batch.tenant)")
+        }
+    }
+
+    /// Ends every lease an owner holds on a tenant (an earlier run of this instance under the same name).
+    public func freeLeases(ownedBy owner: String, tenant: String) async throws {
+        do {
+            try await client.query(
+                """
+                WITH rows AS (
+                    UPDATE refiner_segment_outbox SET lease_owner = NULL, lease_until = NULL
+                    WHERE tenant = \(tenant) AND lease_owner = \(owner)
+                    RETURNING 1
+                )
+                UPDATE refiner_segment_tenants SET sender_owner = NULL
+                WHERE tenant = \(tenant) AND sender_owner = \(owner)
+                """,
+                logger: logger
+            )
+        } catch {
+            throw PostgresStoreError.wrapping(error, "freeing the leases of tenant \(tenant)")
+        }
+    }
+
+    /// Sets (or, with `nil`, clears) a tenant's pause to a wall-clock end, creating the tenant's row if needed.
+    public func setPausedUntil(_ end: Date?, tenant: String) async throws {
+        do {
+            try await client.query(
+                """
+                INSERT INTO refiner_segment_tenants AS t (tenant, paused_until) VALUES (\(tenant), \(end))
+                ON CONFLICT (tenant) DO UPDATE SET paused_until = EXCLUDED.paused_until
+                """,
+                logger: logger
+            )
+        } catch {
+            throw PostgresStoreError.wrapping(error, "setting the pause of tenant \(tenant)")
+        }
+    }
+}

@@ -59,6 +59,8 @@ public struct PostgresOutbox: Sendable {
     /// How this instance claims.
     public let configuration: Configuration
     let logger: Logger
+    /// The claims handed to the core pipeline, shared by copies of this value.
+    let claims = ClaimRegistry()
 
     /// Creates a store on a client whose database has been migrated with ``PostgresSchema/migrate(client:logger:)``.
     public init(client: PostgresClient, configuration: Configuration = Configuration(), logger: Logger) {

@@ -174,7 +174,8 @@ public struct PostgresOutboxSender: Sendable {
     private func serve(_ tenant: String) async throws {
         do {
             guard let destination = try await destination(tenant) else {
-                outbox.logger.warning("refiner-segment outbox has messages of an unknown tenant", metadata: ["tenant": "\(tenant)"])
+                outbox.logger.warning(
+                    "refiner-segment outbox has messages of an unknown tenant", metadata: ["tenant": "\(tenant)"])
                 try await outbox.pause(tenant: tenant, for: configuration.unknownTenantPause)
                 try await outbox.releaseTenant(tenant)
                 return

@@ -83,14 +83,23 @@ public struct PostgresProfileStore: Sendable {
         let user = Self.owner(of: response.user)
         var rows: [StoredTrait] = []
         for (key, value) in own.userTraits {
-            rows.append(StoredTrait(scope: user.scope, ownerID: user.id, key: key, value: value, answeredMicroseconds: time, responseID: response.id))
+            rows.append(
+                StoredTrait(
+                    scope: user.scope, ownerID: user.id, key: key, value: value, answeredMicroseconds: time,
+                    responseID: response.id))
         }
         if let email = own.email {
-            rows.append(StoredTrait(scope: user.scope, ownerID: user.id, key: StoredTrait.emailKey, value: .string(email), answeredMicroseconds: time, responseID: response.id))
+            rows.append(
+                StoredTrait(
+                    scope: user.scope, ownerID: user.id, key: StoredTrait.emailKey, value: .string(email),
+                    answeredMicroseconds: time, responseID: response.id))
         }
         if let account = response.account {
             for (key, value) in own.accountTraits {
-                rows.append(StoredTrait(scope: "account", ownerID: account.id, key: key, value: value, answeredMicroseconds: time, responseID: response.id))
+                rows.append(
+                    StoredTrait(
+                        scope: "account", ownerID: account.id, key: key, value: value, answeredMicroseconds: time,
+                        responseID: response.id))
             }
         }
         return rows
@@ -129,7 +138,8 @@ public struct PostgresProfileStore: Sendable {
     }
 
     /// The stored rows of the given records.
-    func read(_ owners: [(scope: String, id: String)], on connection: PostgresConnection) async throws -> [StoredTrait] {
+    func read(_ owners: [(scope: String, id: String)], on connection: PostgresConnection) async throws -> [StoredTrait]
+    {
         let result = try await connection.query(
             """
             SELECT t.scope, t.owner_id, t.key, t.kind, t.value::text, t.answered_us, t.response_id
@@ -142,7 +152,10 @@ public struct PostgresProfileStore: Sendable {
         )
         var rows: [StoredTrait] = []
         for try await row in result.decode((String, String, String, String, String, Int64, String).self) {
-            rows.append(StoredTrait(scope: row.0, ownerID: row.1, key: row.2, kind: row.3, value: row.4, answeredMicroseconds: row.5, responseID: row.6))
+            rows.append(
+                StoredTrait(
+                    scope: row.0, ownerID: row.1, key: row.2, kind: row.3, value: row.4, answeredMicroseconds: row.5,
+                    responseID: row.6))
         }
         return rows
     }

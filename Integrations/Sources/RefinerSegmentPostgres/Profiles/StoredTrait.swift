@@ -39,8 +39,9 @@ struct StoredTrait: Sendable, Hashable {
         self.responseID = responseID
     }
 
-    init(scope: String, ownerID: String, key: String, value: AnswerValue, answeredMicroseconds: Int64, responseID: String)
-    {
+    init(
+        scope: String, ownerID: String, key: String, value: AnswerValue, answeredMicroseconds: Int64, responseID: String
+    ) {
         let (kind, json) = Self.encode(value)
         self.init(
             scope: scope,

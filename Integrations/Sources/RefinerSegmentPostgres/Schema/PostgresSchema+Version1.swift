@@ -36,6 +36,8 @@ extension PostgresSchema {
                 payload bytea NOT NULL,
                 enqueued_at timestamptz NOT NULL DEFAULT now(),
                 attempts integer NOT NULL DEFAULT 0,
+                failures integer NOT NULL DEFAULT 0,
+                retry_count integer NOT NULL DEFAULT 0,
                 first_failure_at timestamptz,
                 lease_owner text,
                 lease_until timestamptz,
