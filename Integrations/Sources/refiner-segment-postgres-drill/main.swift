@@ -20,7 +20,7 @@ import RefinerSegmentURLSession
 /// Writes whole lines to stdout, one writer at a time.
 let output = NIOLock()
 @Sendable func emit(_ line: String) {
-    output.withLock { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+    output.withLock { try? FileHandle.standardOutput.write(contentsOf: Data((line + "\n").utf8)) }
 }
 
 @Sendable func fail(_ message: String, status: Int32 = 1) -> Never {

@@ -8,6 +8,8 @@ extension PostgresOutbox {
     /// sender elsewhere), the one served longest ago first; `nil` when there is none.
     ///
     /// `FOR NO KEY UPDATE SKIP LOCKED` on the tenants table: two instances asking at once take different tenants.
+    /// Whether a tenant has messages is a `LATERAL ... LIMIT 1` probe of its index, never a join the planner
+    /// could turn into a scan of the whole outbox (it did, on young tables without statistics).
     /// - Parameter held: Tenants this instance already holds, left to it.
     public func acquireTenant(excluding held: [String] = [], lease: Duration? = nil) async throws -> TenantLease? {
         let lease = lease ?? configuration.lease
@@ -19,14 +21,16 @@ extension PostgresOutbox {
                     sender_until = now() + \(lease.milliseconds) * interval '1 millisecond'
                 WHERE t.tenant = (
                     SELECT c.tenant FROM refiner_segment_tenants AS c
+                    CROSS JOIN LATERAL (
+                        SELECT 1 FROM refiner_segment_outbox AS o WHERE o.tenant = c.tenant LIMIT 1
+                    ) AS waiting
                     WHERE (c.sender_owner IS NULL OR c.sender_until <= now())
                       AND (c.paused_until IS NULL OR c.paused_until <= now())
                       AND (c.retry_at IS NULL OR c.retry_at <= now())
                       AND c.tenant <> ALL(\(held)::text[])
-                      AND EXISTS (SELECT 1 FROM refiner_segment_outbox AS o WHERE o.tenant = c.tenant)
                     ORDER BY c.sender_until NULLS FIRST, c.tenant
                     LIMIT 1
-                    FOR NO KEY UPDATE SKIP LOCKED
+                    FOR NO KEY UPDATE OF c SKIP LOCKED
                 )
                 RETURNING t.tenant, t.sender_until
                 """,
@@ -204,7 +208,7 @@ extension PostgresOutbox {
                     RETURNING tenant
                 )
                 SELECT pg_notify(\(configuration.channel), tenant) FROM released
-                WHERE EXISTS (SELECT 1 FROM refiner_segment_outbox WHERE tenant = released.tenant)
+                WHERE EXISTS (SELECT 1 FROM refiner_segment_outbox WHERE tenant = \(tenant))
                 """,
                 logger: logger
             )

@@ -76,7 +76,9 @@ extension PostgresOutbox {
                     coalesce(t.paused_until, '-infinity'), coalesce(t.retry_at, '-infinity'),
                     CASE WHEN t.sender_owner IS NOT NULL THEN t.sender_until ELSE '-infinity' END) AS w
                 FROM refiner_segment_tenants AS t
-                WHERE EXISTS (SELECT 1 FROM refiner_segment_outbox AS o WHERE o.tenant = t.tenant)
+                CROSS JOIN LATERAL (
+                    SELECT 1 FROM refiner_segment_outbox AS o WHERE o.tenant = t.tenant LIMIT 1
+                ) AS waiting
             ) AS waits
             WHERE w > now()
             """,

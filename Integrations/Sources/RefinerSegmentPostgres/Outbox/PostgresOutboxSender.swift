@@ -191,6 +191,10 @@ public struct PostgresOutboxSender: Sendable {
                 else { break }
                 onEvent(.claimed(batch))
                 guard try await deliver(batch, to: destination) else { break }
+                // A batch well short of both limits emptied the tenant: skip the claim that would find nothing
+                // (anything enqueued since wakes a worker, or is found at the tenant's next turn).
+                let bytes = batch.messages.reduce(0) { $0 + $1.message.byteCount + 1 }
+                if batch.messages.count < configuration.maximumBatchMessages / 2 && bytes < budget / 2 { break }
             }
         } catch {
             // Cancelled or failed: the tenant's lease runs out by itself; hand it back when the server answers.
