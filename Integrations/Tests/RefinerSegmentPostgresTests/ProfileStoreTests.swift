@@ -59,9 +59,9 @@ struct ProfileStoreTests {
             // The account collects from both users; the other user's traits stay theirs.
             #expect(merged.accountTraits == ["refiner_industry": "retail", "refiner_employees": 1000])
             #expect(merged.userTraits["refiner_how_likely_are_you_to_recommend_us"] == nil)
-            let again = try await store.profile(user: User(id: "u"), account: "a")
+            let again = try await store.profile(user: .user("u"), account: .account("a"))
             #expect(again == merged)
-            let v = try await store.profile(user: User(id: "v"), account: nil)
+            let v = try await store.profile(user: .user("v"), account: nil)
             #expect(v.userTraits == ["refiner_how_likely_are_you_to_recommend_us": .decimal(9.5)])
         }
     }
@@ -76,6 +76,7 @@ struct ProfileStoreTests {
                 (Question(id: "q8", text: "When?"), .date(Date(timeIntervalSince1970: 1_795_000_000.123))),
             ]
             let merged = try await store.apply(Self.response("r", at: 5, user: "u", values), builder: builder)
+            // With the answer times: the store's merged profile is the core's pure merge, value for value.
             let expected = try builder.apply(Self.response("r", at: 5, user: "u", values), to: CollectedProfile())
             #expect(merged == expected)
         }
@@ -146,7 +147,7 @@ struct ProfileStoreTests {
             let store = PostgresProfileStore(client: client, logger: TestDatabase.logger)
             for (user, expected) in users {
                 let account = "a\(Int(user.dropFirst())! % 5)"
-                let stored = try await store.profile(user: User(id: user), account: account)
+                let stored = try await store.profile(user: .user(user), account: .account(account))
                 #expect(stored.userTraits == expected.traits, "user \(user)")
                 #expect(stored.email == expected.email, "email of \(user)")
                 #expect(stored.accountTraits == accounts[account], "account \(account)")

@@ -3,20 +3,24 @@ import Logging
 import PostgresNIO
 import RefinerSegment
 
-/// Collected profiles on PostgreSQL, one row per trait, shared by every instance of a service.
+/// Collected profiles on PostgreSQL, one row per trait, shared by every instance of a service: a ``ProfileStore``.
 ///
 /// A response is merged with one statement: `INSERT ... ON CONFLICT ... DO UPDATE ... WHERE` the stored answer is
 /// older (by completion time, then response id), for the user's and the account's traits together, so the merge
 /// is atomic, commutative and idempotent, and concurrent instances never lose one another's answers; the
 /// application never reads, merges and writes back. A second statement reads the merged records (a fresh
-/// snapshot: this answer and every one committed before it). Inside the host's transaction
-/// (``apply(_:builder:on:)``) the conflicting rows stay locked until commit, so two responses of one user that
-/// answer the same question are merged and recorded one after the other.
+/// snapshot: this answer and every one committed before it), with each trait's time. Inside the host's
+/// transaction (``apply(_:on:)``) the conflicting rows stay locked until commit, so two responses of one user
+/// that answer the same question are merged and recorded one after the other across the cluster.
 ///
+/// ``recordingOrder`` orders the callers of this process (as the protocol asks); across instances, the answer
+/// times keep every profile right whatever the order, and the transaction above keeps the calls in order.
 /// The table comes from ``PostgresSchema``. A value type holding the client; `Sendable`.
-public struct PostgresProfileStore: Sendable {
+public struct PostgresProfileStore: ProfileStore {
     /// The client the store runs its statements through.
     public let client: PostgresClient
+    /// The order in which this process's callers apply, build and record, per record.
+    public let recordingOrder = ProfileRecordingOrder()
     let logger: Logger
 
     /// Creates a store on a migrated database.
@@ -25,39 +29,39 @@ public struct PostgresProfileStore: Sendable {
         self.logger = logger
     }
 
-    /// Merges a response into its user's and account's profiles and returns the merged profiles, which the
-    /// response's calls are built on (`builder.makeMessages(for:profile:)`).
+    /// Merges a response's changes into its user's and account's records and returns the merged profiles.
+    ///
+    /// - Throws: ``PostgresStoreError``; nothing is merged then.
+    public func apply(_ changes: ProfileChanges) async throws -> CollectedProfile {
+        do {
+            return try await client.withConnection { connection in try await apply(changes, on: connection) }
+        } catch {
+            throw PostgresStoreError.wrapping(error, "merging response \(changes.answeredAt.responseID)")
+        }
+    }
+
+    /// Merges on the host's connection, inside its transaction when one is open, and returns the merged
+    /// profiles as that transaction sees them.
+    public func apply(_ changes: ProfileChanges, on connection: PostgresConnection) async throws -> CollectedProfile {
+        do {
+            try await merge(Self.rows(for: changes), on: connection)
+            return try await profile(user: changes.user, account: changes.account, on: connection)
+        } catch {
+            throw PostgresStoreError.wrapping(error, "merging response \(changes.answeredAt.responseID)")
+        }
+    }
+
+    /// Merges a response (``SegmentCallBuilder/changes(for:)``) and returns the merged profiles.
     ///
     /// - Throws: ``RefinerSegmentError`` when the builder rejects the response (nothing is stored), or
     ///   ``PostgresStoreError``.
     public func apply(_ response: SurveyResponse, builder: SegmentCallBuilder) async throws -> CollectedProfile {
-        let rows = try rows(for: response, builder: builder)
-        do {
-            try await client.withConnection { connection in try await merge(rows, on: connection) }
-            return try await profile(user: response.user, account: response.account?.id)
-        } catch {
-            throw PostgresStoreError.wrapping(error, "merging response \(response.id)")
-        }
+        try await apply(try builder.changes(for: response))
     }
 
-    /// Merges a response on the host's connection, inside its transaction when one is open, and returns the
-    /// merged profiles as that transaction sees them.
-    public func apply(
-        _ response: SurveyResponse,
-        builder: SegmentCallBuilder,
-        on connection: PostgresConnection
-    ) async throws -> CollectedProfile {
-        let rows = try rows(for: response, builder: builder)
-        do {
-            try await merge(rows, on: connection)
-            return try await profile(user: response.user, account: response.account?.id, on: connection)
-        } catch {
-            throw PostgresStoreError.wrapping(error, "merging response \(response.id)")
-        }
-    }
-
-    /// The collected profiles of a user and (optionally) an account; empty ones for newcomers.
-    public func profile(user: User, account: String?) async throws -> CollectedProfile {
+    /// The collected profiles of a user and (optionally) an account, with each trait's time; empty ones for
+    /// newcomers.
+    public func profile(user: ProfileKey, account: ProfileKey?) async throws -> CollectedProfile {
         do {
             return try await client.withConnection { connection in
                 try await profile(user: user, account: account, on: connection)
@@ -69,45 +73,33 @@ public struct PostgresProfileStore: Sendable {
 
     // MARK: The statements
 
-    /// The user's record: by user id, else by anonymous id.
-    static func owner(of user: User) -> (scope: String, id: String) {
-        if let id = user.id, !id.isEmpty { return ("user", id) }
-        return ("anonymous", user.anonymousID ?? "")
+    /// The row key of a record.
+    static func owner(of key: ProfileKey) -> (scope: String, id: String) {
+        switch key {
+        case .user(let id): ("user", id)
+        case .anonymousUser(let id): ("anonymous", id)
+        case .account(let id): ("account", id)
+        }
     }
 
     /// The rows a response sets: the traits it gives its user (and email) and its account, at its time.
-    private func rows(for response: SurveyResponse, builder: SegmentCallBuilder) throws -> [StoredTrait] {
-        // Applied to empty profiles, the builder yields exactly this response's own traits, keys resolved.
-        let own = try builder.apply(response, to: CollectedProfile())
-        let time = Self.microseconds(response.completedAt)
-        let user = Self.owner(of: response.user)
+    static func rows(for changes: ProfileChanges) -> [StoredTrait] {
+        let time = changes.answeredAt
+        let user = owner(of: changes.user)
         var rows: [StoredTrait] = []
-        for (key, value) in own.userTraits {
+        func add(_ owner: (scope: String, id: String), _ key: String, _ value: AnswerValue) {
             rows.append(
                 StoredTrait(
-                    scope: user.scope, ownerID: user.id, key: key, value: value, answeredMicroseconds: time,
-                    responseID: response.id))
+                    scope: owner.scope, ownerID: owner.id, key: key, value: value,
+                    answeredMicroseconds: time.microseconds, responseID: time.responseID)
+            )
         }
-        if let email = own.email {
-            rows.append(
-                StoredTrait(
-                    scope: user.scope, ownerID: user.id, key: StoredTrait.emailKey, value: .string(email),
-                    answeredMicroseconds: time, responseID: response.id))
-        }
-        if let account = response.account {
-            for (key, value) in own.accountTraits {
-                rows.append(
-                    StoredTrait(
-                        scope: "account", ownerID: account.id, key: key, value: value, answeredMicroseconds: time,
-                        responseID: response.id))
-            }
+        for (key, value) in changes.userTraits { add(user, key, value) }
+        if let email = changes.email { add(user, StoredTrait.emailKey, .string(email)) }
+        if let account = changes.account {
+            for (key, value) in changes.accountTraits { add(owner(of: account), key, value) }
         }
         return rows
-    }
-
-    static func microseconds(_ date: Date) -> Int64 {
-        let micros = date.timeIntervalSince1970 * 1_000_000
-        return Int64(min(max(micros.isFinite ? micros.rounded() : 0, -9.2e18), 9.2e18))
     }
 
     /// The merge: one upsert for every row, keeping the later answer; rows with an equal time and response keep
@@ -160,15 +152,12 @@ public struct PostgresProfileStore: Sendable {
         return rows
     }
 
-    private func profile(user: User, account: String?, on connection: PostgresConnection) async throws
+    private func profile(user: ProfileKey, account: ProfileKey?, on connection: PostgresConnection) async throws
         -> CollectedProfile
     {
-        let userOwner = Self.owner(of: user)
-        var owners = [userOwner]
-        if let account { owners.append(("account", account)) }
-        var userTraits = Traits()
-        var email: String?
-        var accountTraits = Traits()
+        var owners = [Self.owner(of: user)]
+        if let account { owners.append(Self.owner(of: account)) }
+        var profile = CollectedProfile()
         for row in try await read(owners, on: connection) {
             guard let value = row.answerValue else {
                 throw PostgresStoreError(
@@ -176,14 +165,18 @@ public struct PostgresProfileStore: Sendable {
                     "trait '\(row.key)' of \(row.scope) '\(row.ownerID)' holds a \(row.kind) value this version cannot read"
                 )
             }
+            let time = AnswerTime(microseconds: row.answeredMicroseconds, responseID: row.responseID)
             if row.scope == "account" {
-                accountTraits[row.key] = value
+                profile.account.traits.merge(row.key, value: value, answeredAt: time)
             } else if row.key == StoredTrait.emailKey {
-                if case .string(let text) = value { email = text }
+                if case .string(let text) = value {
+                    profile.user.email = text
+                    profile.user.emailAnsweredAt = time
+                }
             } else {
-                userTraits[row.key] = value
+                profile.user.traits.merge(row.key, value: value, answeredAt: time)
             }
         }
-        return CollectedProfile(userTraits: userTraits, email: email, accountTraits: accountTraits)
+        return profile
     }
 }
