@@ -174,8 +174,11 @@ struct Drill: Sendable {
                     var empty = 0
                     while empty < 2 {
                         try await Task.sleep(for: .milliseconds(500))
-                        let left = try await outbox.usage().reduce(0) { $0 + $1.messages }
-                        empty = left == 0 ? empty + 1 : 0
+                        // A cheap look (usage() counts every row): is any row left, leased or not?
+                        let rows = try await client.query("SELECT EXISTS (SELECT 1 FROM refiner_segment_outbox)")
+                        var left = true
+                        for try await (found) in rows.decode(Bool.self) { left = found }
+                        empty = left ? 0 : empty + 1
                     }
                 }
                 try await group.next()

@@ -139,8 +139,9 @@ extension PostgresOutbox {
 }
 
 extension PostgresOutbox {
-    /// Records a retry schedule on claimed messages (they stay claimed) and makes the whole tenant wait until
-    /// `nextAttempt` on every instance.
+    /// Records a retry schedule on claimed messages and makes the whole tenant wait until `nextAttempt` on every
+    /// instance. The messages stay this instance's: their lease and the tenant's are held until a lease past
+    /// `nextAttempt`, so no other instance sends them while this one waits to retry.
     public func recordRetry(
         _ messages: [OutboxMessage],
         failures: Int,
@@ -149,17 +150,23 @@ extension PostgresOutbox {
         nextAttempt: Date?
     ) async throws {
         guard let tenant = messages.first?.tenant else { return }
+        let lease = configuration.lease.milliseconds
         do {
             try await client.query(
                 """
                 WITH scheduled AS (
                     UPDATE refiner_segment_outbox
                     SET failures = \(Int32(clamping: failures)), retry_count = \(Int32(clamping: retryCount)),
-                        first_failure_at = coalesce(first_failure_at, \(firstFailure))
+                        first_failure_at = coalesce(first_failure_at, \(firstFailure)),
+                        lease_until = greatest(lease_until, \(nextAttempt) + \(lease) * interval '1 millisecond')
                     WHERE tenant = \(tenant) AND sequence = ANY(\(messages.map(\.sequence))::int8[])
+                      AND lease_owner = \(configuration.owner)
                     RETURNING 1
                 )
-                UPDATE refiner_segment_tenants SET retry_at = \(nextAttempt) WHERE tenant = \(tenant)
+                UPDATE refiner_segment_tenants
+                SET retry_at = \(nextAttempt),
+                    sender_until = greatest(sender_until, \(nextAttempt) + \(lease) * interval '1 millisecond')
+                WHERE tenant = \(tenant)
                 """,
                 logger: logger
             )
