@@ -46,7 +46,10 @@ extension Options {
             return endpoint
         case (nil, let text?):
             guard let url = URL(string: text), url.scheme != nil, url.host != nil else {
-                throw UsageError("--endpoint takes a URL such as https://api.segment.io, not '\(text)'")
+                // The text is not repeated: a mistyped URL may still hold a password.
+                throw UsageError(
+                    "--endpoint takes a URL such as https://api.segment.io; the value given (\(text.utf8.count) "
+                        + "bytes, not shown) is not one")
             }
             return SegmentEndpoint(baseURL: url)
         case (nil, nil):
