@@ -90,7 +90,7 @@ public struct RefinerSegmentTool: Sendable {
                                                        once it was read to its end (removed when nothing is)
                                  --max-retry-duration SECONDS   how long a batch is retried after its first
                                                        failure before it fails for good (default 43200)
-                                 --prefix, --max-length, --track   as for render
+                                 --prefix, --max-length, --track, --profiles FILE   as for render
                                On SIGINT, SIGTERM or SIGHUP it stops reading, delivers for up to 1 s more,
                                writes every message read but not delivered to the failed file and exits 130,
                                143 or 129; sending that file again finishes the job. A second signal within

@@ -5,6 +5,7 @@ import RefinerSegment
 struct SendOptions {
     static let valued: Set<String> = [
         "--region", "--endpoint", "--failed", "--prefix", "--max-length", "--max-retry-duration",
+        "--profiles",
     ]
 
     var writeKey: WriteKey
@@ -12,6 +13,8 @@ struct SendOptions {
     var builder: SegmentCallBuilder
     var failedPath: String
     var inputPath: String?
+    /// `--profiles FILE`: the collected profiles in a file store kept across runs, instead of memory.
+    var profilesPath: String?
 
     /// Reads the arguments after `send` and the write key from `SEGMENT_WRITE_KEY`.
     ///
@@ -30,6 +33,7 @@ struct SendOptions {
         builder = try options.callBuilder()
         failedPath = options.values["--failed"] ?? RefinerSegmentTool.defaultFailedFile
         inputPath = options.positional.first
+        profilesPath = options.values["--profiles"]
     }
 }
 

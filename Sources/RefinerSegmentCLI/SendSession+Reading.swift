@@ -18,7 +18,15 @@ extension SendSession {
     func read(_ input: any ByteSource) async -> ReadSummary {
         var reader = RecordReader(source: input)
         var summary = ReadSummary()
-        var store = InMemoryProfileStore()
+        var store: CollectedProfiles
+        do {
+            store = try CollectedProfiles.open(options.profilesPath, io: io)
+        } catch {
+            io.writeError("refiner-segment: \(error); nothing was read\n")
+            summary.readFailed = true
+            return summary
+        }
+        defer { store.close() }
         var pending: PendingUnit?
         defer { reading.withLock { $0.bytesRead = reader.bytesConsumed } }
         reading: while stopSignal == nil {
@@ -91,7 +99,7 @@ extension SendSession {
     }
 
     /// A record's messages, by its shape (``InputShape``): a response is built on the profile store.
-    private func decode(_ bytes: [UInt8], store: inout InMemoryProfileStore) throws -> [SegmentMessage] {
+    private func decode(_ bytes: [UInt8], store: inout CollectedProfiles) throws -> [SegmentMessage] {
         guard UTF8Validation.isValid(bytes) else {
             throw RefinerSegmentError(code: .invalidInput, detail: "not valid UTF-8")
         }
