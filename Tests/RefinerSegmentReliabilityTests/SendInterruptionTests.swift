@@ -125,7 +125,8 @@ enum SendInput {
 }
 
 /// Polls `condition` every 20 ms for at most `timeout`; true when it came true.
-func eventually(within timeout: Duration = .seconds(20), _ condition: () -> Bool) async -> Bool {
+/// A bound, not a wait: generous, because other tests can hold a 2-core cooperative pool for tens of seconds.
+func eventually(within timeout: Duration = .seconds(120), _ condition: () -> Bool) async -> Bool {
     let end = ContinuousClock.now + timeout
     while ContinuousClock.now < end {
         if condition() { return true }
