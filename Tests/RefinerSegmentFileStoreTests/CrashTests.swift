@@ -9,9 +9,9 @@ import Testing
 import Glibc
 #endif
 
-/// The built crash harness, next to the test bundle or in the package's `.build`.
-enum CrashHarness {
-    static let url: URL? = {
+/// An executable of this package, found next to the test bundle or in the package's `.build`.
+enum BuiltExecutable {
+    static func url(named name: String) -> URL? {
         var candidates: [URL] = []
         if let first = CommandLine.arguments.first {
             candidates.append(URL(fileURLWithPath: first).deletingLastPathComponent())
@@ -20,9 +20,14 @@ enum CrashHarness {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
         candidates.append(root.appendingPathComponent(".build/debug"))
-        return candidates.map { $0.appendingPathComponent("refiner-segment-crash-harness") }
+        return candidates.map { $0.appendingPathComponent(name) }
             .first { FileManager.default.isExecutableFile(atPath: $0.path) }
-    }()
+    }
+}
+
+/// The built crash harness.
+enum CrashHarness {
+    static let url = BuiltExecutable.url(named: "refiner-segment-crash-harness")
 }
 
 /// A fixed-seed generator (SplitMix64), so a failing run can be repeated.
