@@ -282,14 +282,8 @@ struct JSONTape {
     /// the one the reader looks at.
     @inline(__always)
     private static func specialBytes(_ word: UInt64) -> UInt64 {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs: UInt64 = 0x8080_8080_8080_8080
-        let below0x20 = (word &- ones &* 0x20) & ~word & highs
-        let quote = word ^ (ones &* 0x22)
-        let backslash = word ^ (ones &* 0x5C)
-        let isQuote = (quote &- ones) & ~quote & highs
-        let isBackslash = (backslash &- ones) & ~backslash & highs
-        return (below0x20 | isQuote | isBackslash | (word & highs))
+        SWAR.bytes(below: 0x20, in: word) | SWAR.bytes(equalTo: 0x22, in: word) | SWAR.bytes(equalTo: 0x5C, in: word)
+            | SWAR.nonASCIIBytes(in: word)
     }
 
     static func hex(_ byte: UInt8) -> String {

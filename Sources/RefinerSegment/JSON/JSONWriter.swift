@@ -254,18 +254,9 @@ struct JSONWriter: ~Copyable {
     /// other bytes of 0x80 and above never are).
     @inline(__always)
     private static func needsEscape(_ word: UInt64) -> Bool {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs: UInt64 = 0x8080_8080_8080_8080
-        let below0x20 = (word &- ones &* 0x20) & ~word & highs
-        let quote = word ^ (ones &* 0x22)
-        let backslash = word ^ (ones &* 0x5C)
-        let isQuote = (quote &- ones) & ~quote & highs
-        let isBackslash = (backslash &- ones) & ~backslash & highs
-        let e2 = word ^ (ones &* 0xE2)
-        let c2 = word ^ (ones &* 0xC2)
-        let isE2 = (e2 &- ones) & ~e2 & highs
-        let isC2 = (c2 &- ones) & ~c2 & highs
-        return (below0x20 | isQuote | isBackslash | isE2 | isC2) != 0
+        (SWAR.bytes(below: 0x20, in: word) | SWAR.bytes(equalTo: 0x22, in: word)
+            | SWAR.bytes(equalTo: 0x5C, in: word) | SWAR.bytes(equalTo: 0xE2, in: word)
+            | SWAR.bytes(equalTo: 0xC2, in: word)) != 0
     }
 
     private mutating func appendEscaped(_ byte: UInt8) {
