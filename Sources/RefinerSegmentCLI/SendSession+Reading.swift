@@ -8,6 +8,9 @@ extension SendSession {
         var key: String
         var location: String
         var messages: [SegmentMessage]
+        /// The unit's last line, and the input offset just past it (for `--store`'s cursor).
+        var lastLine = 0
+        var endOffset = 0
     }
 
     /// Reads records until the input ends, a read fails or a stop is asked for, and records their messages.
@@ -55,6 +58,7 @@ extension SendSession {
                 continue
             }
             guard case .record(let span, let bytes) = item else { continue }
+            let endOffset = reader.bytesConsumed
             summary.lastLine = span.upperBound
             if bytes.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
             summary.lines += 1
@@ -73,10 +77,17 @@ extension SendSession {
                 if undelivered.isInPlace { undelivered.keep(unreadable: bytes) }
                 continue
             }
+            if storeMode?.isCovered(span.upperBound) == true {
+                // Accepted by the earlier run this one resumes: read for the profiles, not recorded again.
+                summary.covered += 1
+                continue
+            }
             let key = messages.count == 1 ? Self.responseKey(of: messages[0]) : nil
             if var unit = pending, let key, key == unit.key {
                 ledger.extend(unit.serial, with: messages)
                 unit.messages += messages
+                unit.lastLine = span.upperBound
+                unit.endOffset = endOffset
                 pending = unit
                 continue
             }
@@ -85,7 +96,9 @@ extension SendSession {
                 guard await record(unit, summary: &summary) else { break reading }
             }
             let serial = ledger.add(messages)
-            let unit = PendingUnit(serial: serial, key: key ?? "", location: location, messages: messages)
+            let unit = PendingUnit(
+                serial: serial, key: key ?? "", location: location, messages: messages, lastLine: span.upperBound,
+                endOffset: endOffset)
             if key != nil {
                 pending = unit
                 continue
@@ -112,8 +125,15 @@ extension SendSession {
     /// the ledger, for the failed file).
     private func record(_ unit: PendingUnit, summary: inout ReadSummary) async -> Bool {
         do {
+            storeMode?.prepare(line: unit.lastLine, endOffset: unit.endOffset)
             try await pipeline.record(unit.messages)
             ledger.accepted(unit.serial)
+            if let failure = storeMode?.takeCursorFailure() {
+                // Reading on would accept records a re-run could not tell from new ones.
+                io.writeError("refiner-segment: \(failure); reading stops after \(unit.location)\n")
+                summary.readFailed = true
+                return false
+            }
             return true
         } catch {
             if (error as? SegmentDeliveryError)?.code == .shutDown, stopSignal != nil { return false }
