@@ -176,7 +176,9 @@ public actor FileMessageStore: SegmentMessageStore {
         var start = 0
         var settled: [UInt64] = []
         for (index, end) in claim.unitEnds.enumerated() where index < sequences.count {
-            if start >= range.lowerBound, end <= range.upperBound { settled.append(sequences[index]) }
+            if start >= range.lowerBound, end <= range.upperBound, sequences[index] != 0 {
+                settled.append(sequences[index])
+            }
             start = end
         }
         if case .retry(let state) = settlement {
@@ -185,8 +187,9 @@ public actor FileMessageStore: SegmentMessageStore {
             return
         }
         try acknowledge(settled)
-        claims[claim.id] = sequences.filter { !settled.contains($0) }
-        if claims[claim.id]?.isEmpty == true { claims[claim.id] = nil }
+        // Settled units keep their place (as 0, a sequence never used): later ranges index units by position.
+        claims[claim.id] = sequences.map { settled.contains($0) ? 0 : $0 }
+        if claims[claim.id]?.allSatisfy({ $0 == 0 }) == true { claims[claim.id] = nil }
     }
 
     /// Makes the claim's unsettled units claimable again, at the front where they were.
