@@ -7,8 +7,8 @@ import RefinerSegment
 ///
 /// It names the input by its content, not its path: ``byteOffset`` (the end of ``line``) and a digest of
 /// every byte before it. A re-run whose input starts with exactly those bytes resumes; any other input is
-/// read from its start. It lives in `DIR/input-cursor.json`, written whole (temp file, `fsync`, rename,
-/// `fsync` of the directory) after the store's append of the unit it covers is durable.
+/// read from its start. It lives in `DIR/input-cursor.json`, written whole (temp file, `fsync`, rename)
+/// after the store's append of the unit it covers is durable.
 struct InputCursor: Codable, Hashable, Sendable {
     /// The cursor file's format.
     var version = 1
@@ -42,7 +42,7 @@ struct InputCursor: Codable, Hashable, Sendable {
         return cursor
     }
 
-    /// Writes the cursor whole, durably: temp file, `fsync`, rename over, `fsync` of the directory.
+    /// Writes the cursor whole: temp file, `fsync`, rename over.
     func write(in directory: String) throws {
         let path = Self.path(in: directory)
         let temp = path + ".tmp"
@@ -68,8 +68,9 @@ struct InputCursor: Codable, Hashable, Sendable {
             throw failure
         }
         close(descriptor)
+        // The directory is not synced: a rename lost to a power cut leaves the previous cursor, which only
+        // makes the re-run send a few units again (the store's appends are synced by its own policy).
         guard rename(temp, path) == 0 else { throw Self.error("cannot rename '\(temp)' to '\(path)'") }
-        Self.syncDirectory(directory)
     }
 
     /// Removes the cursor (the job is done: its input was read to the end and the store is empty).

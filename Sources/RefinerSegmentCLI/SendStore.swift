@@ -80,8 +80,8 @@ actor SendStore: SegmentMessageStore {
         var units: [[SegmentMessage]] = []
         var start = 0
         for end in claim.unitEnds {
-            let overlap = max(start, range.lowerBound)..<min(end, range.upperBound)
-            if !overlap.isEmpty { units.append(Array(claim.messages[overlap])) }
+            let (lower, upper) = (max(start, range.lowerBound), min(end, range.upperBound))
+            if lower < upper { units.append(Array(claim.messages[lower..<upper])) }
             start = end
         }
         return units
