@@ -101,7 +101,9 @@ import Darwin
         }
         defer { server.stop() }
         var kills = 0
-        for round in 0..<6 {
+        // More rounds with STORE_KILL_ROUNDS (and a failing seed again with RELIABILITY_SEED).
+        let rounds = ProcessInfo.processInfo.environment["STORE_KILL_ROUNDS"].flatMap { Int($0) } ?? 6
+        for round in 0..<rounds {
             let process = try workspace.send(server, name: "run-\(round)")
             try await Task.sleep(for: .milliseconds(Int.random(in: 100...900, using: &random)))
             guard process.isRunning else {
