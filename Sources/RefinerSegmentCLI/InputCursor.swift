@@ -7,8 +7,8 @@ import RefinerSegment
 ///
 /// It names the input by its content, not its path: ``byteOffset`` (the end of ``line``) and a digest of
 /// every byte before it. A re-run whose input starts with exactly those bytes resumes; any other input is
-/// read from its start. It lives in `DIR/input-cursor.json`, written whole (temp file, `fsync`, rename)
-/// after the store's append of the unit it covers is durable.
+/// read from its start. It lives in `DIR/input-cursor.json`, written whole (temp file, rename) after the
+/// store's append of the unit it covers is durable, so it never runs ahead of what the store holds.
 struct InputCursor: Codable, Hashable, Sendable {
     /// The cursor file's format.
     var version = 1
@@ -26,23 +26,22 @@ struct InputCursor: Codable, Hashable, Sendable {
         URL(fileURLWithPath: directory).appendingPathComponent("input-cursor.json").path
     }
 
-    /// The cursor kept in `directory`, if any.
+    /// The cursor kept in `directory`, if any, or why the file there is not one.
     ///
-    /// - Throws: ``ToolError`` when the file is there but unreadable or not a cursor (it is never guessed at).
-    static func read(in directory: String) throws -> InputCursor? {
+    /// A cursor that cannot be read (cut by a power failure, written by another version) is never guessed
+    /// at: the input is then read from its start, which sends some units again and skips none.
+    static func read(in directory: String) -> (cursor: InputCursor?, problem: String?) {
         let path = path(in: directory)
-        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        guard FileManager.default.fileExists(atPath: path) else { return (nil, nil) }
         guard let data = FileManager.default.contents(atPath: path),
             let cursor = try? JSONDecoder().decode(InputCursor.self, from: data), cursor.version == 1
         else {
-            throw ToolError(
-                "\(path) is not an input cursor this version can read; move it away to read the input from its "
-                    + "start")
+            return (nil, "\(path) is not an input cursor this version can read (it is replaced by the next one)")
         }
-        return cursor
+        return (cursor, nil)
     }
 
-    /// Writes the cursor whole: temp file, `fsync`, rename over.
+    /// Writes the cursor whole: a temp file renamed over the old one.
     func write(in directory: String) throws {
         let path = Self.path(in: directory)
         let temp = path + ".tmp"
@@ -62,14 +61,11 @@ struct InputCursor: Codable, Hashable, Sendable {
             }
             offset += written
         }
-        guard fsync(descriptor) == 0 else {
-            let failure = Self.error("cannot sync '\(temp)'")
-            close(descriptor)
-            throw failure
-        }
         close(descriptor)
-        // The directory is not synced: a rename lost to a power cut leaves the previous cursor, which only
-        // makes the re-run send a few units again (the store's appends are synced by its own policy).
+        // Neither the file nor the directory is synced (a process crash loses neither: they are in the page
+        // cache). A power cut may leave the previous cursor, or an unreadable one, which ``read(in:)`` takes
+        // as none: the re-run then sends some units again, which Segment drops by messageId; it never skips
+        // one. The store's appends are synced by its own policy.
         guard rename(temp, path) == 0 else { throw Self.error("cannot rename '\(temp)' to '\(path)'") }
     }
 

@@ -64,13 +64,7 @@ struct StoreReport {
         let tenant = FileMessageStore.defaultTenant
         let recovery = try await store.recover(tenant: tenant)
         let usage = try await store.usage(tenant: tenant)
-        var cursor: InputCursor?
-        var cursorProblem: String?
-        do {
-            cursor = try InputCursor.read(in: directory)
-        } catch {
-            cursorProblem = "\(error)"
-        }
+        let (cursor, cursorProblem) = InputCursor.read(in: directory)
         return StoreReport(
             directory: directory, tenants: [Tenant(name: tenant, usage: usage)],
             oldestSegment: oldestSegment(in: directory), cursor: cursor, cursorProblem: cursorProblem,

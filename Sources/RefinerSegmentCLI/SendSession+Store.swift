@@ -27,14 +27,14 @@ struct StoreMode: Sendable {
 
     /// Opens the store and decides whether the input resumes an earlier run.
     ///
-    /// - Throws: ``ToolError`` when the store is another process's, or cannot be opened, or its cursor
-    ///   file cannot be read.
+    /// - Throws: ``ToolError`` when the store is another process's, or cannot be opened.
     init(directory: String, undelivered: UndeliveredSink, input: any ByteSource, inputName: String) throws {
         store = try SendStore(directory: directory, undelivered: undelivered)
         self.directory = directory
         self.inputName = inputName
-        let cursor = try InputCursor.read(in: directory)
+        let (cursor, problem) = InputCursor.read(in: directory)
         var notes: [String] = []
+        if let problem { notes.append("\(problem); the input is read from its start") }
         guard let file = input as? FileHandleSource, file.byteCount != nil else {
             tracker = nil
             resume = nil
