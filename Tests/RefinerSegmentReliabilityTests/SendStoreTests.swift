@@ -150,6 +150,31 @@ import Darwin
         #expect(SendInput.ids(acceptedBy: healthy).sorted() == workspace.expected.sorted(), "\(stderr)")
     }
 
+    @Test(.enabled(if: enabled, missing))
+    func aStopSignalLeavesWhatIsUndeliveredInTheStoreNotTheFailedFile() async throws {
+        let workspace = try Workspace(count: 40, tag: "signal")
+        defer { workspace.remove() }
+        let stalling = try LoopbackHTTPServer { _ in .hold }
+        defer { stalling.stop() }
+        let first = try workspace.send(stalling, name: "first")
+        #expect(
+            await eventually {
+                workspace.text("store/input-cursor.json").contains(#""line":40"#) || !first.isRunning
+            })
+        kill(first.processIdentifier, SIGINT)
+        guard await workspace.finish(first) else { return }
+        let stderr = workspace.text("first.err")
+        #expect(first.terminationStatus == 130, "\(stderr)")
+        #expect(stderr.contains("80 messages left in store"), "\(stderr)")
+        #expect(!FileManager.default.fileExists(atPath: workspace.path("failed.jsonl")))
+        let healthy = try LoopbackHTTPServer()
+        defer { healthy.stop() }
+        let rerun = try workspace.send(healthy, name: "rerun")
+        guard await workspace.finish(rerun) else { return }
+        #expect(rerun.terminationStatus == 0, "\(workspace.text("rerun.err"))")
+        #expect(SendInput.ids(acceptedBy: healthy).sorted() == workspace.expected.sorted())
+    }
+
     /// FoundationNetworking's `fatalError` on an answer cut in its head (swift-corelibs-foundation#5285)
     /// takes the whole process down; what it had accepted is in the store, and the re-run delivers it all.
     @Test(.enabled(if: enabled, missing))
