@@ -91,13 +91,19 @@ import Darwin
     func aSendKilledAtRandomMomentsIsFinishedByItsRerun() async throws {
         let seed = SeededGenerator.seed()
         var random = SeededGenerator(seed: seed)
-        let workspace = try Workspace(count: 300, tag: "kill")
+        // Big enough that reading alone outlasts a round (each unit is one fsync).
+        let workspace = try Workspace(count: 1000, tag: "kill")
         defer { workspace.remove() }
-        // Slow, and 503 for one request in three: runs are cut while reading, while retrying, while sending.
-        let answers = Locked(SeededGenerator(seed: seed &+ 1))
+        // Slow, and 503 for the first requests: runs are cut while reading, while retrying, while sending.
+        // (Only the first: the retry schedule is kept in the store across runs, and many failures in a row
+        // would put the next attempt minutes away.)
+        let answers = Locked((random: SeededGenerator(seed: seed &+ 1), served: 0))
         let server = try LoopbackHTTPServer { _ in
-            let unavailable = answers.withLock { Int.random(in: 0..<3, using: &$0) } == 0
-            return .delay(.milliseconds(20), then: unavailable ? .status(503) : .status(200, body: "{}"))
+            let (delay, served) = answers.withLock { state in
+                state.served += 1
+                return (Int.random(in: 10...200, using: &state.random), state.served)
+            }
+            return .delay(.milliseconds(delay), then: served <= 3 ? .status(503) : .status(200, body: "{}"))
         }
         defer { server.stop() }
         var kills = 0
@@ -105,7 +111,7 @@ import Darwin
         let rounds = ProcessInfo.processInfo.environment["STORE_KILL_ROUNDS"].flatMap { Int($0) } ?? 6
         for round in 0..<rounds {
             let process = try workspace.send(server, name: "run-\(round)")
-            try await Task.sleep(for: .milliseconds(Int.random(in: 100...900, using: &random)))
+            try await Task.sleep(for: .milliseconds(Int.random(in: 100...1500, using: &random)))
             guard process.isRunning else {
                 _ = await workspace.finish(process)
                 break
@@ -118,6 +124,7 @@ import Darwin
         #expect(last.terminationStatus == 0, "seed \(seed): \(workspace.text("last.err"))")
         Self.expectEveryMessageByMessageID(server, workspace, seed: seed)
         #expect(kills > 0, "seed \(seed): no run was cut short")
+        print("send --store: \(kills) SIGKILLs (seed \(seed)), \(SendInput.ids(acceptedBy: server).count) deliveries")
         #expect(!FileManager.default.fileExists(atPath: workspace.path("failed.jsonl")))
         // The job is done: the store is empty and keeps no cursor, so a later run of the same file sends it anew.
         #expect(!FileManager.default.fileExists(atPath: workspace.path("store/input-cursor.json")))
