@@ -31,11 +31,16 @@ extension SendSession {
         }
         defer { store.close() }
         var pending: PendingUnit?
+        /// `--store`: units read and not yet recorded, recorded together (one append, one cursor).
+        var batch: [PendingUnit] = []
         defer { reading.withLock { $0.bytesRead = reader.bytesConsumed } }
         reading: while stopSignal == nil {
             if let unit = pending, !reader.canReadWithoutWaiting() {
                 pending = nil
-                guard await record(unit, summary: &summary) else { break reading }
+                guard await enqueue(unit, batch: &batch, summary: &summary) else { break reading }
+            }
+            if !batch.isEmpty, !reader.canReadWithoutWaiting() {
+                guard await recordBatch(&batch, summary: &summary) else { break reading }
             }
             let next: InputRecord?
             do {
@@ -93,7 +98,7 @@ extension SendSession {
             }
             if let unit = pending {
                 pending = nil
-                guard await record(unit, summary: &summary) else { break reading }
+                guard await enqueue(unit, batch: &batch, summary: &summary) else { break reading }
             }
             let serial = ledger.add(messages)
             let unit = PendingUnit(
@@ -103,10 +108,13 @@ extension SendSession {
                 pending = unit
                 continue
             }
-            guard await record(unit, summary: &summary) else { break reading }
+            guard await enqueue(unit, batch: &batch, summary: &summary) else { break reading }
         }
         if let unit = pending, stopSignal == nil {
-            _ = await record(unit, summary: &summary)
+            _ = await enqueue(unit, batch: &batch, summary: &summary)
+        }
+        if !batch.isEmpty, stopSignal == nil {
+            _ = await recordBatch(&batch, summary: &summary)
         }
         return summary
     }
@@ -121,19 +129,25 @@ extension SendSession {
         return try store.process(try shape.response(from: bytes), with: options.builder)
     }
 
+    /// Records a unit at once, or with `--store` adds it to the batch (recorded once full, or when the input
+    /// would make the reader wait); false when the pipeline stopped on a signal.
+    private func enqueue(_ unit: PendingUnit, batch: inout [PendingUnit], summary: inout ReadSummary) async -> Bool {
+        guard storeMode != nil else { return await record(unit, summary: &summary) }
+        guard !unit.messages.isEmpty else {
+            // Nothing to store (the pipeline would pass over it, and the cursors would no longer line up).
+            ledger.accepted(unit.serial)
+            return true
+        }
+        batch.append(unit)
+        return batch.count < Self.storeBatchUnits ? true : await recordBatch(&batch, summary: &summary)
+    }
+
     /// Records a unit already in the ledger; false when the pipeline stopped on a signal (the unit stays in
     /// the ledger, for the failed file).
     private func record(_ unit: PendingUnit, summary: inout ReadSummary) async -> Bool {
         do {
-            storeMode?.prepare(line: unit.lastLine, endOffset: unit.endOffset)
             try await pipeline.record(unit.messages)
             ledger.accepted(unit.serial)
-            if let failure = storeMode?.takeCursorFailure() {
-                // Reading on would accept records a re-run could not tell from new ones.
-                io.writeError("refiner-segment: \(failure); reading stops after \(unit.location)\n")
-                summary.readFailed = true
-                return false
-            }
             return true
         } catch {
             if (error as? SegmentDeliveryError)?.code == .shutDown, stopSignal != nil { return false }

@@ -76,11 +76,14 @@ struct StoreMode: Sendable {
         return line <= resume.line
     }
 
-    /// Names the cursor the next append writes: the unit ends on `line`, at byte `endOffset`.
-    func prepare(line: Int, endOffset: Int) {
-        guard let tracker, let digest = tracker.digest(through: endOffset) else { return }
-        let cursor = InputCursor(input: inputName, line: line, byteOffset: endOffset, digest: digest.hex)
-        store.nextCursor.withLock { $0 = cursor }
+    /// Names the cursor of each unit about to be recorded, in order: an append of the first k of them writes
+    /// the k-th one's (or the last one known before it).
+    func prepare(_ units: some Collection<SendSession.PendingUnit>) {
+        let cursors = units.map { unit -> InputCursor? in
+            guard let tracker, let digest = tracker.digest(through: unit.endOffset) else { return nil }
+            return InputCursor(input: inputName, line: unit.lastLine, byteOffset: unit.endOffset, digest: digest.hex)
+        }
+        store.nextCursors.withLock { $0 = cursors }
     }
 
     /// Why the last cursor could not be written, once (the reading loop then stops).
@@ -119,5 +122,50 @@ struct StoreMode: Sendable {
             return (0, "\(error)")
         }
         return (0, nil)
+    }
+}
+
+extension SendSession {
+    /// How many units `--store` records at once at most: one append (one `fsync`) and one cursor for them.
+    static let storeBatchUnits = 256
+
+    /// Records the batch's units in one call (``SegmentPipeline/record(contentsOf:)``); a unit the pipeline
+    /// refuses is skipped and reported, as one at a time would be. False when the pipeline stopped on a
+    /// signal (the units left are after the cursor: the re-run reads them again), or the cursor could not be
+    /// written.
+    func recordBatch(_ batch: inout [PendingUnit], summary: inout ReadSummary) async -> Bool {
+        guard let storeMode else { return true }
+        var rest = batch[...]
+        batch = []
+        while !rest.isEmpty {
+            storeMode.prepare(rest)
+            let before = await pipeline.counters.accepted
+            do {
+                try await pipeline.record(contentsOf: rest.map(\.messages))
+                for unit in rest { ledger.accepted(unit.serial) }
+                rest = []
+            } catch {
+                // The units before the one that failed were accepted: as many messages as the counter moved.
+                var accepted = await pipeline.counters.accepted - before
+                while let unit = rest.first, unit.messages.count <= accepted {
+                    accepted -= unit.messages.count
+                    ledger.accepted(unit.serial)
+                    rest.removeFirst()
+                }
+                if (error as? SegmentDeliveryError)?.code == .shutDown, stopSignal != nil { return false }
+                if let unit = rest.popFirst() {
+                    ledger.remove(unit.serial)
+                    summary.skipped += 1
+                    io.writeError("\(unit.location): skipped: \(error)\n")
+                }
+            }
+            if let failure = storeMode.takeCursorFailure() {
+                // Reading on would accept records a re-run could not tell from new ones.
+                io.writeError("refiner-segment: \(failure); reading stops here\n")
+                summary.readFailed = true
+                return false
+            }
+        }
+        return true
     }
 }

@@ -16,9 +16,9 @@ actor SendStore: SegmentMessageStore {
     let directory: String
     let base: FileMessageStore
     private let undelivered: UndeliveredSink
-    /// The cursor the next append covers, set by the reading loop before it records a unit; cleared once
-    /// written.
-    nonisolated let nextCursor = Locked<InputCursor?>(nil)
+    /// The cursors of the units the reading loop is about to record, in order (`nil` where not known); an
+    /// append takes as many as it accepted units from the front.
+    nonisolated let nextCursors = Locked<[InputCursor?]>([])
     /// Why the cursor could not be written, once that happened (the reading loop then stops).
     nonisolated let cursorFailure = Locked<String?>(nil)
 
@@ -38,10 +38,15 @@ actor SendStore: SegmentMessageStore {
 
     func append(_ units: [[SegmentMessage]], tenant: String) async throws -> Int {
         let accepted = try await base.append(units, tenant: tenant)
-        guard accepted == units.count, let cursor = nextCursor.withLock({ $0 }) else { return accepted }
+        let cursor = nextCursors.withLock { cursors -> InputCursor? in
+            let taken = cursors.prefix(accepted)
+            cursors.removeFirst(taken.count)
+            // The last accepted unit's, or the last known before it (which covers less: never too much).
+            return taken.last { $0 != nil } ?? nil
+        }
+        guard let cursor else { return accepted }
         do {
             try cursor.write(in: directory)
-            nextCursor.withLock { if $0 == cursor { $0 = nil } }
         } catch {
             cursorFailure.withLock { $0 = "\(error)" }
         }

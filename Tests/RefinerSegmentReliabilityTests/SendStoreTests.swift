@@ -91,34 +91,38 @@ import Darwin
     func aSendKilledAtRandomMomentsIsFinishedByItsRerun() async throws {
         let seed = SeededGenerator.seed()
         var random = SeededGenerator(seed: seed)
-        // Big enough that reading alone outlasts a round (each unit is one fsync).
         let workspace = try Workspace(count: 1000, tag: "kill")
-        defer { workspace.remove() }
-        // Slow, and 503 for the first requests: runs are cut while reading, while retrying, while sending.
-        // (Only the first: the retry schedule is kept in the store across runs, and many failures in a row
-        // would put the next attempt minutes away.)
-        let answers = Locked((random: SeededGenerator(seed: seed &+ 1), served: 0))
+        // Each round's server stalls (a request in flight at the kill), answers slowly (some batches
+        // delivered, some in flight), or, in the first round only, answers 503 (the retry schedule is kept in
+        // the store across runs: many failures would put the last run's first attempt minutes away). Rounds are
+        // cut by the kill, not by time: a stalled or refused run cannot finish by itself, so a slow machine
+        // only moves where the kill lands.
+        enum Mode { case stall, slow, unavailable }
+        let mode = Locked(Mode.unavailable)
         let server = try LoopbackHTTPServer { _ in
-            let (delay, served) = answers.withLock { state in
-                state.served += 1
-                return (Int.random(in: 10...200, using: &state.random), state.served)
+            switch mode.withLock({ $0 }) {
+            case .stall: return .hold
+            case .slow: return .delay(.milliseconds(300), then: .status(200, body: "{}"))
+            case .unavailable: return .status(503)
             }
-            return .delay(.milliseconds(delay), then: served <= 3 ? .status(503) : .status(200, body: "{}"))
         }
         defer { server.stop() }
         var kills = 0
         // More rounds with STORE_KILL_ROUNDS (and a failing seed again with RELIABILITY_SEED).
         let rounds = ProcessInfo.processInfo.environment["STORE_KILL_ROUNDS"].flatMap { Int($0) } ?? 6
         for round in 0..<rounds {
+            mode.withLock { $0 = round == 0 ? .unavailable : (Bool.random(using: &random) ? .stall : .slow) }
             let process = try workspace.send(server, name: "run-\(round)")
-            try await Task.sleep(for: .milliseconds(Int.random(in: 100...1500, using: &random)))
+            try await Task.sleep(for: .milliseconds(Int.random(in: 0...1500, using: &random)))
             guard process.isRunning else {
+                // A slow round may deliver everything and end: the job is done, and the next round sends anew.
                 _ = await workspace.finish(process)
-                break
+                continue
             }
             await workspace.killHard(process)
             kills += 1
         }
+        mode.withLock { $0 = .slow }
         let last = try workspace.send(server, name: "last")
         guard await workspace.finish(last) else { return }
         #expect(last.terminationStatus == 0, "seed \(seed): \(workspace.text("last.err"))")
@@ -195,10 +199,12 @@ import Darwin
         }
         defer { server.stop() }
         let first = try workspace.send(server, name: "first")
-        guard await workspace.finish(first) else { return }
-        // Where the toolchain has the fix, the cut answer is a transport error and the run retries for a while;
-        // either way the re-run below finishes the job.
-        let trapped = first.terminationReason == .uncaughtSignal
+        #expect(await eventually { !server.requests.isEmpty || !first.isRunning })
+        // Where the toolchain has the fix, the cut answer is a transport error and the run retries: it is then
+        // killed instead. Either way the re-run below finishes the job.
+        _ = await eventually(within: .seconds(20)) { !first.isRunning }
+        let trapped = !first.isRunning && first.terminationReason == .uncaughtSignal
+        if first.isRunning { await workspace.killHard(first) }
         cutting.withLock { $0 = false }
         let rerun = try workspace.send(server, name: "rerun")
         guard await workspace.finish(rerun) else { return }
