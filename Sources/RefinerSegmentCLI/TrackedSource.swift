@@ -42,7 +42,13 @@ final class InputTracker: Sendable {
     func digest(through offset: Int) -> InputDigest? {
         state.withLock { state in
             if offset == 0 { return InputDigest() }
-            return state.ends.last { $0.end == offset }?.digest
+            // The ends are in increasing order: a binary search.
+            var (low, high) = (0, state.ends.count)
+            while low < high {
+                let middle = (low + high) / 2
+                if state.ends[middle].end < offset { low = middle + 1 } else { high = middle }
+            }
+            return low < state.ends.count && state.ends[low].end == offset ? state.ends[low].digest : nil
         }
     }
 }
