@@ -5,8 +5,8 @@ import RefinerSegmentFileStore
 extension RefinerSegmentTool {
     /// `store status DIR`: what a `send --store DIR` store holds, for an operator, on standard output.
     ///
-    /// Per tenant: messages and bytes held, how old the oldest is, any `Retry-After` pause in force; then the
-    /// input cursor and any damage found on opening. It takes the store's lock (opening the store is what a
+    /// Per tenant (``FileMessageStore/status()``): messages and bytes held, how old the oldest is, any
+    /// `Retry-After` pause in force; then the input cursor and any damage found. It takes the store's lock (opening the store is what a
     /// `send` would do: a torn tail is cut off); a store another process holds is reported with that pid.
     func store(_ arguments: [String]) async throws -> Int32 {
         guard arguments.first == "status" else {
@@ -36,18 +36,10 @@ extension RefinerSegmentTool {
 
 /// What `store status` prints, read from a store it holds the lock of.
 struct StoreReport {
-    struct Tenant {
-        var name: String
-        var usage: SegmentStoreUsage
-    }
-
     var directory: String
-    var tenants: [Tenant]
-    /// When the oldest segment file still on disk was started (its birth time, or else its last change).
-    var oldestSegment: (date: Date, isBirth: Bool)?
+    var status: FileMessageStore.Status
     var cursor: InputCursor?
     var cursorProblem: String?
-    var damage: [SegmentStoreDamage]
     var now: Date
 
     /// Opens the store (its lock taken for the moment) and reads what it holds.
@@ -60,51 +52,28 @@ struct StoreReport {
         } catch {
             throw ToolError("\(error): its status is read once that run has ended")
         }
-        // The command-line tool keeps one tenant; stores shared with a host may name others.
-        let tenant = FileMessageStore.defaultTenant
-        let recovery = try await store.recover(tenant: tenant)
-        let usage = try await store.usage(tenant: tenant)
+        let status = try await store.status()
         let (cursor, cursorProblem) = InputCursor.read(in: directory)
         return StoreReport(
-            directory: directory, tenants: [Tenant(name: tenant, usage: usage)],
-            oldestSegment: oldestSegment(in: directory), cursor: cursor, cursorProblem: cursorProblem,
-            damage: recovery.damage, now: now)
-    }
-
-    /// The birth time (or, where the file system has none, the last change) of the oldest segment file.
-    static func oldestSegment(in directory: String) -> (date: Date, isBirth: Bool)? {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        guard let oldest = names.filter({ $0.hasPrefix("segment-") && $0.hasSuffix(".log") }).min() else { return nil }
-        let path = URL(fileURLWithPath: directory).appendingPathComponent(oldest).path
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return nil }
-        if let birth = attributes[.creationDate] as? Date { return (birth, true) }
-        if let change = attributes[.modificationDate] as? Date { return (change, false) }
-        return nil
+            directory: directory, status: status, cursor: cursor, cursorProblem: cursorProblem, now: now)
     }
 
     /// The report, a few lines an operator reads at a glance.
     var text: String {
-        var lines = ["store \(directory)"]
-        for tenant in tenants {
-            let usage = tenant.usage
+        let files = status.segmentFiles == 1 ? "1 segment file" : "\(status.segmentFiles) segment files"
+        var lines = ["store \(directory): \(files), \(Self.bytes(status.storedBytes)) on disk"]
+        if status.tenants.isEmpty { lines.append("  nothing waiting, no pause") }
+        for tenant in status.tenants {
             var line = "  tenant \(tenant.name): "
-            if usage.messages == 0 {
-                line += "empty"
+            if tenant.messages == 0 {
+                line += "nothing waiting"
             } else {
-                line +=
-                    "\(usage.messages) messages waiting (\(Self.bytes(usage.claimableBytes)) of JSON), "
-                    + "\(Self.bytes(usage.storedBytes)) of segment files on disk"
-                if let oldest = usage.oldestAppended {
-                    line += "; oldest accepted \(Self.age(now.timeIntervalSince(oldest))) ago"
-                } else if let (date, isBirth) = oldestSegment {
-                    let age = Self.age(now.timeIntervalSince(date))
-                    line +=
-                        isBirth
-                        ? "; oldest accepted at most \(age) ago (when its segment file was started)"
-                        : "; oldest accepted at least \(age) ago (when its segment file was last written)"
+                line += "\(tenant.messages) messages waiting (\(Self.bytes(tenant.bytes)))"
+                if let oldest = tenant.oldestAppended {
+                    line += ", the oldest accepted \(Self.age(now.timeIntervalSince(oldest))) ago"
                 }
             }
-            if let end = usage.pausedUntil, end > now {
+            if let end = tenant.pausedUntil, end > now {
                 line +=
                     "; paused by Retry-After until \(Self.timestamp(end)) (\(Self.age(end.timeIntervalSince(now))) "
                     + "from now)"
@@ -122,9 +91,9 @@ struct StoreReport {
         } else {
             lines.append("  input: no cursor (no run of a file was cut short)")
         }
-        if !damage.isEmpty {
-            lines.append("  damage found on opening (reported as failed by the next send):")
-            lines += damage.map { "    \($0)" }
+        if !status.damage.isEmpty {
+            lines.append("  damage found (reported as failed by the next send):")
+            lines += status.damage.map { "    \($0)" }
         }
         return lines.joined(separator: "\n") + "\n"
     }
