@@ -49,6 +49,13 @@ final class SendSession: Sendable {
     init(io: ToolIO, options: SendOptions, transport: some SegmentTransport, input: any ByteSource) throws {
         self.io = io
         self.options = options
+        // The settings are checked first: before the failed file is looked at, and the store's directory made
+        // and locked.
+        do {
+            _ = try SegmentPipeline(writeKey: options.writeKey, transport: transport, configuration: options.pipeline)
+        } catch {
+            throw UsageError(error.detail)
+        }
         let file = try io.openFailedFile(options.failedPath, input.fileIdentity)
         let undelivered = UndeliveredSink(path: options.failedPath, file: file, io: io)
         self.undelivered = undelivered
