@@ -101,8 +101,19 @@ public actor FileMessageStore: SegmentMessageStore {
             return low < entries.count && entries[low].key == key ? low : nil
         }
 
+        /// Adds an entry at its place by key: at the end, unless an append that wrote earlier resumed later.
         mutating func add(_ entry: Entry) {
-            entries.append(entry)
+            if let last = entries.last, last.key > entry.key {
+                var low = head
+                var high = entries.count
+                while low < high {
+                    let middle = (low + high) / 2
+                    if entries[middle].key < entry.key { low = middle + 1 } else { high = middle }
+                }
+                entries.insert(entry, at: low)
+            } else {
+                entries.append(entry)
+            }
             messages += Int(entry.messages)
             storedBytes += Int(entry.length)
             if entry.state == .ready {
@@ -238,8 +249,8 @@ public actor FileMessageStore: SegmentMessageStore {
         var accepted = 0
         var pending: [UInt8] = []
         var added: [Entry] = []
-        // Entries are indexed once their bytes are written; a segment counts them live at once, so
-        // starting the next segment never deletes one just written.
+        // A segment counts its entries live as soon as they are written, so starting the next segment
+        // never deletes one just written.
         var written = 0
         func flush() throws {
             try write(&pending)
@@ -281,12 +292,14 @@ public actor FileMessageStore: SegmentMessageStore {
             try flush()
         } catch {
             for entry in added[written...] { segments[entry.segment]?.live -= 1 }
-            for entry in added[..<written] { tenants[number].add(entry) }
             throw error
         }
-        for entry in added { tenants[number].add(entry) }
         guard accepted > 0, let active else { return accepted }
+        // Indexed (claimable, counted by usage and recover) only once durable by the policy: a recover
+        // that runs while this append waits for its fsync does not count the units twice. A unit whose
+        // fsync failed stays on disk unindexed (its segment kept): a reopen finds it (at least once).
         try await commit.wait(for: commit.noteWritten(active.descriptor))
+        for entry in added { tenants[number].add(entry) }
         return accepted
     }
 
