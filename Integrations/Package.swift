@@ -158,6 +158,7 @@ let package = Package(
             dependencies: [
                 "RefinerSegmentLogging",
                 .product(name: "RefinerSegment", package: "refiner-segment"),
+                .product(name: "RefinerSegmentFileStore", package: "refiner-segment"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
