@@ -61,7 +61,11 @@ public enum RefinerVaporExample {
     }
 
     /// The body, bounded in size and in time: a client that trickles it is answered 408.
-    private static func collect(_ request: Request, upTo maximumBytes: Int, within timeout: Duration) async -> BodyRead {
+    private static func collect(
+        _ request: Request,
+        upTo maximumBytes: Int,
+        within timeout: Duration
+    ) async -> BodyRead {
         await withTaskGroup(of: BodyRead.self) { group in
             group.addTask {
                 // Read as an async sequence, which ends when the timer cancels it (a future would not).

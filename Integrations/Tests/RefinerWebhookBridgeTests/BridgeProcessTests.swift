@@ -29,7 +29,8 @@ import Darwin
         // Segment holds every request: nothing is ever delivered before the kill.
         let stalled = try LoopbackHTTPServer { _ in .hold }
         defer { stalled.stop() }
-        let first = try ServerProcess(name, environment: serverEnvironment(segment: stalled, directory: directory), log: log)
+        let first = try ServerProcess(
+            name, environment: serverEnvironment(segment: stalled, directory: directory), log: log)
         try await first.waitUntilServing()
         let uuids = (0..<12).map { "\(name)-kill-\($0)" }
         var answers: [String: Int?] = [:]
@@ -220,7 +221,8 @@ import Darwin
         defer { segment.stop() }
         let server = try ServerProcess(
             name,
-            environment: serverEnvironment(segment: segment, directory: directory, ["BRIDGE_IDLE_TIMEOUT_SECONDS": "1"]),
+            environment: serverEnvironment(
+                segment: segment, directory: directory, ["BRIDGE_IDLE_TIMEOUT_SECONDS": "1"]),
             log: directory.appendingPathComponent("server.log"))
         try await server.waitUntilServing()
         let port = server.port
@@ -241,7 +243,8 @@ import Darwin
                     }
                 }
                 group.addTask {
-                    try await SlowClient.sendAndWaitForClose(Array("POST /webhooks/refiner HTTP/1.1\r\n".utf8), port: port)
+                    try await SlowClient.sendAndWaitForClose(
+                        Array("POST /webhooks/refiner HTTP/1.1\r\n".utf8), port: port)
                 }
             }
             return try await group.reduce(into: []) { $0.append($1) }
