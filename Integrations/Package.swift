@@ -206,6 +206,7 @@ let package = Package(
                 "RefinerWebhookIntake",
                 .product(name: "RefinerSegment", package: "refiner-segment"),
                 .product(name: "Vapor", package: "vapor"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         .executableTarget(
