@@ -191,10 +191,10 @@ import Darwin
         // The server takes the first connections and leaves the rest in the kernel's backlog: its
         // descriptors grow by the cap (and what one accept loop takes before it looks), not by 60.
         let base = try #require(baseline)
-        _ = await eventually(within: .seconds(10)) { (bridge.openDescriptors ?? 0) >= base + 4 }
-        try? await Task.sleep(for: .milliseconds(500))
+        _ = await eventually(within: .seconds(10)) { (bridge.openDescriptors ?? 0) > base }
+        try? await Task.sleep(for: .milliseconds(500))  // time for an uncapped server to take them all
         let open = try #require(bridge.openDescriptors)
-        #expect(open >= base + 4)
+        #expect(open > base)
         #expect(open <= base + 4 + 16, "\(open - base) connections taken past a cap of 4")
         #endif
 
