@@ -74,6 +74,34 @@ import Darwin
         _ = first
     }
 
+    @Test func theStoreDirectoryIsPrivate() throws {
+        let parent = FileManager.default.temporaryDirectory.appendingPathComponent("private-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: parent) }
+        func settings(_ path: String) throws -> BridgeSettings {
+            try BridgeSettings(
+                environment: base.merging(["REFINER_WEBHOOK_SECRET": "0123456789abcdef", "BRIDGE_STORE_DIR": path]) {
+                    $1
+                })
+        }
+
+        // Created readable by its owner only, whatever the umask.
+        let created = parent.appendingPathComponent("created").path
+        _ = try BridgeStores(settings: settings(created))
+        var status = stat()
+        #expect(stat(created, &status) == 0)
+        #expect(status.st_mode & 0o777 == 0o700)
+
+        // An existing directory others may enter: refused, and nothing written into it.
+        let shared = parent.appendingPathComponent("shared").path
+        try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: false)
+        chmod(shared, 0o755)
+        #expect { try BridgeStores(settings: settings(shared)) } throws: { error in
+            "\(error)".contains("chmod 700")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: shared).isEmpty)
+    }
+
     @Test func theSecretIsComparedWholeAndNeverPrinted() throws {
         let secret = WebhookSecret(headerName: "X-Refiner-Secret", value: "0123456789abcdef")
         #expect(secret.matches("0123456789abcdef"))
