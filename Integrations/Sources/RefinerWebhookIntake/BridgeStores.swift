@@ -13,9 +13,9 @@ import Darwin
 /// The bridge's durable state in `BRIDGE_STORE_DIR`: the messages accepted for delivery, and the profiles
 /// the calls are built on. Both example servers open it the same way.
 ///
-/// - The messages are a `FileMessageStore` in the directory itself (`refiner-segment store status DIR`
-///   reads it): a webhook is answered 200 only once its calls are written and synced there, so a crash, a
-///   `kill -9` or a power cut after the answer loses nothing, and the next start sends them first.
+/// - The messages are a `FileMessageStore` in the directory itself: a webhook is answered 200 only once
+///   its calls are written and synced there, so a crash, a `kill -9` or a power cut after the answer loses
+///   nothing, and the next start sends them first.
 /// - The profiles are a `FileProfileStore` in `profiles.log` beside them, so a user's traits keep
 ///   accumulating across restarts and memory does not grow with the number of users.
 ///
