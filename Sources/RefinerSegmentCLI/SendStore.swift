@@ -5,10 +5,10 @@ import RefinerSegmentFileStore
 /// The durable store under `send --store DIR`: a ``FileMessageStore`` with the two things `send` adds, each
 /// in the order that makes a crash between its two writes repeat work rather than lose it.
 ///
-/// - **The input cursor follows the append.** A unit is appended (durable by the store's sync policy), then
-///   the ``InputCursor`` naming the line it came from is written. A crash between the two leaves that one
-///   unit both in the store and after the cursor: the re-run sends it twice under the same messageIds, which
-///   Segment keeps once.
+/// - **The input cursor follows the append.** Units are appended (durable by the store's sync policy), then
+///   the ``InputCursor`` naming the line the last one came from is written. A crash between the two leaves
+///   those units both in the store and after the cursor: the re-run sends them twice under the same
+///   messageIds, which Segment keeps once.
 /// - **The failed file comes before the settlement.** Messages that failed for good are appended to the
 ///   failed file (synced), and only then settled in the store. A crash between the two leaves them in the
 ///   store: the re-run fails them again and writes them again, never neither.
