@@ -1,0 +1,248 @@
+/// Who may send next: deficit round robin by bytes over the tenants of a ``SegmentPipelineGroup``, under a
+/// global cap on requests in flight.
+///
+/// A pure state machine (no clock, no tasks): the group's ``SendGate`` feeds it requests, completions and
+/// cancellations, and does what its ``Decision``s say. Time comes in as `Duration`s since the group began.
+///
+/// The rules:
+/// - A tenant is *eligible* when it has a pending request, fewer requests in flight than its own limit (one
+///   by default, so its batches keep their order) and no `Retry-After` pause in force.
+/// - A pending request is granted when a global slot is free and its tenant's deficit covers its bytes; the
+///   deficit pays for it. Among tenants whose deficit covers their request, the one next in rotation after
+///   the last grant goes first.
+/// - When no eligible tenant can pay, a new round starts: every tenant in the rotation earns
+///   `quantum × weight` bytes (as many rounds at once as the cheapest eligible request needs).
+/// - A tenant keeps its deficit while it is busy (a request pending or in flight), and for one round after
+///   it fell idle, because a tenant with one batch in flight is never pending at the moment its own request
+///   completes; a tenant idle at two round starts leaves the rotation and its deficit goes to zero, so
+///   idleness never banks credit. The deficit is capped at two rounds' worth (or the request it waits for).
+/// - A paused tenant leaves the rotation until its pause ends: its pending requests are sent back with the
+///   time the pause ends (the gate sleeps until then and asks again), and so are new ones during the pause.
+///   A failing tenant leaves it too, without the scheduler's help: its pipeline waits out the backoff
+///   before it asks for a slot again.
+struct FairScheduler: Sendable {
+    /// The scheduler's knobs.
+    struct Configuration: Sendable, Hashable {
+        /// The bytes a tenant of weight 1 earns per round.
+        var quantum: Int
+        /// The most requests in flight, all tenants together.
+        var maximumInFlight: Int
+    }
+
+    /// A request's number, chosen by the caller and unique among the requests it has not finished.
+    typealias Ticket = Int
+
+    /// What the gate must do for a request that was waiting.
+    enum Decision: Sendable, Hashable {
+        /// Send the request now; report ``FairScheduler/complete(_:now:pause:)`` when it is done.
+        case grant(Ticket)
+        /// The tenant is paused until this time: wait, then ask again with a new request.
+        case pause(Ticket, until: Duration)
+    }
+
+    private struct Request: Sendable {
+        var ticket: Ticket
+        var bytes: Int
+    }
+
+    private struct Tenant: Sendable {
+        var weight: Int
+        var maximumInFlight: Int
+        var deficit = 0
+        var pending: [Request] = []
+        var inFlight = 0
+        var pausedUntil: Duration?
+        /// Round starts seen while the tenant had nothing pending and nothing in flight.
+        var idleRounds = 0
+        var isInRotation = false
+        /// Bytes granted so far (for the group's counters and for tests).
+        var grantedBytes = 0
+
+        var isBusy: Bool { !pending.isEmpty || inFlight > 0 }
+    }
+
+    let configuration: Configuration
+    private var tenants: [String: Tenant] = [:]
+    /// The tenants in rotation, in round-robin order.
+    private var rotation: [String] = []
+    /// Where the next search for a tenant that can pay starts, as an index into ``rotation``.
+    private var cursor = 0
+    /// The tenant of each granted request.
+    private var granted: [Ticket: String] = [:]
+    /// Requests in flight, all tenants together.
+    private(set) var inFlight = 0
+
+    init(configuration: Configuration) {
+        precondition(configuration.quantum >= 1 && configuration.maximumInFlight >= 1)
+        self.configuration = configuration
+    }
+
+    /// Requests waiting for a slot, all tenants together.
+    var pendingCount: Int { tenants.values.reduce(0) { $0 + $1.pending.count } }
+
+    /// Bytes granted to a tenant so far.
+    func grantedBytes(of tenant: String) -> Int { tenants[tenant]?.grantedBytes ?? 0 }
+
+    /// When the tenant's `Retry-After` pause ends, if one is in force at `now`.
+    func pausedUntil(_ tenant: String, now: Duration) -> Duration? {
+        guard let until = tenants[tenant]?.pausedUntil, until > now else { return nil }
+        return until
+    }
+
+    /// Adds a tenant, or changes the weight and limit of a known one.
+    ///
+    /// - Parameters:
+    ///   - weight: Its share relative to others (at least 1).
+    ///   - maximumInFlight: The most requests it may have in flight (its pipeline's batches in flight).
+    mutating func register(_ tenant: String, weight: Int = 1, maximumInFlight: Int = 1) {
+        precondition(weight >= 1 && maximumInFlight >= 1)
+        tenants[tenant, default: Tenant(weight: weight, maximumInFlight: maximumInFlight)].weight = weight
+        tenants[tenant]?.maximumInFlight = maximumInFlight
+    }
+
+    /// Forgets a tenant that has nothing pending and nothing in flight; returns whether it did.
+    @discardableResult
+    mutating func remove(_ tenant: String) -> Bool {
+        guard let state = tenants[tenant], !state.isBusy else { return false }
+        tenants[tenant] = nil
+        leaveRotation(tenant)
+        return true
+    }
+
+    /// A tenant asks to send `bytes`; the decisions say which waiting requests (this one included) go now.
+    ///
+    /// An unknown tenant is registered with weight 1 and one request in flight.
+    mutating func request(_ ticket: Ticket, tenant: String, bytes: Int, now: Duration) -> [Decision] {
+        if tenants[tenant] == nil { register(tenant) }
+        if let until = pausedUntil(tenant, now: now) { return [.pause(ticket, until: until)] }
+        tenants[tenant]?.pausedUntil = nil
+        tenants[tenant]?.pending.append(Request(ticket: ticket, bytes: max(0, bytes)))
+        tenants[tenant]?.idleRounds = 0
+        if tenants[tenant]?.isInRotation == false {
+            tenants[tenant]?.isInRotation = true
+            rotation.append(tenant)
+        }
+        return schedule(now: now)
+    }
+
+    /// A granted request is done. With `pause`, its tenant is paused for that long from `now` (a
+    /// `Retry-After`): its waiting requests come back as ``Decision/pause(_:until:)``.
+    mutating func complete(_ ticket: Ticket, now: Duration, pause: Duration? = nil) -> [Decision] {
+        guard let tenant = granted.removeValue(forKey: ticket) else { return [] }
+        inFlight -= 1
+        tenants[tenant]?.inFlight -= 1
+        var decisions: [Decision] = []
+        if let pause, pause > .zero, var state = tenants[tenant] {
+            let until = now + pause
+            state.pausedUntil = max(until, state.pausedUntil ?? until)
+            decisions = state.pending.map { .pause($0.ticket, until: state.pausedUntil ?? until) }
+            state.pending = []
+            state.deficit = 0
+            tenants[tenant] = state
+            leaveRotation(tenant)
+        }
+        return decisions + schedule(now: now)
+    }
+
+    /// A request gave up: a pending one is withdrawn, a granted one counts as complete.
+    mutating func cancel(_ ticket: Ticket, now: Duration) -> [Decision] {
+        if granted[ticket] != nil { return complete(ticket, now: now) }
+        for (tenant, state) in tenants {
+            guard let index = state.pending.firstIndex(where: { $0.ticket == ticket }) else { continue }
+            tenants[tenant]?.pending.remove(at: index)
+            return schedule(now: now)
+        }
+        return []
+    }
+
+    // MARK: Deficit round robin
+
+    /// Grants requests while slots are free and some eligible tenant can pay, starting rounds as needed.
+    private mutating func schedule(now: Duration) -> [Decision] {
+        var decisions: [Decision] = []
+        while inFlight < configuration.maximumInFlight {
+            if let index = nextPayingTenant() {
+                decisions.append(.grant(grant(at: index)))
+            } else if let rounds = roundsUntilSomeonePays() {
+                startRounds(rounds)
+            } else {
+                break
+            }
+        }
+        return decisions
+    }
+
+    private func isEligible(_ state: Tenant) -> Bool {
+        !state.pending.isEmpty && state.inFlight < state.maximumInFlight
+    }
+
+    /// The rotation index of the first eligible tenant, from the cursor on, whose deficit covers its request.
+    private func nextPayingTenant() -> Int? {
+        let count = rotation.count
+        guard count > 0 else { return nil }
+        for step in 0..<count {
+            let index = (cursor + step) % count
+            guard let state = tenants[rotation[index]], isEligible(state) else { continue }
+            if state.deficit >= state.pending[0].bytes { return index }
+        }
+        return nil
+    }
+
+    private mutating func grant(at index: Int) -> Ticket {
+        let tenant = rotation[index]
+        var state = tenants[tenant]!
+        let request = state.pending.removeFirst()
+        state.deficit -= request.bytes
+        state.inFlight += 1
+        state.grantedBytes += request.bytes
+        tenants[tenant] = state
+        granted[request.ticket] = tenant
+        inFlight += 1
+        cursor = (index + 1) % rotation.count
+        return request.ticket
+    }
+
+    /// How many rounds the cheapest eligible request still needs, or `nil` when no tenant is eligible.
+    private func roundsUntilSomeonePays() -> Int? {
+        var fewest: Int?
+        for tenant in rotation {
+            guard let state = tenants[tenant], isEligible(state) else { continue }
+            let earning = configuration.quantum * state.weight
+            let missing = max(0, state.pending[0].bytes - state.deficit)
+            let rounds = max(1, (missing + earning - 1) / earning)
+            fewest = min(fewest ?? rounds, rounds)
+        }
+        return fewest
+    }
+
+    private mutating func startRounds(_ rounds: Int) {
+        var leaving: [String] = []
+        for tenant in rotation {
+            guard var state = tenants[tenant] else { continue }
+            let earning = configuration.quantum * state.weight
+            if state.isBusy {
+                state.idleRounds = 0
+                let needed = state.pending.first?.bytes ?? 0
+                state.deficit = min(state.deficit + rounds * earning, max(2 * earning, needed))
+            } else if state.idleRounds == 0 && rounds == 1 {
+                // Idle for the first time at a round start: most likely between two of its own batches.
+                state.idleRounds = 1
+                state.deficit = min(state.deficit + earning, 2 * earning)
+            } else {
+                state.deficit = 0
+                leaving.append(tenant)
+            }
+            tenants[tenant] = state
+        }
+        for tenant in leaving { leaveRotation(tenant) }
+    }
+
+    private mutating func leaveRotation(_ tenant: String) {
+        guard let index = rotation.firstIndex(of: tenant) else { return }
+        rotation.remove(at: index)
+        if index < cursor { cursor -= 1 }
+        if cursor >= rotation.count { cursor = 0 }
+        tenants[tenant]?.isInRotation = false
+        tenants[tenant]?.idleRounds = 0
+    }
+}

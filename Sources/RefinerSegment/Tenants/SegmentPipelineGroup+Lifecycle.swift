@@ -1,0 +1,141 @@
+extension SegmentPipelineGroup {
+    /// Runs the group: consumes every tenant's outcomes (which frees room under the byte bound and feeds
+    /// ``outcomes(bufferingPolicy:)``) and closes idle tenants, until a graceful shutdown has drained every
+    /// tenant.
+    ///
+    /// Shaped like swift-service-lifecycle's `Service.run()`: await it in a task of your own (a task group,
+    /// a `ServiceGroup`). It returns after ``triggerGracefulShutdown()`` once every tenant has delivered
+    /// what it holds or its grace period (``Configuration/gracePeriod``) has passed; cancelling its task
+    /// stops every tenant at once and hands back what was not delivered. The outcome streams finish when
+    /// it returns.
+    ///
+    /// - Throws: ``SegmentTenantError`` with code ``SegmentTenantError/Code/alreadyRunning`` when called a
+    ///   second time.
+    public func run() async throws {
+        guard !hasRun else {
+            throw SegmentTenantError(code: .alreadyRunning, tenant: nil, detail: "run() may be called once")
+        }
+        hasRun = true
+        await withTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { await self.runTenants() }
+            if let timeout = configuration.idleTimeout {
+                tasks.addTask { await self.closeIdleTenants(every: timeout) }
+            }
+            // The tenants' task ends once they are drained or stopped; the idle sweeper only by cancellation.
+            await tasks.next()
+            tasks.cancelAll()
+        }
+        state = .stopped
+        for continuation in subscribers.values { continuation.finish() }
+        subscribers = [:]
+    }
+
+    /// Starts a graceful shutdown: the group accepts no more messages, every tenant delivers what it holds
+    /// (for at most the grace period, then hands the rest back) and ``run()`` returns. Callable from any
+    /// context, any number of times.
+    public nonisolated func triggerGracefulShutdown() {
+        eventSink.yield(.drain)
+    }
+
+    /// A stream of what becomes of every tenant's messages, each outcome naming its tenant, from now on
+    /// until ``run()`` returns.
+    ///
+    /// Each call makes a new stream; every stream sees every outcome. Subscribe before recording to see
+    /// them all. The buffering policy is the host's choice: `.unbounded` (the default) keeps everything
+    /// until consumed; a bounded policy drops outcomes when the consumer falls behind (the messages are
+    /// still delivered or failed; only the report is lost).
+    public func outcomes(
+        bufferingPolicy: AsyncStream<SegmentTenantOutcome>.Continuation.BufferingPolicy = .unbounded
+    ) -> AsyncStream<SegmentTenantOutcome> {
+        let (stream, continuation) = AsyncStream.makeStream(
+            of: SegmentTenantOutcome.self, bufferingPolicy: bufferingPolicy)
+        guard state != .stopped else {
+            continuation.finish()
+            return stream
+        }
+        let id = nextSubscriberID
+        nextSubscriberID += 1
+        subscribers[id] = continuation
+        return stream
+    }
+
+    // MARK: Running
+
+    /// Consumes each tenant's outcomes as tenants open, until a drain has finished or the task is cancelled.
+    private func runTenants() async {
+        await withTaskGroup(of: Void.self) { tasks in
+            for await event in events {
+                switch event {
+                case .opened(let pipeline):
+                    tasks.addTask { await self.consume(pipeline) }
+                case .drain:
+                    guard state == .running else { continue }
+                    state = .draining
+                    tasks.addTask {
+                        await self.drainTenants()
+                        self.eventSink.finish()
+                    }
+                }
+            }
+            if Task.isCancelled { await stopTenants() }
+        }
+    }
+
+    /// Frees a tenant's bytes as its messages settle and passes its outcomes on, named.
+    private func consume(_ pipeline: TenantPipeline) async {
+        for await outcome in pipeline.outcomes {
+            switch outcome {
+            case .delivered, .failed, .handedBack:
+                bytes.release(Self.bytes(of: outcome.messages), tenant: pipeline.id)
+                activity[pipeline.id]?.lastActive = clock.now()
+            case .retrying:
+                break
+            }
+            // After a cancellation the group reports what its tenants hand back itself (stopTenants).
+            if state == .stopping, case .handedBack = outcome { continue }
+            emit(SegmentTenantOutcome(tenant: pipeline.id, outcome: outcome))
+        }
+    }
+
+    private func emit(_ outcome: SegmentTenantOutcome) {
+        for continuation in subscribers.values { continuation.yield(outcome) }
+    }
+
+    private var openPipelines: [TenantPipeline] {
+        tenants.values.compactMap { if case .open(let pipeline) = $0 { pipeline } else { nil } }
+    }
+
+    /// Drains every open tenant at once, each within the grace period.
+    private func drainTenants() async {
+        let grace = configuration.gracePeriod
+        await withTaskGroup(of: Void.self) { tasks in
+            for pipeline in openPipelines {
+                tasks.addTask { _ = await pipeline.drain(grace: grace) }
+            }
+        }
+    }
+
+    /// Stops every open tenant at once and reports what each hands back.
+    private func stopTenants() async {
+        state = .stopping
+        let handedBack = await withTaskGroup(of: (String, [SegmentMessage]).self) { tasks in
+            for pipeline in openPipelines {
+                tasks.addTask { (pipeline.id, await pipeline.stop()) }
+            }
+            var all: [(String, [SegmentMessage])] = []
+            for await result in tasks { all.append(result) }
+            return all
+        }
+        for (tenant, messages) in handedBack.sorted(by: { $0.0 < $1.0 }) where !messages.isEmpty {
+            bytes.release(Self.bytes(of: messages), tenant: tenant)
+            emit(SegmentTenantOutcome(tenant: tenant, outcome: .handedBack(messages)))
+        }
+    }
+
+    private func closeIdleTenants(every interval: Duration) async {
+        while !Task.isCancelled {
+            do { try await clock.sleep(for: interval) } catch { return }
+            await closeIdleTenants()
+        }
+    }
+}

@@ -1,0 +1,64 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// One open tenant of a ``SegmentPipelineGroup``: its own ``SegmentPipeline`` (queue, bounds, retry state,
+/// pause) behind the shared gate, its own call builder (and so its own bounded survey-key cache), and the
+/// stream of its pipeline's outcomes.
+///
+/// The group's one contact with the pipeline's lifecycle API (how a pipeline is made, stopped and
+/// drained), so that a change of that API changes this file only.
+struct TenantPipeline: Sendable {
+    let id: String
+    let pipeline: SegmentPipeline
+    let builder: SegmentCallBuilder
+    let outcomes: AsyncStream<SegmentOutcome>
+    let whenFull: SegmentPipeline.FullQueuePolicy
+    let clock: DeliveryClock
+
+    /// Makes the tenant's pipeline on the gated transport and subscribes to its outcomes.
+    init(
+        id: String,
+        configuration: SegmentPipelineGroup.TenantConfiguration,
+        transport: any SegmentTransport,
+        gate: SendGate,
+        clock: DeliveryClock,
+        jitter: @escaping @Sendable (Duration) -> Duration
+    ) async throws(SegmentTenantError) {
+        func invalid(_ detail: String, _ error: SegmentDeliveryError? = nil) -> SegmentTenantError {
+            SegmentTenantError(code: .invalidConfiguration, tenant: id, deliveryError: error, detail: detail)
+        }
+        guard configuration.weight >= 1 else { throw invalid("the weight must be at least 1") }
+        let gated = GatedTransport(tenant: id, gate: gate, transport: transport, retry: configuration.pipeline.retry)
+        do {
+            pipeline = try SegmentPipeline(
+                writeKey: configuration.writeKey, transport: gated, configuration: configuration.pipeline,
+                clock: clock, jitter: jitter)
+        } catch {
+            throw invalid("the tenant's pipeline cannot be made", error)
+        }
+        do {
+            builder = try SegmentCallBuilder(configuration: configuration.builder)
+        } catch {
+            throw invalid("the tenant's call builder cannot be made: \(error)")
+        }
+        self.id = id
+        self.whenFull = configuration.pipeline.queue.whenFull
+        self.clock = clock
+        self.outcomes = await pipeline.outcomes()
+        gate.register(
+            id, weight: configuration.weight, maximumInFlight: configuration.pipeline.maximumBatchesInFlight)
+    }
+
+    /// Stops accepting, keeps delivering for `grace`, then hands the rest back (as outcomes).
+    func drain(grace: Duration) async -> [SegmentMessage] {
+        await pipeline.shutdown(deadline: clock.now().addingTimeInterval(grace.seconds))
+    }
+
+    /// Stops at once: what is not delivered is handed back.
+    func stop() async -> [SegmentMessage] {
+        await pipeline.shutdown(deadline: clock.now())
+    }
+}
