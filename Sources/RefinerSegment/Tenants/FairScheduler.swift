@@ -8,8 +8,9 @@
 /// - A tenant is *eligible* when it has a pending request, fewer requests in flight than its own limit (one
 ///   by default, so its batches keep their order) and no `Retry-After` pause in force.
 /// - A pending request is granted when a global slot is free and its tenant's deficit covers its bytes; the
-///   deficit pays for it. Among tenants whose deficit covers their request, the one next in rotation after
-///   the last grant goes first.
+///   deficit pays for it. Among tenants whose deficit covers their request, the one with the most credit
+///   left for its weight goes first (ties: the next in rotation after the last grant), so bytes, not
+///   requests, are what is shared.
 /// - When no eligible tenant can pay, a new round starts: every tenant in the rotation earns
 ///   `quantum × weight` bytes (as many rounds at once as the cheapest eligible request needs).
 /// - A tenant keeps its deficit while it is busy (a request pending or in flight), and for one round after
@@ -60,6 +61,11 @@ struct FairScheduler: Sendable {
 
         var isBusy: Bool { !pending.isEmpty || inFlight > 0 }
     }
+
+    /// The most rounds of credit a busy tenant keeps: enough that a tenant with small batches, which can
+    /// only use its credit one batch at a time, is not robbed of it by rounds that start while its batch is
+    /// in flight; few enough that no tenant can bank a burst.
+    static let bankedRounds = 8
 
     let configuration: Configuration
     private var tenants: [String: Tenant] = [:]
@@ -176,16 +182,23 @@ struct FairScheduler: Sendable {
         !state.pending.isEmpty && state.inFlight < state.maximumInFlight
     }
 
-    /// The rotation index of the first eligible tenant, from the cursor on, whose deficit covers its request.
+    /// The rotation index of the eligible tenant whose deficit covers its request and, among those, has the
+    /// most credit left for its weight; ties go to the first from the cursor on.
+    ///
+    /// Most credit first, rather than the next payer in rotation: a tenant with one batch in flight can only
+    /// spend its credit a batch at a time, and a tenant with small batches spends slowly, so taking plain
+    /// turns would hand the bytes out per request instead of per byte.
     private func nextPayingTenant() -> Int? {
         let count = rotation.count
-        guard count > 0 else { return nil }
+        var best: (index: Int, deficit: Int, weight: Int)?
         for step in 0..<count {
             let index = (cursor + step) % count
-            guard let state = tenants[rotation[index]], isEligible(state) else { continue }
-            if state.deficit >= state.pending[0].bytes { return index }
+            guard let state = tenants[rotation[index]], isEligible(state), state.deficit >= state.pending[0].bytes
+            else { continue }
+            if let current = best, state.deficit * current.weight <= current.deficit * state.weight { continue }
+            best = (index, state.deficit, state.weight)
         }
-        return nil
+        return best?.index
     }
 
     private mutating func grant(at index: Int) -> Ticket {
@@ -223,7 +236,7 @@ struct FairScheduler: Sendable {
             if state.isBusy {
                 state.idleRounds = 0
                 let needed = state.pending.first?.bytes ?? 0
-                state.deficit = min(state.deficit + rounds * earning, max(2 * earning, needed))
+                state.deficit = min(state.deficit + rounds * earning, max(Self.bankedRounds * earning, needed))
             } else if state.idleRounds == 0 && rounds == 1 {
                 // Idle for the first time at a round start: most likely between two of its own batches.
                 state.idleRounds = 1
