@@ -11,8 +11,13 @@
 ///   deficit pays for it. Among tenants whose deficit covers their request, the one with the most credit
 ///   left for its weight goes first (ties: the next in rotation after the last grant), so bytes, not
 ///   requests, are what is shared.
-/// - When no eligible tenant can pay, a new round starts: every tenant in the rotation earns
-///   `quantum × weight` bytes (as many rounds at once as the cheapest eligible request needs).
+/// - When no eligible tenant can pay but a tenant whose own requests are all in flight still has credit,
+///   the round is not over: the eligible tenant with the most credit for its weight borrows (its deficit
+///   goes below zero and is paid back from its next rounds). So the transport is never left idle, and a
+///   tenant that is busy at the moment a slot frees (with one batch in flight it always is, right after its
+///   own request completes) does not see everyone else earn a new round meanwhile.
+/// - Otherwise a new round starts: every tenant in the rotation earns `quantum × weight` bytes (as many
+///   rounds at once as the cheapest eligible request needs).
 /// - A tenant keeps its deficit while it is busy (a request pending or in flight), and for one round after
 ///   it fell idle, because a tenant with one batch in flight is never pending at the moment its own request
 ///   completes; a tenant idle at two round starts leaves the rotation and its deficit goes to zero, so
@@ -169,6 +174,10 @@ struct FairScheduler: Sendable {
         while inFlight < configuration.maximumInFlight {
             if let index = nextPayingTenant() {
                 decisions.append(.grant(grant(at: index)))
+            } else if isRoundOpen, let index = nextTenant(payingOnly: false) {
+                // Someone busy still has credit this round: rather than a new round for everyone (which would
+                // hand the waiting tenants credit the busy ones have not spent yet), the next tenant borrows.
+                decisions.append(.grant(grant(at: index)))
             } else if let rounds = roundsUntilSomeonePays() {
                 startRounds(rounds)
             } else {
@@ -188,12 +197,17 @@ struct FairScheduler: Sendable {
     /// Most credit first, rather than the next payer in rotation: a tenant with one batch in flight can only
     /// spend its credit a batch at a time, and a tenant with small batches spends slowly, so taking plain
     /// turns would hand the bytes out per request instead of per byte.
-    private func nextPayingTenant() -> Int? {
+    private func nextPayingTenant() -> Int? { nextTenant(payingOnly: true) }
+
+    /// The eligible tenant with the most credit left for its weight (ties: the first from the cursor on),
+    /// among those whose deficit covers their request when `payingOnly`.
+    private func nextTenant(payingOnly: Bool) -> Int? {
         let count = rotation.count
         var best: (index: Int, deficit: Int, weight: Int)?
         for step in 0..<count {
             let index = (cursor + step) % count
-            guard let state = tenants[rotation[index]], isEligible(state), state.deficit >= state.pending[0].bytes
+            guard let state = tenants[rotation[index]], isEligible(state),
+                !payingOnly || state.deficit >= state.pending[0].bytes
             else { continue }
             if let current = best, state.deficit * current.weight <= current.deficit * state.weight { continue }
             best = (index, state.deficit, state.weight)
@@ -213,6 +227,14 @@ struct FairScheduler: Sendable {
         inFlight += 1
         cursor = (index + 1) % rotation.count
         return request.ticket
+    }
+
+    /// Whether a tenant that cannot send now (its own requests in flight) still has credit this round.
+    private var isRoundOpen: Bool {
+        rotation.contains { tenant in
+            guard let state = tenants[tenant] else { return false }
+            return state.inFlight > 0 && state.deficit > 0 && !isEligible(state)
+        }
     }
 
     /// How many rounds the cheapest eligible request still needs, or `nil` when no tenant is eligible.

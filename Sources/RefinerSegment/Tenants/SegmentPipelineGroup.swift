@@ -286,8 +286,9 @@ public actor SegmentPipelineGroup {
     public var statistics: Statistics {
         let held = bytes.load
         let load = gate.load
+        let open = tenants.values.reduce(0) { count, entry in if case .open = entry { count + 1 } else { count } }
         return Statistics(
-            tenants: openTenants.count, bytes: held.bytes, unitsWaitingForRoom: held.waiting,
+            tenants: open, bytes: held.bytes, unitsWaitingForRoom: held.waiting,
             requestsInFlight: load.inFlight, requestsWaiting: load.waiting)
     }
 
