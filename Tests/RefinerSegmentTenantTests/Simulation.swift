@@ -172,20 +172,41 @@ final class SimulatedNetwork: SegmentTransport {
         return answer
     }
 
-    private let held = Shared<[String: [CheckedContinuation<Void, any Error>]]>([:])
+    private let held = Shared<(next: Int, waiting: [Int: (tenant: String, continuation: CheckedContinuation<Void, any Error>)])>(
+        (0, [:]))
 
-    /// Waits, outside virtual time, until ``release(_:)`` lets the tenant's requests through.
+    /// Waits, outside virtual time, until ``release(_:)`` lets the tenant's requests through (or the task
+    /// is cancelled).
     private func hold(_ tenant: String) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            held.withLock { $0[tenant, default: []].append(continuation) }
+        let id = held.withLock { held -> Int in
+            held.next += 1
+            return held.next
+        }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let cancelled = held.withLock { held -> Bool in
+                    if Task.isCancelled { return true }
+                    held.waiting[id] = (tenant, continuation)
+                    return false
+                }
+                if cancelled { continuation.resume(throwing: CancellationError()) }
+            }
+        } onCancel: {
+            held.withLock { $0.waiting.removeValue(forKey: id) }?.continuation.resume(throwing: CancellationError())
         }
     }
 
     /// Answers the tenant's held requests with 200.
     func release(_ tenant: String) {
-        let waiting = held.withLock { $0.removeValue(forKey: tenant) ?? [] }
+        let waiting = held.withLock { held -> [CheckedContinuation<Void, any Error>] in
+            let ids = held.waiting.filter { $0.value.tenant == tenant }.map(\.key)
+            return ids.compactMap { held.waiting.removeValue(forKey: $0)?.continuation }
+        }
         for continuation in waiting { continuation.resume() }
     }
+
+    /// Requests held now.
+    var heldCount: Int { held.withLock { $0.waiting.count } }
 }
 
 /// Moves virtual time forward whenever the group has stopped moving, until a condition holds.
@@ -228,10 +249,17 @@ struct Driver {
     /// Settles, then advances to the next wake, until `done` holds or nobody sleeps; `false` if it gave up.
     @discardableResult
     func run(until done: () async -> Bool) async -> Bool {
+        var idle = 0
         while true {
             await settle()
             if await done() { return true }
-            guard clock.advanceToNextWake() else { return await done() }
+            if clock.advanceToNextWake() {
+                idle = 0
+            } else {
+                // Nobody sleeps: what is left to happen happens without the clock (a task finishing).
+                idle += 1
+                if idle > 20 { return await done() }
+            }
         }
     }
 
