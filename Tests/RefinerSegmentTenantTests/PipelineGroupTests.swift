@@ -202,13 +202,18 @@ import Testing
         let driver = Driver(clock: clock, network: network, group: group)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
+            // The sweeper looks every 60 s from the start: at 60 s, 120 s...
+            while clock.sleeperCount < 1 { await Task.yield() }
             try await group.record([TestMessages.message("a-1")], tenant: "a")
+            await driver.run(to: .seconds(30))
             try await group.record([TestMessages.message("b-1")], tenant: "b")
-            await driver.run(to: .seconds(50))
-            // b stays busy; a has been idle since its delivery.
+            await driver.run(to: .seconds(100))
+            // b is busy at 30 s and again at 100 s, never idle for 60 s at a sweep; a has been idle since
+            // just after 0 s.
             try await group.record([TestMessages.message("b-2")], tenant: "b")
             await driver.run(to: .seconds(125))
             #expect(await group.openTenants == ["b"])
+            #expect(resolved.current == ["a", "b"])
             try await group.record([TestMessages.message("a-2")], tenant: "a")
             #expect(await group.openTenants == ["a", "b"])
             #expect(resolved.current == ["a", "b", "a"])
