@@ -12,14 +12,14 @@ import Testing
         settings: @escaping @Sendable (String, inout SegmentPipelineGroup.TenantConfiguration) -> Void = { _, _ in }
     ) throws -> SegmentPipelineGroup {
         try SegmentPipelineGroup(
-            transport: network, configuration: configuration, clock: clock.deliveryClock, jitter: { $0 }
-        ) { tenant in
-            var tenantSettings = SegmentPipelineGroup.TenantConfiguration(
-                writeKey: WriteKey("wk_\(tenant)_secret"),
-                pipeline: SegmentPipeline.Configuration(endpoint: SimulatedNetwork.endpoint(tenant)))
-            settings(tenant, &tenantSettings)
-            return tenantSettings
-        }
+            transport: network, configuration: configuration, clock: clock.deliveryClock, jitter: { $0 },
+            resolver: { tenant in
+                var tenantSettings = SegmentPipelineGroup.TenantConfiguration(
+                    writeKey: WriteKey("wk_\(tenant)_secret"),
+                    pipeline: SegmentPipeline.Configuration(endpoint: SimulatedNetwork.endpoint(tenant)))
+                settings(tenant, &tenantSettings)
+                return tenantSettings
+            })
     }
 
     @Test func quietTenantsAreServedPromptlyBesideABacklogAnOutageAndARateLimit() async throws {

@@ -14,16 +14,16 @@ import Testing
         settings: @escaping @Sendable (String, inout SegmentPipelineGroup.TenantConfiguration) -> Void = { _, _ in }
     ) throws -> SegmentPipelineGroup {
         try SegmentPipelineGroup(
-            transport: network, configuration: configuration, clock: clock.deliveryClock, jitter: { $0 }
-        ) { tenant in
-            resolved.withLock { $0.append(tenant) }
-            guard !tenant.hasPrefix("unknown") else { return nil }
-            var tenantSettings = SegmentPipelineGroup.TenantConfiguration(
-                writeKey: Self.writeKey(tenant),
-                pipeline: SegmentPipeline.Configuration(endpoint: SimulatedNetwork.endpoint(tenant)))
-            settings(tenant, &tenantSettings)
-            return tenantSettings
-        }
+            transport: network, configuration: configuration, clock: clock.deliveryClock, jitter: { $0 },
+            resolver: { tenant in
+                resolved.withLock { $0.append(tenant) }
+                guard !tenant.hasPrefix("unknown") else { return nil }
+                var tenantSettings = SegmentPipelineGroup.TenantConfiguration(
+                    writeKey: Self.writeKey(tenant),
+                    pipeline: SegmentPipeline.Configuration(endpoint: SimulatedNetwork.endpoint(tenant)))
+                settings(tenant, &tenantSettings)
+                return tenantSettings
+            })
     }
 
     private static func writeKey(_ tenant: String) -> WriteKey { WriteKey("wk_\(tenant)_secret") }
@@ -170,7 +170,8 @@ import Testing
     ])
     func groupSettingsOutOfRangeAreRefused(configuration: SegmentPipelineGroup.Configuration) {
         #expect(throws: SegmentTenantError.self) {
-            try SegmentPipelineGroup(transport: SimulatedNetwork(clock: SimulatedClock()), configuration: configuration) {
+            try SegmentPipelineGroup(transport: SimulatedNetwork(clock: SimulatedClock()), configuration: configuration)
+            {
                 _ in nil
             }
         }
@@ -257,7 +258,8 @@ import Testing
         let network = SimulatedNetwork(clock: clock) { tenant, _ in
             tenant == "down" ? SegmentResponse(statusCode: 503) : SimulatedNetwork.ok
         }
-        let group = try Self.makeGroup(clock: clock, network: network, configuration: .init(idleTimeout: nil, gracePeriod: .seconds(5)))
+        let group = try Self.makeGroup(
+            clock: clock, network: network, configuration: .init(idleTimeout: nil, gracePeriod: .seconds(5)))
         let outcomes = OutcomeLog()
         let stream = await group.outcomes()
         let driver = Driver(clock: clock, network: network, group: group)

@@ -131,7 +131,8 @@ final class SimulatedNetwork: SegmentTransport {
     private let behaviour: Behaviour
     private let log = Shared<(requests: [Request], attempts: [String: Int], completed: Int)>(([], [:], 0))
 
-    init(clock: SimulatedClock, latency: Duration = .milliseconds(20), behaviour: @escaping Behaviour = { _, _ in nil }) {
+    init(clock: SimulatedClock, latency: Duration = .milliseconds(20), behaviour: @escaping Behaviour = { _, _ in nil })
+    {
         self.clock = clock
         self.latency = latency
         self.behaviour = behaviour
@@ -172,7 +173,9 @@ final class SimulatedNetwork: SegmentTransport {
         return answer
     }
 
-    private let held = Shared<(next: Int, waiting: [Int: (tenant: String, continuation: CheckedContinuation<Void, any Error>)])>(
+    private let held = Shared<
+        (next: Int, waiting: [Int: (tenant: String, continuation: CheckedContinuation<Void, any Error>)])
+    >(
         (0, [:]))
 
     /// Waits, outside virtual time, until ``release(_:)`` lets the tenant's requests through (or the task

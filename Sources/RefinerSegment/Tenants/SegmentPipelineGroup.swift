@@ -188,7 +188,8 @@ public actor SegmentPipelineGroup {
         } catch {
             bytes.release(count, tenant: tenant)
             if error.code == .shutDown { throw shutDownError(tenant) }
-            throw SegmentTenantError(code: error.code == .cancelled ? .cancelled : .delivery, tenant: tenant, deliveryError: error)
+            throw SegmentTenantError(
+                code: error.code == .cancelled ? .cancelled : .delivery, tenant: tenant, deliveryError: error)
         }
     }
 
@@ -253,7 +254,8 @@ public actor SegmentPipelineGroup {
         do {
             guard let resolved = try await resolver(tenant) else {
                 return .failure(
-                    SegmentTenantError(code: .unknownTenant, tenant: tenant, detail: "the resolver has no settings for it"))
+                    SegmentTenantError(
+                        code: .unknownTenant, tenant: tenant, detail: "the resolver has no settings for it"))
             }
             settings = resolved
         } catch {
