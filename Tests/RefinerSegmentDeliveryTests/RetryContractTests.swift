@@ -248,7 +248,7 @@ import Testing
         #expect(reported.utf8.count <= 1024)
         #expect(!reported.contains("wk_sec"))
         #expect(!reported.contains(String(basic.prefix(6))))
-        #expect(reported.hasPrefix(String(repeating: ".", count: min(offset, 990))))
+        #expect(reported.hasPrefix(String(repeating: ".", count: 100)), "the excerpt is short now")
     }
 
     @Test func defaultJitterWaitsBetweenHalfAndAllOfTheBackoff() {

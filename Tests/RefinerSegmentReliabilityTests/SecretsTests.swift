@@ -173,6 +173,123 @@ import Darwin
         }
     }
 
+    // MARK: Encoded forms of the key
+
+    /// A key with every character that changes when encoded: JSON escapes `"` and `\\`, some servers `/`,
+    /// percent-encoding `%`, `+` and the rest.
+    static let encodableKey = #"wk_"Q8\x/LEAK%p+9=&"#
+
+    /// The key as a server may say it back: raw, in its Basic credentials, JSON-escaped (with and without
+    /// `\/`), percent-encoded in either case of hex.
+    static let encodedForms: [String] = {
+        let key = encodableKey
+        let basic = String(WriteKey(key).basicAuthorization.dropFirst("Basic ".count))
+        return [
+            key, #"wk_\"Q8\\x/LEAK%p+9=&"#, #"wk_\"Q8\\x\/LEAK%p+9=&"#, "wk_%22Q8%5Cx%2FLEAK%25p%2B9%3D%26",
+            "wk_%22Q8%5cx%2fLEAK%25p%2b9%3d%26", basic, basic.replacing("/", with: #"\/"#),
+        ]
+    }()
+
+    static func expectNoEncodedKey(
+        in value: Any, _ what: String, sourceLocation: SourceLocation = #_sourceLocation
+    ) {
+        for text in texts(value) {
+            // "LEAK" is in every form: a part of the key that escaped redaction shows too.
+            if let form = encodedForms.first(where: { text.contains($0) }) ?? (text.contains("LEAK") ? "LEAK" : nil) {
+                Issue.record(
+                    "\(what) shows the write key as '\(form)': \(text.prefix(2000))", sourceLocation: sourceLocation)
+            }
+        }
+    }
+
+    @Test func aRefusalQuotingTheKeyInAnyEncodingShowsNoneOfThem() async throws {
+        for form in Self.encodedForms {
+            let transport = ScriptedTransport([.status(401, body: "unknown key " + form + " for this source")])
+            let pipeline = try SegmentPipeline(writeKey: WriteKey(Self.encodableKey), transport: transport)
+            let stream = await pipeline.outcomes()
+            try await pipeline.record(
+                try SegmentCallBuilder().process(
+                    Responses.make("r", user: "u", account: "a"), profile: CollectedProfile()
+                ).messages)
+            await pipeline.shutdown(deadline: Date().addingTimeInterval(5))
+            var outcomes: [SegmentOutcome] = []
+            for await outcome in stream { outcomes.append(outcome) }
+            let reason = try #require(outcomes.last?.reason)
+            #expect(reason.responseBody == "unknown key <redacted> for this source", "\(form)")
+            Self.expectNoEncodedKey(in: outcomes, "a refusal quoting \(form)")
+        }
+    }
+
+    @Test func aTransportErrorQuotingTheKeyInAnyEncodingShowsNoneOfThem() async throws {
+        struct LeakyError: Error, CustomStringConvertible {
+            var description: String { "could not send " + SecretsTests.encodedForms.joined(separator: " and ") }
+        }
+        let transport = ScriptedTransport([.fail(LeakyError())])
+        var configuration = SegmentPipeline.Configuration()
+        configuration.retry = SegmentRetryPolicy(maximumAttempts: 1)
+        let pipeline = try SegmentPipeline(
+            writeKey: WriteKey(Self.encodableKey), transport: transport, configuration: configuration)
+        let stream = await pipeline.outcomes()
+        try await pipeline.record(
+            try SegmentCallBuilder().process(
+                Responses.make("r", user: "u", account: "a"), profile: CollectedProfile()
+            ).messages)
+        await pipeline.shutdown(deadline: Date().addingTimeInterval(5))
+        var outcomes: [SegmentOutcome] = []
+        for await outcome in stream { outcomes.append(outcome) }
+        #expect(outcomes.last?.reason?.underlying?.contains("could not send <redacted>") == true)
+        Self.expectNoEncodedKey(in: outcomes, "a transport failure")
+    }
+
+    @Test func anEchoOfTheRequestOverHTTPShowsTheKeyInNoEncoding() async throws {
+        // The server says back the request's headers and its JSON body, where the key is JSON-escaped.
+        let server = try LoopbackHTTPServer { request in
+            let headers = request.headerFields.map { "\($0.key): \($0.value)" }.sorted().joined(separator: "\n")
+            let text = "you sent " + headers + "\n" + String(decoding: request.body, as: UTF8.self)
+            return .respond(SegmentResponse(statusCode: 400, body: Array(text.utf8)))
+        }
+        defer { server.stop() }
+        let pipeline = try SegmentPipeline(
+            writeKey: WriteKey(Self.encodableKey), transport: URLSessionTransport(),
+            configuration: SegmentPipeline.Configuration(endpoint: SegmentEndpoint(baseURL: server.baseURL)))
+        let stream = await pipeline.outcomes()
+        try await pipeline.record(
+            try SegmentCallBuilder().process(
+                Responses.make("r", user: "u", account: "a"), profile: CollectedProfile()
+            ).messages)
+        await pipeline.shutdown(deadline: Date().addingTimeInterval(5))
+        var outcomes: [SegmentOutcome] = []
+        for await outcome in stream { outcomes.append(outcome) }
+        #expect(outcomes.last?.reason?.statusCode == 400)
+        // The server did get the key, JSON-escaped in the body.
+        #expect(server.requests.allSatisfy { String(decoding: $0.body, as: UTF8.self).contains(Self.encodedForms[1]) })
+        Self.expectNoEncodedKey(in: outcomes, "an echo")
+    }
+
+    @Test func sendRefusesAKeyWithALineBreakWithoutShowingIt() async throws {
+        let capture = ToolCapture()
+        let status = await RefinerSegmentTool(
+            io: capture.io(input: [], environment: ["SEGMENT_WRITE_KEY": Self.key + "\n"])
+        ).run(["send"])
+        #expect(status == 2)
+        #expect(capture.error.contains("line break"), "\(capture.error)")
+        Self.expectNoSecret(in: capture, "send with a key ending in a line break")
+    }
+
+    @Test(arguments: [
+        "https://user:pw-LEAK@collector.example.com", "https://collector.example.com/?token=LEAK",
+        "https://collector.example.com/#LEAK",
+    ])
+    func sendRefusesAnEndpointWithCredentialsQueryOrFragmentWithoutShowingThem(_ endpoint: String) async throws {
+        let capture = ToolCapture()
+        let status = await RefinerSegmentTool(
+            io: capture.io(input: [], environment: ["SEGMENT_WRITE_KEY": Self.key])
+        ).run(["send", "--endpoint", endpoint])
+        #expect(status == 2)
+        #expect(capture.error.contains("collector.example.com"), "\(capture.error)")
+        #expect(!capture.error.contains("LEAK"), "\(capture.error)")
+    }
+
     // MARK: The command-line tool
 
     static func runSend(

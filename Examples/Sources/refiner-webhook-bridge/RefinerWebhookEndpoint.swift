@@ -102,7 +102,10 @@ actor ProfileKeeper {
 }
 
 /// A shared secret that Refiner sends with each webhook, in a header.
-struct WebhookSecret: Sendable {
+///
+/// Its description, debug description and reflection name the header only, so printing the settings or
+/// dumping them cannot show the secret.
+struct WebhookSecret: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     /// The header that carries it.
     var headerName: HTTPField.Name
     /// The secret itself.
@@ -119,4 +122,11 @@ struct WebhookSecret: Sendable {
         }
         return difference == 0
     }
+
+    /// `WebhookSecret(header: x-refiner-secret, value: redacted)`.
+    var description: String { "WebhookSecret(header: \(headerName), value: redacted)" }
+    /// The same as ``description``.
+    var debugDescription: String { description }
+    /// The header only.
+    var customMirror: Mirror { Mirror(self, children: ["headerName": headerName]) }
 }

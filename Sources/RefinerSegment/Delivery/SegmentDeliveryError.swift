@@ -63,7 +63,8 @@ public struct SegmentDeliveryError: Error, Hashable, Sendable, CustomStringConve
     public var code: Code
     /// The HTTP status of the server's answer, when there was one.
     public var statusCode: Int?
-    /// The start of the server's answer (at most 1,024 bytes, as UTF-8 text), when there was one.
+    /// The server's answer in short, when there was one: its length and, unless it repeats the request, its
+    /// start (at most 160 bytes, escaped, the write key redacted).
     public var responseBody: String?
     /// The transport's error in words, when it threw.
     public var underlying: String?

@@ -124,7 +124,7 @@ extension SegmentPipeline {
         writeKey: WriteKey,
         envelopeBytes: Int
     ) throws(SegmentDeliveryError) {
-        try configuration.endpoint.validate(allowingInsecureHTTP: configuration.allowsInsecureHTTP)
+        try validateSecurity(configuration, writeKey: writeKey)
         try configuration.retry.validate()
         func invalid(_ detail: String) -> SegmentDeliveryError {
             SegmentDeliveryError(code: .invalidConfiguration, detail: detail)

@@ -84,8 +84,8 @@ public actor SegmentPipeline: CustomStringConvertible, CustomReflectable {
     ///   - jitter: Turns a backoff delay into the delay actually waited; by default a random delay
     ///     between half the backoff and all of it (``equalJitter(_:)``). Pass `{ $0 }` for none.
     /// - Throws: ``SegmentDeliveryError`` with code ``SegmentDeliveryError/Code/invalidConfiguration`` when
-    ///   the endpoint is plain HTTP off loopback (unless allowed), the write key is empty, or a bound is
-    ///   out of range.
+    ///   the endpoint is plain HTTP off loopback (unless allowed) or carries credentials, a query or a
+    ///   fragment, the write key or the library information is malformed, or a bound is out of range.
     public init(
         writeKey: WriteKey,
         transport: some SegmentTransport,
@@ -108,7 +108,7 @@ public actor SegmentPipeline: CustomStringConvertible, CustomReflectable {
             "User-Agent": configuration.library.userAgent,
             "X-Retry-Count": "0",
         ]
-        self.secrets = [writeKey.rawValue, String(writeKey.basicAuthorization.dropFirst("Basic ".count))]
+        self.secrets = writeKey.redactedForms
     }
 
     /// `SegmentPipeline(https://api.segment.io)`: the endpoint, never the write key.
@@ -472,13 +472,15 @@ public actor SegmentPipeline: CustomStringConvertible, CustomReflectable {
                     return fail(
                         messages,
                         SegmentDeliveryError(
-                            code: .rejected, statusCode: response.statusCode, responseBody: text(of: response.body),
+                            code: .rejected, statusCode: response.statusCode,
+                            responseBody: text(of: response.body, sent: request.body),
                             detail: "the server refused the batch, which is not retried"
                         )
                     )
                 case .retry:
                     failure = SegmentDeliveryError(
-                        code: .retryableStatus, statusCode: response.statusCode, responseBody: text(of: response.body))
+                        code: .retryableStatus, statusCode: response.statusCode,
+                        responseBody: text(of: response.body, sent: request.body))
                     pause = policy.retryAfter(response.headerField("Retry-After"), now: clock.now())
                 }
             } catch {
@@ -560,30 +562,10 @@ public actor SegmentPipeline: CustomStringConvertible, CustomReflectable {
         )
     }
 
-    /// The start of a response body as text (at most 1,024 bytes), with the write key redacted.
-    ///
-    /// A key that straddles the cut would be cut in two and its first part would escape redaction (a
-    /// server that echoes the request shows it), so the cut moves before any secret that crosses it.
-    private func text(of body: [UInt8]) -> String? {
-        guard !body.isEmpty else { return nil }
-        var end = min(body.count, 1024)
-        var moved = true
-        while moved {
-            moved = false
-            for secret in secrets where !secret.isEmpty {
-                let bytes = Array(secret.utf8)
-                var start = max(0, end - bytes.count + 1)
-                while start < end {
-                    if body[start...].starts(with: bytes) {
-                        end = start
-                        moved = true
-                        break
-                    }
-                    start += 1
-                }
-            }
-        }
-        return redact(String(decoding: body[..<end], as: UTF8.self))
+    /// What a failure reason says of a response body: its length and, unless it repeats the request, a short
+    /// excerpt with the write key redacted (``ResponseExcerpt``).
+    private func text(of body: [UInt8], sent: [UInt8]) -> String? {
+        ResponseExcerpt.describe(response: body, sent: sent, secrets: secrets)
     }
 
     private func redact(_ text: String) -> String {
