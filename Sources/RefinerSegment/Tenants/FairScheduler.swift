@@ -73,13 +73,18 @@ struct FairScheduler: Sendable {
     static let bankedRounds = 8
 
     let configuration: Configuration
-    private var tenants: [String: Tenant] = [:]
-    /// The tenants in rotation, in round-robin order.
-    private var rotation: [String] = []
+    /// Every known tenant's state, by slot; ids are looked up once per call, the loops run on slots.
+    private var tenants: [Tenant] = []
+    private var slots: [String: Int] = [:]
+    private var freeSlots: [Int] = []
+    /// The slots of the tenants in rotation, in round-robin order.
+    private var rotation: [Int] = []
     /// Where the next search for a tenant that can pay starts, as an index into ``rotation``.
     private var cursor = 0
-    /// The tenant of each granted request.
-    private var granted: [Ticket: String] = [:]
+    /// The tenant slot of each granted request.
+    private var granted: [Ticket: Int] = [:]
+    /// The tenant slot of each waiting request.
+    private var waiting: [Ticket: Int] = [:]
     /// Requests in flight, all tenants together.
     private(set) var inFlight = 0
 
@@ -89,14 +94,19 @@ struct FairScheduler: Sendable {
     }
 
     /// Requests waiting for a slot, all tenants together.
-    var pendingCount: Int { tenants.values.reduce(0) { $0 + $1.pending.count } }
+    var pendingCount: Int { waiting.count }
 
     /// Bytes granted to a tenant so far.
-    func grantedBytes(of tenant: String) -> Int { tenants[tenant]?.grantedBytes ?? 0 }
+    func grantedBytes(of tenant: String) -> Int { slots[tenant].map { tenants[$0].grantedBytes } ?? 0 }
 
     /// When the tenant's `Retry-After` pause ends, if one is in force at `now`.
     func pausedUntil(_ tenant: String, now: Duration) -> Duration? {
-        guard let until = tenants[tenant]?.pausedUntil, until > now else { return nil }
+        guard let slot = slots[tenant] else { return nil }
+        return pausedUntil(slot: slot, now: now)
+    }
+
+    private func pausedUntil(slot: Int, now: Duration) -> Duration? {
+        guard let until = tenants[slot].pausedUntil, until > now else { return nil }
         return until
     }
 
@@ -106,17 +116,38 @@ struct FairScheduler: Sendable {
     ///   - weight: Its share relative to others (at least 1).
     ///   - maximumInFlight: The most requests it may have in flight (its pipeline's batches in flight).
     mutating func register(_ tenant: String, weight: Int = 1, maximumInFlight: Int = 1) {
-        precondition(weight >= 1 && maximumInFlight >= 1)
-        tenants[tenant, default: Tenant(weight: weight, maximumInFlight: maximumInFlight)].weight = weight
-        tenants[tenant]?.maximumInFlight = maximumInFlight
+        _ = slot(of: tenant, weight: weight, maximumInFlight: maximumInFlight)
+    }
+
+    @discardableResult
+    private mutating func slot(of tenant: String, weight: Int? = nil, maximumInFlight: Int? = nil) -> Int {
+        precondition((weight ?? 1) >= 1 && (maximumInFlight ?? 1) >= 1)
+        if let slot = slots[tenant] {
+            if let weight { tenants[slot].weight = weight }
+            if let maximumInFlight { tenants[slot].maximumInFlight = maximumInFlight }
+            return slot
+        }
+        let state = Tenant(weight: weight ?? 1, maximumInFlight: maximumInFlight ?? 1)
+        let slot: Int
+        if let free = freeSlots.popLast() {
+            slot = free
+            tenants[slot] = state
+        } else {
+            slot = tenants.count
+            tenants.append(state)
+        }
+        slots[tenant] = slot
+        return slot
     }
 
     /// Forgets a tenant that has nothing pending and nothing in flight; returns whether it did.
     @discardableResult
     mutating func remove(_ tenant: String) -> Bool {
-        guard let state = tenants[tenant], !state.isBusy else { return false }
-        tenants[tenant] = nil
-        leaveRotation(tenant)
+        guard let slot = slots[tenant], !tenants[slot].isBusy else { return false }
+        leaveRotation(slot)
+        slots[tenant] = nil
+        tenants[slot] = Tenant(weight: 1, maximumInFlight: 1)
+        freeSlots.append(slot)
         return true
     }
 
@@ -124,14 +155,15 @@ struct FairScheduler: Sendable {
     ///
     /// An unknown tenant is registered with weight 1 and one request in flight.
     mutating func request(_ ticket: Ticket, tenant: String, bytes: Int, now: Duration) -> [Decision] {
-        if tenants[tenant] == nil { register(tenant) }
-        if let until = pausedUntil(tenant, now: now) { return [.pause(ticket, until: until)] }
-        tenants[tenant]?.pausedUntil = nil
-        tenants[tenant]?.pending.append(Request(ticket: ticket, bytes: max(0, bytes)))
-        tenants[tenant]?.idleRounds = 0
-        if tenants[tenant]?.isInRotation == false {
-            tenants[tenant]?.isInRotation = true
-            rotation.append(tenant)
+        let slot = slot(of: tenant)
+        if let until = pausedUntil(slot: slot, now: now) { return [.pause(ticket, until: until)] }
+        tenants[slot].pausedUntil = nil
+        tenants[slot].pending.append(Request(ticket: ticket, bytes: max(0, bytes)))
+        tenants[slot].idleRounds = 0
+        waiting[ticket] = slot
+        if !tenants[slot].isInRotation {
+            tenants[slot].isInRotation = true
+            rotation.append(slot)
         }
         return schedule(now: now)
     }
@@ -139,18 +171,20 @@ struct FairScheduler: Sendable {
     /// A granted request is done. With `pause`, its tenant is paused for that long from `now` (a
     /// `Retry-After`): its waiting requests come back as ``Decision/pause(_:until:)``.
     mutating func complete(_ ticket: Ticket, now: Duration, pause: Duration? = nil) -> [Decision] {
-        guard let tenant = granted.removeValue(forKey: ticket) else { return [] }
+        guard let slot = granted.removeValue(forKey: ticket) else { return [] }
         inFlight -= 1
-        tenants[tenant]?.inFlight -= 1
+        tenants[slot].inFlight -= 1
         var decisions: [Decision] = []
-        if let pause, pause > .zero, var state = tenants[tenant] {
-            let until = now + pause
-            state.pausedUntil = max(until, state.pausedUntil ?? until)
-            decisions = state.pending.map { .pause($0.ticket, until: state.pausedUntil ?? until) }
+        if let pause, pause > .zero {
+            var state = tenants[slot]
+            let until = max(now + pause, state.pausedUntil ?? now)
+            state.pausedUntil = until
+            decisions = state.pending.map { .pause($0.ticket, until: until) }
+            for request in state.pending { waiting[request.ticket] = nil }
             state.pending = []
             state.deficit = 0
-            tenants[tenant] = state
-            leaveRotation(tenant)
+            tenants[slot] = state
+            leaveRotation(slot)
         }
         return decisions + schedule(now: now)
     }
@@ -158,12 +192,11 @@ struct FairScheduler: Sendable {
     /// A request gave up: a pending one is withdrawn, a granted one counts as complete.
     mutating func cancel(_ ticket: Ticket, now: Duration) -> [Decision] {
         if granted[ticket] != nil { return complete(ticket, now: now) }
-        for (tenant, state) in tenants {
-            guard let index = state.pending.firstIndex(where: { $0.ticket == ticket }) else { continue }
-            tenants[tenant]?.pending.remove(at: index)
-            return schedule(now: now)
-        }
-        return []
+        guard let slot = waiting.removeValue(forKey: ticket),
+            let index = tenants[slot].pending.firstIndex(where: { $0.ticket == ticket })
+        else { return [] }
+        tenants[slot].pending.remove(at: index)
+        return schedule(now: now)
     }
 
     // MARK: Deficit round robin
@@ -206,9 +239,8 @@ struct FairScheduler: Sendable {
         var best: (index: Int, deficit: Int, weight: Int)?
         for step in 0..<count {
             let index = (cursor + step) % count
-            guard let state = tenants[rotation[index]], isEligible(state),
-                !payingOnly || state.deficit >= state.pending[0].bytes
-            else { continue }
+            let state = tenants[rotation[index]]
+            guard isEligible(state), !payingOnly || state.deficit >= state.pending[0].bytes else { continue }
             if let current = best, state.deficit * current.weight <= current.deficit * state.weight { continue }
             best = (index, state.deficit, state.weight)
         }
@@ -216,14 +248,13 @@ struct FairScheduler: Sendable {
     }
 
     private mutating func grant(at index: Int) -> Ticket {
-        let tenant = rotation[index]
-        var state = tenants[tenant]!
-        let request = state.pending.removeFirst()
-        state.deficit -= request.bytes
-        state.inFlight += 1
-        state.grantedBytes += request.bytes
-        tenants[tenant] = state
-        granted[request.ticket] = tenant
+        let slot = rotation[index]
+        let request = tenants[slot].pending.removeFirst()
+        tenants[slot].deficit -= request.bytes
+        tenants[slot].inFlight += 1
+        tenants[slot].grantedBytes += request.bytes
+        waiting[request.ticket] = nil
+        granted[request.ticket] = slot
         inFlight += 1
         cursor = (index + 1) % rotation.count
         return request.ticket
@@ -231,8 +262,8 @@ struct FairScheduler: Sendable {
 
     /// Whether a tenant that cannot send now (its own requests in flight) still has credit this round.
     private var isRoundOpen: Bool {
-        rotation.contains { tenant in
-            guard let state = tenants[tenant] else { return false }
+        rotation.contains { slot in
+            let state = tenants[slot]
             return state.inFlight > 0 && state.deficit > 0 && !isEligible(state)
         }
     }
@@ -240,8 +271,9 @@ struct FairScheduler: Sendable {
     /// How many rounds the cheapest eligible request still needs, or `nil` when no tenant is eligible.
     private func roundsUntilSomeonePays() -> Int? {
         var fewest: Int?
-        for tenant in rotation {
-            guard let state = tenants[tenant], isEligible(state) else { continue }
+        for slot in rotation {
+            let state = tenants[slot]
+            guard isEligible(state) else { continue }
             let earning = configuration.quantum * state.weight
             let missing = max(0, state.pending[0].bytes - state.deficit)
             let rounds = max(1, (missing + earning - 1) / earning)
@@ -251,9 +283,9 @@ struct FairScheduler: Sendable {
     }
 
     private mutating func startRounds(_ rounds: Int) {
-        var leaving: [String] = []
-        for tenant in rotation {
-            guard var state = tenants[tenant] else { continue }
+        var leaving: [Int] = []
+        for slot in rotation {
+            var state = tenants[slot]
             let earning = configuration.quantum * state.weight
             if state.isBusy {
                 state.idleRounds = 0
@@ -265,19 +297,19 @@ struct FairScheduler: Sendable {
                 state.deficit = min(state.deficit + earning, 2 * earning)
             } else {
                 state.deficit = 0
-                leaving.append(tenant)
+                leaving.append(slot)
             }
-            tenants[tenant] = state
+            tenants[slot] = state
         }
-        for tenant in leaving { leaveRotation(tenant) }
+        for slot in leaving { leaveRotation(slot) }
     }
 
-    private mutating func leaveRotation(_ tenant: String) {
-        guard let index = rotation.firstIndex(of: tenant) else { return }
+    private mutating func leaveRotation(_ slot: Int) {
+        guard tenants[slot].isInRotation, let index = rotation.firstIndex(of: slot) else { return }
         rotation.remove(at: index)
         if index < cursor { cursor -= 1 }
         if cursor >= rotation.count { cursor = 0 }
-        tenants[tenant]?.isInRotation = false
-        tenants[tenant]?.idleRounds = 0
+        tenants[slot].isInRotation = false
+        tenants[slot].idleRounds = 0
     }
 }
