@@ -140,9 +140,80 @@ public actor SegmentPipelineGroup {
         let pipeline = try await open(tenant)
         activity[tenant]?.recording += 1
         defer { finishRecording(tenant) }
-        for unit in units where !unit.isEmpty {
-            try await record(unit, bytes: Self.bytes(of: unit), in: pipeline)
+        guard pipeline.whenFull == .wait else {
+            // Fail fast: unit by unit, so that exactly the units the pipeline refused give their room back.
+            for unit in units where !unit.isEmpty {
+                try await record(unit, bytes: Self.bytes(of: unit), in: pipeline)
+            }
+            return
         }
+        // Units go to the pipeline in runs, one call per run, so that its batches fill as they would from
+        // one caller: a run grows while its units fit under the byte bound without waiting.
+        var run: [[SegmentMessage]] = []
+        var runBytes = 0
+        for unit in units where !unit.isEmpty {
+            let count = Self.bytes(of: unit)
+            guard pipeline.fitsOneBatch(unit, bytes: count) else {
+                // Let the pipeline refuse it, with its own error, after the run before it.
+                try await record(run, bytes: runBytes, in: pipeline)
+                (run, runBytes) = ([], 0)
+                try await record(unit, bytes: count, in: pipeline)
+                continue
+            }
+            if bytes.tryReserve(count, tenant: tenant) {
+                run.append(unit)
+                runBytes += count
+                continue
+            }
+            try await record(run, bytes: runBytes, in: pipeline)
+            (run, runBytes) = ([], 0)
+            try await reserve(count, tenant: tenant)
+            run.append(unit)
+            runBytes += count
+        }
+        try await record(run, bytes: runBytes, in: pipeline)
+    }
+
+    /// Records a run of units whose bytes are reserved already.
+    ///
+    /// When the pipeline stops part-way (it shuts down, or the caller is cancelled while it waits for
+    /// room), the units it took will give their bytes back as they settle and the others never will, and
+    /// which is which is not known here: the whole run's bytes are given back now. The tenant's count can
+    /// then fall short of what it holds by at most one run until those units settle (the count never goes
+    /// below zero), so the bound is loosened by one run at worst and never leaks.
+    private func record(
+        _ run: [[SegmentMessage]],
+        bytes count: Int,
+        in pipeline: TenantPipeline
+    ) async throws(SegmentTenantError) {
+        guard !run.isEmpty else { return }
+        let tenant = pipeline.id
+        guard state == .running else {
+            bytes.release(count, tenant: tenant)
+            throw shutDownError(tenant)
+        }
+        do {
+            try await pipeline.pipeline.record(contentsOf: run)
+        } catch {
+            bytes.release(count, tenant: tenant)
+            throw tenantError(error, tenant: tenant)
+        }
+    }
+
+    private func reserve(_ count: Int, tenant: String) async throws(SegmentTenantError) {
+        do {
+            try await bytes.reserve(count, tenant: tenant)
+        } catch {
+            throw SegmentTenantError(
+                code: .cancelled, tenant: tenant, detail: "the task was cancelled while it waited for room in the group"
+            )
+        }
+    }
+
+    private func tenantError(_ error: SegmentDeliveryError, tenant: String) -> SegmentTenantError {
+        if error.code == .shutDown { return shutDownError(tenant) }
+        return SegmentTenantError(
+            code: error.code == .cancelled ? .cancelled : .delivery, tenant: tenant, deliveryError: error)
     }
 
     /// Builds a response's calls with the tenant's own builder (and its survey-key cache) on a collected
@@ -175,21 +246,13 @@ public actor SegmentPipelineGroup {
                     code: .groupFull, tenant: tenant,
                     detail: "the group holds \(bytes.load.bytes) of at most \(configuration.maximumBytes) bytes")
             }
-            do {
-                try await bytes.reserve(count, tenant: tenant)
-            } catch {
-                throw SegmentTenantError(
-                    code: .cancelled, tenant: tenant,
-                    detail: "the task was cancelled while it waited for room in the group")
-            }
+            try await reserve(count, tenant: tenant)
         }
         do {
             try await pipeline.pipeline.record(unit)
         } catch {
             bytes.release(count, tenant: tenant)
-            if error.code == .shutDown { throw shutDownError(tenant) }
-            throw SegmentTenantError(
-                code: error.code == .cancelled ? .cancelled : .delivery, tenant: tenant, deliveryError: error)
+            throw tenantError(error, tenant: tenant)
         }
     }
 

@@ -17,6 +17,8 @@ struct TenantPipeline: Sendable {
     let outcomes: AsyncStream<SegmentOutcome>
     let whenFull: SegmentPipeline.FullQueuePolicy
     let clock: DeliveryClock
+    private let batchLimits: SegmentPipeline.BatchLimits
+    private let envelopeBytes: Int
 
     /// Makes the tenant's pipeline on the gated transport and subscribes to its outcomes.
     init(
@@ -46,10 +48,22 @@ struct TenantPipeline: Sendable {
         }
         self.id = id
         self.whenFull = configuration.pipeline.queue.whenFull
+        self.batchLimits = configuration.pipeline.batch
+        self.envelopeBytes = SegmentBatch.envelopeBytes(writeKey: configuration.writeKey)
         self.clock = clock
         self.outcomes = await pipeline.outcomes()
         gate.register(
             id, weight: configuration.weight, maximumInFlight: configuration.pipeline.maximumBatchesInFlight)
+    }
+
+    /// Whether the pipeline's size checks pass for a unit (every message within the message limit, the unit
+    /// within one batch), so that recording it can only fail for a full queue, a shutdown or a
+    /// cancellation.
+    func fitsOneBatch(_ unit: [SegmentMessage], bytes: Int) -> Bool {
+        guard unit.count <= batchLimits.maximumMessages,
+            envelopeBytes + bytes + unit.count - 1 <= batchLimits.maximumBytes
+        else { return false }
+        return unit.allSatisfy { $0.byteCount <= batchLimits.maximumMessageBytes }
     }
 
     /// Stops accepting, keeps delivering for `grace`, then hands the rest back (as outcomes).
