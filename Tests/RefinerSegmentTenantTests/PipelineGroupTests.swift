@@ -98,6 +98,39 @@ import Testing
         }
     }
 
+    @Test func manyUnitsStopAtTheFirstOneThePipelineRefuses() async throws {
+        let clock = SimulatedClock()
+        let network = SimulatedNetwork(clock: clock) { _, _ in SimulatedNetwork.ok }
+        let group = try Self.makeGroup(clock: clock, network: network)
+        var units = TestMessages.units(3, tenant: "acme")
+        units.append([TestMessages.message("huge", bytes: 40_000)])
+        units += TestMessages.units(2, tenant: "late")
+        let error = await #expect(throws: SegmentTenantError.self) {
+            try await group.record(contentsOf: units, tenant: "acme")
+        }
+        #expect(error?.tenant == "acme")
+        #expect(error?.deliveryError?.code == .messageTooLarge)
+        #expect(await group.status(of: "acme")?.counters.accepted == 3)
+        // The refused unit holds no room; the accepted ones do until they are delivered.
+        #expect(await group.status(of: "acme")?.bytes == 3 * 200)
+    }
+
+    @Test func aFailFastTenantGetsGroupFullWhenTheGroupsBoundIsReached() async throws {
+        let clock = SimulatedClock()
+        let network = SimulatedNetwork(clock: clock) { _, _ in nil }
+        let group = try Self.makeGroup(
+            clock: clock, network: network, configuration: .init(maximumBytes: 600_000, idleTimeout: nil)
+        ) { _, settings in settings.pipeline.queue.whenFull = .fail }
+        // 2,900 units of 200 bytes nearly fill the 600,000-byte bound (the first batch stays held in flight).
+        try await group.record(contentsOf: TestMessages.units(2_900, tenant: "a"), tenant: "a")
+        let error = await #expect(throws: SegmentTenantError.self) {
+            try await group.record(contentsOf: TestMessages.units(200, tenant: "b"), tenant: "b")
+        }
+        #expect(error?.code == .groupFull)
+        #expect(error?.tenant == "b")
+        network.release("a")
+    }
+
     // MARK: Names, not keys
 
     @Test func outcomesAndCountersNameTheTenantAndNeverItsWriteKey() async throws {
