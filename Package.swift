@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "RefinerSegment", targets: ["RefinerSegment"]),
         .library(name: "RefinerSegmentURLSession", targets: ["RefinerSegmentURLSession"]),
         .library(name: "RefinerSegmentTesting", targets: ["RefinerSegmentTesting"]),
+        .library(name: "RefinerSegmentFileStore", targets: ["RefinerSegmentFileStore"]),
         .executable(name: "refiner-segment", targets: ["refiner-segment"]),
     ],
     targets: [
@@ -19,9 +20,14 @@ let package = Package(
         // Test doubles for hosts and for this package: recording and scripted transports, a virtual clock, a
         // loopback HTTP server and a compatibility test for a host's own transport.
         .target(name: "RefinerSegmentTesting", dependencies: ["RefinerSegment"]),
+        // Stores that keep state in files, on Foundation and POSIX alone: the file-backed profile store.
+        .target(name: "RefinerSegmentFileStore", dependencies: ["RefinerSegment"]),
         // The command-line tool's logic, on the core's public API only; a module of its own so tests can drive it
         // in-process with byte buffers instead of spawning the executable.
-        .target(name: "RefinerSegmentCLI", dependencies: ["RefinerSegment", "RefinerSegmentURLSession"]),
+        .target(
+            name: "RefinerSegmentCLI",
+            dependencies: ["RefinerSegment", "RefinerSegmentURLSession", "RefinerSegmentFileStore"]
+        ),
         .executableTarget(name: "refiner-segment", dependencies: ["RefinerSegmentCLI"]),
         // The speed targets of DESIGN.md beside a hand-written baseline: `swift run -c release refiner-segment-bench`.
         .executableTarget(
@@ -36,6 +42,11 @@ let package = Package(
             name: "RefinerSegmentCLITests",
             dependencies: ["RefinerSegmentCLI", "RefinerSegment"],
             resources: [.copy("Fixtures")]
+        ),
+        // The file-backed stores, including a store killed with SIGKILL mid-write (the built executable).
+        .testTarget(
+            name: "RefinerSegmentFileStoreTests",
+            dependencies: ["RefinerSegment", "RefinerSegmentFileStore", "RefinerSegmentTesting"]
         ),
         .testTarget(name: "RefinerSegmentDeliveryTests", dependencies: ["RefinerSegment", "RefinerSegmentTesting"]),
         .testTarget(

@@ -1,4 +1,5 @@
 import RefinerSegment
+import RefinerSegmentFileStore
 
 extension RefinerSegmentTool {
     /// `render [FILE]`: responses in, every Segment message out, one per line, in sending order.
@@ -8,10 +9,12 @@ extension RefinerSegmentTool {
     /// A webhook about another event than `Completed Survey` is noted on stderr as ignored and does not
     /// change the exit status: it is not bad input, there is just nothing to render for it.
     ///
-    /// An in-memory profile store runs across lines, so a user's and an account's traits accumulate as they
-    /// would in a host. Deterministic: the same input prints the same bytes.
+    /// A profile store runs across lines, so a user's and an account's traits accumulate as they would in a
+    /// host: in memory, or with `--profiles FILE` in a ``FileProfileStore`` (kept across runs, so a backfill
+    /// split over several runs prints what one run would, and memory does not grow with the number of
+    /// distinct users). Deterministic: the same input prints the same bytes.
     func render(_ arguments: [String]) throws -> Int32 {
-        let options = try Options(arguments, valued: ["--prefix", "--max-length"], flags: ["--track"])
+        let options = try Options(arguments, valued: ["--prefix", "--max-length", "--profiles"], flags: ["--track"])
         guard options.positional.count <= 1 else { throw UsageError("render takes at most one FILE") }
         var configuration = SegmentCallBuilder.Configuration()
         configuration.traitKeys = try options.traitKeyConfiguration()
@@ -23,7 +26,14 @@ extension RefinerSegmentTool {
             throw UsageError(error.detail)
         }
         var reader = RecordReader(source: try io.openInput(options.positional.first))
-        var store = InMemoryProfileStore()
+        var profiles = RenderProfiles.memory(InMemoryProfileStore())
+        if let path = options.values["--profiles"] {
+            profiles = .file(try FileProfileStore(path: path))
+        }
+        defer { if case .file(let store) = profiles { store.close() } }
+        if case .file(let store) = profiles, store.truncatedBytes > 0 {
+            io.writeError("refiner-segment: \(store.path): cut off a torn tail of \(store.truncatedBytes) bytes\n")
+        }
         var output = OutputBuffer(write: io.writeOutput)
         var rejected = 0
         var accepted = 0
@@ -44,7 +54,7 @@ extension RefinerSegmentTool {
                         throw RefinerSegmentError(code: .invalidInput, detail: "not valid UTF-8")
                     }
                     let response = try SurveyResponse(jsonOrRefinerWebhook: bytes)
-                    for message in try store.process(response, with: builder) { output.appendLine(message.json) }
+                    for message in try profiles.process(response, with: builder) { output.appendLine(message.json) }
                     accepted += 1
                 } catch let error as RefinerSegmentError where error.code == .unhandledEvent {
                     // A webhook about something else than a completed survey: nothing to render, nothing wrong.
@@ -62,5 +72,23 @@ extension RefinerSegmentTool {
             return Self.failure
         }
         return Self.success
+    }
+}
+
+/// Where `render` keeps the collected profiles.
+private enum RenderProfiles {
+    case memory(InMemoryProfileStore)
+    case file(FileProfileStore)
+
+    mutating func process(_ response: SurveyResponse, with builder: SegmentCallBuilder) throws -> [SegmentMessage] {
+        switch self {
+        case .memory(var store):
+            self = .memory(InMemoryProfileStore())  // no second copy while it changes
+            defer { self = .memory(store) }
+            return try store.process(response, with: builder)
+        case .file(let store):
+            let changes = try builder.changes(for: response)
+            return try builder.makeMessages(for: response, profile: store.apply(changes))
+        }
     }
 }

@@ -70,6 +70,8 @@ public struct RefinerSegmentTool: Sendable {
                                noted as ignored. Options:
                                  --prefix PREFIX, --max-length N   as for keys
                                  --track               also send a 'Completed Survey' track call
+                                 --profiles FILE       keep the collected profiles in FILE (created if
+                                                       needed, kept across runs) instead of memory
           send [FILE]          Read responses (or already-built Segment messages, such as render's output or
                                a failed file) as JSON Lines from FILE or stdin and deliver them to Segment in
                                batches. The write key comes from SEGMENT_WRITE_KEY, never from an argument.

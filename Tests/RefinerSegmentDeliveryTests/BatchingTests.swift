@@ -104,45 +104,45 @@ import Testing
         #expect(await harness.pipeline.counters.accepted == 0)
     }
 
-    @Test func recordingAResponseOnAProfileReturnsTheUpdatedProfile() async throws {
+    @Test func recordingAResponseOnAProfileStoreUpdatesTheAccount() async throws {
         let harness = try await Harness()
         let response = SurveyResponse(
             id: "resp_8", completedAt: Date(timeIntervalSince1970: 1_795_600_000), survey: Survey(id: "s"),
             user: User(id: "u1"), account: Account(id: "a1"),
             answers: [Answer(question: Question(id: "q", text: "Industry?", attribution: .account), value: "retail")])
-        let profile = try await harness.pipeline.record(
-            response, profile: CollectedProfile(), builder: SegmentCallBuilder())
+        let profiles = MemoryProfileStore()
+        try await harness.pipeline.record(response, profiles: profiles, builder: SegmentCallBuilder())
         await harness.pipeline.flush()
         _ = await harness.finish()
-        #expect(profile.accountTraits["refiner_industry"] == .string("retail"))
+        #expect(await profiles.profile(.account("a1")).account?.traits["refiner_industry"] == .string("retail"))
         #expect(try await harness.batches() == [["refiner-resp_8-identify", "refiner-resp_8-group"]])
     }
 
     @Test func anInvalidResponseIsRefusedBeforeAnythingIsQueued() async throws {
         let harness = try await Harness()
-        var store = InMemoryProfileStore()
+        let profiles = MemoryProfileStore()
         let response = SurveyResponse(
             id: "resp_7", completedAt: Date(timeIntervalSince1970: 1_795_600_000), survey: Survey(id: "s"),
             user: User())
         await #expect(throws: RefinerSegmentError.self) {
-            try await harness.pipeline.record(response, store: &store, builder: try SegmentCallBuilder())
+            try await harness.pipeline.record(response, profiles: profiles, builder: try SegmentCallBuilder())
         }
         #expect(await harness.pipeline.counters.accepted == 0)
-        #expect(store == InMemoryProfileStore())
+        #expect(await profiles.counts == (0, 0))
         _ = await harness.finish()
     }
 
     @Test func recordingAResponseBuildsItsPairAndUpdatesTheStore() async throws {
         let harness = try await Harness()
-        var store = InMemoryProfileStore()
+        let profiles = MemoryProfileStore()
         let response = SurveyResponse(
             id: "resp_9", completedAt: Date(timeIntervalSince1970: 1_795_600_000), survey: Survey(id: "s"),
             user: User(id: "u1"), account: Account(id: "a1"),
             answers: [Answer(question: Question(id: "q", text: "Role?"), value: "CEO")])
-        try await harness.pipeline.record(response, store: &store, builder: try SegmentCallBuilder())
+        try await harness.pipeline.record(response, profiles: profiles, builder: try SegmentCallBuilder())
         await harness.pipeline.flush()
         _ = await harness.finish()
         #expect(try await harness.batches() == [["refiner-resp_9-identify", "refiner-resp_9-group"]])
-        #expect(store.users["u1"]?.traits["refiner_role"] == .string("CEO"))
+        #expect(await profiles.profile(.user("u1")).user?.traits["refiner_role"] == .string("CEO"))
     }
 }

@@ -77,10 +77,10 @@ import Darwin
             writeKey: Self.writeKey, transport: URLSessionTransport(), configuration: configuration)
         let stream = await pipeline.outcomes()
         let builder = try SegmentCallBuilder()
-        var store = InMemoryProfileStore()
+        let store = MemoryProfileStore()
         for index in 0..<3 {
             try await pipeline.record(
-                Responses.make("\(name)-\(index)", user: "u\(index)", account: "a"), store: &store,
+                Responses.make("\(name)-\(index)", user: "u\(index)", account: "a"), profiles: store,
                 builder: builder)
         }
         let returned = await pipeline.shutdown(deadline: Date().addingTimeInterval(deadline))

@@ -131,7 +131,7 @@ struct ModelCodingTests {
         _ = try store.process(seedResponse(), with: SegmentCallBuilder())
         let decoded = try JSONDecoder().decode(InMemoryProfileStore.self, from: JSONEncoder().encode(store))
         #expect(decoded == store)
-        #expect(decoded.accounts["your-account-id"]?["refiner_industry"] == "acounting")
+        #expect(decoded.accounts["your-account-id"]?.traits["refiner_industry"] == "acounting")
     }
 }
 

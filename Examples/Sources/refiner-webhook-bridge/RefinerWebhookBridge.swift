@@ -32,7 +32,8 @@ struct RefinerWebhookBridge {
         }
         let endpoint = RefinerWebhookEndpoint(
             secret: settings.secret,
-            profiles: ProfileKeeper(builder: try SegmentCallBuilder()),
+            profiles: MemoryProfileStore(),
+            builder: try SegmentCallBuilder(),
             pipeline: pipeline
         )
 

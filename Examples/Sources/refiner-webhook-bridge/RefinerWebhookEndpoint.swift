@@ -18,8 +18,11 @@ import RefinerSegment
 struct RefinerWebhookEndpoint: Sendable {
     /// The shared secret a request must present; `nil` accepts every request.
     var secret: WebhookSecret?
-    /// The collected profiles the calls are built on.
-    var profiles: ProfileKeeper
+    /// The collected profiles the calls are built on: in memory for the example (bounded; after a restart,
+    /// `identify` calls carry only what is collected from then on).
+    var profiles: MemoryProfileStore
+    /// Builds the calls.
+    var builder: SegmentCallBuilder
     /// Where the calls go.
     var pipeline: SegmentPipeline
 
@@ -45,12 +48,10 @@ struct RefinerWebhookEndpoint: Sendable {
             return .badRequest  // the client went away mid-body
         }
 
-        // 3. Payload -> completed response -> identify and group, on the profiles collected so far.
+        // 3. Payload -> completed response.
         let response: SurveyResponse
-        let messages: [SegmentMessage]
         do {
             response = try SurveyResponse(refinerWebhook: body.readableBytesView)
-            messages = try await profiles.process(response)
         } catch let error where error.code == .unhandledEvent {
             // Another event (a webhook set to a wider trigger): nothing to send, and nothing to retry.
             context.logger.debug("Refiner webhook ignored: \(error)")
@@ -61,11 +62,16 @@ struct RefinerWebhookEndpoint: Sendable {
             return .unprocessableContent
         }
 
-        // 4. Hand the calls to the pipeline. Their messageIds derive from Refiner's response uuid, so a
-        //    webhook that arrives twice (a retry after a 503) is deduplicated by Segment, not counted twice.
+        // 4. Apply it to the profiles, build identify and group on them, and record them in the pipeline, in
+        //    one order per user and per account (so an older identify never overtakes a newer one). Their
+        //    messageIds derive from Refiner's response uuid, so a webhook that arrives twice (a retry after a
+        //    503) is deduplicated by Segment, and merging it again changes no trait.
         do {
-            try await pipeline.record(messages)
-        } catch {
+            try await pipeline.record(response, profiles: profiles, builder: builder)
+        } catch let error as RefinerSegmentError {
+            context.logger.warning("Refiner webhook rejected: \(error)")
+            return .unprocessableContent
+        } catch let error as SegmentDeliveryError {
             switch error.code {
             case .messageTooLarge, .unitTooLarge:
                 context.logger.warning("Refiner response \(response.id) is too large for Segment: \(error)")
@@ -75,29 +81,12 @@ struct RefinerWebhookEndpoint: Sendable {
                 context.logger.notice("Refiner response \(response.id) not accepted: \(error)")
                 return .serviceUnavailable
             }
+        } catch {
+            // The profile store could not apply it (or the request was cancelled): Refiner sends it again.
+            context.logger.notice("Refiner response \(response.id) not accepted: \(error)")
+            return .serviceUnavailable
         }
         return .ok
-    }
-}
-
-/// The collected profiles, in one actor so that concurrent webhooks update them one at a time.
-///
-/// In memory for the example: after a restart, `identify` calls carry only a user's newest answers until
-/// the user answers again. Persist ``CollectedProfile`` values (they are `Codable`) to keep them.
-actor ProfileKeeper {
-    private let builder: SegmentCallBuilder
-    private var store = InMemoryProfileStore()
-
-    init(builder: SegmentCallBuilder) {
-        self.builder = builder
-    }
-
-    /// Folds the response into the profiles and returns its calls: identify, then group.
-    ///
-    /// The profiles are updated before the calls are recorded. That is safe: if recording fails, Refiner
-    /// sends the webhook again, and applying the same response twice gives the same traits.
-    func process(_ response: SurveyResponse) throws(RefinerSegmentError) -> [SegmentMessage] {
-        try store.process(response, with: builder)
     }
 }
 

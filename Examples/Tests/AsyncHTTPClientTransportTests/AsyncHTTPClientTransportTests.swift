@@ -21,12 +21,12 @@ import Testing
         configuration.endpoint = SegmentEndpoint(baseURL: server.baseURL)
         let pipeline = try SegmentPipeline(
             writeKey: WriteKey("wk_123"), transport: AsyncHTTPClientTransport(), configuration: configuration)
-        var profiles = InMemoryProfileStore()
+        let profiles = MemoryProfileStore()
         let response = SurveyResponse(
             id: "resp_1", completedAt: Date(timeIntervalSince1970: 1_795_600_000), survey: Survey(id: "onboarding"),
             user: User(id: "user-1"), account: Account(id: "account-1"),
             answers: [Answer(question: Question(id: "q1", text: "What is your job role?"), value: "CEO")])
-        try await pipeline.record(response, store: &profiles, builder: SegmentCallBuilder())
+        try await pipeline.record(response, profiles: profiles, builder: SegmentCallBuilder())
         await pipeline.flush()
         let undelivered = await pipeline.shutdown(deadline: .now)
 

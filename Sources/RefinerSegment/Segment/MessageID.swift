@@ -6,6 +6,13 @@ enum MessageID {
 
     /// `refiner-<responseID>-<kind>`, or `refiner-sha256-<hex digest of the response id>-<kind>` when that
     /// would be longer than 100 characters.
+    /// The id of part `part` of a call split in several (see `SegmentCallBuilder.split`): part 1 is the
+    /// call's usual id, part `n` adds `-n` to the type (`refiner-resp_1-group-2`).
+    static func make(responseID: String, kind: SegmentMessage.Kind, part: Int) -> String {
+        guard part > 1 else { return make(responseID: responseID, kind: kind) }
+        return make(responseID: responseID, kind: SegmentMessage.Kind(rawValue: kind.rawValue + "-" + String(part)))
+    }
+
     static func make(responseID: String, kind: SegmentMessage.Kind) -> String {
         let length = 9 + responseID.utf8.count + kind.rawValue.utf8.count
         if length <= maximumLength {

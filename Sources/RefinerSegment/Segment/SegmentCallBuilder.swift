@@ -8,8 +8,9 @@ import Foundation
 /// account, then (opt-in) a `track "Completed Survey"`, each encoded as the exact JSON of Segment's HTTP
 /// Tracking API.
 ///
-/// Building is pure: ``apply(_:to:)`` folds a response into a ``CollectedProfile`` and
-/// ``makeMessages(for:profile:)`` encodes the calls from it. Every check runs before anything is built,
+/// Building is pure: ``changes(for:)`` says what a response sets, a ``ProfileStore`` (or
+/// ``apply(_:to:)``) merges that into the collected profiles by answer time, and
+/// ``makeMessages(for:profile:)`` encodes the calls from them. Every check runs before anything is built,
 /// and a rejected response gives a ``RefinerSegmentError`` naming the response and what was wrong. The
 /// builder is a value; share it freely across tasks.
 public struct SegmentCallBuilder: Sendable {
@@ -45,9 +46,9 @@ public struct SegmentCallBuilder: Sendable {
     public let configuration: Configuration
     /// The normalizer that makes trait keys.
     public let normalizer: TraitKeyNormalizer
-    private let emailKey: String
+    let emailKey: String
     /// `"context":{"library":{...}}` encoded once, appended to every message.
-    private let contextJSON: [UInt8]
+    let contextJSON: [UInt8]
     /// Resolved keys of recently seen surveys, shared by copies of this builder.
     private let keyCache = SurveyKeyCache()
 
@@ -72,45 +73,9 @@ public struct SegmentCallBuilder: Sendable {
         self.contextJSON = writer.bytes
     }
 
-    /// Folds a response into the profile collected so far: pure, the latest answer wins per key.
-    ///
-    /// User-attributed answers go to ``CollectedProfile/userTraits``; account-attributed ones to
-    /// ``CollectedProfile/accountTraits``, or to the user's traits when the response has no account (so no
-    /// answer is lost). The account's own ``Account/traits`` are set first, so answers win over them. The
-    /// user's email, when given, replaces the stored one. Skipped questions change nothing.
-    ///
-    /// - Throws: ``RefinerSegmentError`` when the response is invalid (see ``validate(_:)``).
-    public func apply(_ response: SurveyResponse, to profile: CollectedProfile) throws(RefinerSegmentError)
-        -> CollectedProfile
-    {
-        try validate(response)
-        let keys = try traitKeys(for: response)
-        var profile = profile
-        profile.userTraits.reserveCapacity(profile.userTraits.count + response.answers.count + 1)
-        if let account = response.account {
-            profile.accountTraits.reserveCapacity(
-                profile.accountTraits.count + response.answers.count + account.traits.count)
-            for (name, value) in account.traits {
-                profile.accountTraits[normalizer.key(for: name, questionID: name)] = value
-            }
-        }
-        let answers = response.answers
-        let hasAccount = response.account != nil
-        for index in answers.indices {
-            guard let value = answers[index].value else { continue }
-            if hasAccount, answers[index].question.attribution == .account {
-                profile.accountTraits[keys[index]] = value
-            } else {
-                profile.userTraits[keys[index]] = value
-            }
-        }
-        if let email = response.user.email, !email.isEmpty { profile.email = email }
-        return profile
-    }
-
     /// The trait keys of the response's answers, in order: from the cache when the survey's questions are
     /// unchanged since it was last seen, else resolved (and cached).
-    private func traitKeys(for response: SurveyResponse) throws(RefinerSegmentError) -> [String] {
+    func traitKeys(for response: SurveyResponse) throws(RefinerSegmentError) -> [String] {
         let answers = response.answers
         if let keys = keyCache.keys(surveyID: response.survey.id, answers: answers) { return keys }
         do {
@@ -207,10 +172,119 @@ public struct SegmentCallBuilder: Sendable {
     }
 
     /// ``makeMessages(for:profile:)`` for a response that has been validated.
-    private func encodeMessages(for response: SurveyResponse, profile: CollectedProfile) throws(RefinerSegmentError)
+    func encodeMessages(for response: SurveyResponse, profile: CollectedProfile) throws(RefinerSegmentError)
         -> [SegmentMessage]
     {
-        // What every message of the response shares, rendered once: the ids and the timestamp.
+        let parts = sharedParts(of: response)
+        var messages: [SegmentMessage] = []
+        messages.reserveCapacity(configuration.sendsCompletedSurveyEvent ? 3 : 2)
+        let user = profile.user
+        let identify = encode(.identify, response: response, parts: parts) { writer in
+            writeIdentifyTraits(of: user, to: &writer)
+        }
+        if identify.json.count <= configuration.maximumMessageBytes {
+            messages.append(identify)
+        } else {
+            messages += try split(.identify, response: response, parts: parts, traits: identifyTraits(of: user))
+        }
+        if let account = response.account {
+            let traits = profile.account.traits
+            let group = encode(.group, response: response, parts: parts, groupID: account.id) { writer in
+                for entry in traits {
+                    writer.key(entry.key)
+                    writer.value(entry.value)
+                }
+            }
+            if group.json.count <= configuration.maximumMessageBytes {
+                messages.append(group)
+            } else {
+                let items = traits.map { (key: $0.key, value: $0.value, answeredAt: $0.answeredAt) }
+                messages += try split(.group, response: response, parts: parts, groupID: account.id, traits: items)
+            }
+        }
+        if configuration.sendsCompletedSurveyEvent {
+            let track = completedSurveyEvent(for: response, parts: parts)
+            guard track.json.count <= configuration.maximumMessageBytes else {
+                throw tooLarge(
+                    .track, response: response, size: track.json.count, traits: completedSurveyProperties(of: response))
+            }
+            messages.append(track)
+        }
+        return messages
+    }
+
+    func completedSurveyProperties(of response: SurveyResponse) -> Traits {
+        var properties: Traits = ["survey_id": .string(response.survey.id), "response_id": .string(response.id)]
+        if let name = response.survey.name { properties["survey_name"] = .string(name) }
+        return properties
+    }
+
+    func completedSurveyEvent(for response: SurveyResponse, parts: SharedParts) -> SegmentMessage {
+        let properties = completedSurveyProperties(of: response)
+        return encode(.track, response: response, parts: parts, event: Self.completedSurveyEvent) { writer in
+            for (key, value) in properties {
+                writer.key(key)
+                writer.value(value)
+            }
+        }
+    }
+
+    /// The user's traits and `<prefix>email` (which wins over a trait of the same key), in key order.
+    private func writeIdentifyTraits(of user: UserProfile, to writer: inout JSONWriter) {
+        guard let email = user.email else {
+            for entry in user.traits {
+                writer.key(entry.key)
+                writer.value(entry.value)
+            }
+            return
+        }
+        var emailWritten = false
+        for entry in user.traits {
+            if !emailWritten, entry.key >= emailKey {
+                writer.key(emailKey)
+                writer.string(email)
+                emailWritten = true
+                if entry.key == emailKey { continue }
+            }
+            writer.key(entry.key)
+            writer.value(entry.value)
+        }
+        if !emailWritten {
+            writer.key(emailKey)
+            writer.string(email)
+        }
+    }
+
+    /// The traits `identify` carries, with their times, in key order (the split path).
+    func identifyTraits(of user: UserProfile) -> [(key: String, value: AnswerValue, answeredAt: AnswerTime)] {
+        var items = user.traits.filter { $0.key != emailKey }.map {
+            (key: $0.key, value: $0.value, answeredAt: $0.answeredAt)
+        }
+        if let email = user.email {
+            let index = items.firstIndex { $0.key > emailKey } ?? items.count
+            items.insert((emailKey, .string(email), user.emailAnsweredAt), at: index)
+        }
+        return items
+    }
+
+    /// Applies a response to a profile and encodes its calls: ``apply(_:to:)`` then
+    /// ``makeMessages(for:profile:)``.
+    public func process(_ response: SurveyResponse, profile: CollectedProfile) throws(RefinerSegmentError) -> (
+        messages: [SegmentMessage], profile: CollectedProfile
+    ) {
+        var updated = profile
+        updated.apply(try changes(for: response))
+        return (try encodeMessages(for: response, profile: updated), updated)
+    }
+
+    /// Members every message of one response carries, encoded once: `"userId":...` and/or
+    /// `"anonymousId":...`, and `"timestamp":...`.
+    struct SharedParts {
+        var identity: [UInt8]
+        var timestamp: [UInt8]
+    }
+
+    func sharedParts(of response: SurveyResponse) -> SharedParts {
         var shared = JSONWriter(capacity: 128)
         if let userID = response.user.nonEmptyID {
             shared.rawKey("userId")
@@ -220,63 +294,24 @@ public struct SegmentCallBuilder: Sendable {
             shared.rawKey("anonymousId")
             shared.string(anonymousID)
         }
-        let identity = shared.bytes
         var time = JSONWriter(capacity: 40)
         time.rawKey("timestamp")
         time.date(response.completedAt)
-        let parts = SharedParts(identity: identity, timestamp: time.bytes)
-
-        var messages: [SegmentMessage] = []
-        messages.reserveCapacity(configuration.sendsCompletedSurveyEvent ? 3 : 2)
-        if let email = profile.email {
-            var traits = profile.userTraits
-            traits[emailKey] = .string(email)
-            messages.append(try encode(.identify, response: response, parts: parts, traits: traits))
-        } else {
-            messages.append(try encode(.identify, response: response, parts: parts, traits: profile.userTraits))
-        }
-        if let account = response.account {
-            messages.append(
-                try encode(.group, response: response, parts: parts, groupID: account.id, traits: profile.accountTraits)
-            )
-        }
-        if configuration.sendsCompletedSurveyEvent {
-            var properties: Traits = ["survey_id": .string(response.survey.id), "response_id": .string(response.id)]
-            if let name = response.survey.name { properties["survey_name"] = .string(name) }
-            messages.append(
-                try encode(
-                    .track, response: response, parts: parts, event: Self.completedSurveyEvent, traits: properties)
-            )
-        }
-        return messages
+        return SharedParts(identity: shared.bytes, timestamp: time.bytes)
     }
 
-    /// Applies a response to a profile and encodes its calls: ``apply(_:to:)`` then
-    /// ``makeMessages(for:profile:)``.
-    public func process(_ response: SurveyResponse, profile: CollectedProfile) throws(RefinerSegmentError) -> (
-        messages: [SegmentMessage], profile: CollectedProfile
-    ) {
-        let updated = try apply(response, to: profile)
-        return (try encodeMessages(for: response, profile: updated), updated)
-    }
-
-    /// Members every message of one response carries, encoded once: `"userId":...` and/or
-    /// `"anonymousId":...`, and `"timestamp":...`.
-    private struct SharedParts {
-        var identity: [UInt8]
-        var timestamp: [UInt8]
-    }
-
-    private func encode(
+    /// One message; `writeTraits` writes the members of its `traits` (or `properties`) object.
+    func encode(
         _ kind: SegmentMessage.Kind,
+        part: Int = 1,
         response: SurveyResponse,
         parts: SharedParts,
         groupID: String? = nil,
         event: String? = nil,
-        traits: Traits
-    ) throws(RefinerSegmentError) -> SegmentMessage {
-        let messageID = MessageID.make(responseID: response.id, kind: kind)
-        var writer = JSONWriter(capacity: 192 + parts.identity.count + traits.count * 64)
+        writeTraits: (inout JSONWriter) -> Void
+    ) -> SegmentMessage {
+        let messageID = MessageID.make(responseID: response.id, kind: kind, part: part)
+        var writer = JSONWriter(capacity: 512 + parts.identity.count)
         writer.beginObject()
         writer.rawKey("type")
         writer.string(kind.rawValue)
@@ -294,22 +329,15 @@ public struct SegmentCallBuilder: Sendable {
         writer.members(parts.timestamp)
         if kind == .track { writer.rawKey("properties") } else { writer.rawKey("traits") }
         writer.beginObject()
-        for (key, value) in traits {
-            writer.key(key)
-            writer.value(value)
-        }
+        writeTraits(&writer)
         writer.endObject()
         writer.rawKey("context")
         writer.raw(contextJSON)
         writer.endObject()
-        let json = writer.bytes
-        guard json.count <= configuration.maximumMessageBytes else {
-            throw tooLarge(kind, response: response, size: json.count, traits: traits)
-        }
-        return SegmentMessage(kind: kind, messageID: messageID, responseID: response.id, json: json)
+        return SegmentMessage(kind: kind, messageID: messageID, responseID: response.id, json: writer.bytes)
     }
 
-    private func tooLarge(_ kind: SegmentMessage.Kind, response: SurveyResponse, size: Int, traits: Traits)
+    func tooLarge(_ kind: SegmentMessage.Kind, response: SurveyResponse, size: Int, traits: Traits)
         -> RefinerSegmentError
     {
         let sizes = traits.map { trait -> (key: String, bytes: Int) in

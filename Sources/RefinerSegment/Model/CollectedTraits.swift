@@ -1,0 +1,218 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Collected traits: trait keys, their values, and when each was answered; kept sorted by key.
+///
+/// Merging keeps, per key, the answer with the latest ``AnswerTime`` (completion time, then response id),
+/// whatever order the answers arrive in: merging is commutative and idempotent, so the same answers merged
+/// in any order, any number of times, give equal traits. Two answers with equal times (the same response
+/// applied twice) keep the same value; should a host reuse a response id with other answers, the value
+/// that sorts last wins, so the result still does not depend on the order.
+///
+/// The JSON form is an object from trait key to `{"value": ..., "at": "...", "response": "..."}`; the older
+/// form, a plain object of values, still decodes, each trait answered at ``AnswerTime/distantPast``.
+public struct CollectedTraits: Sendable, Hashable {
+    /// One collected trait.
+    public struct Entry: Sendable, Hashable {
+        /// The trait key.
+        public var key: String
+        /// The latest answer.
+        public var value: AnswerValue
+        /// When it was answered.
+        public var answeredAt: AnswerTime
+
+        /// Creates an entry.
+        public init(key: String, value: AnswerValue, answeredAt: AnswerTime) {
+            self.key = key
+            self.value = value
+            self.answeredAt = answeredAt
+        }
+    }
+
+    /// Sorted by key: one array, so a profile's traits are one allocation.
+    private var storage: [Entry] = []
+
+    /// Creates empty traits.
+    public init() {}
+
+    /// Traits known without a time, each counted as answered at `answeredAt`.
+    public init(_ traits: Traits, answeredAt: AnswerTime = .distantPast) {
+        storage.reserveCapacity(traits.count)
+        for (key, value) in traits { storage.append(Entry(key: key, value: value, answeredAt: answeredAt)) }
+    }
+
+    /// The number of traits.
+    public var count: Int { storage.count }
+    /// Whether there are no traits.
+    public var isEmpty: Bool { storage.isEmpty }
+
+    /// The latest value of a trait.
+    public subscript(key: String) -> AnswerValue? {
+        let (index, found) = position(of: key)
+        return found ? storage[index].value : nil
+    }
+
+    /// The entry of a trait: its value and when it was answered.
+    public func entry(for key: String) -> Entry? {
+        let (index, found) = position(of: key)
+        return found ? storage[index] : nil
+    }
+
+    /// The values without their times.
+    public var values: Traits {
+        var traits = Traits()
+        traits.reserveCapacity(storage.count)
+        for entry in storage { traits[entry.key] = entry.value }
+        return traits
+    }
+
+    /// Reserves room for `capacity` traits.
+    public mutating func reserveCapacity(_ capacity: Int) {
+        storage.reserveCapacity(capacity)
+    }
+
+    /// Merges one answer: it replaces the stored one only when it was answered later.
+    ///
+    /// - Returns: Whether the traits changed.
+    @discardableResult
+    public mutating func merge(_ key: String, value: AnswerValue, answeredAt: AnswerTime) -> Bool {
+        let (index, found) = position(of: key)
+        guard found else {
+            let entry = Entry(key: key, value: value, answeredAt: answeredAt)
+            if index == storage.count { storage.append(entry) } else { storage.insert(entry, at: index) }
+            return true
+        }
+        let stored = storage[index].answeredAt
+        if stored < answeredAt || (stored == answeredAt && AnswerValue.orders(storage[index].value, before: value)) {
+            storage[index].value = value
+            storage[index].answeredAt = answeredAt
+            return true
+        }
+        return false
+    }
+
+    /// Merges every trait of `traits`, all answered at `answeredAt`.
+    public mutating func merge(_ traits: Traits, answeredAt: AnswerTime) {
+        for (key, value) in traits { merge(key, value: value, answeredAt: answeredAt) }
+    }
+
+    /// Merges every trait of `other`.
+    public mutating func merge(_ other: CollectedTraits) {
+        for entry in other.storage { merge(entry.key, value: entry.value, answeredAt: entry.answeredAt) }
+    }
+
+    /// These traits with `other` merged in.
+    public func merging(_ other: CollectedTraits) -> CollectedTraits {
+        var merged = self
+        merged.merge(other)
+        return merged
+    }
+
+    /// Appends an entry known to sort after every stored key (decoding stored profiles in key order).
+    mutating func appendSorted(_ entry: Entry) -> Bool {
+        guard storage.last.map({ $0.key < entry.key }) ?? true else { return false }
+        storage.append(entry)
+        return true
+    }
+
+    private func position(of key: String) -> (index: Int, found: Bool) {
+        if let last = storage.last?.key, last < key { return (storage.count, false) }
+        var low = 0
+        var high = storage.count
+        while low < high {
+            let middle = (low + high) / 2
+            let candidate = storage[middle].key
+            if candidate < key {
+                low = middle + 1
+            } else if candidate == key {
+                return (middle, true)
+            } else {
+                high = middle
+            }
+        }
+        return (low, false)
+    }
+}
+
+extension CollectedTraits: RandomAccessCollection {
+    /// The first position.
+    public var startIndex: Int { 0 }
+    /// The position after the last trait.
+    public var endIndex: Int { storage.count }
+    /// The trait at a position, in key order.
+    public subscript(position: Int) -> Entry { storage[position] }
+}
+
+extension CollectedTraits: Codable {
+    private struct TraitCodingKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    private enum EntryCodingKeys: String, CodingKey {
+        case value
+        case at
+        case response
+    }
+
+    /// Decodes `{"key": {"value": ..., "at": ..., "response": ...}}`, or the older `{"key": value}` (each
+    /// trait answered at ``AnswerTime/distantPast``); `null` values are skipped.
+    public init(from decoder: any Decoder) throws {
+        self.init()
+        let container = try decoder.container(keyedBy: TraitCodingKey.self)
+        for key in container.allKeys {
+            if let entry = try? container.nestedContainer(keyedBy: EntryCodingKeys.self, forKey: key) {
+                let value = try entry.decode(AnswerValue.self, forKey: .value)
+                let time = try AnswerTime(from: container.superDecoder(forKey: key))
+                merge(key.stringValue, value: value, answeredAt: time)
+            } else if let value = try container.decodeIfPresent(AnswerValue.self, forKey: key) {
+                merge(key.stringValue, value: value, answeredAt: .distantPast)
+            }
+        }
+    }
+
+    /// Encodes `{"key": {"value": ..., "at": "2026-11-20T10:15:00.000000Z", "response": "resp_123"}}`.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: TraitCodingKey.self)
+        for entry in storage {
+            let key = TraitCodingKey(stringValue: entry.key)
+            var nested = container.nestedContainer(keyedBy: EntryCodingKeys.self, forKey: key)
+            try nested.encode(entry.value, forKey: .value)
+            try nested.encode(AnswerTime.string(fromMicroseconds: entry.answeredAt.microseconds), forKey: .at)
+            try nested.encode(entry.answeredAt.responseID, forKey: .response)
+        }
+    }
+}
+
+extension AnswerValue {
+    /// A total order on values, used only to settle two different answers with equal times, so that the
+    /// winner does not depend on the order they were merged in.
+    static func orders(_ lhs: AnswerValue, before rhs: AnswerValue) -> Bool {
+        func rank(_ value: AnswerValue) -> Int {
+            switch value {
+            case .string: 0
+            case .integer: 1
+            case .decimal: 2
+            case .boolean: 3
+            case .strings: 4
+            case .date: 5
+            }
+        }
+        switch (lhs, rhs) {
+        case (.string(let a), .string(let b)): return a.utf8.lexicographicallyPrecedes(b.utf8)
+        case (.integer(let a), .integer(let b)): return a < b
+        case (.decimal(let a), .decimal(let b)): return a.bitPattern < b.bitPattern
+        case (.boolean(let a), .boolean(let b)): return !a && b
+        case (.strings(let a), .strings(let b)):
+            return a.lexicographicallyPrecedes(b) { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        case (.date(let a), .date(let b)):
+            return a.timeIntervalSinceReferenceDate.bitPattern < b.timeIntervalSinceReferenceDate.bitPattern
+        default: return rank(lhs) < rank(rhs)
+        }
+    }
+}
