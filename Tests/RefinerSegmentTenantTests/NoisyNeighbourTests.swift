@@ -38,7 +38,7 @@ import Testing
             // The outage gives up after five attempts: 0.5 + 1 + 2 + 4 s of backoff.
             if tenant == "down" { settings.pipeline.retry.maximumAttempts = 5 }
         }
-        let driver = Driver(clock: clock, network: network, group: group)
+        let driver = Driver(clock: clock, network: network, group: group, watched: ["backlog", "down", "limited"])
         let outcomes = OutcomeLog()
         let stream = await group.outcomes()
         let quiet = (0..<997).map { String(format: "q%03d", $0) }
@@ -90,6 +90,7 @@ import Testing
             #expect(backlogRequests.count > backlogRequestsBefore)
             #expect(backlogRequests.contains { $0.sentAt >= burstStart && $0.sentAt <= burstStart + .seconds(1) })
             #expect(fed.current > 0)
+            print("backlog: \(backlogRequests.count) requests by the end")
 
             // The rate-limited tenant sent nothing for 60 s, then resumed and delivered.
             let limited = network.requests(of: "limited")

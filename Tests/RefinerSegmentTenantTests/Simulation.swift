@@ -217,18 +217,24 @@ struct Driver {
     let clock: SimulatedClock
     let network: SimulatedNetwork
     let group: SegmentPipelineGroup
+    /// Tenants whose counters count as movement too (a busy tenant's work between two requests, such as
+    /// a feeder filling its queue, shows nowhere else).
+    var watched: [String] = []
 
     private struct Signature: Equatable {
         var events: Int
         var requests: Int
         var completed: Int
         var statistics: SegmentPipelineGroup.Statistics
+        var watched: [SegmentPipeline.Counters?]
     }
 
     private func signature() async -> Signature {
-        Signature(
+        var counters: [SegmentPipeline.Counters?] = []
+        for tenant in watched { counters.append(await group.status(of: tenant)?.counters) }
+        return Signature(
             events: clock.events, requests: network.requestCount, completed: network.completed,
-            statistics: await group.statistics)
+            statistics: await group.statistics, watched: counters)
     }
 
     /// Waits until nothing visible changes for a good number of scheduling turns: every task is asleep on
@@ -237,7 +243,7 @@ struct Driver {
     func settle() async {
         var last = await signature()
         var stable = 0
-        while stable < 60 {
+        while stable < 100 {
             await Task.yield()
             let now = await signature()
             if now == last {

@@ -49,6 +49,8 @@ public actor SegmentPipelineGroup {
     let bytes: ByteGate
 
     var tenants: [String: Entry] = [:]
+    /// The tenants open now (``Entry/open``), kept so that ``statistics`` costs nothing per tenant.
+    var openCount = 0
     var activity: [String: Activity] = [:]
     var state = State.running
     var hasRun = false
@@ -298,6 +300,7 @@ public actor SegmentPipelineGroup {
             switch result {
             case .success(let pipeline) where state == .running:
                 tenants[tenant] = .open(pipeline)
+                openCount += 1
                 activity[tenant] = Activity(lastActive: clock.now())
                 eventSink.yield(.opened(pipeline))
             case .success(let pipeline):
@@ -351,9 +354,8 @@ public actor SegmentPipelineGroup {
     public var statistics: Statistics {
         let held = bytes.load
         let load = gate.load
-        let open = tenants.values.reduce(0) { count, entry in if case .open = entry { count + 1 } else { count } }
         return Statistics(
-            tenants: open, bytes: held.bytes, unitsWaitingForRoom: held.waiting,
+            tenants: openCount, bytes: held.bytes, unitsWaitingForRoom: held.waiting,
             requestsInFlight: load.inFlight, requestsWaiting: load.waiting)
     }
 
@@ -367,6 +369,7 @@ public actor SegmentPipelineGroup {
                 now - active.lastActive >= timeout, bytes.bytes(of: tenant) == 0
             else { continue }
             tenants[tenant] = nil
+            openCount -= 1
             activity[tenant] = nil
             gate.remove(tenant)
             closing.append(pipeline)
