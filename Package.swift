@@ -20,7 +20,8 @@ let package = Package(
         // Test doubles for hosts and for this package: recording and scripted transports, a virtual clock, a
         // loopback HTTP server and a compatibility test for a host's own transport.
         .target(name: "RefinerSegmentTesting", dependencies: ["RefinerSegment"]),
-        // Stores that keep state in files, on Foundation and POSIX alone: the file-backed profile store.
+        // Stores that keep state in files, on Foundation and POSIX alone: the file-backed profile store and a
+        // durable SegmentMessageStore (checksummed segment files).
         .target(name: "RefinerSegmentFileStore", dependencies: ["RefinerSegment"]),
         // The command-line tool's logic, on the core's public API only; a module of its own so tests can drive it
         // in-process with byte buffers instead of spawning the executable.

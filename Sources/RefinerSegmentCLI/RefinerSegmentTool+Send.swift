@@ -26,6 +26,7 @@ extension RefinerSegmentTool {
         }
         var configuration = SegmentPipeline.Configuration()
         configuration.endpoint = try options.endpoint()
+        configuration.shutdownGracePeriod = .seconds(Self.interruptionGrace)
         let failedPath = options.values["--failed"] ?? Self.defaultFailedFile
         let builder = try options.callBuilder()
         let pipeline: SegmentPipeline
@@ -37,7 +38,9 @@ extension RefinerSegmentTool {
         }
 
         var reader = RecordReader(source: try io.openInput(options.positional.first))
-        let outcomes = await pipeline.outcomes()
+        // Every failed outcome carries messages that go to the failed file: the stream may not drop any.
+        let outcomes = await pipeline.outcomes(bufferingPolicy: .unbounded)
+        let running = Task { try await pipeline.run() }
         let reporter = Task { [io] in
             var progress = SendProgress(io: io)
             for await outcome in outcomes {
@@ -57,7 +60,7 @@ extension RefinerSegmentTool {
                 io.writeError(
                     "refiner-segment: \(Interruption.name(of: number)) received: stopping; undelivered "
                         + "messages go to \(failedPath)\n")
-                await pipeline.shutdown(deadline: Date().addingTimeInterval(Self.interruptionGrace))
+                pipeline.triggerGracefulShutdown()
                 return
             }
         }
@@ -79,7 +82,9 @@ extension RefinerSegmentTool {
                 try await pipeline.record(messages)
                 return true
             } catch {
-                guard error.code == .shutDown, interruption.signal != nil else { throw error }
+                guard (error as? SegmentDeliveryError)?.code == .shutDown, interruption.signal != nil else {
+                    throw error
+                }
                 notRecorded.append(contentsOf: messages)
                 return false
             }
@@ -154,9 +159,11 @@ extension RefinerSegmentTool {
             await pipeline.flush()
         }
         if let pending = pendingIdentify { notRecorded.append(pending.message) }
-        // After a signal, the watcher's shutdown (with its grace) comes first; this one then returns its result.
+        // After a signal, the watcher's shutdown (with its grace) comes first; this one then changes nothing.
         if interruption.signal != nil { await watcher.value }
-        let handedBack = await pipeline.shutdown(deadline: Date())
+        pipeline.triggerGracefulShutdown()
+        _ = await running.result
+        let handedBack = await pipeline.handedBackMessages
         watcher.cancel()
         await watcher.value
         var progress = await reporter.value
@@ -322,12 +329,12 @@ struct SendProgress {
 
     mutating func record(_ outcome: SegmentOutcome) {
         switch outcome {
-        case .delivered(let messages, _):
-            delivered += messages.count
-            line("delivered \(messages.count) messages")
-        case .retrying(let messages, let retryCount, let delay, let reason):
+        case .delivered(let messageIDs, _):
+            delivered += messageIDs.count
+            line("delivered \(messageIDs.count) messages")
+        case .retrying(let messageIDs, let retryCount, let delay, let reason):
             retries += 1
-            line("retry \(retryCount) of \(messages.count) messages in \(Self.seconds(delay)): \(reason)")
+            line("retry \(retryCount) of \(messageIDs.count) messages in \(Self.seconds(delay)): \(reason)")
         case .failed(let messages, let reason):
             failed += messages.count
             failedMessages.append(contentsOf: messages)

@@ -51,15 +51,16 @@ public actor ScriptedTransport: SegmentTransport {
     private var script: [Step]
     private var position = 0
     private let whenDone: Step
-    private let clock: DeliveryClock
+    private let sleep: @Sendable (Duration) async throws -> Void
     /// Every request received, in order.
     public private(set) var requests: [SegmentRequest] = []
 
     /// Creates a transport that plays `script`, then `whenDone` (200 by default) for every later request.
-    public init(_ script: [Step], whenDone: Step = .status(200), clock: DeliveryClock = .system) {
+    public init<C: Clock>(_ script: [Step], whenDone: Step = .status(200), clock: C = ContinuousClock())
+    where C.Duration == Duration {
         self.script = script
         self.whenDone = whenDone
-        self.clock = clock
+        self.sleep = { try await clock.sleep(for: $0) }
     }
 
     /// Appends steps to the script.
@@ -82,7 +83,7 @@ public actor ScriptedTransport: SegmentTransport {
         case .fail(let error):
             throw error
         case .delay(let duration, let next):
-            try await clock.sleep(duration)
+            try await sleep(duration)
             return try await play(next)
         case .hang:
             let stream = AsyncStream<Never> { _ in }

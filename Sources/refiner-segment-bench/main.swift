@@ -104,9 +104,9 @@ if runs("pipeline") {
     let pairs = makePairs(pairCount, prefix: "pipe_")
     let pipelinePairs = await measure(rounds: rounds, operations: pairCount) {
         let transport = InstantTransport()
-        guard let pipeline = try? SegmentPipeline(writeKey: WriteKey("bench"), transport: transport) else { return }
-        await recordAll(pairs, into: pipeline)
-        await pipeline.shutdown(deadline: Date())
+        try? await SegmentPipeline.withPipeline(writeKey: WriteKey("bench"), transport: transport) { pipeline in
+            await recordAll(pairs, into: pipeline)
+        }
         blackhole &+= transport.bytes.value
     }
     figures.append(
@@ -128,14 +128,13 @@ if runs("loopback") {
     let pairCount = 50_000
     let pairs = makePairs(pairCount, prefix: "http_")
     let loopbackMessages = await measure(rounds: rounds, operations: pairCount * 2) {
-        guard
-            let pipeline = try? SegmentPipeline(
-                writeKey: WriteKey("bench"), transport: URLSessionTransport(),
-                configuration: .init(endpoint: SegmentEndpoint(baseURL: server.baseURL)))
-        else { return }
-        await recordAll(pairs, into: pipeline)
-        blackhole &+= await pipeline.counters.delivered
-        await pipeline.shutdown(deadline: Date())
+        try? await SegmentPipeline.withPipeline(
+            writeKey: WriteKey("bench"), transport: URLSessionTransport(),
+            configuration: .init(endpoint: SegmentEndpoint(baseURL: server.baseURL))
+        ) { pipeline in
+            await recordAll(pairs, into: pipeline)
+            blackhole &+= await pipeline.counters.delivered
+        }
     }
     server.stop()
     figures.append(
@@ -169,21 +168,23 @@ if only == "memory" {
     let limits = SegmentPipeline.QueueLimits(maximumMessages: 10_000, maximumBytes: 16 << 20, whenFull: .fail)
     let before = residentBytes()
     var peak = before
-    let pipeline = try SegmentPipeline(
-        writeKey: WriteKey("bench"), transport: DownTransport(),
-        configuration: .init(queue: limits))
     let offered = 1_000_000
     var refused = 0
-    var index = 0
-    while index < offered {
-        // Fresh pairs, each with its own bytes as real traffic has, built and offered one at a time.
-        let count = min(50_000, offered - index)
-        refused += await offerFresh(count, startingAt: index, of: response, builder: builder, to: pipeline)
-        index += count
-        peak = max(peak, residentBytes())
+    let (accepted, handedBackPipeline) = try await SegmentPipeline.withPipeline(
+        writeKey: WriteKey("bench"), transport: DownTransport(),
+        configuration: .init(queue: limits, shutdownGracePeriod: .zero)
+    ) { pipeline in
+        var index = 0
+        while index < offered {
+            // Fresh pairs, each with its own bytes as real traffic has, built and offered one at a time.
+            let count = min(50_000, offered - index)
+            refused += await offerFresh(count, startingAt: index, of: response, builder: builder, to: pipeline)
+            index += count
+            peak = max(peak, residentBytes())
+        }
+        return (await pipeline.counters.accepted, pipeline)
     }
-    let accepted = await pipeline.counters.accepted
-    let handedBack = await pipeline.shutdown(deadline: Date())
+    let handedBack = await handedBackPipeline.handedBackMessages
     let growth = Double(max(peak - before, 0))
     progress(
         "  offered \(offered) pairs: accepted \(accepted) messages, refused \(refused) pairs (queue full), "

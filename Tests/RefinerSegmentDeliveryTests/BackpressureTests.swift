@@ -18,6 +18,7 @@ import Testing
         let harness = try await Harness(whenDone: .hang, mode: .manual) {
             $0.queue.maximumMessages = 4
             $0.batch.maximumMessages = 2
+            $0.shutdownGracePeriod = .seconds(5)
         }
         let pairs = try (0..<6).map { try Messages.pair("r\($0)") }
         for pair in pairs.prefix(3) { try await harness.pipeline.record(pair) }
@@ -25,11 +26,11 @@ import Testing
 
         let pipeline = harness.pipeline
         let late = Task { () -> SegmentDeliveryError? in
-            do throws(SegmentDeliveryError) {
+            do {
                 for pair in pairs.dropFirst(3) { try await pipeline.record(pair) }
                 return nil
             } catch {
-                return error
+                return error as? SegmentDeliveryError
             }
         }
         #expect(await eventually { await pipeline.counters.waitingToRecord == 1 })
@@ -38,12 +39,12 @@ import Testing
         #expect(counters.inFlightMessages == 2)
         #expect(counters.accepted == 6)
 
-        let shutdown = Task { await pipeline.shutdown(deadline: harness.clock.now.addingTimeInterval(5)) }
-        await harness.clock.waitForSleepers(1)  // the deadline
+        let shutdown = Task { await harness.shutDown() }
+        await harness.clock.waitForSleepers(1)  // the grace period
+        #expect(await late.value?.code == .shutDown)
         harness.clock.advance(by: .seconds(5))
         let handedBack = await shutdown.value
-        #expect(handedBack == pairs.prefix(3).flatMap { $0 })
-        #expect(await late.value?.code == .shutDown)
+        #expect(handedBack == pairs.prefix(3).flatMap { $0 }, "the batch in flight first, then the rest, in order")
         let outcomes = await harness.finish()
         #expect(outcomes.allSatisfy { $0.name == "handedBack" })
         #expect(outcomes.flatMap(\.messages).count == 6)
@@ -51,13 +52,16 @@ import Testing
     }
 
     @Test func shutdownInterruptsARetryWaitAtTheDeadline() async throws {
-        let harness = try await Harness(whenDone: .status(500), mode: .manual)
+        let harness = try await Harness(whenDone: .status(500), mode: .manual) {
+            $0.shutdownGracePeriod = .seconds(10)
+        }
         let pair = try Messages.pair("r1")
         try await harness.pipeline.record(pair)
         await harness.clock.waitForSleepers(1)  // the first backoff
-        let pipeline = harness.pipeline
-        let shutdown = Task { await pipeline.shutdown(deadline: harness.clock.now.addingTimeInterval(10)) }
-        await harness.clock.waitForSleepers(2)  // and the deadline
+        let shutdown = Task { await harness.shutDown() }
+        await harness.clock.waitForSleepers(2)  // and the grace period
+        harness.clock.advance(by: .milliseconds(400))  // not yet the retry
+        #expect(harness.clock.pendingSleepers == 2)
         harness.clock.advance(by: .seconds(10))
         #expect(await shutdown.value == pair)
         let outcomes = await harness.finish()
@@ -66,17 +70,17 @@ import Testing
     }
 
     @Test func shutdownBeforeTheDeadlineDeliversEverything() async throws {
-        let harness = try await Harness([.status(500)], mode: .manual)
+        let harness = try await Harness([.status(500)], mode: .manual) { $0.shutdownGracePeriod = .seconds(60) }
         let pairs = try (0..<3).map { try Messages.pair("r\($0)") }
         for pair in pairs { try await harness.pipeline.record(pair) }
         await harness.clock.waitForSleepers(1)  // the backoff after the 500
         let pipeline = harness.pipeline
-        let shutdown = Task { await pipeline.shutdown(deadline: harness.clock.now.addingTimeInterval(60)) }
+        let shutdown = Task { await harness.shutDown() }
         await harness.clock.waitForSleepers(2)
         harness.clock.advance(by: .milliseconds(500))
         #expect(await shutdown.value == [])
         #expect(await pipeline.counters.delivered == 6)
-        #expect(harness.clock.pendingSleepers == 0)  // the deadline timer was cancelled
+        #expect(harness.clock.pendingSleepers == 0)  // the grace timer was cancelled
     }
 
     @Test func failFastThrowsWhenFull() async throws {
@@ -88,14 +92,14 @@ import Testing
         #expect(await eventually { await harness.transport.requests.count == 1 })
         try await harness.pipeline.record(try Messages.pair("r1"))
         let third = try Messages.pair("r2")
-        do throws(SegmentDeliveryError) {
+        do {
             try await harness.pipeline.record(third)
             Issue.record("a full queue accepted more")
-        } catch {
+        } catch let error as SegmentDeliveryError {
             #expect(error.code == .queueFull)
         }
         #expect(await harness.pipeline.counters.accepted == 4)
-        #expect(await harness.pipeline.shutdown(deadline: harness.clock.now).count == 4)
+        #expect(await harness.shutDown().count == 4)
     }
 
     @Test func theQueueBoundsBytesToo() async throws {
@@ -111,7 +115,7 @@ import Testing
             try await harness.pipeline.record([Messages.sized("d", size: 100)])
         }
         #expect(await harness.pipeline.counters.queuedBytes == 200)
-        await harness.pipeline.shutdown(deadline: harness.clock.now)
+        await harness.shutDown()
     }
 
     @Test func aCancelledWaitingRecordAcceptsNothing() async throws {
@@ -138,7 +142,7 @@ import Testing
         #expect(await waiting.value?.code == .cancelled)
         #expect(await pipeline.counters.accepted == 4)
         #expect(await pipeline.counters.waitingToRecord == 0)
-        await pipeline.shutdown(deadline: harness.clock.now)
+        await harness.shutDown()
     }
 
     @Test func waitingRecordsGetInWhenABatchLeavesTheQueue() async throws {
@@ -147,20 +151,22 @@ import Testing
         for pair in pairs { try await harness.pipeline.record(pair) }
         await harness.pipeline.flush()
         let outcomes = await harness.finish()
-        #expect(outcomes.flatMap(\.messages) == pairs.flatMap { $0 })
+        #expect(outcomes.flatMap(\.messages) == pairs.flatMap { $0.map(\.messageID) })
         #expect(try await harness.batches().allSatisfy { $0.count <= 2 })
     }
 
     @Test func recordAfterShutdownIsRefused() async throws {
         let harness = try await Harness()
-        await harness.pipeline.shutdown(deadline: harness.clock.now)
+        harness.pipeline.triggerGracefulShutdown()
         let pair = try Messages.pair("r1")
-        do throws(SegmentDeliveryError) {
+        do {
             try await harness.pipeline.record(pair)
-            Issue.record("a shut-down pipeline accepted messages")
-        } catch {
+            Issue.record("a shutting-down pipeline accepted messages")
+        } catch let error as SegmentDeliveryError {
             #expect(error.code == .shutDown)
         }
+        await harness.shutDown()
+        await #expect(throws: SegmentDeliveryError.self) { try await harness.pipeline.record(pair) }
     }
 
     @Test func flushWaitsOnlyForWhatCameBefore() async throws {
@@ -180,6 +186,6 @@ import Testing
         try await harness.pipeline.record(contentsOf: try (0..<3).map { try Messages.pair("r\($0)") })
         #expect(await eventually { await harness.transport.requests.count == 2 })
         #expect(await harness.pipeline.counters.inFlightMessages == 4)
-        #expect(await harness.pipeline.shutdown(deadline: harness.clock.now).count == 6)
+        #expect(await harness.shutDown().count == 6)
     }
 }

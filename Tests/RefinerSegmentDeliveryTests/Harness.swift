@@ -2,7 +2,10 @@ import Foundation
 import RefinerSegment
 import RefinerSegmentTesting
 
-/// A pipeline on a scripted transport and a virtual clock, and what it reported.
+/// A pipeline on a scripted transport and a virtual clock, running, and what it reported.
+///
+/// The linger and the shutdown grace period are zero unless a test sets them, so batches go at once and
+/// ``shutDown()`` stops at once.
 struct Harness {
     static let writeKey = WriteKey("wk_secret_123")
 
@@ -10,6 +13,8 @@ struct Harness {
     let transport: ScriptedTransport
     let pipeline: SegmentPipeline
     let outcomes: AsyncStream<SegmentOutcome>
+    /// The pipeline's `run()`; it ends at ``shutDown()``.
+    let running: Task<Void, any Error>
 
     init(
         _ script: [ScriptedTransport.Step] = [],
@@ -18,18 +23,30 @@ struct Harness {
         configure: (inout SegmentPipeline.Configuration) -> Void = { _ in }
     ) async throws {
         clock = VirtualClock(mode: mode)
-        transport = ScriptedTransport(script, whenDone: whenDone, clock: clock.deliveryClock)
+        transport = ScriptedTransport(script, whenDone: whenDone, clock: clock)
         var configuration = SegmentPipeline.Configuration()
+        configuration.linger = .zero
+        configuration.shutdownGracePeriod = .zero
         configure(&configuration)
-        pipeline = try SegmentPipeline(
+        let pipeline = try SegmentPipeline(
             writeKey: Self.writeKey, transport: transport, configuration: configuration,
-            clock: clock.deliveryClock, jitter: { $0 })
-        outcomes = await pipeline.outcomes()
+            clock: clock, wallClock: clock.wallClock, jitter: { $0 })
+        self.pipeline = pipeline
+        outcomes = await pipeline.outcomes(bufferingPolicy: .unbounded)
+        running = Task { try await pipeline.run() }
     }
 
-    /// Shuts the pipeline down (nothing should be left) and returns every outcome it reported.
+    /// Shuts the pipeline down gracefully, waits for `run()` to return, and returns what was handed back.
+    @discardableResult
+    func shutDown() async -> [SegmentMessage] {
+        pipeline.triggerGracefulShutdown()
+        _ = await running.result
+        return await pipeline.handedBackMessages
+    }
+
+    /// Shuts the pipeline down and returns every outcome it reported.
     func finish() async -> [SegmentOutcome] {
-        await pipeline.shutdown(deadline: clock.now)
+        await shutDown()
         var all: [SegmentOutcome] = []
         for await outcome in outcomes { all.append(outcome) }
         return all
@@ -80,6 +97,8 @@ extension SegmentOutcome {
         case .handedBack: "handedBack"
         }
     }
+
+    var messages: [String] { messageIDs }
 
     var reason: SegmentDeliveryError? {
         switch self {

@@ -132,9 +132,13 @@ import Testing
         let store = try Self.profileStore(kind, directory: directory)
 
         let clock = VirtualClock()
-        let transport = ScriptedTransport([], whenDone: .status(200), clock: clock.deliveryClock)
+        let transport = ScriptedTransport([], whenDone: .status(200), clock: clock)
+        var configuration = SegmentPipeline.Configuration()
+        configuration.linger = .zero
         let pipeline = try SegmentPipeline(
-            writeKey: WriteKey("wk_property"), transport: transport, clock: clock.deliveryClock, jitter: { $0 })
+            writeKey: WriteKey("wk_property"), transport: transport, configuration: configuration,
+            clock: clock, wallClock: clock.wallClock, jitter: { $0 })
+        let running = Task { try await pipeline.run() }
         let builder = try SegmentCallBuilder()
         // Answers come back after a random number of scheduling turns, as from a store under load, so that
         // two recordings of one user finish their applies in any order unless something keeps them in line.
@@ -150,7 +154,8 @@ import Testing
             try await group.waitForAll()
         }
         await pipeline.flush()
-        _ = await pipeline.shutdown(deadline: clock.now)
+        pipeline.triggerGracefulShutdown()
+        try await running.value
 
         // The stored profiles.
         var stored = Expected()

@@ -105,7 +105,7 @@ struct OutcomeTally {
     /// Subscribes to the pipeline's outcomes now (before anything is recorded) and tallies them until
     /// shutdown ends the stream.
     static func collecting(from pipeline: SegmentPipeline) async -> Task<OutcomeTally, Never> {
-        let outcomes = await pipeline.outcomes()
+        let outcomes = await pipeline.outcomes(bufferingPolicy: .unbounded)
         return Task {
             var tally = OutcomeTally()
             for await outcome in outcomes { tally.add(outcome) }
@@ -113,14 +113,15 @@ struct OutcomeTally {
         }
     }
 
-    var delivered: [SegmentMessage] = []
+    /// The messageIds delivered (a delivered outcome carries ids only).
+    var delivered: [String] = []
     var failed: [SegmentMessage] = []
     var handedBack: [SegmentMessage] = []
     var retries = 0
 
     mutating func add(_ outcome: SegmentOutcome) {
         switch outcome {
-        case .delivered(let messages, _): delivered += messages
+        case .delivered(let messageIDs, _): delivered += messageIDs
         case .failed(let messages, _): failed += messages
         case .handedBack(let messages): handedBack += messages
         case .retrying: retries += 1
@@ -130,8 +131,23 @@ struct OutcomeTally {
     /// Every message that reached an end, with how many times.
     var ends: [String: Int] {
         var counts: [String: Int] = [:]
-        for message in delivered + failed + handedBack { counts[message.messageID, default: 0] += 1 }
+        for id in delivered + failed.map(\.messageID) + handedBack.map(\.messageID) { counts[id, default: 0] += 1 }
         return counts
+    }
+}
+
+extension SegmentPipeline {
+    /// Starts `run()` for a test; end it with ``shutDown(_:)``.
+    func start() -> Task<Void, any Error> {
+        Task { try await self.run() }
+    }
+
+    /// Shuts down gracefully, waits for `run()` to return, and returns what was handed back.
+    @discardableResult
+    func shutDown(_ running: Task<Void, any Error>) async -> [SegmentMessage] {
+        triggerGracefulShutdown()
+        _ = await running.result
+        return handedBackMessages
     }
 }
 

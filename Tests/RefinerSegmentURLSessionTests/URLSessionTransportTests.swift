@@ -14,11 +14,14 @@ import Testing
         defer { server.stop() }
         var configuration = SegmentPipeline.Configuration()
         configuration.endpoint = SegmentEndpoint(baseURL: server.baseURL)
-        let pipeline = try SegmentPipeline(
-            writeKey: WriteKey("wk_123"), transport: URLSessionTransport(), configuration: configuration)
         let messages = try Fixture.pair(responseID: "resp_1")
-        try await pipeline.record(messages)
-        await pipeline.flush()
+        let delivered = try await SegmentPipeline.withPipeline(
+            writeKey: WriteKey("wk_123"), transport: URLSessionTransport(), configuration: configuration
+        ) { pipeline in
+            try await pipeline.record(messages)
+            await pipeline.flush()
+            return await pipeline.counters.delivered
+        }
 
         let request = try #require(server.requests.first)
         #expect(server.requests.count == 1)
@@ -33,7 +36,7 @@ import Testing
         #expect(body["sentAt"] is String)
         let batch = try #require(body["batch"] as? [[String: Any]])
         #expect(batch.compactMap { $0["messageId"] as? String } == messages.map(\.messageID))
-        #expect(await pipeline.counters.delivered == 2)
+        #expect(delivered == 2)
     }
 
     @Test func fiveHundredThenTwoHundredIsDeliveredOnce() async throws {
@@ -49,11 +52,13 @@ import Testing
         configuration.endpoint = SegmentEndpoint(baseURL: server.baseURL)
         let pipeline = try SegmentPipeline(
             writeKey: WriteKey("wk"), transport: URLSessionTransport(), configuration: configuration,
-            clock: clock.deliveryClock, jitter: { $0 })
-        let outcomes = await pipeline.outcomes()
+            clock: clock, wallClock: clock.wallClock, jitter: { $0 })
+        let outcomes = await pipeline.outcomes(bufferingPolicy: .unbounded)
+        let running = Task { try await pipeline.run() }
         try await pipeline.record(try Fixture.pair(responseID: "resp_2"))
         await pipeline.flush()
-        await pipeline.shutdown(deadline: clock.now)
+        pipeline.triggerGracefulShutdown()
+        try await running.value
 
         var kinds: [String] = []
         for await outcome in outcomes {

@@ -22,10 +22,12 @@ struct RefinerWebhookBridge {
     }
 
     static func run(_ settings: BridgeSettings, logger: Logger) async throws {
+        var configuration = settings.pipeline
+        configuration.shutdownGracePeriod = .milliseconds(Int64(settings.shutdownSeconds * 1000))
         let pipeline = try SegmentPipeline(
             writeKey: settings.writeKey,
             transport: AsyncHTTPClientTransport(),
-            configuration: settings.pipeline
+            configuration: configuration
         )
         if settings.secret == nil {
             logger.warning("REFINER_WEBHOOK_SECRET is not set: every POST to /webhooks/refiner is accepted")
@@ -46,7 +48,8 @@ struct RefinerWebhookBridge {
         }
 
         // Subscribed now, before the server accepts a webhook, so that the service sees every outcome.
-        let outcomes = await pipeline.outcomes()
+        // Unbounded: a failed outcome carries the messages the service saves.
+        let outcomes = await pipeline.outcomes(bufferingPolicy: .unbounded)
         let app = Application(
             router: router,
             configuration: .init(address: .hostname(settings.host, port: settings.port)),

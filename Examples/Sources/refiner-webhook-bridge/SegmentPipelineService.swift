@@ -3,8 +3,8 @@ import Logging
 import RefinerSegment
 import ServiceLifecycle
 
-/// Runs beside the HTTP server: reports what becomes of recorded messages, and at graceful shutdown
-/// drains the pipeline within a deadline.
+/// Runs the pipeline beside the HTTP server: reports what becomes of recorded messages, and at graceful
+/// shutdown drains the pipeline within its grace period.
 ///
 /// Hummingbird shuts its services down in reverse order, the server first, so by the time this one drains
 /// the pipeline no webhook is being recorded any more. Messages that fail for good, as they fail, and those
@@ -20,12 +20,16 @@ struct SegmentPipelineService: Service {
 
     func run() async throws {
         async let reported: Void = report(outcomes)
-        // Returns at graceful shutdown (SIGTERM, SIGINT), or throws when the service group is cancelled;
-        // either way, drain.
-        try? await gracefulShutdown()
-        logger.info("Draining the Segment pipeline for up to \(shutdownSeconds) s")
-        let handedBack = await pipeline.shutdown(deadline: Date.now.addingTimeInterval(shutdownSeconds))
-        await reported  // the outcome stream ends once the pipeline has shut down
+        // The pipeline sends inside run(); a graceful shutdown (SIGTERM, SIGINT) drains it within its grace
+        // period, a cancellation of the service group stops it at once.
+        try await withGracefulShutdownHandler {
+            try await pipeline.run()
+        } onGracefulShutdown: { [pipeline, logger, shutdownSeconds] in
+            logger.info("Draining the Segment pipeline for up to \(shutdownSeconds) s")
+            pipeline.triggerGracefulShutdown()
+        }
+        await reported  // the outcome stream ends once the pipeline has stopped
+        let handedBack = await pipeline.handedBackMessages
         let counters = await pipeline.counters
         logger.notice(
             """
@@ -39,8 +43,8 @@ struct SegmentPipelineService: Service {
     private func report(_ outcomes: AsyncStream<SegmentOutcome>) async {
         for await outcome in outcomes {
             switch outcome {
-            case .retrying(let messages, let retryCount, let delay, let reason):
-                logger.warning("Segment retry \(retryCount) of \(messages.count) messages in \(delay): \(reason)")
+            case .retrying(let messageIDs, let retryCount, let delay, let reason):
+                logger.warning("Segment retry \(retryCount) of \(messageIDs.count) messages in \(delay): \(reason)")
             case .failed(let messages, let reason):
                 logger.error("Segment failed \(messages.count) messages for good: \(reason)")
                 save(messages)

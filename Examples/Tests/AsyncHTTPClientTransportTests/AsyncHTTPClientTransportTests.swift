@@ -19,19 +19,21 @@ import Testing
         defer { server.stop() }
         var configuration = SegmentPipeline.Configuration()
         configuration.endpoint = SegmentEndpoint(baseURL: server.baseURL)
-        let pipeline = try SegmentPipeline(
-            writeKey: WriteKey("wk_123"), transport: AsyncHTTPClientTransport(), configuration: configuration)
         let profiles = MemoryProfileStore()
         let response = SurveyResponse(
             id: "resp_1", completedAt: Date(timeIntervalSince1970: 1_795_600_000), survey: Survey(id: "onboarding"),
             user: User(id: "user-1"), account: Account(id: "account-1"),
             answers: [Answer(question: Question(id: "q1", text: "What is your job role?"), value: "CEO")])
-        try await pipeline.record(response, profiles: profiles, builder: SegmentCallBuilder())
-        await pipeline.flush()
-        let undelivered = await pipeline.shutdown(deadline: .now)
+        let (undelivered, delivered) = try await SegmentPipeline.withPipeline(
+            writeKey: WriteKey("wk_123"), transport: AsyncHTTPClientTransport(), configuration: configuration
+        ) { pipeline in
+            try await pipeline.record(response, profiles: profiles, builder: SegmentCallBuilder())
+            await pipeline.flush()
+            return (await pipeline.handedBackMessages, await pipeline.counters.delivered)
+        }
 
         #expect(undelivered.isEmpty)
-        #expect(await pipeline.counters.delivered == 2)
+        #expect(delivered == 2)
         let request = try #require(server.requests.first)
         #expect(server.requests.count == 1)
         #expect(request.path == "/v1/batch")

@@ -1,8 +1,7 @@
 /// The pipeline's queue: units of messages (an `identify` and its `group`) in the order they were
 /// accepted, cut into batches that never split a unit.
 ///
-/// Kept apart from ``SegmentPipeline`` so that a persistent store can take its place later (see
-/// Docs/Delivery.md): the pipeline only appends units, cuts batches from the front and drains it.
+/// The storage of ``InMemoryMessageStore``: it appends units, cuts batches from the front and drains.
 /// Storage is an array of units and a head index, so appending and cutting cost no per-message allocation.
 struct MessageQueue {
     private var units: [[SegmentMessage]] = []
@@ -25,6 +24,11 @@ struct MessageQueue {
         return bytes
     }
 
+    /// Whether a unit fits the bounds; an empty queue takes any unit, so the largest unit always gets in.
+    func fits(count: Int, bytes: Int, maximumMessages: Int, maximumBytes: Int) -> Bool {
+        isEmpty || (messageCount + count <= maximumMessages && byteCount + bytes <= maximumBytes)
+    }
+
     mutating func append(_ unit: [SegmentMessage], bytes: Int) {
         units.append(unit)
         unitBytes.append(bytes)
@@ -37,6 +41,13 @@ struct MessageQueue {
     /// - Parameter maximumBodyBytes: The bytes available to messages and their commas (the batch limit
     ///   less the envelope). A single unit always fits: the pipeline refuses larger ones at `record`.
     mutating func cutBatch(maximumMessages: Int, maximumBodyBytes: Int) -> [SegmentMessage]? {
+        cutBatchWithUnits(maximumMessages: maximumMessages, maximumBodyBytes: maximumBodyBytes)?.messages
+    }
+
+    /// As ``cutBatch(maximumMessages:maximumBodyBytes:)``, with where each unit ends in the batch.
+    mutating func cutBatchWithUnits(maximumMessages: Int, maximumBodyBytes: Int) -> (
+        messages: [SegmentMessage], unitEnds: [Int]
+    )? {
         guard !isEmpty else { return nil }
         var count = 0
         var bytes = 0
@@ -50,8 +61,11 @@ struct MessageQueue {
         }
         var batch: [SegmentMessage] = []
         batch.reserveCapacity(count)
+        var unitEnds: [Int] = []
+        unitEnds.reserveCapacity(end - head)
         for index in head..<end {
             batch.append(contentsOf: units[index])
+            unitEnds.append(batch.count)
             byteCount -= unitBytes[index]
             units[index] = []
         }
@@ -59,7 +73,7 @@ struct MessageQueue {
         messageCount -= count
         removedCount += count
         compact()
-        return batch
+        return (batch, unitEnds)
     }
 
     /// Empties the queue and returns its messages in order.

@@ -8,7 +8,8 @@ extension SegmentPipeline {
         public var allowsInsecureHTTP: Bool
         /// When to retry and when to give up.
         public var retry: SegmentRetryPolicy
-        /// How much the queue holds before ``SegmentPipeline/record(_:)`` waits (or fails).
+        /// How much the default in-memory store holds before ``SegmentPipeline/record(_:)`` waits (or fails),
+        /// and what `record` does when any store is full.
         public var queue: QueueLimits
         /// The largest batch: Segment's 500 KB (envelope included) and 2,500 messages by default. Lower them
         /// to send smaller requests; higher values are refused.
@@ -19,6 +20,11 @@ extension SegmentPipeline {
         public var requestTimeout: Duration
         /// The `User-Agent` names this library and its version.
         public var library: LibraryInfo
+        /// How long the oldest waiting message may wait for more to fill its batch: 20 ms. A full batch, a
+        /// ``SegmentPipeline/flush()`` and a shutdown send at once; `.zero` sends every batch at once.
+        public var linger: Duration
+        /// How long a graceful shutdown keeps sending before it stops: 10 s.
+        public var shutdownGracePeriod: Duration
 
         /// Creates a configuration.
         public init(
@@ -29,8 +35,12 @@ extension SegmentPipeline {
             batch: BatchLimits = BatchLimits(),
             maximumBatchesInFlight: Int = 1,
             requestTimeout: Duration = .seconds(30),
-            library: LibraryInfo = .refinerSegment
+            library: LibraryInfo = .refinerSegment,
+            linger: Duration = .milliseconds(20),
+            shutdownGracePeriod: Duration = .seconds(10)
         ) {
+            self.linger = linger
+            self.shutdownGracePeriod = shutdownGracePeriod
             self.endpoint = endpoint
             self.allowsInsecureHTTP = allowsInsecureHTTP
             self.retry = retry
@@ -100,19 +110,19 @@ extension SegmentPipeline {
         public var delivered = 0
         /// Messages that failed for good.
         public var failed = 0
-        /// Messages handed back at shutdown.
+        /// Messages handed back when the pipeline stopped (in-memory store).
         public var handedBack = 0
         /// Attempts that failed and were retried (requests, not messages).
         public var retries = 0
         /// Requests sent, retries included.
         public var requests = 0
-        /// Messages in the queue now.
+        /// Messages in the store waiting to be sent now.
         public var queuedMessages = 0
-        /// Bytes of message JSON in the queue now.
+        /// Bytes of message JSON in the store waiting to be sent now.
         public var queuedBytes = 0
         /// Messages in batches being sent now.
         public var inFlightMessages = 0
-        /// Calls to `record` waiting for room in the queue now (back-pressure at work).
+        /// Calls to `record` waiting for room in the store now (back-pressure at work).
         public var waitingToRecord = 0
 
         /// Creates counters, all zero.
@@ -143,5 +153,8 @@ extension SegmentPipeline {
         }
         guard configuration.maximumBatchesInFlight >= 1 else { throw invalid("at least one batch must be in flight") }
         guard configuration.requestTimeout > .zero else { throw invalid("the request timeout must be positive") }
+        guard configuration.linger >= .zero, configuration.shutdownGracePeriod >= .zero else {
+            throw invalid("the linger and the shutdown grace period may not be negative")
+        }
     }
 }

@@ -24,7 +24,7 @@ import Foundation
 /// - **Throw only when there is no response:** the connection failed, the request timed out (honour
 ///   ``SegmentRequest/timeout``), or the task was cancelled. The pipeline retries such failures.
 /// - **Cancellation.** When the calling task is cancelled, stop promptly (abandon the request) and throw.
-///   `shutdown(deadline:)` relies on it to return on time.
+///   A graceful shutdown's grace period and the cancellation of `SegmentPipeline.run()` rely on it.
 /// - **No secrets in errors.** The request carries the write key in its `Authorization` header and body;
 ///   do not put either into a thrown error. (The pipeline also redacts the key from what it reports.)
 public protocol SegmentTransport: Sendable {

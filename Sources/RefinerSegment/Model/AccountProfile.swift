@@ -18,6 +18,7 @@ public struct AccountProfile: Sendable, Hashable {
 
     /// Merges what a response sets on its account.
     public mutating func apply(_ changes: ProfileChanges) {
+        if traits.isEmpty { traits.reserveCapacity(changes.accountTraits.count) }  // a newcomer: one allocation
         traits.merge(changes.accountTraits, answeredAt: changes.answeredAt)
     }
 }

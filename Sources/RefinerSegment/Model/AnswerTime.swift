@@ -41,12 +41,12 @@ public struct AnswerTime: Sendable, Hashable, Comparable {
         return lhs.responseID.utf8.lexicographicallyPrecedes(rhs.responseID.utf8)
     }
 
-    /// Equal when both parts are, the response ids compared by their bytes (as ``<(_:_:)`` does).
+    /// Equal when both parts are, the response ids compared by their bytes (as `<` does).
     public static func == (lhs: AnswerTime, rhs: AnswerTime) -> Bool {
         lhs.microseconds == rhs.microseconds && lhs.responseID.utf8.elementsEqual(rhs.responseID.utf8)
     }
 
-    /// Hashes the time and the bytes of the response id, consistently with ``==(_:_:)``.
+    /// Hashes the time and the bytes of the response id, consistently with `==`.
     public func hash(into hasher: inout Hasher) {
         hasher.combine(microseconds)
         for byte in responseID.utf8 { hasher.combine(byte) }

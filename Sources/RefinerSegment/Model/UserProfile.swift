@@ -27,6 +27,7 @@ public struct UserProfile: Sendable, Hashable {
 
     /// Merges what a response sets on its user.
     public mutating func apply(_ changes: ProfileChanges) {
+        if traits.isEmpty { traits.reserveCapacity(changes.userTraits.count) }  // a newcomer: one allocation
         traits.merge(changes.userTraits, answeredAt: changes.answeredAt)
         if let email = changes.email { mergeEmail(email, answeredAt: changes.answeredAt) }
     }

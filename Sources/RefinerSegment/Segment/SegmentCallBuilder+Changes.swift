@@ -59,14 +59,20 @@ extension SegmentCallBuilder {
     private func checkOwnAnswersFit(_ changes: ProfileChanges, of response: SurveyResponse) throws(RefinerSegmentError)
     {
         let limit = configuration.maximumMessageBytes
-        var envelope = 320 + contextJSON.count
-        for id in [response.id, response.user.id ?? "", response.user.anonymousID ?? "", response.account?.id ?? ""] {
-            envelope += 6 * id.utf8.count
-        }
+        let ids =
+            response.id.utf8.count + (response.user.id?.utf8.count ?? 0)
+            + (response.user.anonymousID?.utf8.count ?? 0) + (response.account?.id.utf8.count ?? 0)
+        let envelope = 320 + contextJSON.count + 6 * ids
         var userBound = envelope + (changes.email.map { 6 * $0.utf8.count + 8 + 6 * emailKey.utf8.count } ?? 0)
         for (key, value) in changes.userTraits { userBound += Self.upperBound(key: key, value: value) }
         var accountBound = envelope
         for (key, value) in changes.accountTraits { accountBound += Self.upperBound(key: key, value: value) }
+        // The common case ends here: the bounds fit, and nothing is encoded twice.
+        let tracks = configuration.sendsCompletedSurveyEvent
+        let trackBound =
+            envelope + 160 + 6
+            * (response.survey.id.utf8.count + (response.survey.name?.utf8.count ?? 0) + response.id.utf8.count)
+        guard userBound > limit || accountBound > limit || (tracks && trackBound > limit) else { return }
         let parts = sharedParts(of: response)
         if userBound > limit {
             var own = UserProfile(traits: CollectedTraits(changes.userTraits, answeredAt: changes.answeredAt))
@@ -95,7 +101,7 @@ extension SegmentCallBuilder {
                 throw ownAnswersTooLarge(.group, response: response, size: message.json.count, traits: traits)
             }
         }
-        if configuration.sendsCompletedSurveyEvent {
+        if tracks, trackBound > limit {
             let track = completedSurveyEvent(for: response, parts: parts)
             if track.json.count > limit {
                 throw tooLarge(

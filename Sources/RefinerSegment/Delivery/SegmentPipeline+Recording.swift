@@ -1,0 +1,193 @@
+extension SegmentPipeline {
+    /// Accepts messages that travel together (an `identify` and its `group`): they are stored as one unit,
+    /// never split across batches, and kept in order.
+    ///
+    /// Returns once the messages are accepted: in the store, as durable as the store makes them. When the
+    /// store is full it waits for room, in order with other waiting callers (or throws, with
+    /// ``FullQueuePolicy/fail``).
+    ///
+    /// - Throws: ``SegmentDeliveryError`` with code ``SegmentDeliveryError/Code/queueFull`` (fail-fast
+    ///   policy), ``SegmentDeliveryError/Code/shutDown``, ``SegmentDeliveryError/Code/cancelled`` (the task
+    ///   was cancelled while waiting), ``SegmentDeliveryError/Code/messageTooLarge``,
+    ///   ``SegmentDeliveryError/Code/unitTooLarge`` or ``SegmentDeliveryError/Code/storeFailure``. Nothing
+    ///   is accepted when it throws.
+    public func record(_ messages: [SegmentMessage]) async throws {
+        guard !messages.isEmpty else { return }
+        try checkAccepting()
+        let bytes = try check(messages)
+        try await accept([messages], bytes: bytes)
+    }
+
+    /// Accepts many units in order, as ``record(_:)`` does each of them, with one call into the actor and
+    /// one append to the store.
+    ///
+    /// - Throws: As ``record(_:)``, for the first unit that cannot be accepted; the units before it were
+    ///   accepted, the ones after it were not.
+    public func record(contentsOf units: [[SegmentMessage]]) async throws {
+        try checkAccepting()
+        var valid: [[SegmentMessage]] = []
+        valid.reserveCapacity(units.count)
+        var bytes = 0
+        var invalid: SegmentDeliveryError?
+        for unit in units where !unit.isEmpty {
+            do throws(SegmentDeliveryError) {
+                bytes += try check(unit)
+            } catch {
+                invalid = error
+                break
+            }
+            valid.append(unit)
+        }
+        if !valid.isEmpty { try await accept(valid, bytes: bytes) }
+        if let invalid { throw invalid }
+    }
+
+    /// Builds a response's calls on a collected profile and records them as one unit.
+    ///
+    /// - Returns: The updated profile, for the host to persist once the calls are accepted.
+    /// - Throws: ``RefinerSegmentError`` when the response is invalid, ``SegmentDeliveryError`` when the
+    ///   calls cannot be accepted.
+    public nonisolated func record(
+        _ response: SurveyResponse,
+        profile: CollectedProfile,
+        builder: SegmentCallBuilder
+    ) async throws -> CollectedProfile {
+        let (messages, updated) = try builder.process(response, profile: profile)
+        try await record(messages)
+        return updated
+    }
+
+    /// Builds a response's calls on an in-memory profile store and records them as one unit; the store is
+    /// updated only when the calls are accepted.
+    ///
+    /// - Throws: ``RefinerSegmentError`` when the response is invalid, ``SegmentDeliveryError`` when the
+    ///   calls cannot be accepted.
+    public nonisolated func record(
+        _ response: SurveyResponse,
+        store: inout InMemoryProfileStore,
+        builder: SegmentCallBuilder
+    ) async throws {
+        let (messages, updated) = try builder.process(response, profile: store.profile(for: response))
+        try await record(messages)
+        store.store(updated, for: response)
+    }
+
+    func checkAccepting() throws(SegmentDeliveryError) {
+        guard lifecycle == .idle || lifecycle == .running, !shutdownRequested.isOpen else {
+            throw SegmentDeliveryError(code: .shutDown, detail: "the pipeline accepts no more messages")
+        }
+    }
+
+    /// The unit's bytes in a batch body, once it is known to fit one batch.
+    private func check(_ unit: [SegmentMessage]) throws(SegmentDeliveryError) -> Int {
+        let limits = configuration.batch
+        for message in unit where message.byteCount > limits.maximumMessageBytes {
+            throw SegmentDeliveryError(
+                code: .messageTooLarge,
+                detail: "message '\(message.messageID)'"
+                    + (message.responseID.map { " from response '\($0)'" } ?? "")
+                    + " is \(message.byteCount) bytes, more than \(limits.maximumMessageBytes)"
+            )
+        }
+        let bytes = MessageQueue.bytes(of: unit)
+        guard unit.count <= limits.maximumMessages, envelopeBytes + bytes <= limits.maximumBytes else {
+            throw SegmentDeliveryError(
+                code: .unitTooLarge,
+                detail: "\(unit.count) messages of \(bytes) bytes"
+                    + (unit.first?.responseID.map { " from response '\($0)'" } ?? "")
+                    + " do not fit in one batch of at most \(limits.maximumMessages) messages and "
+                    + "\(limits.maximumBytes) bytes with its envelope"
+            )
+        }
+        return bytes
+    }
+
+    /// Appends the units, waiting for room (in order with other waiting callers) as the policy says.
+    private func accept(_ units: [[SegmentMessage]], bytes: Int) async throws {
+        var rest = units[...]
+        var hadTurn = false
+        while true {
+            // Room freed after this (a claim, a settlement) reaches a caller that is not yet waiting.
+            let generation = spaceWaiters.generation
+            if hadTurn || (spaceWaiters.count == 0 && !spaceTurnPending) {
+                let accepted = try await append(Array(rest))
+                rest = rest.dropFirst(accepted)
+                if rest.isEmpty { break }
+            }
+            guard configuration.queue.whenFull == .wait else {
+                if hadTurn { passSpaceTurn() }
+                throw SegmentDeliveryError(
+                    code: .queueFull,
+                    detail: "\(counters.queuedMessages) messages of \(counters.queuedBytes) bytes are waiting "
+                        + "to be sent")
+            }
+            counters.waitingToRecord += 1
+            let wake = await spaceWaiters.wait(since: generation, atFront: hadTurn, inTurn: true)
+            counters.waitingToRecord -= 1
+            spaceTurnPending = false
+            hadTurn = true
+            if wake == .cancelled {
+                passSpaceTurn()
+                throw SegmentDeliveryError(
+                    code: .cancelled, detail: "the task was cancelled while it waited for room in the store")
+            }
+            do throws(SegmentDeliveryError) {
+                try checkAccepting()
+            } catch {
+                passSpaceTurn()
+                throw error
+            }
+        }
+        if hadTurn { passSpaceTurn() }
+        _ = bytes
+    }
+
+    /// Lets the next waiting caller try (room may be left after this one got in).
+    private func passSpaceTurn() {
+        if spaceWaiters.signalFirst() { spaceTurnPending = true }
+    }
+
+    /// Room may have been freed (a claim, a settlement): the first waiting caller tries again.
+    func roomMayBeFree() {
+        guard !spaceTurnPending else { return }
+        passSpaceTurn()
+    }
+
+    /// Appends to the store and accounts for what it accepted; the number of units accepted.
+    private func append(_ units: [[SegmentMessage]]) async throws -> Int {
+        let accepted: Int
+        if let memoryStore {
+            accepted = memoryStore.appendNow(units, tenant: tenant)
+        } else {
+            do {
+                accepted = try await store.append(units, tenant: tenant)
+            } catch {
+                throw SegmentDeliveryError(
+                    code: .storeFailure, underlyingDescription: redact(String(describing: error)),
+                    underlying: error, detail: "the store did not take the messages; nothing was accepted")
+            }
+        }
+        guard accepted > 0 else { return 0 }
+        var messages = 0
+        var bytes = 0
+        for unit in units.prefix(accepted) {
+            messages += unit.count
+            bytes += MessageQueue.bytes(of: unit)
+        }
+        counters.accepted += messages
+        counters.queuedMessages += messages
+        counters.queuedBytes += bytes
+        storedThrough += messages
+        if oldestUnclaimed == nil { oldestUnclaimed = clock.now() }
+        appendedSinceClaim.messages += messages
+        appendedSinceClaim.bytes += bytes
+        if idleWorkers > 0
+            || (lingeringWorkers > 0
+                && (appendedSinceClaim.messages >= configuration.batch.maximumMessages
+                    || appendedSinceClaim.bytes >= configuration.batch.maximumBytes - envelopeBytes))
+        {
+            work.signalAll()
+        }
+        return accepted
+    }
+}
