@@ -17,15 +17,11 @@ struct GroupClock: Sendable {
     /// The wall-clock time.
     let wallNow: @Sendable () -> Date
 
-    init(_ clock: DeliveryClock) {
-        let start = clock.now()
-        let now: @Sendable () -> Duration = { .seconds(clock.now().timeIntervalSince(start)) }
-        self.now = now
-        self.sleepUntil = { deadline in
-            let wait = deadline - now()
-            if wait > .zero { try await clock.sleep(wait) } else { try Task.checkCancellation() }
-        }
-        self.wallNow = clock.now
+    init<C: Clock>(_ clock: C, wallClock: @escaping @Sendable () -> Date) where C.Duration == Duration {
+        let start = clock.now
+        now = { start.duration(to: clock.now) }
+        sleepUntil = { deadline in try await clock.sleep(until: start.advanced(by: deadline), tolerance: nil) }
+        wallNow = wallClock
     }
 
     /// Sleeps for a duration from now.

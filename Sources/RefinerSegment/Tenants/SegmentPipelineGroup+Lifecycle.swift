@@ -67,18 +67,21 @@ extension SegmentPipelineGroup {
             for await event in events {
                 switch event {
                 case .opened(let pipeline):
+                    tasks.addTask { await pipeline.run() }
                     tasks.addTask { await self.consume(pipeline) }
                 case .drain:
                     guard state == .running else { continue }
                     state = .draining
-                    tasks.addTask {
-                        await self.drainTenants()
-                        self.eventSink.finish()
-                    }
+                    for pipeline in openPipelines { pipeline.drain() }
+                    eventSink.finish()
                 }
             }
-            if Task.isCancelled { await stopTenants() }
+            // Cancelled: the tenants' runs stop at once (the task group cancels them); report what they
+            // hand back once they have.
+            if Task.isCancelled { state = .stopping }
+            await tasks.waitForAll()
         }
+        if state == .stopping { await reportHandedBack() }
     }
 
     /// Frees a tenant's bytes as its messages settle and passes its outcomes on, named.
@@ -105,30 +108,13 @@ extension SegmentPipelineGroup {
         tenants.values.compactMap { if case .open(let pipeline) = $0 { pipeline } else { nil } }
     }
 
-    /// Drains every open tenant at once, each within the grace period.
-    private func drainTenants() async {
-        let grace = configuration.gracePeriod
-        await withTaskGroup(of: Void.self) { tasks in
-            for pipeline in openPipelines {
-                tasks.addTask { _ = await pipeline.drain(grace: grace) }
-            }
-        }
-    }
-
-    /// Stops every open tenant at once and reports what each hands back.
-    private func stopTenants() async {
-        state = .stopping
-        let handedBack = await withTaskGroup(of: (String, [SegmentMessage]).self) { tasks in
-            for pipeline in openPipelines {
-                tasks.addTask { (pipeline.id, await pipeline.stop()) }
-            }
-            var all: [(String, [SegmentMessage])] = []
-            for await result in tasks { all.append(result) }
-            return all
-        }
-        for (tenant, messages) in handedBack.sorted(by: { $0.0 < $1.0 }) where !messages.isEmpty {
-            bytes.release(Self.bytes(of: messages), tenant: tenant)
-            emit(SegmentTenantOutcome(tenant: tenant, outcome: .handedBack(messages)))
+    /// Reports what every open tenant handed back when it was stopped.
+    private func reportHandedBack() async {
+        for pipeline in openPipelines.sorted(by: { $0.id < $1.id }) {
+            let messages = await pipeline.handedBack()
+            guard !messages.isEmpty else { continue }
+            bytes.release(Self.bytes(of: messages), tenant: pipeline.id)
+            emit(SegmentTenantOutcome(tenant: pipeline.id, outcome: .handedBack(messages)))
         }
     }
 

@@ -42,7 +42,8 @@ public actor SegmentPipelineGroup {
     public nonisolated let configuration: Configuration
     let resolver: Resolver
     let transport: any SegmentTransport
-    let deliveryClock: DeliveryClock
+    let pipelineClock: any Clock<Duration>
+    let wallClock: @Sendable () -> Date
     let clock: GroupClock
     let jitter: @Sendable (Duration) -> Duration
     let gate: SendGate
@@ -85,7 +86,9 @@ public actor SegmentPipelineGroup {
     /// - Parameters:
     ///   - transport: The one transport every tenant's requests go through.
     ///   - configuration: What the tenants share: requests in flight, the byte bound, idle timeout.
-    ///   - clock: The wall clock and sleep, for every tenant; inject a virtual one in tests.
+    ///   - clock: The monotonic clock of every tenant (pauses, backoff, linger, idle tenants); inject a
+    ///     virtual one in tests.
+    ///   - wallClock: The wall-clock now, for `sentAt` and HTTP-date `Retry-After` only.
     ///   - jitter: Passed to every tenant's pipeline (see ``SegmentPipeline/equalJitter(_:)``).
     ///   - resolver: A tenant's settings for its id.
     /// - Throws: ``SegmentTenantError`` with code ``SegmentTenantError/Code/invalidConfiguration`` when a
@@ -93,7 +96,8 @@ public actor SegmentPipelineGroup {
     public init(
         transport: some SegmentTransport,
         configuration: Configuration = Configuration(),
-        clock: DeliveryClock = .system,
+        clock: some Clock<Duration> = ContinuousClock(),
+        wallClock: @escaping @Sendable () -> Date = { Date() },
         jitter: @escaping @Sendable (Duration) -> Duration = { SegmentPipeline.equalJitter($0) },
         resolver: @escaping Resolver
     ) throws(SegmentTenantError) {
@@ -101,8 +105,9 @@ public actor SegmentPipelineGroup {
         self.configuration = configuration
         self.resolver = resolver
         self.transport = transport
-        self.deliveryClock = clock
-        self.clock = GroupClock(clock)
+        self.pipelineClock = clock
+        self.wallClock = wallClock
+        self.clock = GroupClock(clock, wallClock: wallClock)
         self.jitter = jitter
         self.gate = SendGate(
             configuration: FairScheduler.Configuration(
@@ -212,7 +217,10 @@ public actor SegmentPipelineGroup {
         }
     }
 
-    private func tenantError(_ error: SegmentDeliveryError, tenant: String) -> SegmentTenantError {
+    private func tenantError(_ error: any Error, tenant: String) -> SegmentTenantError {
+        guard let error = error as? SegmentDeliveryError else {
+            return SegmentTenantError(code: .delivery, tenant: tenant, underlying: error)
+        }
         if error.code == .shutDown { return shutDownError(tenant) }
         return SegmentTenantError(
             code: error.code == .cancelled ? .cancelled : .delivery, tenant: tenant, deliveryError: error)
@@ -305,7 +313,7 @@ public actor SegmentPipelineGroup {
                 eventSink.yield(.opened(pipeline))
             case .success(let pipeline):
                 tenants[tenant] = nil
-                _ = await pipeline.stop()
+                pipeline.drain()
                 return try Result<TenantPipeline, SegmentTenantError>.failure(shutDownError(tenant)).get()
             case .failure:
                 tenants[tenant] = nil
@@ -330,8 +338,8 @@ public actor SegmentPipelineGroup {
         do {
             return .success(
                 try await TenantPipeline(
-                    id: tenant, configuration: settings, transport: transport, gate: gate, clock: deliveryClock,
-                    jitter: jitter))
+                    id: tenant, configuration: settings, transport: transport, gate: gate, clock: pipelineClock,
+                    wallClock: wallClock, jitter: jitter))
         } catch {
             return .failure(error)
         }
@@ -374,6 +382,6 @@ public actor SegmentPipelineGroup {
             gate.remove(tenant)
             closing.append(pipeline)
         }
-        for pipeline in closing { _ = await pipeline.stop() }
+        for pipeline in closing { pipeline.drain() }
     }
 }

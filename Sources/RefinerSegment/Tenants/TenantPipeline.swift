@@ -16,7 +16,6 @@ struct TenantPipeline: Sendable {
     let builder: SegmentCallBuilder
     let outcomes: AsyncStream<SegmentOutcome>
     let whenFull: SegmentPipeline.FullQueuePolicy
-    let clock: DeliveryClock
     private let batchLimits: SegmentPipeline.BatchLimits
     private let envelopeBytes: Int
 
@@ -26,7 +25,8 @@ struct TenantPipeline: Sendable {
         configuration: SegmentPipelineGroup.TenantConfiguration,
         transport: any SegmentTransport,
         gate: SendGate,
-        clock: DeliveryClock,
+        clock: any Clock<Duration>,
+        wallClock: @escaping @Sendable () -> Date,
         jitter: @escaping @Sendable (Duration) -> Duration
     ) async throws(SegmentTenantError) {
         func invalid(_ detail: String, _ error: SegmentDeliveryError? = nil) -> SegmentTenantError {
@@ -37,7 +37,7 @@ struct TenantPipeline: Sendable {
         do {
             pipeline = try SegmentPipeline(
                 writeKey: configuration.writeKey, transport: gated, configuration: configuration.pipeline,
-                clock: clock, jitter: jitter)
+                tenant: id, clock: clock, wallClock: wallClock, jitter: jitter)
         } catch {
             throw invalid("the tenant's pipeline cannot be made", error)
         }
@@ -50,8 +50,8 @@ struct TenantPipeline: Sendable {
         self.whenFull = configuration.pipeline.queue.whenFull
         self.batchLimits = configuration.pipeline.batch
         self.envelopeBytes = SegmentBatch.envelopeBytes(writeKey: configuration.writeKey)
-        self.clock = clock
-        self.outcomes = await pipeline.outcomes()
+        // Unbounded: the group frees room under its byte bound as outcomes come, so none may be dropped.
+        self.outcomes = await pipeline.outcomes(bufferingPolicy: .unbounded)
         gate.register(
             id, weight: configuration.weight, maximumInFlight: configuration.pipeline.maximumBatchesInFlight)
     }
@@ -66,13 +66,18 @@ struct TenantPipeline: Sendable {
         return unit.allSatisfy { $0.byteCount <= batchLimits.maximumMessageBytes }
     }
 
-    /// Stops accepting, keeps delivering for `grace`, then hands the rest back (as outcomes).
-    func drain(grace: Duration) async -> [SegmentMessage] {
-        await pipeline.shutdown(deadline: clock.now().addingTimeInterval(grace.seconds))
+    /// Runs the pipeline (its sending) until it has drained or is cancelled.
+    func run() async {
+        try? await pipeline.run()
     }
 
-    /// Stops at once: what is not delivered is handed back.
-    func stop() async -> [SegmentMessage] {
-        await pipeline.shutdown(deadline: clock.now())
+    /// Stops accepting and drains within the pipeline's grace period; ``run()`` returns after.
+    func drain() {
+        pipeline.triggerGracefulShutdown()
+    }
+
+    /// What the pipeline handed back when its run was cancelled or its grace period passed.
+    func handedBack() async -> [SegmentMessage] {
+        await pipeline.handedBackMessages
     }
 }
