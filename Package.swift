@@ -20,8 +20,8 @@ let package = Package(
         // Test doubles for hosts and for this package: recording and scripted transports, a virtual clock, a
         // loopback HTTP server and a compatibility test for a host's own transport.
         .target(name: "RefinerSegmentTesting", dependencies: ["RefinerSegment"]),
-        // Stores that keep state in files, on Foundation and POSIX alone: the file-backed profile store and a
-        // durable SegmentMessageStore (checksummed segment files).
+        // Stores that keep state in files, on Foundation and POSIX alone: the file-backed profile store, and
+        // the durable message store (checksummed segment files, an acknowledgement log, a directory lock).
         .target(name: "RefinerSegmentFileStore", dependencies: ["RefinerSegment"]),
         // The command-line tool's logic, on the core's public API only; a module of its own so tests can drive it
         // in-process with byte buffers instead of spawning the executable.
@@ -33,7 +33,7 @@ let package = Package(
         // The speed targets of DESIGN.md beside a hand-written baseline: `swift run -c release refiner-segment-bench`.
         .executableTarget(
             name: "refiner-segment-bench",
-            dependencies: ["RefinerSegment", "RefinerSegmentURLSession", "RefinerSegmentTesting"],
+            dependencies: ["RefinerSegment", "RefinerSegmentURLSession", "RefinerSegmentTesting", "RefinerSegmentCLI"],
             resources: [.copy("questions.txt")]
         ),
         // Test fixtures (such as a real Refiner webhook payload) are copied into each test bundle, so tests never
@@ -47,9 +47,15 @@ let package = Package(
         // The file-backed stores, including a store killed with SIGKILL mid-write (the built executable).
         .testTarget(
             name: "RefinerSegmentFileStoreTests",
-            dependencies: ["RefinerSegment", "RefinerSegmentFileStore", "RefinerSegmentTesting"]
+            dependencies: [
+                "RefinerSegment", "RefinerSegmentFileStore", "RefinerSegmentTesting", "RefinerSegmentURLSession",
+            ]
         ),
         .testTarget(name: "RefinerSegmentDeliveryTests", dependencies: ["RefinerSegment", "RefinerSegmentTesting"]),
+        // Records numbered units into a file store and prints each id once durable; the file store's crash
+        // test kills it with SIGKILL again and again.
+        .executableTarget(
+            name: "refiner-segment-crash-harness", dependencies: ["RefinerSegment", "RefinerSegmentFileStore"]),
         .testTarget(
             name: "RefinerSegmentURLSessionTests",
             dependencies: ["RefinerSegment", "RefinerSegmentURLSession", "RefinerSegmentTesting"]

@@ -74,6 +74,19 @@ struct RecordReader {
         self.maximumBytes = maximumBytes
     }
 
+    /// How many bytes of the input have been read into records.
+    var bytesConsumed: Int { lines.bytesConsumed }
+    /// The size of the whole input, when known.
+    var byteCount: Int? { lines.byteCount }
+    /// The file the input is, when it is one.
+    var fileIdentity: FileIdentity? { lines.fileIdentity }
+
+    /// Whether the next record's first line is there without waiting for input. (A pretty-printed document
+    /// may still wait for its later lines; `send` only needs to know whether input has stopped coming.)
+    func canReadWithoutWaiting() -> Bool {
+        pending != nil || lines.canReadWithoutWaiting()
+    }
+
     mutating func next() throws -> InputRecord? {
         guard let first = try nextLine() else { return nil }
         switch first {

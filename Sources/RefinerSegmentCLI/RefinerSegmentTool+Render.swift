@@ -5,7 +5,7 @@ extension RefinerSegmentTool {
     /// `render [FILE]`: responses in, every Segment message out, one per line, in sending order.
     ///
     /// Records are responses in their JSON form or Refiner webhook payloads, told apart by their shape
-    /// (``SurveyResponse/init(jsonOrRefinerWebhook:)``), one per line or pretty-printed (``RecordReader``).
+    /// (``InputShape``, the decoder `send` uses too), one per line or pretty-printed (``RecordReader``).
     /// A webhook about another event than `Completed Survey` is noted on stderr as ignored and does not
     /// change the exit status: it is not bad input, there is just nothing to render for it.
     ///
@@ -26,14 +26,8 @@ extension RefinerSegmentTool {
             throw UsageError(error.detail)
         }
         var reader = RecordReader(source: try io.openInput(options.positional.first))
-        var profiles = RenderProfiles.memory(InMemoryProfileStore())
-        if let path = options.values["--profiles"] {
-            profiles = .file(try FileProfileStore(path: path))
-        }
-        defer { if case .file(let store) = profiles { store.close() } }
-        if case .file(let store) = profiles, store.truncatedBytes > 0 {
-            io.writeError("refiner-segment: \(store.path): cut off a torn tail of \(store.truncatedBytes) bytes\n")
-        }
+        var profiles = try CollectedProfiles.open(options.values["--profiles"], io: io)
+        defer { profiles.close() }
         var output = OutputBuffer(write: io.writeOutput)
         var rejected = 0
         var accepted = 0
@@ -53,7 +47,7 @@ extension RefinerSegmentTool {
                     guard UTF8Validation.isValid(bytes) else {
                         throw RefinerSegmentError(code: .invalidInput, detail: "not valid UTF-8")
                     }
-                    let response = try SurveyResponse(jsonOrRefinerWebhook: bytes)
+                    let response = try InputShape(of: bytes).response(from: bytes)
                     for message in try profiles.process(response, with: builder) { output.appendLine(message.json) }
                     accepted += 1
                 } catch let error as RefinerSegmentError where error.code == .unhandledEvent {
@@ -72,23 +66,5 @@ extension RefinerSegmentTool {
             return Self.failure
         }
         return Self.success
-    }
-}
-
-/// Where `render` keeps the collected profiles.
-private enum RenderProfiles {
-    case memory(InMemoryProfileStore)
-    case file(FileProfileStore)
-
-    mutating func process(_ response: SurveyResponse, with builder: SegmentCallBuilder) throws -> [SegmentMessage] {
-        switch self {
-        case .memory(var store):
-            self = .memory(InMemoryProfileStore())  // no second copy while it changes
-            defer { self = .memory(store) }
-            return try store.process(response, with: builder)
-        case .file(let store):
-            let changes = try builder.changes(for: response)
-            return try builder.makeMessages(for: response, profile: store.apply(changes))
-        }
     }
 }

@@ -12,6 +12,9 @@ public struct RefinerSegmentTool: Sendable {
     public static let failure: Int32 = 1
     /// The command line was wrong.
     public static let usageError: Int32 = 2
+    /// `send` could not save every undelivered message: a third signal stopped it at once, or the failed file
+    /// and standard output both failed.
+    public static let abandoned: Int32 = 3
 
     let io: ToolIO
 
@@ -79,16 +82,26 @@ public struct RefinerSegmentTool: Sendable {
                                  --region us|eu        Segment region (default us)
                                  --endpoint URL        any Segment-compatible base URL instead (http only for
                                                        loopback)
-                                 --failed FILE         where messages that failed for good are written as JSON
-                                                       Lines (default refiner-segment-failed.jsonl)
-                                 --prefix, --max-length, --track   as for render
-                               On SIGINT or SIGTERM it stops reading, delivers for up to 1 s more, writes
-                               every message read but not delivered to the failed file and exits 130 or
-                               143; sending that file again finishes the job.
+                                 --failed FILE         where undelivered messages are appended as JSON Lines,
+                                                       as they fail (default refiner-segment-failed.jsonl;
+                                                       created 0600; a unit of several messages is one line,
+                                                       a JSON array). Sending that file again re-sends it in
+                                                       place: it is replaced by what is still undelivered
+                                                       once it was read to its end (removed when nothing is)
+                                 --max-retry-duration SECONDS   how long a batch is retried after its first
+                                                       failure before it fails for good (default 43200)
+                                 --prefix, --max-length, --track, --profiles FILE   as for render
+                               On SIGINT, SIGTERM or SIGHUP it stops reading, delivers for up to 1 s more,
+                               writes every message read but not delivered to the failed file and exits 130,
+                               143 or 129; sending that file again finishes the job. A second signal within
+                               0.5 s is the same stop; a later one writes the failed file at once and exits;
+                               a third exits at once with status 3.
           help                 Show this text.
 
         Exit status: 0 when everything succeeded, 1 when some input was rejected or some message was not
-        delivered, 2 for a usage error, 128 + the signal number when send was interrupted.
+        delivered, 2 for a usage error, 3 when send could not save every undelivered message (a third signal, or
+        neither the failed file nor standard output could be written), 128 + the signal number when send was
+        interrupted.
 
         """
 }

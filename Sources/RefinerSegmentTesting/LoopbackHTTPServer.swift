@@ -16,10 +16,14 @@ import Darwin
 /// (keep-alive, `Content-Length` and chunked bodies), records every request and answers through a handler.
 /// The handler may answer any status with any headers, answer slowly (``Answer/delay(_:then:)``), stall
 /// past the client's timeout (``Answer/hold`` or a long delay), reset the connection without an answer
-/// (``Answer/reset``) or drop it halfway through the answer (``Answer/truncate(_:)``,
-/// ``Answer/truncateHead(_:)``), so a transport and
+/// (``Answer/reset``) or close it (``Answer/close``), drop it halfway through the answer
+/// (``Answer/truncate(_:)``, ``Answer/truncateHead(_:)``), go silent after the head
+/// (``Answer/headThenSilence(_:)``) or close it after a whole answer (``Answer/respondThenClose(_:reset:)``),
+/// so a transport and
 /// the pipeline above it can be tested against the faults of a real network. ``acceptedRequests`` keeps
-/// the requests that were answered 2xx in full: what a collector would have accepted.
+/// the requests that were answered 2xx in full: what a collector would have accepted;
+/// ``incompleteRequests`` the malformed ones, whose body was shorter than announced. A client that opens a
+/// TLS handshake is answered with a plain-HTTP 400, so its handshake fails at once.
 ///
 /// Blocking socket calls run on its own threads, never on Swift concurrency's pool. Its threads keep it
 /// running until ``stop()``: call it when the test is done (`defer { server.stop() }`).
@@ -54,12 +58,22 @@ public final class LoopbackHTTPServer: Sendable {
         /// Close the connection at once with a TCP reset and no answer, as a crashed server or a proxy
         /// that drops the connection mid-request does.
         case reset
+        /// Close the connection at once (a FIN) with no answer, as a server that drops an idle keep-alive
+        /// connection just as a request arrives on it does.
+        case close
         /// Send this response's head and the first half of its body, then close the connection: an answer
         /// cut short.
         case truncate(SegmentResponse)
         /// Send the first half of this response's head, then close the connection. (FoundationNetworking on
         /// Linux traps on this in toolchains without the fix for swift-corelibs-foundation#5285.)
         case truncateHead(SegmentResponse)
+        /// Send this response's whole head, then nothing more (not its body) until the client gives up: a
+        /// server that stalls after it started answering. A transport's timeout must cover this too.
+        case headThenSilence(SegmentResponse)
+        /// Send this response in full, then close the connection, with a FIN, or with a TCP reset when
+        /// `reset` is true: a server or proxy that drops an idle keep-alive connection. The client's next
+        /// request finds the connection gone.
+        case respondThenClose(SegmentResponse, reset: Bool)
 
         /// Answer with this status, headers and body text.
         public static func status(
@@ -79,6 +93,7 @@ public final class LoopbackHTTPServer: Sendable {
 
     private struct ServerState {
         var requests: [Request] = []
+        var incomplete: [Request] = []
         var accepted: [(ticket: Int, request: Request)] = []
         var nextTicket = 0
         var connections: Set<Int32> = []
@@ -91,6 +106,11 @@ public final class LoopbackHTTPServer: Sendable {
 
     /// Every request received so far, in order.
     public var requests: [Request] { state.withLock { $0.requests } }
+
+    /// Every request whose head arrived but whose body ended before its `Content-Length` (or its last chunk)
+    /// when the client closed the connection: a malformed request, never handed to the handler. The body holds
+    /// what did arrive.
+    public var incompleteRequests: [Request] { state.withLock { $0.incomplete } }
 
     /// Every request answered with a 2xx status whose answer was written in full, in the order answered:
     /// the batches a collector accepted.
@@ -211,7 +231,25 @@ public final class LoopbackHTTPServer: Sendable {
                 close(connection)
             }
         }
-        while let request = reader.readRequest() {
+        if reader.startsWithTLSHandshake() {
+            // A client speaking TLS to this plain-HTTP server: answer as HTTP servers do, so that its handshake
+            // fails at once (a test of how a transport reports TLS failures), instead of both sides waiting.
+            _ = write(
+                Array("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8), to: connection
+            )
+            return
+        }
+        while true {
+            let request: Request
+            switch reader.readRequest() {
+            case .none:
+                return
+            case .incomplete(let partial):
+                state.withLock { $0.incomplete.append(partial) }
+                return
+            case .complete(let complete):
+                request = complete
+            }
             let ready = state.withLock { state -> [CheckedContinuation<Void, Never>] in
                 state.requests.append(request)
                 let count = state.requests.count
@@ -249,6 +287,8 @@ public final class LoopbackHTTPServer: Sendable {
             var option = linger(l_onoff: 1, l_linger: 0)
             setsockopt(connection, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
             return false
+        case .close:
+            return false
         case .truncate(let response):
             let bytes = Self.bytes(of: response)
             _ = write(Array(bytes.prefix(bytes.count - response.body.count + response.body.count / 2)), to: connection)
@@ -256,6 +296,18 @@ public final class LoopbackHTTPServer: Sendable {
         case .truncateHead(let response):
             let bytes = Self.bytes(of: response)
             _ = write(Array(bytes.prefix((bytes.count - response.body.count) / 2)), to: connection)
+            return false
+        case .headThenSilence(let response):
+            let bytes = Self.bytes(of: response)
+            guard write(Array(bytes.prefix(bytes.count - response.body.count)), to: connection) else { return false }
+            reader.drainUntilClosed()
+            return false
+        case .respondThenClose(let response, let reset):
+            guard self.answer(request, with: .respond(response), on: connection, reader: &reader) else { return false }
+            if reset {
+                var option = linger(l_onoff: 1, l_linger: 0)
+                setsockopt(connection, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
+            }
             return false
         case .respond(let response):
             // Recorded before the write, so that a client that has read the answer always finds its batch
@@ -327,6 +379,12 @@ private struct ConnectionReader {
         }
     }
 
+    /// Whether the first byte the client sent opens a TLS handshake record (0x16), not an HTTP request.
+    mutating func startsWithTLSHandshake() -> Bool {
+        if buffer.isEmpty, !fill() { return false }
+        return buffer.first == 0x16
+    }
+
     mutating func drainUntilClosed() {
         while fill() { buffer.removeAll() }
     }
@@ -352,14 +410,24 @@ private struct ConnectionReader {
         return bytes
     }
 
-    mutating func readRequest() -> LoopbackHTTPServer.Request? {
+    /// What reading a request gave.
+    enum Reading {
+        /// The connection closed before a request began, or its request line is not HTTP.
+        case none
+        /// The head arrived, the body was cut short by the end of the connection.
+        case incomplete(LoopbackHTTPServer.Request)
+        /// A whole request.
+        case complete(LoopbackHTTPServer.Request)
+    }
+
+    mutating func readRequest() -> Reading {
         var requestLine = ""
         repeat {
-            guard let line = readLine() else { return nil }
+            guard let line = readLine() else { return .none }
             requestLine = line
         } while requestLine.isEmpty
         let parts = requestLine.split(separator: " ")
-        guard parts.count >= 2 else { return nil }
+        guard parts.count >= 2 else { return .none }
         var headerFields: [String: String] = [:]
         while let line = readLine(), !line.isEmpty {
             guard let colon = line.firstIndex(of: ":") else { continue }
@@ -373,18 +441,24 @@ private struct ConnectionReader {
             while true {
                 guard let sizeLine = readLine(),
                     let size = Int(sizeLine.split(separator: ";").first ?? "", radix: 16)
-                else { return nil }
+                else { return .incomplete(request) }
                 if size == 0 {
                     while let trailer = readLine(), !trailer.isEmpty {}
                     break
                 }
-                guard let chunk = readBytes(size), readLine() != nil else { return nil }
+                guard let chunk = readBytes(size), readLine() != nil else {
+                    request.body.append(contentsOf: buffer.prefix(size))
+                    return .incomplete(request)
+                }
                 request.body.append(contentsOf: chunk)
             }
         } else if let length = request.headerField("Content-Length").flatMap({ Int($0) }), length > 0 {
-            guard let body = readBytes(length) else { return nil }
+            guard let body = readBytes(length) else {
+                request.body = buffer
+                return .incomplete(request)
+            }
             request.body = body
         }
-        return request
+        return .complete(request)
     }
 }

@@ -12,8 +12,10 @@ import RefinerSegment
 ///
 /// The checks: the method, path, headers and body (UTF-8 with non-ASCII text, and a full 500 KB body) reach
 /// the server exactly; 400, 429 and 500 answers come back as responses with their status, headers
-/// (`Retry-After`) and body, not as errors; cancelling the calling task makes `send` throw; and (unless
-/// turned off) a server that never answers makes `send` throw once the request's timeout has passed.
+/// (`Retry-After`) and body, not as errors; a 301, 302, 303, 307 or 308 comes back as that answer with its
+/// `Location`, never followed; cancelling the calling task makes `send` throw; and (unless turned off) a
+/// server that never answers, or that sends its head and then nothing, makes `send` throw once the request's
+/// timeout has passed.
 /// The cancellation and timeout checks use real time: each is given a generous allowance before it is
 /// declared a failure, so they never fail on a slow machine, only on a transport that hangs.
 public struct TransportCompatibilityTest: Sendable {
@@ -52,6 +54,15 @@ public struct TransportCompatibilityTest: Sendable {
                 return .respond(SegmentResponse(statusCode: 500, body: Array("oops".utf8)))
             case "/hold":
                 return .hold
+            case "/head-then-silence":
+                return .headThenSilence(
+                    SegmentResponse(statusCode: 200, body: Array(repeating: UInt8(ascii: "x"), count: 64)))
+            case let path where path.hasPrefix("/redirect/"):
+                let status = Int(path.dropFirst("/redirect/".count)) ?? 302
+                return .respond(
+                    SegmentResponse(
+                        statusCode: status, headerFields: ["Location": "/redirected"],
+                        body: Array("moved".utf8)))
             default:
                 return .respond(
                     SegmentResponse(
@@ -66,8 +77,12 @@ public struct TransportCompatibilityTest: Sendable {
         failures += await checkStatus(server, 400, body: #"{"error":"bad request"}"#, header: nil)
         failures += await checkStatus(server, 429, body: "", header: ("retry-after", "7"))
         failures += await checkStatus(server, 500, body: "oops", header: nil)
+        for status in [301, 302, 303, 307, 308] { failures += await checkRedirectIsNotFollowed(server, status) }
         failures += await checkCancellation(server)
-        if checksTimeout { failures += await checkTimeout(server) }
+        if checksTimeout {
+            failures += await checkTimeout(server, path: "/hold", what: "a silent server")
+            failures += await checkTimeout(server, path: "/head-then-silence", what: "a server silent after its head")
+        }
         if !failures.isEmpty { throw Failure(failures: failures) }
     }
 
@@ -151,18 +166,45 @@ public struct TransportCompatibilityTest: Sendable {
         }
     }
 
-    private func checkTimeout(_ server: LoopbackHTTPServer) async -> [String] {
+    private func checkTimeout(_ server: LoopbackHTTPServer, path: String, what: String) async -> [String] {
         let transport = self.transport
-        let request = SegmentRequest(url: url(server, "/hold"), body: Array("{}".utf8), timeout: .seconds(1))
+        let request = SegmentRequest(url: url(server, path), body: Array("{}".utf8), timeout: .seconds(1))
         let task = Task { try await transport.send(request) }
         let outcome = await Self.result(of: task, within: .seconds(30))
         switch outcome {
         case .none:
             task.cancel()
-            return ["timeout: send did not throw within 30 s with a 1 s timeout and a silent server"]
-        case .some(.success): return ["timeout: send returned a response from a silent server"]
+            return ["timeout: send did not throw within 30 s with a 1 s timeout and \(what)"]
+        case .some(.success): return ["timeout: send returned a response from \(what)"]
         case .some(.failure): return []
         }
+    }
+
+    /// A redirect is an answer, never followed: following one re-sends the batch (and its write key) where it
+    /// was never meant to go, or loses its body (a 301, 302 or 303 becomes a GET), and reports the target's
+    /// 200 as delivered.
+    private func checkRedirectIsNotFollowed(_ server: LoopbackHTTPServer, _ status: Int) async -> [String] {
+        let name = "HTTP \(status) redirect"
+        let before = server.requests.count
+        let request = SegmentRequest(url: url(server, "/redirect/\(status)"), body: Array(#"{"batch":[]}"#.utf8))
+        let response: SegmentResponse
+        do {
+            response = try await transport.send(request)
+        } catch {
+            return ["\(name): send threw \(error); a redirect is an answer, to be returned as it is"]
+        }
+        var failures: [String] = []
+        if response.statusCode != status {
+            failures.append("\(name): status \(response.statusCode); the redirect was followed, or changed")
+        }
+        if response.headerField("location") != "/redirected" {
+            failures.append("\(name): header Location is \(response.headerField("location") ?? "missing")")
+        }
+        let followed = server.requests.dropFirst(before).filter { $0.path == "/redirected" }
+        if !followed.isEmpty {
+            failures.append("\(name): the transport followed it (\(followed.count) request(s) to the Location)")
+        }
+        return failures
     }
 
     /// The task's result, or `nil` when it has not finished within `limit` (real time: a guard against a

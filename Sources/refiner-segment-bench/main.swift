@@ -4,16 +4,28 @@ import RefinerSegmentTesting
 import RefinerSegmentURLSession
 
 // refiner-segment-bench: the speed targets of DESIGN.md, each beside the baseline measured in the same run.
-// Run it as `swift run -c release refiner-segment-bench [--json] [--quick]`.
+// Run it as `swift run -c release refiner-segment-bench [--json] [--quick] [--instructions]`.
+//
+// Each group below measures the baseline, then the library's hot path. A hot path defined as a
+// `CountedWorkload` is also counted in instructions per operation by `--instructions` (see Instructions.swift);
+// to add a figure, add a group in the same shape.
 
 let arguments = Set(CommandLine.arguments.dropFirst())
 let asJSON = arguments.contains("--json")
 let rounds = arguments.contains("--quick") ? 3 : 5
 /// `--only=NAME` runs one group (`keys`, `pairs`...), for profiling.
 let only = CommandLine.arguments.first { $0.hasPrefix("--only=") }.map { String($0.dropFirst("--only=".count)) }
-func runs(_ group: String) -> Bool { only == nil || only == group }
+func runs(_ group: String) -> Bool {
+    // The instruction mode counts the groups that define workloads, and nothing else.
+    if let child = countedChild { return countedGroups[group] == child.name }
+    if countsInstructions { return countedGroups[group] != nil && (only == nil || only == group) }
+    return only == nil || only == group
+}
+/// The groups whose hot paths the instruction mode counts, and each one's workload: a child of the
+/// instruction mode prepares only its own group.
+let countedGroups = ["keys": "trait_keys", "pairs": "build_encode_pairs", "decode": "decode_responses"]
 /// `--no-baseline` skips the baseline figures, for profiling the library alone.
-let measuresBaseline = !arguments.contains("--no-baseline")
+let measuresBaseline = !arguments.contains("--no-baseline") && !countsInstructions && countedChild == nil
 
 func loadCorpus() -> [String] {
     guard let url = Bundle.module.url(forResource: "questions", withExtension: "txt"),
@@ -39,12 +51,17 @@ if runs("keys") {
     let baselineKeys = measure(rounds: rounds, operations: corpus.count * 20) {
         for _ in 0..<(measuresBaseline ? 20 : 0) { for text in corpus { blackhole &+= Baseline.key(text).utf8.count } }
     }
-    let keys = measure(rounds: rounds, operations: corpus.count * 20_000) {
-        for _ in 0..<20_000 { for text in corpus { blackhole &+= normalizer.key(for: text).utf8.count } }
+    let workload = CountedWorkload(
+        name: "trait_keys", operation: "key", operationsPerRepeat: corpus.count, repeats: 2_000
+    ) { repeats in
+        for _ in 0..<repeats { for text in corpus { blackhole &+= normalizer.key(for: text).utf8.count } }
     }
     if measuresBaseline { figures.append(Figure(name: "baseline_keys", value: baselineKeys, unit: "keys/s")) }
-    figures.append(
-        Figure(name: "trait_keys", value: keys, unit: "keys/s", baseline: measuresBaseline ? baselineKeys : nil))
+    if !countInstructions(workload) {
+        let keys = measure(rounds: rounds, operations: corpus.count * 20_000) { workload.run(20_000) }
+        figures.append(
+            Figure(name: "trait_keys", value: keys, unit: "keys/s", baseline: measuresBaseline ? baselineKeys : nil))
+    }
 }
 
 // 2. Build + encode an identify+group pair with 7 traits (5 user, 2 account).
@@ -72,21 +89,82 @@ if runs("pairs") {
                 answers: baselineAnswers)
         }
     }
-    let pairs = measure(rounds: rounds, operations: 200_000) {
-        for _ in 0..<200_000 {
+    let workload = CountedWorkload(
+        name: "build_encode_pairs", operation: "pair", operationsPerRepeat: 1, repeats: 20_000
+    ) { repeats in
+        for _ in 0..<repeats {
             if let built = try? builder.process(response, profile: CollectedProfile()) {
                 blackhole &+= built.messages.count
             }
         }
     }
     if measuresBaseline { figures.append(Figure(name: "baseline_pairs", value: baselinePairs, unit: "pairs/s")) }
-    figures.append(
-        Figure(
-            name: "build_encode_pairs", value: pairs, unit: "pairs/s", baseline: measuresBaseline ? baselinePairs : nil)
-    )
+    if !countInstructions(workload) {
+        let pairs = measure(rounds: rounds, operations: 200_000) { workload.run(200_000) }
+        figures.append(
+            Figure(
+                name: "build_encode_pairs", value: pairs, unit: "pairs/s",
+                baseline: measuresBaseline ? baselinePairs : nil))
+    }
 }
 
-// 3. The delivery pipeline into a transport that answers 200 at once: record -> batch -> send.
+// 3. The input path: decoding responses from their JSON form, and `render` of a file end to end.
+let responseLines = runs("decode") || runs("render") ? makeResponseLines(20_000, from: response) : []
+let corpusMegabytes = Double(responseLines.reduce(0) { $0 + $1.count + 1 }) / 1_000_000
+if runs("decode") {
+    progress("decoding \(responseLines.count) responses (\(String(format: "%.1f", corpusMegabytes)) MB)...")
+    let decoder = JSONDecoder()
+    let baselineDecode = measure(rounds: rounds, operations: responseLines.count) {
+        guard measuresBaseline else { return }
+        for line in responseLines {
+            blackhole &+= (try? decoder.decode(SurveyResponse.self, from: Data(line)))?.answers.count ?? 0
+        }
+    }
+    let workload = CountedWorkload(
+        name: "decode_responses", operation: "response", operationsPerRepeat: 2_000, repeats: 2
+    ) { repeats in
+        for _ in 0..<repeats {
+            for line in responseLines.prefix(2_000) {
+                blackhole &+= (try? SurveyResponse(json: line))?.answers.count ?? 0
+            }
+        }
+    }
+    if measuresBaseline {
+        figures.append(Figure(name: "baseline_decode_responses", value: baselineDecode, unit: "responses/s"))
+    }
+    if !countInstructions(workload) {
+        let decoded = measure(rounds: rounds, operations: responseLines.count) {
+            for line in responseLines { blackhole &+= (try? SurveyResponse(json: line))?.answers.count ?? 0 }
+        }
+        figures.append(
+            Figure(
+                name: "decode_responses", value: decoded, unit: "responses/s",
+                baseline: measuresBaseline ? baselineDecode : nil))
+        figures.append(
+            Figure(
+                name: "decode_responses_bytes", value: decoded * corpusMegabytes / Double(responseLines.count),
+                unit: "MB/s",
+                baseline: measuresBaseline ? baselineDecode * corpusMegabytes / Double(responseLines.count) : nil))
+    }
+}
+if runs("render") {
+    progress("rendering a file of \(responseLines.count) responses through the tool's own path...")
+    let path = try writeJSONLines(responseLines, name: "refiner-segment-bench-\(getpid()).jsonl")
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    do {
+        let rendered = await measure(rounds: rounds, operations: responseLines.count) {
+            blackhole &+= await renderFile(path)
+        }
+        if await renderFile(path) != 0 { progress("  render skipped lines of the corpus: the figure is wrong") }
+        // The ratio is to the JSONDecoder baseline of decoding alone, which render also did before.
+        figures.append(
+            Figure(
+                name: "render_end_to_end", value: rendered, unit: "responses/s",
+                baseline: figures.first { $0.name == "baseline_decode_responses" }?.value))
+    }
+}
+
+// 4. The delivery pipeline into a transport that answers 200 at once: record -> batch -> send.
 func makePairs(_ count: Int, prefix: String) -> [[SegmentMessage]] {
     var pairs: [[SegmentMessage]] = []
     pairs.reserveCapacity(count)
@@ -113,7 +191,7 @@ if runs("pipeline") {
         Figure(name: "pipeline_pairs", value: pipelinePairs, unit: "pairs/s", baseline: figures.baselinePairs))
 }
 
-// 3b. The pipeline group: 100 tenants sharing one transport (TenantsBench.swift).
+// 4b. The pipeline group: 100 tenants sharing one transport (TenantsBench.swift).
 if runs("tenants") {
     progress("recording pairs through a group of 100 tenants into a transport that answers 200...")
     figures += await tenantGroupFigures(
@@ -121,7 +199,7 @@ if runs("tenants") {
         single: figures.first { $0.name == "pipeline_pairs" }?.value, baseline: figures.baselinePairs)
 }
 
-// 4. Real HTTP over loopback: the URLSession transport against a local server, batches full.
+// 5. Real HTTP over loopback: the URLSession transport against a local server, batches full.
 if runs("loopback") {
     progress("sending full batches over loopback through URLSession...")
     let server = try LoopbackHTTPServer()
@@ -143,8 +221,8 @@ if runs("loopback") {
             baseline: figures.baselinePairs.map { $0 * 2 }))
 }
 
-// 5. Memory while the transport is down and a million pairs are offered: the queue's bound must hold.
-if only == nil {
+// 6. Memory while the transport is down and a million pairs are offered: the queue's bound must hold.
+if only == nil && !countsInstructions && countedChild == nil {
     // Resident memory only says something in a process that has not built and freed other figures' data
     // (the allocator keeps freed pages), so the memory figure is measured in a fresh run of this program.
     progress("measuring memory in a fresh process...")
@@ -198,10 +276,16 @@ if only == "memory" {
 
 // Report.
 if asJSON {
-    let rows = figures.map { figure -> [String: Any] in
+    var rows = figures.map { figure -> [String: Any] in
         var row: [String: Any] = ["name": figure.name, "value": figure.value.rounded(), "unit": figure.unit]
         if let ratio = figure.ratio { row["ratio"] = (ratio * 10).rounded() / 10 }
         return row
+    }
+    for counted in instructionFigures {
+        rows.append([
+            "name": counted.name + "_instructions", "value": counted.perOperation.rounded(),
+            "unit": "instructions/\(counted.operation)",
+        ])
     }
     let data = try JSONSerialization.data(
         withJSONObject: ["figures": rows], options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
@@ -212,6 +296,9 @@ if asJSON {
             figure.ratio.map { String(format: "%.1fx", $0) } ?? (figure.name.hasPrefix("baseline") ? "1.0x" : "-")
         let value = figure.unit == "MiB" ? String(format: "%.1f", figure.value) : String(Int(figure.value.rounded()))
         print("\(figure.name) \(value) \(figure.unit) \(ratio)")
+    }
+    for counted in instructionFigures {
+        print("\(counted.name)_instructions \(Int(counted.perOperation.rounded())) instructions/\(counted.operation)")
     }
 }
 progress("(checksum \(blackhole))")

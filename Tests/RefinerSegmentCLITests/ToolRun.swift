@@ -32,22 +32,18 @@ struct ToolRun {
 }
 
 /// Collects what the tool writes, from whichever thread it writes on.
-///
-/// `@unchecked Sendable` because every stored property is only touched while `lock` is held (`Mutex` would
-/// do the same but needs macOS 15, above the package's deployment target).
-private final class ToolOutputCollector: @unchecked Sendable {
-    private let lock = NSLock()
-    private var output: [UInt8] = []
-    private var error = ""
-    private var paths: [String?] = []
+private final class ToolOutputCollector: Sendable {
+    private let state = Locked((output: [UInt8](), error: "", paths: [String?]()))
 
-    func write(_ bytes: [UInt8]) { lock.withLock { output.append(contentsOf: bytes) } }
-    func writeError(_ text: String) { lock.withLock { error += text } }
-    func opened(_ path: String?) { lock.withLock { paths.append(path) } }
+    func write(_ bytes: [UInt8]) { state.withLock { $0.output.append(contentsOf: bytes) } }
+    func writeError(_ text: String) { state.withLock { $0.error += text } }
+    func opened(_ path: String?) { state.withLock { $0.paths.append(path) } }
 
     func finish(status: Int32) -> ToolRun {
-        lock.withLock {
-            ToolRun(status: status, output: String(decoding: output, as: UTF8.self), error: error, openedPaths: paths)
+        state.withLock {
+            ToolRun(
+                status: status, output: String(decoding: $0.output, as: UTF8.self), error: $0.error,
+                openedPaths: $0.paths)
         }
     }
 }

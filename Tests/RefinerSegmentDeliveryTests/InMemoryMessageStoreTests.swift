@@ -68,3 +68,66 @@ import Testing
         #expect(await pipeline.counters.delivered + pipeline.handedBackMessages.count == 2)
     }
 }
+
+/// A store behind the protocol (not the in-memory fast path) whose first claims fail, as a durable store's
+/// may when its disk or its database is away for a moment.
+final class FlakyStore: SegmentMessageStore {
+    let inner = InMemoryMessageStore()
+    private let failures = Locked(2)
+
+    func append(_ units: [[SegmentMessage]], tenant: String) async throws -> Int {
+        try await inner.append(units, tenant: tenant)
+    }
+    func claim(tenant: String, maximumMessages: Int, maximumBytes: Int, lease: Duration) async throws
+        -> SegmentClaim?
+    {
+        let fail = failures.withLock { left -> Bool in
+            left -= 1
+            return left >= 0
+        }
+        if fail { throw CocoaError(.fileReadUnknown) }
+        return try await inner.claim(
+            tenant: tenant, maximumMessages: maximumMessages, maximumBytes: maximumBytes, lease: lease)
+    }
+    func settle(_ claim: SegmentClaim, messages range: Range<Int>, as settlement: SegmentSettlement) async throws {
+        try await inner.settle(claim, messages: range, as: settlement)
+    }
+    func release(_ claim: SegmentClaim) async throws { try await inner.release(claim) }
+    func recover(tenant: String) async throws -> SegmentStoreRecovery { try await inner.recover(tenant: tenant) }
+    func usage(tenant: String) async throws -> SegmentStoreUsage { try await inner.usage(tenant: tenant) }
+    func setPause(until end: Date?, tenant: String) async throws {
+        try await inner.setPause(until: end, tenant: tenant)
+    }
+    func handBack(tenant: String) async throws -> [SegmentMessage] { try await inner.handBack(tenant: tenant) }
+}
+
+/// A value behind a lock, for the test doubles here.
+final class Locked<Value>: @unchecked Sendable {
+    // @unchecked: `value` is only touched inside `withLock`, which holds `lock`.
+    private let lock = NSLock()
+    private var value: Value
+    init(_ value: Value) { self.value = value }
+    func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
+    }
+}
+
+@Suite struct StoreFailureTests {
+    @Test func aStoreThatFailsForAMomentDelaysSendingAndLosesNothing() async throws {
+        let clock = VirtualClock()
+        let store = FlakyStore()
+        let pairs = try (0..<3).map { try Messages.pair("r\($0)") }
+        let counters = try await SegmentPipeline.withPipeline(
+            writeKey: Harness.writeKey, transport: RecordingTransport(), store: store, clock: clock,
+            wallClock: clock.wallClock
+        ) { pipeline in
+            try await pipeline.record(contentsOf: pairs)
+            await pipeline.flush()
+            return await pipeline.counters
+        }
+        #expect(counters.delivered == 6)
+        #expect(clock.sleeps.filter { $0 == .seconds(1) }.count == 2, "a second after each failure")
+    }
+}

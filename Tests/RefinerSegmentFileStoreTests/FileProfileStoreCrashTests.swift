@@ -9,20 +9,9 @@ import Darwin
 import Glibc
 #endif
 
-/// The built `refiner-segment`, found next to the test bundle or in the package's `.build`.
+/// The built `refiner-segment`.
 enum BuiltRefinerSegment {
-    static let url: URL? = {
-        var candidates: [URL] = []
-        if let first = CommandLine.arguments.first {
-            candidates.append(URL(fileURLWithPath: first).deletingLastPathComponent())
-        }
-        for bundle in Bundle.allBundles { candidates.append(bundle.bundleURL.deletingLastPathComponent()) }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        candidates.append(root.appendingPathComponent(".build/debug"))
-        return candidates.map { $0.appendingPathComponent("refiner-segment") }
-            .first { FileManager.default.isExecutableFile(atPath: $0.path) }
-    }()
+    static let url = BuiltExecutable.url(named: "refiner-segment")
 }
 
 /// `render --profiles FILE` killed with SIGKILL while it writes: every apply that completed is intact.

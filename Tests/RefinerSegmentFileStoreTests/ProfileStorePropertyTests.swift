@@ -133,11 +133,9 @@ import Testing
 
         let clock = VirtualClock()
         let transport = ScriptedTransport([], whenDone: .status(200), clock: clock)
-        var configuration = SegmentPipeline.Configuration()
-        configuration.linger = .zero
         let pipeline = try SegmentPipeline(
-            writeKey: WriteKey("wk_property"), transport: transport, configuration: configuration,
-            clock: clock, wallClock: clock.wallClock, jitter: { $0 })
+            writeKey: WriteKey("wk_property"), transport: transport, clock: clock, wallClock: clock.wallClock,
+            jitter: { $0 })
         let running = Task { try await pipeline.run() }
         let builder = try SegmentCallBuilder()
         // Answers come back after a random number of scheduling turns, as from a store under load, so that

@@ -306,6 +306,17 @@ import Darwin
         #expect(!capture.error.contains("LEAK"), "\(capture.error)")
     }
 
+    /// A value that is not a URL at all (a space in the user part) is not repeated either: it may hold a password.
+    @Test func sendRefusesAnUnreadableEndpointWithoutRepeatingIt() async throws {
+        let capture = ToolCapture()
+        let status = await RefinerSegmentTool(
+            io: capture.io(input: [], environment: ["SEGMENT_WRITE_KEY": Self.key])
+        ).run(["send", "--endpoint", "https://user:pw LEAK@collector example com"])
+        #expect(status == 2)
+        #expect(capture.error.contains("--endpoint takes a URL"), "\(capture.error)")
+        #expect(!capture.error.contains("LEAK"), "\(capture.error)")
+    }
+
     // MARK: The command-line tool
 
     static func runSend(

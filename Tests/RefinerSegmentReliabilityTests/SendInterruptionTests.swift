@@ -1,8 +1,9 @@
 import Foundation
 import RefinerSegment
-import RefinerSegmentCLI
 import RefinerSegmentTesting
 import Testing
+
+@testable import RefinerSegmentCLI
 
 #if canImport(Glibc)
 import Glibc
@@ -11,47 +12,53 @@ import Darwin
 #endif
 
 /// What a tool run wrote: stdout, stderr and files.
-final class ToolCapture: @unchecked Sendable {
-    // Guarded by `lock`: the tool writes from whichever task it runs on.
-    private let lock = NSLock()
-    private var _output: [UInt8] = []
-    private var _error = ""
-    private var _files: [String: [UInt8]] = [:]
-    private var _inputEnded = false
+final class ToolCapture: Sendable {
+    private let state = Locked(State())
+    private let failedFiles = MemoryFailedFiles()
+    private let refusingFiles = MemoryFailedFiles(refusesWrites: true)
+    /// The origin of the real-time `now` the tool gets by default.
+    static let epoch = ContinuousClock.now
 
-    var output: String { locked { String(decoding: _output, as: UTF8.self) } }
-    var error: String { locked { _error } }
-    var files: [String: [UInt8]] { locked { _files } }
-    /// Whether the tool has read its input to the end.
-    var inputEnded: Bool { locked { _inputEnded } }
-
-    private func locked<Result>(_ body: () -> Result) -> Result {
-        lock.lock()
-        defer { lock.unlock() }
-        return body()
+    private struct State: Sendable {
+        var output: [UInt8] = []
+        var error = ""
+        var inputEnded = false
+        var exits: [Int32] = []
     }
+
+    var output: String { state.withLock { String(decoding: $0.output, as: UTF8.self) } }
+    var error: String { state.withLock { $0.error } }
+    var files: [String: [UInt8]] { failedFiles.contents }
+    /// The statuses the tool asked to exit with at once.
+    var exits: [Int32] { state.withLock { $0.exits } }
+    /// Whether the tool has read its input to the end.
+    var inputEnded: Bool { state.withLock { $0.inputEnded } }
 
     func io(
         input: [UInt8],
         environment: [String: String],
         interruptions: AsyncStream<Int32> = AsyncStream { _ in },
         filesAreWritable: Bool = true,
-        inputFailsAtTheEnd: Bool = false
+        inputFailsAtTheEnd: Bool = false,
+        realFailedFile: Bool = false,
+        outputIsBroken: Bool = false,
+        now: @escaping @Sendable () -> Duration = { ContinuousClock.now - ToolCapture.epoch }
     ) -> ToolIO {
         ToolIO(
             openInput: { _ in
                 EndReportingSource(bytes: input, failsAtTheEnd: inputFailsAtTheEnd) {
-                    self.locked { self._inputEnded = true }
+                    self.state.withLock { $0.inputEnded = true }
                 }
             },
-            writeOutput: { bytes in self.locked { self._output += bytes } },
-            writeError: { text in self.locked { self._error += text } },
+            writeOutput: { bytes in self.state.withLock { $0.output += bytes } },
+            writeError: { text in self.state.withLock { $0.error += text } },
+            outputIsBroken: { outputIsBroken },
             environment: environment,
-            writeFile: { path, bytes in
-                guard filesAreWritable else { throw CocoaError(.fileWriteNoPermission) }
-                self.locked { self._files[path] = bytes }
-            },
-            interruptions: { interruptions }
+            openFailedFile: realFailedFile
+                ? DiskFailedFile.open : filesAreWritable ? failedFiles.open : refusingFiles.open,
+            interruptions: { interruptions },
+            now: now,
+            exit: { status in self.state.withLock { $0.exits.append(status) } }
         )
     }
 }
@@ -92,10 +99,22 @@ enum SendInput {
         (0..<count).flatMap { ["refiner-\(tag)-\($0)-identify", "refiner-\(tag)-\($0)-group"] }
     }
 
-    /// The messageIds of a failed file, in order.
+    /// The messageIds of a failed file, in order: a line is a message, or a unit of messages as a JSON array.
     static func ids(inFailedFile bytes: [UInt8]) throws -> [String] {
-        try String(decoding: bytes, as: UTF8.self).split(separator: "\n").map {
-            try SegmentMessage(json: Array($0.utf8)).messageID
+        try units(inFailedFile: bytes).flatMap { $0 }
+    }
+
+    /// The units of a failed file, in order, each as its messageIds.
+    static func units(inFailedFile bytes: [UInt8]) throws -> [[String]] {
+        try String(decoding: bytes, as: UTF8.self).split(separator: "\n").map { line in
+            if line.hasPrefix("[") {
+                let array = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [Any])
+                return try array.map { element in
+                    let data = try JSONSerialization.data(withJSONObject: element)
+                    return try SegmentMessage(json: [UInt8](data)).messageID
+                }
+            }
+            return [try SegmentMessage(json: Array(line.utf8)).messageID]
         }
     }
 
@@ -106,7 +125,8 @@ enum SendInput {
 }
 
 /// Polls `condition` every 20 ms for at most `timeout`; true when it came true.
-func eventually(within timeout: Duration = .seconds(20), _ condition: () -> Bool) async -> Bool {
+/// A bound, not a wait: generous, because other tests can hold a 2-core cooperative pool for tens of seconds.
+func eventually(within timeout: Duration = .seconds(120), _ condition: () -> Bool) async -> Bool {
     let end = ContinuousClock.now + timeout
     while ContinuousClock.now < end {
         if condition() { return true }
@@ -176,6 +196,21 @@ func eventually(within timeout: Duration = .seconds(20), _ condition: () -> Bool
         #expect(capture.error.contains("6 undelivered messages written to standard output"), "\(capture.error)")
     }
 
+    /// When the failed file and standard output both fail, the messages are lost, and `send` says so with an
+    /// exit status of its own (before: it reported them as written to standard output and exited 1).
+    @Test func messagesThatCannotBeWrittenAnywhereHaveAnExitStatusOfTheirOwn() async throws {
+        let refusing = try LoopbackHTTPServer { _ in .status(400) }
+        defer { refusing.stop() }
+        let capture = ToolCapture()
+        let status = await RefinerSegmentTool(
+            io: capture.io(
+                input: Array(SendInput.responses(3, tag: "nowhere").utf8), environment: Self.environment,
+                filesAreWritable: false, outputIsBroken: true)
+        ).run(["send", "--endpoint", refusing.baseURL.absoluteString, "--failed", "failed.jsonl"])
+        #expect(status == RefinerSegmentTool.abandoned)
+        #expect(capture.error.contains("6 undelivered messages could not be written anywhere"), "\(capture.error)")
+    }
+
     /// A read error ends the input, not the delivery of what was read before it.
     @Test func aReadErrorStillDeliversOrHandsOverWhatWasRead() async throws {
         let refusing = try LoopbackHTTPServer { _ in .status(400) }
@@ -190,6 +225,53 @@ func eventually(within timeout: Duration = .seconds(20), _ condition: () -> Bool
         #expect(capture.error.contains("Input/output error"))
         let failed = try #require(capture.files["failed.jsonl"], "\(capture.error)")
         #expect(try SendInput.ids(inFailedFile: failed) == SendInput.expectedIDs(4, tag: "ioerr"))
+    }
+
+    /// In-process, with the time given: a second signal at once is the same stop; a later one writes
+    /// everything undelivered to the failed file before the process is asked to exit, and nothing twice.
+    @Test(arguments: [(Duration.milliseconds(100), false), (Duration.seconds(2), true)])
+    func aSecondSignalIsTheSameStopOrWritesEverythingAtOnce(after gap: Duration, hurries: Bool) async throws {
+        let stalling = try LoopbackHTTPServer { _ in .hold }
+        defer { stalling.stop() }
+        let clock = Locked(Duration.zero)
+        let (interruptions, interrupt) = AsyncStream.makeStream(of: Int32.self)
+        let capture = ToolCapture()
+        let tool = RefinerSegmentTool(
+            io: capture.io(
+                input: Array(SendInput.responses(10, tag: "second").utf8), environment: Self.environment,
+                interruptions: interruptions, now: { clock.withLock { $0 } }))
+        async let status = tool.run([
+            "send", "--endpoint", stalling.baseURL.absoluteString, "--failed", "failed.jsonl", "in.jsonl",
+        ])
+        #expect(await eventually { capture.inputEnded && !stalling.requests.isEmpty })
+        interrupt.yield(SIGTERM)
+        #expect(await eventually { capture.error.contains("SIGTERM received: stopping") })
+        clock.withLock { $0 += gap }
+        interrupt.yield(SIGINT)
+        if hurries {
+            #expect(await eventually { capture.exits == [128 + SIGTERM] }, "\(capture.error)")
+            // The file was complete when the exit was asked for.
+            let failed = try #require(capture.files["failed.jsonl"])
+            #expect(try SendInput.ids(inFailedFile: failed) == SendInput.expectedIDs(10, tag: "second"))
+        }
+        #expect(await status == 128 + SIGTERM, "\(capture.error)")
+        let failed = try #require(capture.files["failed.jsonl"], "\(capture.error)")
+        #expect(try SendInput.ids(inFailedFile: failed) == SendInput.expectedIDs(10, tag: "second"), "once each")
+        #expect(capture.error.contains("the same stop") == !hurries)
+        #expect(capture.exits == (hurries ? [128 + SIGTERM] : []))
+    }
+
+    @Test(
+        arguments: [
+            // (signal, time) in order, and what each one means.
+            ([(SIGINT, 0), (SIGINT, 0)], [StopPolicy.Action.stop, .ignore]),
+            ([(SIGTERM, 0), (SIGHUP, 400)], [.stop, .ignore]),
+            ([(SIGINT, 0), (SIGINT, 600)], [.stop, .hurry]),
+            ([(SIGINT, 0), (SIGINT, 100), (SIGINT, 900), (SIGINT, 950)], [.stop, .ignore, .hurry, .abandon]),
+        ] as [([(Int32, Int)], [StopPolicy.Action])])
+    func theStopPolicyTellsOneStopFromTheNext(signals: [(Int32, Int)], expected: [StopPolicy.Action]) {
+        var policy = StopPolicy()
+        #expect(signals.map { policy.receive($0.0, at: .milliseconds($0.1)) } == expected)
     }
 
     @Test func withoutASignalTheExitStatusIsUnchanged() async throws {
@@ -254,7 +336,8 @@ enum BuiltTool {
 
     @Test(
         .enabled(if: BuiltTool.url != nil, "the built refiner-segment executable was not found next to the tests"),
-        arguments: [SIGINT, SIGTERM])
+        // SIGHUP: a closed terminal or ssh session (before: it killed send with everything in memory).
+        arguments: [SIGINT, SIGTERM, SIGHUP])
     func theExecutableInterruptedWritesTheFailedFileAndItsRerunDeliversEverything(signal: Int32) async throws {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("refiner-segment-interrupt-\(UUID().uuidString)")

@@ -26,23 +26,6 @@ struct SeededGenerator: RandomNumberGenerator {
     }
 }
 
-/// A value behind a lock, for state shared with the loopback server's threads.
-final class Locked<Value>: @unchecked Sendable {
-    // Every access goes through `lock`: the server calls handlers from its connection threads.
-    private let lock = NSLock()
-    private var value: Value
-
-    init(_ value: Value) {
-        self.value = value
-    }
-
-    func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body(&value)
-    }
-}
-
 /// A message as the server saw it in a batch body.
 struct WireMessage: Hashable {
     var messageID: String

@@ -5,33 +5,23 @@ import RefinerSegmentTesting
 import Testing
 
 /// What the tool wrote: stdout, stderr and files.
-final class Captured: @unchecked Sendable {
-    // Guarded by `lock`: the tool writes from whichever task it runs on.
-    private let lock = NSLock()
-    private var _output: [UInt8] = []
-    private var _error = ""
-    private var _files: [String: [UInt8]] = [:]
+final class Captured: Sendable {
+    private let state = Locked((output: [UInt8](), error: ""))
+    private let failedFiles = MemoryFailedFiles()
 
-    var output: [UInt8] { locked { _output } }
-    var error: String { locked { _error } }
-    var files: [String: [UInt8]] { locked { _files } }
-
-    /// `NSLock.withLock` needs macOS 14; the package supports macOS 13.
-    private func locked<Result>(_ body: () -> Result) -> Result {
-        lock.lock()
-        defer { lock.unlock() }
-        return body()
-    }
+    var output: [UInt8] { state.withLock { $0.output } }
+    var error: String { state.withLock { $0.error } }
+    var files: [String: [UInt8]] { failedFiles.contents }
 
     func io(input: String, environment: [String: String], terminal: Bool = false) -> ToolIO {
         let bytes = Array(input.utf8)
         return ToolIO(
             openInput: { _ in MemorySource(bytes, chunkSize: 7) },
-            writeOutput: { bytes in self.locked { self._output += bytes } },
-            writeError: { text in self.locked { self._error += text } },
+            writeOutput: { bytes in self.state.withLock { $0.output += bytes } },
+            writeError: { text in self.state.withLock { $0.error += text } },
             environment: environment,
             errorIsTerminal: terminal,
-            writeFile: { path, bytes in self.locked { self._files[path] = bytes } }
+            openFailedFile: failedFiles.open
         )
     }
 }
@@ -58,6 +48,13 @@ final class Captured: @unchecked Sendable {
         "refiner-resp_1-identify", "refiner-resp_1-group", "refiner-resp_2-identify", "refiner-resp_2-group",
         "refiner-resp_3-identify", "refiner-resp_x-track",
     ]
+
+    /// The messageIds of one line of a failed file: a message, or a unit as a JSON array of messages.
+    static func unitIDs(_ line: String) throws -> [String] {
+        let value = try JSONSerialization.jsonObject(with: Data(line.utf8))
+        let objects = (value as? [[String: Any]]) ?? [value as? [String: Any] ?? [:]]
+        return objects.compactMap { $0["messageId"] as? String }
+    }
 
     private func messageIDs(_ requests: [LoopbackHTTPServer.Request]) throws -> [String] {
         try requests.flatMap { request in
@@ -102,9 +99,13 @@ final class Captured: @unchecked Sendable {
         #expect(server.requests.allSatisfy { $0.headerField("X-Retry-Count") == "0" })
         let failed = try #require(captured.files["out/failed.jsonl"])
         let lines = String(decoding: failed, as: UTF8.self).split(separator: "\n").map(String.init)
-        #expect(lines.count == 6)
-        let ids = try lines.map { try SegmentMessage(json: Array($0.utf8)).messageID }
-        #expect(ids == Self.expectedIDs)
+        // A unit per line: each response's identify and group together, as a JSON array.
+        #expect(lines.count == 4)
+        #expect(
+            try lines.map(Self.unitIDs) == [
+                Array(Self.expectedIDs[0...1]), Array(Self.expectedIDs[2...3]), [Self.expectedIDs[4]],
+                [Self.expectedIDs[5]],
+            ])
         #expect(lines.last == Self.builtMessage)
         #expect(captured.error.contains("HTTP 400"))
         #expect(captured.error.contains("6 undelivered messages written to out/failed.jsonl"))
@@ -140,6 +141,58 @@ final class Captured: @unchecked Sendable {
         #expect(status == 0, "\(captured.error)")
         #expect(server.requests.count == 1)
         #expect(try messageIDs(server.requests) == ["refiner-resp_1-identify", "refiner-resp_1-group"])
+    }
+
+    /// A failed file keeps a unit on one line (a JSON array); sending it again sends each unit in one batch,
+    /// and the old form (one message a line) still pairs an identify with the group after it.
+    @Test func unitLinesOfAFailedFileAreSentAsUnits() async throws {
+        var store = InMemoryProfileStore()
+        var lines: [String] = []
+        for id in ["resp_1", "resp_2"] {
+            let pair = try store.process(
+                try SurveyResponse(json: Array(Self.response(id, user: "u-\(id)").utf8)), with: SegmentCallBuilder())
+            lines.append("[" + pair.map { String(decoding: $0.json, as: UTF8.self) }.joined(separator: ",") + "]")
+        }
+        lines.append(Self.builtMessage)
+        let server = try LoopbackHTTPServer()
+        defer { server.stop() }
+        let captured = Captured()
+        let status = await RefinerSegmentTool(
+            io: captured.io(input: lines.joined(separator: "\n"), environment: ["SEGMENT_WRITE_KEY": "wk"])
+        ).run(["send", "--endpoint", server.baseURL.absoluteString])
+        #expect(status == 0, "\(captured.error)")
+        #expect(
+            try messageIDs(server.requests) == [
+                "refiner-resp_1-identify", "refiner-resp_1-group", "refiner-resp_2-identify", "refiner-resp_2-group",
+                "refiner-resp_x-track",
+            ])
+    }
+
+    @Test(arguments: ["[]", "[1]", #"[{"type":"identify"}]"#, "[{}, ]"])
+    func aBadUnitLineIsReportedAndSkipped(line: String) async throws {
+        let server = try LoopbackHTTPServer()
+        defer { server.stop() }
+        let captured = Captured()
+        let status = await RefinerSegmentTool(
+            io: captured.io(input: line + "\n" + Self.builtMessage, environment: ["SEGMENT_WRITE_KEY": "wk"])
+        ).run(["send", "--endpoint", server.baseURL.absoluteString])
+        #expect(status == 1)
+        #expect(captured.error.contains("line 1: skipped: invalid message"), "\(captured.error)")
+        #expect(try messageIDs(server.requests) == ["refiner-resp_x-track"])
+    }
+
+    /// `--max-retry-duration`: a batch retried past it fails for good (the default is 12 hours).
+    @Test func maxRetryDurationBoundsTheRetries() async throws {
+        let server = try LoopbackHTTPServer { _ in .status(503) }
+        defer { server.stop() }
+        let captured = Captured()
+        let status = await RefinerSegmentTool(
+            io: captured.io(input: Self.input, environment: ["SEGMENT_WRITE_KEY": "wk"])
+        ).run(["send", "--endpoint", server.baseURL.absoluteString, "--max-retry-duration", "0.2", "--failed", "f"])
+        #expect(status == 1, "\(captured.error)")
+        let lines = String(decoding: try #require(captured.files["f"]), as: UTF8.self).split(separator: "\n")
+        #expect(try lines.flatMap { try Self.unitIDs(String($0)) } == Self.expectedIDs)
+        // (The default, 12 hours, would keep this run retrying the 503s for good.)
     }
 
     @Test func refinerWebhooksAreSentAndOtherEventsIgnored() async throws {
@@ -197,6 +250,8 @@ final class Captured: @unchecked Sendable {
         (["--endpoint", "not a url"], ["SEGMENT_WRITE_KEY": "wk"]),
         (["--write-key", "wk"], ["SEGMENT_WRITE_KEY": "wk"]),
         (["a.jsonl", "b.jsonl"], ["SEGMENT_WRITE_KEY": "wk"]),
+        (["--max-retry-duration", "soon"], ["SEGMENT_WRITE_KEY": "wk"]),
+        (["--max-retry-duration", "-1"], ["SEGMENT_WRITE_KEY": "wk"]),
     ])
     func usageErrorsSendNothing(arguments: [String], environment: [String: String]) async {
         let captured = Captured()
@@ -221,8 +276,8 @@ final class Captured: @unchecked Sendable {
             io: captured.io(input: Self.input, environment: ["SEGMENT_WRITE_KEY": "wk"], terminal: true)
         ).run(["send", "--endpoint", server.baseURL.absoluteString])
         #expect(status == 0)
-        #expect(
-            captured.error.contains(
-                "\r\u{1B}[2K[########################] accepted 6, delivered 6, retried 0, failed 0"))
+        // The input's size is known: the bar fills by the share read and delivered, with the rate.
+        #expect(captured.error.contains("\r\u{1B}[2K[########################] 100% read, 100% delivered, "))
+        #expect(captured.error.contains(" msg/s accepted 6, delivered 6, retried 0, failed 0"))
     }
 }

@@ -32,6 +32,30 @@ struct JSONWriterTests {
                 == #"{"v":"\"\\\n\r\t\b\f\u0001"}"#)
     }
 
+    @Test
+    func lineSeparatorsAreEscapedSoJSONLinesSurviveEveryLineSplitter() throws {
+        let text = "a\u{2028}b\u{2029}c\u{85}d\u{2027}\u{202A}\u{84}é"
+        let json = String(decoding: written(.string(text)), as: UTF8.self)
+        #expect(json == #"{"v":"a\u2028b\u2029c\u0085d"# + "\u{2027}\u{202A}\u{84}é\"}")
+        #expect(try roundTrip(.string(text)) as? String == text)
+    }
+
+    @Test
+    func noWrittenStringHoldsARawLineSeparator() throws {
+        var random = SeededRandom(seed: FuzzSettings.seed)
+        for _ in 0..<FuzzSettings.iterations(2_000) {
+            var text = RandomValue.string(using: &random)
+            if random.chance(1, in: 2) { text += random.pick(["\u{2028}", "\u{2029}", "\u{85}"]) }
+            let bytes = written(.string(text))
+            let scalars = String(decoding: bytes, as: UTF8.self).unicodeScalars
+            #expect(
+                !scalars.contains { $0 == "\u{2028}" || $0 == "\u{2029}" || $0 == "\u{85}" }, "\(text.debugDescription)"
+            )
+            let readBack = try #require(try roundTrip(.string(text)) as? String)
+            #expect(sameScalarsButBOM(readBack, text), "\(text.debugDescription)")
+        }
+    }
+
     @Test(arguments: ["𝄞 music", "😀👩‍👩‍👧", "\u{2028}\u{2029}", "日本語", "é\u{301}", "\u{10FFFF}", "</script>", "\u{7F}"])
     func unicodeRoundTrips(text: String) throws {
         #expect(try roundTrip(.string(text)) as? String == text)

@@ -75,6 +75,62 @@ import Testing
         #expect(await pipeline.counters.delivered == 2)
     }
 
+    /// A keep-alive connection that the server drops (FIN or RST) just as the next request goes out on it:
+    /// the HTTP layer sends that request again on a new connection, and must send its whole body again. On
+    /// Linux, FoundationNetworking could not rewind an in-memory body, so libcurl resent the headers
+    /// (`Content-Length: 2712`) and no body: the server waited, the client timed out (30 s by default), and a
+    /// server that answered the short body with 400 failed the batch for good.
+    @Test(arguments: [(200, false), (200, true), (503, false), (503, true)])
+    func aDroppedKeepAliveConnectionResendsTheWholeBody(status: Int, reset: Bool) async throws {
+        // When each request arrived, on the server's threads (not the test's, which a loaded machine delays).
+        let arrivals = Locked<[ContinuousClock.Instant]>([])
+        let server = try LoopbackHTTPServer { _ in
+            let count = arrivals.withLock { times in
+                times.append(.now)
+                return times.count
+            }
+            // Every other request arrives on the connection the previous answer left open, and is dropped.
+            return count % 2 == 0 ? (reset ? .reset : .close) : .status(status, body: "{}")
+        }
+        defer { server.stop() }
+        let transport = URLSessionTransport()
+        let body =
+            Array(#"{"batch":[],"pad":""#.utf8) + Array(repeating: UInt8(ascii: "x"), count: 2690) + Array(#""}"#.utf8)
+        for round in 0..<6 {
+            // A stall throws once the 20 s timeout has passed; a resent request is answered.
+            let response = try await transport.send(
+                SegmentRequest(
+                    url: server.baseURL.appendingPathComponent("v1/batch"), body: body, timeout: .seconds(20)))
+            #expect(response.statusCode == status, "round \(round)")
+        }
+        #expect(server.incompleteRequests.isEmpty, "requests whose body was cut: \(server.incompleteRequests.count)")
+        #expect(server.requests.allSatisfy { $0.body == body })
+        // Each dropped request is sent again at once, not after a timeout: under 2 s between the two, as the
+        // server saw them (a stall would be the 20 s timeout).
+        let times = arrivals.withLock { $0 }
+        for index in stride(from: 1, to: times.count - 1, by: 2) {
+            #expect(times[index + 1] - times[index] < .seconds(2), "request \(index + 1) was resent late")
+        }
+    }
+
+    /// A TLS handshake that fails (here: the server speaks plain HTTP) cannot pass by retrying: the transport
+    /// says so, and the pipeline fails the batch at once instead of retrying it for 12 hours.
+    @Test func aTLSHandshakeFailureIsPermanent() async throws {
+        let server = try LoopbackHTTPServer()
+        defer { server.stop() }
+        let url = URL(string: "https://127.0.0.1:\(server.port)/v1/batch")!
+        do {
+            _ = try await URLSessionTransport().send(
+                SegmentRequest(url: url, body: Array("{}".utf8), timeout: .seconds(10)))
+            Issue.record("a TLS handshake with a plain-HTTP server succeeded")
+        } catch let error as SegmentTransportError {
+            #expect(!error.isRetryable)
+            #expect(error.detail.contains("TLS"), "\(error)")
+        } catch {
+            Issue.record("a TLS failure was thrown as \(error), which the pipeline retries")
+        }
+    }
+
     @Test func connectionRefusedIsThrownNotReturned() async throws {
         let server = try LoopbackHTTPServer()
         let url = URL(string: server.baseURL.absoluteString + "/v1/batch")!
@@ -86,16 +142,14 @@ import Testing
 }
 
 /// Counts calls across threads (the server's handler runs on its own threads).
-final class LockedCounter: @unchecked Sendable {
-    // Guarded by `lock`; the handler is called from the server's connection threads.
-    private let lock = NSLock()
-    private var count = 0
+final class LockedCounter: Sendable {
+    private let count = Locked(0)
 
     func next() -> Int {
-        lock.lock()
-        defer { lock.unlock() }
-        count += 1
-        return count - 1
+        count.withLock { count in
+            count += 1
+            return count - 1
+        }
     }
 }
 

@@ -19,7 +19,7 @@ import Foundation
 ///   appended, a unit is never split across claims, and a claim holds whole units up to the bounds given.
 /// - **Exactly one settlement.** Every message is settled once (``SegmentSettlement/delivered``,
 ///   ``SegmentSettlement/failed(_:)``), or released back (``release(_:)``) to be claimed again. A claim
-///   that is never settled (its holder died) is claimable again after ``recover()`` or once its lease
+///   that is never settled (its holder died) is claimable again after ``recover(tenant:)`` or once its lease
 ///   passes, so a message is delivered at least once.
 /// - **Bounds.** A store that is full accepts a prefix of the units (possibly none) and reports how many:
 ///   the pipeline then waits for room or fails fast, as its configuration says.
@@ -38,8 +38,12 @@ public protocol SegmentMessageStore: Sendable {
     /// Takes the next batch from the front, at most `maximumMessages` messages and `maximumBytes` of message
     /// JSON and commas (a single unit always fits); `nil` when nothing is ready to be claimed.
     ///
-    /// - Parameter lease: How long the claim is the caller's; a store shared by several processes gives it
-    ///   to another one afterwards. A store of one process may keep it until ``recover()``.
+    /// - Parameters:
+    ///   - tenant: Whose messages to claim.
+    ///   - maximumMessages: The most messages in the batch.
+    ///   - maximumBytes: The most bytes of message JSON and commas in the batch.
+    ///   - lease: How long the claim is the caller's; a store shared by several processes gives it to another
+    ///     one afterwards. A store of one process may keep it until ``recover(tenant:)``.
     func claim(tenant: String, maximumMessages: Int, maximumBytes: Int, lease: Duration) async throws
         -> SegmentClaim?
 

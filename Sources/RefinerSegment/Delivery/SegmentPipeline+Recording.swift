@@ -42,36 +42,6 @@ extension SegmentPipeline {
         if let invalid { throw invalid }
     }
 
-    /// Builds a response's calls on a collected profile and records them as one unit.
-    ///
-    /// - Returns: The updated profile, for the host to persist once the calls are accepted.
-    /// - Throws: ``RefinerSegmentError`` when the response is invalid, ``SegmentDeliveryError`` when the
-    ///   calls cannot be accepted.
-    public nonisolated func record(
-        _ response: SurveyResponse,
-        profile: CollectedProfile,
-        builder: SegmentCallBuilder
-    ) async throws -> CollectedProfile {
-        let (messages, updated) = try builder.process(response, profile: profile)
-        try await record(messages)
-        return updated
-    }
-
-    /// Builds a response's calls on an in-memory profile store and records them as one unit; the store is
-    /// updated only when the calls are accepted.
-    ///
-    /// - Throws: ``RefinerSegmentError`` when the response is invalid, ``SegmentDeliveryError`` when the
-    ///   calls cannot be accepted.
-    public nonisolated func record(
-        _ response: SurveyResponse,
-        store: inout InMemoryProfileStore,
-        builder: SegmentCallBuilder
-    ) async throws {
-        let (messages, updated) = try builder.process(response, profile: store.profile(for: response))
-        try await record(messages)
-        store.store(updated, for: response)
-    }
-
     func checkAccepting() throws(SegmentDeliveryError) {
         guard lifecycle == .idle || lifecycle == .running, !shutdownRequested.isOpen else {
             throw SegmentDeliveryError(code: .shutDown, detail: "the pipeline accepts no more messages")

@@ -45,7 +45,10 @@ extension SegmentPipeline {
             if let memoryStore {
                 usage = memoryStore.usageNow(tenant: tenant)
             } else {
-                guard let read = try? await store.usage(tenant: tenant) else { return nil }
+                guard let read = try? await store.usage(tenant: tenant) else {
+                    guard await waitAfterStoreFailure() else { return nil }
+                    continue
+                }
                 usage = read
             }
             let generation = work.generation
@@ -73,7 +76,8 @@ extension SegmentPipeline {
                         tenant: tenant, maximumMessages: configuration.batch.maximumMessages,
                         maximumBytes: configuration.batch.maximumBytes - envelopeBytes, lease: Self.claimLease)
                 } catch {
-                    return nil
+                    guard await waitAfterStoreFailure() else { return nil }
+                    continue
                 }
                 guard let claim else { continue }
                 appendedSinceClaim = (0, 0)
@@ -82,6 +86,17 @@ extension SegmentPipeline {
             }
         }
         return nil
+    }
+
+    /// A store that cannot be read now (a full disk, a lost connection) keeps its messages: try again after a
+    /// second rather than stop sending. False when cancelled.
+    private func waitAfterStoreFailure() async -> Bool {
+        do {
+            try await clock.sleep(for: .seconds(1))
+            return lifecycle != .stopped
+        } catch {
+            return false
+        }
     }
 
     /// Waits for more work or until `deadline`, whichever comes first.

@@ -5,6 +5,7 @@ import Foundation
 #endif
 
 /// A JSON writer for Segment messages: RFC 8259 escaping, integers as integers, keys in the order written.
+/// U+2028, U+2029 and U+0085 are written escaped, so that no line splitter breaks a JSON Lines record.
 ///
 /// Hand-written rather than `JSONEncoder` because messages are built on every survey completion and in
 /// bulk backfills. It writes into a buffer of its own (no uniqueness or bounds checks per byte, as an
@@ -209,6 +210,31 @@ struct JSONWriter: ~Copyable {
                     continue
                 }
                 let byte = source[index]
+                if byte == 0xE2 || byte == 0xC2 {
+                    // U+2028 and U+2029 (E2 80 A8/A9) and U+0085 (C2 85) are line breaks to some line splitters
+                    // (Python's `splitlines`, JavaScript), so a JSON Lines record keeps them escaped.
+                    let escape: StaticString?
+                    let width: Int
+                    if byte == 0xE2, index + 2 < length, source[index + 1] == 0x80,
+                        source[index + 2] == 0xA8 || source[index + 2] == 0xA9
+                    {
+                        escape = source[index + 2] == 0xA8 ? "\\u2028" : "\\u2029"
+                        width = 3
+                    } else if byte == 0xC2, index + 1 < length, source[index + 1] == 0x85 {
+                        escape = "\\u0085"
+                        width = 2
+                    } else {
+                        escape = nil
+                        width = 1
+                    }
+                    if let escape {
+                        append(UnsafeBufferPointer(start: source + runStart, count: index - runStart))
+                        append(escape)
+                        runStart = index + width
+                    }
+                    index += width
+                    continue
+                }
                 guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else {
                     index += 1
                     continue
@@ -223,18 +249,14 @@ struct JSONWriter: ~Copyable {
         append(UInt8(ascii: "\""))
     }
 
-    /// Whether any of eight bytes is a control character, a quote or a backslash (SWAR: a byte is flagged
-    /// when it is below 0x20, or equal to 0x22 or 0x5C; bytes of 0x80 and above never are).
+    /// Whether any of eight bytes is a control character, a quote, a backslash, or the lead byte of U+2028,
+    /// U+2029 or U+0085 (SWAR: a byte is flagged when it is below 0x20, or equal to 0x22, 0x5C, 0xE2 or 0xC2;
+    /// other bytes of 0x80 and above never are).
     @inline(__always)
     private static func needsEscape(_ word: UInt64) -> Bool {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs: UInt64 = 0x8080_8080_8080_8080
-        let below0x20 = (word &- ones &* 0x20) & ~word & highs
-        let quote = word ^ (ones &* 0x22)
-        let backslash = word ^ (ones &* 0x5C)
-        let isQuote = (quote &- ones) & ~quote & highs
-        let isBackslash = (backslash &- ones) & ~backslash & highs
-        return (below0x20 | isQuote | isBackslash) != 0
+        (SWAR.bytes(below: 0x20, in: word) | SWAR.bytes(equalTo: 0x22, in: word)
+            | SWAR.bytes(equalTo: 0x5C, in: word) | SWAR.bytes(equalTo: 0xE2, in: word)
+            | SWAR.bytes(equalTo: 0xC2, in: word)) != 0
     }
 
     private mutating func appendEscaped(_ byte: UInt8) {

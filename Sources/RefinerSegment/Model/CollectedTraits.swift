@@ -119,21 +119,7 @@ public struct CollectedTraits: Sendable, Hashable {
     }
 
     private func position(of key: String) -> (index: Int, found: Bool) {
-        if let last = storage.last?.key, last < key { return (storage.count, false) }
-        var low = 0
-        var high = storage.count
-        while low < high {
-            let middle = (low + high) / 2
-            let candidate = storage[middle].key
-            if candidate < key {
-                low = middle + 1
-            } else if candidate == key {
-                return (middle, true)
-            } else {
-                high = middle
-            }
-        }
-        return (low, false)
+        storage.sortedPosition(of: key) { $0.key }
     }
 }
 

@@ -7,65 +7,168 @@ import Foundation
 extension SurveyResponse {
     /// Reads a response from its JSON form (one line of the CLI's JSON Lines input).
     ///
+    /// Read by the library's own JSON reader, not `JSONDecoder`; the result and the errors are those of the
+    /// `Codable` conformance (which stays, for hosts that embed responses in their own types), and numbers are
+    /// exact: an integral answer such as `9007199254740993` stays that integer.
+    ///
     /// - Throws: ``RefinerSegmentError`` with code ``RefinerSegmentError/Code/invalidInput`` that names the
-    ///   field that is missing or wrong (`answers[2].question.text`), or says the bytes are not JSON.
+    ///   field that is missing or wrong (`answers[2].question.text`), or says the bytes are not JSON and where
+    ///   (invalid UTF-8 and a nesting deeper than 512 levels included).
     public init(json: some Collection<UInt8>) throws(RefinerSegmentError) {
         do {
-            self = try JSONDecoder().decode(SurveyResponse.self, from: Data(json))
-        } catch let error as DecodingError {
-            throw RefinerSegmentError(code: .invalidInput, detail: DecodingErrorDescription.describe(error))
+            self = try JSONReader.withDocument(json) { reader throws(JSONDecodingError) in
+                try SurveyResponse(reader, JSONReader.root)
+            }
         } catch {
-            throw RefinerSegmentError(code: .invalidInput, detail: "\(error)")
+            throw RefinerSegmentError(code: .invalidInput, detail: error.detail)
+        }
+    }
+
+    /// Decodes the response at `index`, as ``init(from:)`` does.
+    init(_ reader: JSONReader, _ index: Int) throws(JSONDecodingError) {
+        try reader.check(index, is: .object, expected: "an object")
+        let id = try reader.requiredString("id", of: index)
+        let completedAtText = try reader.requiredString("completedAt", of: index)
+        guard let completedAt = Timestamp.date(from: completedAtText) else {
+            throw JSONDecodingError(
+                .invalid("'\(completedAtText)' is not an ISO-8601 date-time such as 2026-11-20T10:15:00.000Z"),
+                at: [.name("completedAt")])
+        }
+        let surveyIndex = try reader.object("survey", of: index, isOptional: false)!
+        let survey = try decoding(.name("survey")) { () throws(JSONDecodingError) in
+            Survey(
+                id: try reader.requiredString("id", of: surveyIndex),
+                name: try reader.optionalString("name", of: surveyIndex))
+        }
+        let userIndex = try reader.object("user", of: index, isOptional: false)!
+        let user = try decoding(.name("user")) { () throws(JSONDecodingError) in
+            User(
+                id: try reader.optionalString("id", of: userIndex),
+                anonymousID: try reader.optionalString("anonymousId", of: userIndex),
+                email: try reader.optionalString("email", of: userIndex))
+        }
+        var account: Account?
+        if let accountIndex = try reader.object("account", of: index, isOptional: true) {
+            account = try decoding(.name("account")) { () throws(JSONDecodingError) in
+                try Account(reader, accountIndex)
+            }
+        }
+        var answers: [Answer] = []
+        if let answersIndex = try reader.array("answers", of: index, isOptional: true) {
+            answers.reserveCapacity(reader.elementCount(of: answersIndex))
+            try decoding(.name("answers")) { () throws(JSONDecodingError) in
+                try reader.forEachElement(of: answersIndex) { offset, element throws(JSONDecodingError) in
+                    try decoding(.index(offset)) { () throws(JSONDecodingError) in
+                        try reader.check(element, is: .object, expected: "an object")
+                        answers.append(try Answer(reader, element))
+                    }
+                }
+            }
+        }
+        self.init(id: id, completedAt: completedAt, survey: survey, user: user, account: account, answers: answers)
+    }
+}
+
+extension Account {
+    /// Decodes the account at `index` (an object), as ``init(from:)`` does.
+    init(_ reader: JSONReader, _ index: Int) throws(JSONDecodingError) {
+        let id = try reader.requiredString("id", of: index)
+        var traits = Traits()
+        if let traitsIndex = try reader.object("traits", of: index, isOptional: true) {
+            traits = try decoding(.name("traits")) { () throws(JSONDecodingError) in
+                try Traits(reader, traitsIndex)
+            }
+        }
+        self.init(id: id, traits: traits)
+    }
+}
+
+extension Traits {
+    /// Decodes the traits at `index` (an object); `null` values are skipped and a repeated key keeps its first
+    /// value, as `JSONDecoder` does.
+    init(_ reader: JSONReader, _ index: Int) throws(JSONDecodingError) {
+        self.init()
+        var seen = Set<String>()
+        try reader.forEachMember(of: index) { name, value throws(JSONDecodingError) in
+            let key = reader.string(name)
+            guard seen.insert(key).inserted else { return }
+            if let value = try decoding(.name(key), { () throws(JSONDecodingError) in try AnswerValue(reader, value) })
+            {
+                self[key] = value
+            }
         }
     }
 }
 
-/// Words for a `DecodingError` that name the field, for errors a person reads.
-enum DecodingErrorDescription {
-    static func describe(_ error: DecodingError) -> String {
-        switch error {
-        case .keyNotFound(let key, let context):
-            return "missing field '\(path(context.codingPath + [key]))'"
-        case .valueNotFound(_, let context):
-            return "'\(path(context.codingPath))' is null but must have a value"
-        case .typeMismatch(let type, let context):
-            return "'\(path(context.codingPath))' has the wrong type (expected \(typeName(type)))"
-        case .dataCorrupted(let context):
-            if context.codingPath.isEmpty {
-                var detail = "not valid JSON"
-                if let underlying = context.underlyingError { detail += " (\(underlying))" }
-                return detail
-            }
-            return "'\(path(context.codingPath))': \(context.debugDescription)"
-        @unknown default:
-            return "\(error)"
+extension Answer {
+    /// Decodes the answer at `index` (an object), as ``init(from:)`` does.
+    init(_ reader: JSONReader, _ index: Int) throws(JSONDecodingError) {
+        let questionIndex = try reader.object("question", of: index, isOptional: false)!
+        let question = try decoding(.name("question")) { () throws(JSONDecodingError) in
+            try Question(reader, questionIndex)
         }
+        var value: AnswerValue?
+        if let valueIndex = reader.member("value", of: index) {
+            value = try decoding(.name("value")) { () throws(JSONDecodingError) in
+                try AnswerValue(reader, valueIndex)
+            }
+        }
+        if question.kind == .date, case .string(let text)? = value, let date = Timestamp.date(from: text) {
+            value = .date(date)
+        }
+        self.init(question: question, value: value)
     }
+}
 
-    static func path(_ codingPath: [any CodingKey]) -> String {
-        var text = ""
-        for key in codingPath {
-            if let index = key.intValue {
-                text += "[\(index)]"
+extension Question {
+    /// Decodes the question at `index` (an object), as ``init(from:)`` does.
+    init(_ reader: JSONReader, _ index: Int) throws(JSONDecodingError) {
+        let id = try reader.requiredString("id", of: index)
+        let text = try reader.requiredString("text", of: index)
+        let propertyName = try reader.optionalString("property", of: index)
+        var attribution = Attribution.user
+        if let name = try reader.optionalString("attribution", of: index) {
+            guard let value = Attribution(rawValue: name) else {
+                throw JSONDecodingError(
+                    .invalid("Cannot initialize Attribution from invalid String value \(name)"),
+                    at: [.name("attribution")])
+            }
+            attribution = value
+        }
+        let kind = try reader.optionalString("kind", of: index).map(Kind.init(rawValue:))
+        self.init(id: id, text: text, propertyName: propertyName, attribution: attribution, kind: kind)
+    }
+}
+
+extension AnswerValue {
+    /// Decodes the value at `index` as ``init(from:)`` does; `nil` for `null` (a skipped question).
+    init?(_ reader: JSONReader, _ index: Int) throws(JSONDecodingError) {
+        switch reader.kind(index) {
+        case .null: return nil
+        case .true: self = .boolean(true)
+        case .false: self = .boolean(false)
+        case .string: self = .string(reader.string(index))
+        case .number:
+            if let integer = reader.integer(index) {
+                self = .integer(integer)
+            } else if let decimal = reader.decimal(index) {
+                self = .decimal(decimal)
             } else {
-                if !text.isEmpty { text += "." }
-                text += key.stringValue
+                throw Self.notAValue
             }
+        case .array:
+            var strings: [String] = []
+            strings.reserveCapacity(reader.elementCount(of: index))
+            try reader.forEachElement(of: index) { _, element throws(JSONDecodingError) in
+                guard reader.kind(element) == .string else { throw Self.notAValue }
+                strings.append(reader.string(element))
+            }
+            self = .strings(strings)
+        case .object: throw Self.notAValue
         }
-        return text.isEmpty ? "(top level)" : text
     }
 
-    private static func typeName(_ type: Any.Type) -> String {
-        switch type {
-        case is String.Type: return "a string"
-        case is Bool.Type: return "a boolean"
-        case is Int.Type, is Int64.Type, is Double.Type: return "a number"
-        case is [Any].Type: return "an array"
-        default:
-            let name = "\(type)"
-            if name.hasPrefix("Array") { return "an array" }
-            if name.hasPrefix("Dictionary") || name.contains("Keyed") { return "an object" }
-            return name
-        }
+    private static var notAValue: JSONDecodingError {
+        JSONDecodingError(.invalid("expected a string, a number that fits a Double, a boolean or an array of strings"))
     }
 }

@@ -61,22 +61,7 @@ public struct Traits: Sendable, Hashable {
 
     /// Binary search: the index of `key`, or where it would be inserted.
     private func position(of key: String) -> (index: Int, found: Bool) {
-        // Appending in order is the common case (keys built in sorted order, or a single new key).
-        if let last = storage.last?.key, last < key { return (storage.count, false) }
-        var low = 0
-        var high = storage.count
-        while low < high {
-            let middle = (low + high) / 2
-            let candidate = storage[middle].key
-            if candidate < key {
-                low = middle + 1
-            } else if candidate == key {
-                return (middle, true)
-            } else {
-                high = middle
-            }
-        }
-        return (low, false)
+        storage.sortedPosition(of: key) { $0.key }
     }
 }
 

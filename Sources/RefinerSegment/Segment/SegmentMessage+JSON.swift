@@ -6,7 +6,7 @@ import Foundation
 
 extension SegmentMessage {
     /// Reads an already-built Segment message (a line of `render`'s output or of a failed-messages file) and
-    /// keeps its bytes unchanged.
+    /// keeps its bytes unchanged. The library's own JSON reader checks the whole message.
     ///
     /// The JSON must be an object with a non-empty string `type` and `messageId` (at most 100 characters),
     /// a non-empty `userId` or `anonymousId`, a `groupId` for a `group` and an `event` for a `track`, and be
@@ -21,11 +21,11 @@ extension SegmentMessage {
         let bytes = Array(json)
         let probe: Probe
         do {
-            probe = try JSONDecoder().decode(Probe.self, from: Data(bytes))
-        } catch let error as DecodingError {
-            throw RefinerSegmentError(code: .invalidMessage, detail: DecodingErrorDescription.describe(error))
+            probe = try JSONReader.withDocument(bytes) { reader throws(JSONDecodingError) in
+                try Probe(reader, JSONReader.root)
+            }
         } catch {
-            throw RefinerSegmentError(code: .invalidMessage, detail: "\(error)")
+            throw RefinerSegmentError(code: .invalidMessage, detail: error.detail)
         }
         func invalid(_ detail: String) -> RefinerSegmentError {
             RefinerSegmentError(code: .invalidMessage, detail: "message '\(probe.messageId ?? "")': " + detail)
@@ -57,13 +57,23 @@ extension SegmentMessage {
         self.init(kind: Kind(rawValue: type), messageID: messageID, json: bytes)
     }
 
-    /// The fields checked; the rest of the object is skipped by the decoder and kept as bytes.
-    private struct Probe: Decodable {
+    /// The fields checked; the rest of the object is checked to be JSON and kept as bytes.
+    private struct Probe {
         var type: String?
         var messageId: String?
         var userId: String?
         var anonymousId: String?
         var groupId: String?
         var event: String?
+
+        init(_ reader: JSONReader, _ index: Int) throws(JSONDecodingError) {
+            try reader.check(index, is: .object, expected: "an object")
+            type = try reader.optionalString("type", of: index)
+            messageId = try reader.optionalString("messageId", of: index)
+            userId = try reader.optionalString("userId", of: index)
+            anonymousId = try reader.optionalString("anonymousId", of: index)
+            groupId = try reader.optionalString("groupId", of: index)
+            event = try reader.optionalString("event", of: index)
+        }
     }
 }

@@ -6,15 +6,18 @@ import Glibc
 import Musl
 #endif
 
-/// A value guarded by a mutex, for the few caches the pure API keeps behind the scenes.
+/// A value guarded by a mutex: the package's one lock type, for the few caches the pure API keeps behind the
+/// scenes and for state the other modules (the URLSession transport, the command-line tool, the test doubles)
+/// share across threads.
 ///
 /// `Synchronization.Mutex` would do, but it needs macOS 15 and iOS 18, and the library supports macOS 13
-/// and iOS 16. pthread mutexes exist on every platform the library builds for.
-package final class Locked<Value>: @unchecked Sendable {
-    // @unchecked: `value` is only read or written inside `withLock`, which holds `mutex`.
+/// and iOS 16. pthread mutexes exist on every platform the library builds for. Like `NIOLockedValueBox`, it
+/// is `Sendable` only when its value is.
+package final class Locked<Value> {
     private var value: Value
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
+    /// Puts `value` behind the lock.
     package init(_ value: Value) {
         self.value = value
         mutex = .allocate(capacity: 1)
@@ -35,3 +38,6 @@ package final class Locked<Value>: @unchecked Sendable {
         return try body(&value)
     }
 }
+
+// @unchecked: `value` is only read or written inside `withLock`, which holds `mutex`.
+extension Locked: @unchecked Sendable where Value: Sendable {}

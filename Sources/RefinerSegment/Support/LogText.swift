@@ -1,8 +1,8 @@
 /// Text for a log line: error descriptions quote input and server answers, whose line breaks and control
 /// characters must not split one report into several lines (or forge one that looks like another).
-enum LogText {
+package enum LogText {
     /// `text` with line breaks and other control characters (C0, DEL, C1, U+2028, U+2029) escaped; tabs stay.
-    static func singleLine(_ text: String) -> String {
+    package static func singleLine(_ text: String) -> String {
         guard text.unicodeScalars.contains(where: { needsEscape($0) }) else { return text }
         var result = String.UnicodeScalarView()
         for scalar in text.unicodeScalars {

@@ -134,11 +134,18 @@ extension SurveyResponse {
     public init(jsonOrRefinerWebhook json: some Collection<UInt8>) throws(RefinerSegmentError) {
         let record: ShapedRecord
         do {
-            record = try JSONDecoder().decode(ShapedRecord.self, from: Data(json))
-        } catch let error as DecodingError {
-            throw RefinerSegmentError(code: .invalidInput, detail: DecodingErrorDescription.describe(error))
+            record = try JSONReader.withDocument(json) { reader throws(JSONDecodingError) in
+                let root = JSONReader.root
+                try reader.check(root, is: .object, expected: "an object")
+                if reader.member("triggered_event", of: root) != nil
+                    || (reader.member("response", of: root) != nil && reader.member("form", of: root) != nil)
+                {
+                    return .webhook(try RefinerWebhook(reader, root))
+                }
+                return .response(try SurveyResponse(reader, root))
+            }
         } catch {
-            throw RefinerSegmentError(code: .invalidInput, detail: "\(error)")
+            throw RefinerSegmentError(code: .invalidInput, detail: error.detail)
         }
         switch record {
         case .response(let response): self = response
@@ -148,24 +155,7 @@ extension SurveyResponse {
 }
 
 /// One JSON record in either shape, decoded in one pass after a look at its top-level keys.
-private enum ShapedRecord: Decodable {
+private enum ShapedRecord {
     case response(SurveyResponse)
     case webhook(RefinerWebhook)
-
-    private struct TopLevelKey: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
-
-    init(from decoder: any Decoder) throws {
-        let keys = try decoder.container(keyedBy: TopLevelKey.self)
-        func has(_ name: String) -> Bool { keys.contains(TopLevelKey(stringValue: name)) }
-        if has("triggered_event") || (has("response") && has("form")) {
-            self = .webhook(try RefinerWebhook(from: decoder))
-        } else {
-            self = .response(try SurveyResponse(from: decoder))
-        }
-    }
 }

@@ -61,15 +61,18 @@ public struct RefinerWebhook: Sendable, Hashable, Codable {
 
     /// Reads a payload from the bytes of a webhook request's body.
     ///
+    /// Read by the library's own JSON reader, with the results and errors of the `Codable` conformance.
+    ///
     /// - Throws: ``RefinerSegmentError`` with code ``RefinerSegmentError/Code/invalidInput`` when the bytes are
-    ///   not JSON, or a field has the wrong type (the description names it, such as `response.uuid`).
+    ///   not JSON (the description says where), or a field has the wrong type (the description names it, such
+    ///   as `response.uuid`).
     public init(json: some Collection<UInt8>) throws(RefinerSegmentError) {
         do {
-            self = try JSONDecoder().decode(RefinerWebhook.self, from: Data(json))
-        } catch let error as DecodingError {
-            throw RefinerSegmentError(code: .invalidInput, detail: DecodingErrorDescription.describe(error))
+            self = try JSONReader.withDocument(json) { reader throws(JSONDecodingError) in
+                try RefinerWebhook(reader, JSONReader.root)
+            }
         } catch {
-            throw RefinerSegmentError(code: .invalidInput, detail: "\(error)")
+            throw RefinerSegmentError(code: .invalidInput, detail: error.detail)
         }
     }
 }

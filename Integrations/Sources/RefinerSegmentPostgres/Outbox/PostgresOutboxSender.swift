@@ -1,0 +1,334 @@
+import Foundation
+import Logging
+import PostgresNIO
+import RefinerSegment
+
+/// Delivers the outbox to Segment from one instance of a cluster: every instance runs one, against one database.
+///
+/// `run()` holds a `LISTEN` connection and ``Configuration/concurrency`` workers. A worker takes a tenant's sender
+/// lease (one active sender per tenant across the cluster), sends up to ``Configuration/batchesPerTurn`` batches
+/// of it one at a time, oldest first, renewing the leases while a request is in flight, then hands the tenant
+/// back so every tenant gets its turn. Answers follow ``SegmentRetryPolicy``: 2xx deletes the batch, a drop
+/// moves it to the dead letters with the reason (a 400 or 413 of several messages is split in halves first, so
+/// one poisoned message fails alone), a retry waits the backoff (the tenant's later messages wait behind it), and
+/// a `Retry-After` pauses the tenant on every instance without spending an attempt. Idle workers sleep until a
+/// `NOTIFY` from an enqueue, until the next pause or lease ends, or ``Configuration/idlePoll`` at most: no tight
+/// polling.
+///
+/// Cancelling `run()` stops at once: batches in flight stay leased and are sent again, by any instance, once
+/// their lease ends (at-least-once; messageIds are deterministic, so Segment drops the copies).
+public struct PostgresOutboxSender: Sendable {
+    /// Where a tenant's messages go.
+    public struct Destination: Sendable {
+        /// The tenant's write key.
+        public var writeKey: WriteKey
+        /// The tenant's endpoint.
+        public var endpoint: SegmentEndpoint
+
+        /// Creates a destination.
+        public init(writeKey: WriteKey, endpoint: SegmentEndpoint = .us) {
+            self.writeKey = writeKey
+            self.endpoint = endpoint
+        }
+    }
+
+    /// How the sender works.
+    public struct Configuration: Sendable {
+        /// Tenants this instance sends at once (one batch in flight each): 4.
+        public var concurrency: Int
+        /// Batches of one tenant sent before the tenant is handed back, for fairness: 8.
+        public var batchesPerTurn: Int
+        /// Most messages per batch: Segment's 2,500.
+        public var maximumBatchMessages: Int
+        /// Segment's retry contract: backoff, attempts, `Retry-After` cap.
+        public var retryPolicy: SegmentRetryPolicy
+        /// The longest an idle worker sleeps without a notification: 5 s (a lost `NOTIFY`, a reconnect).
+        public var idlePoll: Duration
+        /// How long a request may take.
+        public var requestTimeout: Duration
+        /// How long a tenant with no destination waits before it is looked up again: 60 s.
+        public var unknownTenantPause: Duration
+
+        /// Creates a configuration.
+        public init(
+            concurrency: Int = 4,
+            batchesPerTurn: Int = 8,
+            maximumBatchMessages: Int = SegmentBatch.maximumMessages,
+            retryPolicy: SegmentRetryPolicy = SegmentRetryPolicy(),
+            idlePoll: Duration = .seconds(5),
+            requestTimeout: Duration = .seconds(30),
+            unknownTenantPause: Duration = .seconds(60)
+        ) {
+            self.concurrency = concurrency
+            self.batchesPerTurn = batchesPerTurn
+            self.maximumBatchMessages = maximumBatchMessages
+            self.retryPolicy = retryPolicy
+            self.idlePoll = idlePoll
+            self.requestTimeout = requestTimeout
+            self.unknownTenantPause = unknownTenantPause
+        }
+    }
+
+    /// What the sender did, for logs, metrics and tests. Carries message ids, never write keys.
+    public enum Event: Sendable {
+        /// A batch was claimed (before it is sent).
+        case claimed(OutboxBatch)
+        /// Messages were delivered (2xx) and deleted.
+        case delivered(tenant: String, [OutboxMessage])
+        /// Messages failed for good and were moved to the dead letters.
+        case failed(tenant: String, [OutboxMessage], reason: String)
+        /// A batch will be tried again after the delay.
+        case retrying(tenant: String, after: Duration, reason: String)
+        /// The tenant is paused on every instance (`Retry-After`).
+        case paused(tenant: String, for: Duration)
+    }
+
+    /// The outbox it drains.
+    public let outbox: PostgresOutbox
+    /// How it works.
+    public let configuration: Configuration
+    let transport: any SegmentTransport
+    let destination: @Sendable (String) async throws -> Destination?
+    let onEvent: @Sendable (Event) -> Void
+
+    /// Creates a sender.
+    ///
+    /// - Parameters:
+    ///   - destination: The write key and endpoint of a tenant; `nil` leaves the tenant's messages in the outbox
+    ///     and looks again after ``Configuration/unknownTenantPause``.
+    ///   - onEvent: Called for every claim and settlement, from the sender's tasks; keep it quick.
+    public init(
+        outbox: PostgresOutbox,
+        transport: some SegmentTransport,
+        configuration: Configuration = Configuration(),
+        destination: @escaping @Sendable (String) async throws -> Destination?,
+        onEvent: @escaping @Sendable (Event) -> Void = { _ in }
+    ) {
+        self.outbox = outbox
+        self.transport = transport
+        self.configuration = configuration
+        self.destination = destination
+        self.onEvent = onEvent
+    }
+
+    /// Sends until cancelled (or until a worker fails with an error other than the server's, which is thrown).
+    ///
+    /// Errors of the database are logged and retried after ``Configuration/idlePoll``, so a restarted server or
+    /// a failover does not stop delivery.
+    public func run() async throws {
+        let signal = WakeSignal()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await listen(signal) }
+            for _ in 0..<max(1, configuration.concurrency) {
+                group.addTask { try await work(signal) }
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func listen(_ signal: WakeSignal) async {
+        while !Task.isCancelled {
+            do {
+                try await outbox.client.withConnection { connection in
+                    try await connection.listen(on: outbox.configuration.channel) { notifications in
+                        signal.wake()  // anything enqueued while not listening
+                        for try await _ in notifications { signal.wake() }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                outbox.logger.warning(
+                    "refiner-segment outbox listener failed; listening again",
+                    metadata: ["error": "\(PostgresStoreError.summary(of: error))"]
+                )
+            }
+            try? await Task.sleep(for: configuration.idlePoll)
+        }
+    }
+
+    private func work(_ signal: WakeSignal) async throws {
+        while !Task.isCancelled {
+            let generation = signal.generation
+            var wait = configuration.idlePoll
+            do {
+                if let lease = try await outbox.acquireTenant() {
+                    try await serve(lease.tenant)
+                    continue
+                }
+                if let next = try await outbox.nextWakeUp() { wait = min(wait, max(next, .milliseconds(5))) }
+            } catch is CancellationError {
+                return
+            } catch {
+                if Task.isCancelled { return }
+                outbox.logger.warning(
+                    "refiner-segment outbox sender failed; trying again",
+                    metadata: ["error": "\(PostgresStoreError.summary(of: error))"]
+                )
+            }
+            await signal.wait(after: generation, upTo: wait)
+        }
+    }
+
+    /// Sends batches of a held tenant, then hands it back.
+    private func serve(_ tenant: String) async throws {
+        do {
+            guard let destination = try await destination(tenant) else {
+                outbox.logger.warning(
+                    "refiner-segment outbox has messages of an unknown tenant", metadata: ["tenant": "\(tenant)"])
+                try await outbox.pause(tenant: tenant, for: configuration.unknownTenantPause)
+                try await outbox.releaseTenant(tenant)
+                return
+            }
+            let budget = SegmentBatch.maximumBytes - SegmentBatch.envelopeBytes(writeKey: destination.writeKey)
+            for _ in 0..<max(1, configuration.batchesPerTurn) {
+                guard
+                    let batch = try await outbox.claimBatch(
+                        of: tenant,
+                        maximumMessages: configuration.maximumBatchMessages,
+                        maximumBytes: budget
+                    )
+                else { break }
+                onEvent(.claimed(batch))
+                guard try await deliver(batch, to: destination) else { break }
+                // A batch well short of both limits emptied the tenant: skip the claim that would find nothing
+                // (anything enqueued since wakes a worker, or is found at the tenant's next turn).
+                let bytes = batch.messages.reduce(0) { $0 + $1.message.byteCount + 1 }
+                if batch.messages.count < configuration.maximumBatchMessages / 2 && bytes < budget / 2 { break }
+            }
+        } catch {
+            // Cancelled or failed: the tenant's lease runs out by itself; hand it back when the server answers.
+            if !(error is CancellationError) { try? await outbox.releaseTenant(tenant) }
+            throw error
+        }
+        try await outbox.releaseTenant(tenant)
+    }
+
+    /// What became of the part of a batch that was not settled on the spot.
+    private enum Verdict {
+        case settled
+        case retry(reason: String)
+        case pause(Duration)
+    }
+
+    /// Sends a batch while renewing its lease; `true` when the tenant may go on with its next batch.
+    private func deliver(_ batch: OutboxBatch, to destination: Destination) async throws -> Bool {
+        let verdict = try await withThrowingTaskGroup(of: Verdict?.self) { group in
+            group.addTask { try await send(batch.messages, of: batch, to: destination) }
+            group.addTask {
+                let interval = outbox.configuration.lease / 3
+                while true {
+                    try await Task.sleep(for: interval)
+                    guard try await outbox.renew(batch) else { return nil }  // lost: send anyway, settle owner-checked
+                }
+            }
+            var verdict: Verdict?
+            while let result = try await group.next() {
+                if let result {
+                    verdict = result
+                    break
+                }
+            }
+            group.cancelAll()
+            return verdict ?? .settled
+        }
+        switch verdict {
+        case .settled:
+            return true
+        case .pause(let duration):
+            try await outbox.pause(batch, for: duration)
+            onEvent(.paused(tenant: batch.tenant, for: duration))
+            return false
+        case .retry(let reason):
+            let attempts = batch.messages.map(\.attempts).max() ?? 1
+            let firstFailure = batch.messages.compactMap(\.firstFailureAt).min() ?? Date()
+            let delay = SegmentPipeline.equalJitter(configuration.retryPolicy.backoff(afterFailures: attempts))
+            let elapsed = Date().timeIntervalSince(firstFailure)
+            if attempts >= configuration.retryPolicy.maximumAttempts
+                || elapsed + delay.seconds > configuration.retryPolicy.maximumRetryDuration.seconds
+            {
+                let reason = "gave up after \(attempts) attempts: \(reason)"
+                try await outbox.deadLetter(batch.messages, reason: reason)
+                onEvent(.failed(tenant: batch.tenant, batch.messages, reason: reason))
+                return true
+            }
+            try await outbox.retryLater(batch, after: delay)
+            onEvent(.retrying(tenant: batch.tenant, after: delay, reason: reason))
+            return false
+        }
+    }
+
+    /// Sends messages of a batch; settles delivered and dropped ones at once, and says what to do with the rest.
+    private func send(_ messages: [OutboxMessage], of batch: OutboxBatch, to destination: Destination) async throws
+        -> Verdict
+    {
+        let retryCount = max(0, (messages.map(\.attempts).max() ?? 1) - 1)
+        let request = SegmentRequest(
+            url: destination.endpoint.batchURL,
+            headerFields: [
+                "Content-Type": "application/json",
+                "Authorization": destination.writeKey.basicAuthorization,
+                "User-Agent": LibraryInfo.refinerSegment.userAgent,
+                "X-Retry-Count": String(retryCount),
+            ],
+            body: SegmentBatch.encode(messages.map(\.message), sentAt: Date(), writeKey: destination.writeKey),
+            timeout: configuration.requestTimeout
+        )
+        let response: SegmentResponse
+        do {
+            response = try await transport.send(request)
+        } catch let error as CancellationError {
+            throw error
+        } catch let error as SegmentTransportError where !error.isRetryable {
+            let reason = "transport: " + redacted(error.detail, destination)
+            try await outbox.deadLetter(messages, reason: reason)
+            onEvent(.failed(tenant: batch.tenant, messages, reason: reason))
+            return .settled
+        } catch {
+            return .retry(reason: "transport: " + redacted(String(describing: error), destination))
+        }
+        switch SegmentRetryPolicy.disposition(forStatus: response.statusCode) {
+        case .success:
+            try await outbox.settleDelivered(messages)
+            onEvent(.delivered(tenant: batch.tenant, messages))
+            return .settled
+        case .drop where messages.count > 1 && (response.statusCode == 400 || response.statusCode == 413):
+            let middle = messages.count / 2
+            let first = try await send(Array(messages[..<middle]), of: batch, to: destination)
+            guard case .settled = first else { return first }
+            return try await send(Array(messages[middle...]), of: batch, to: destination)
+        case .drop:
+            let reason = "HTTP \(response.statusCode): " + redacted(answerText(response), destination)
+            try await outbox.deadLetter(messages, reason: reason)
+            onEvent(.failed(tenant: batch.tenant, messages, reason: reason))
+            return .settled
+        case .retry:
+            if let pause = configuration.retryPolicy.retryAfter(response.headerField("Retry-After"), now: Date()) {
+                return .pause(pause)
+            }
+            return .retry(reason: "HTTP \(response.statusCode): " + redacted(answerText(response), destination))
+        }
+    }
+
+    private func answerText(_ response: SegmentResponse) -> String {
+        String(decoding: response.body.prefix(200), as: UTF8.self)
+            .replacingOccurrences(of: "\n", with: " ")
+            .replacingOccurrences(of: "\r", with: " ")
+    }
+
+    /// The text without the write key or its Basic credentials, should a server or a transport echo them.
+    private func redacted(_ text: String, _ destination: Destination) -> String {
+        let key = destination.writeKey.rawValue
+        guard !key.isEmpty else { return text }
+        let credentials = String(destination.writeKey.basicAuthorization.dropFirst("Basic ".count))
+        return text.replacingOccurrences(of: key, with: "<redacted>")
+            .replacingOccurrences(of: credentials, with: "<redacted>")
+    }
+}
+
+extension Duration {
+    /// The duration in seconds, as a `Double`.
+    var seconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}

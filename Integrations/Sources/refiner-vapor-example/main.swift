@@ -1,0 +1,31 @@
+import Foundation
+import RefinerSegment
+import RefinerSegmentAsyncHTTPClient
+import RefinerVaporExample
+import RefinerWebhookIntake
+import Vapor
+
+// `refiner-vapor-example serve`: the bridge's endpoint in a Vapor application, with the same settings
+// (BridgeSettings) as refiner-webhook-bridge. Vapor reads its own options (--hostname, --port) as usual;
+// BRIDGE_HOST and BRIDGE_PORT are the defaults.
+var environment = try Environment.detect()
+try LoggingSystem.bootstrap(from: &environment)
+let app = try await Application.make(environment)
+let settings: BridgeSettings
+do {
+    settings = try BridgeSettings(environment: ProcessInfo.processInfo.environment)
+} catch {
+    app.logger.critical("refiner-vapor-example stopped: \(error)")
+    try await app.asyncShutdown()
+    exit(1)
+}
+app.http.server.configuration.hostname = settings.host
+app.http.server.configuration.port = settings.port
+let pipeline = try SegmentPipeline(
+    writeKey: settings.writeKey,
+    transport: AsyncHTTPClientTransport(),  // never follows a redirect
+    configuration: settings.pipeline
+)
+try RefinerVaporExample.configure(app, settings: settings, pipeline: pipeline)
+try await RefinerVaporExample.run(app, pipeline: pipeline, settings: settings)
+try await app.asyncShutdown()

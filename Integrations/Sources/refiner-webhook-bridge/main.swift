@@ -1,0 +1,3 @@
+import RefinerWebhookBridge
+
+await RefinerWebhookBridge.main()

@@ -1,0 +1,216 @@
+import Foundation
+import PostgresNIO
+import RefinerSegment
+import RefinerSegmentPostgres
+import Testing
+
+/// The outbox's statements against a real server: claims, leases, settlements, pauses, migrations.
+@Suite(.enabled(if: TestDatabase.isConfigured, TestDatabase.skipReason))
+struct OutboxTests {
+    @Test func migrationsAreIdempotentAndRefuseANewerSchema() async throws {
+        try await TestDatabase.withSchema { client, _ in
+            let again = try await PostgresSchema.migrate(client: client, logger: TestDatabase.logger)
+            #expect(again.isEmpty)
+            #expect(try await PostgresSchema.version(client: client, logger: TestDatabase.logger) == 1)
+            try await client.query(
+                "INSERT INTO refiner_segment_schema_versions (version, summary) VALUES (99, 'from the future')"
+            )
+            let error = await #expect(throws: PostgresStoreError.self) {
+                try await PostgresSchema.migrate(client: client, logger: TestDatabase.logger)
+            }
+            #expect(error?.code == .schemaTooNew)
+            #expect(error?.description.contains("version 99") == true)
+        }
+    }
+
+    @Test func aClaimTakesWholeUnitsOldestFirst() async throws {
+        try await TestDatabase.withSchema { client, schema in
+            let outbox = TestDatabase.outbox(client, schema)
+            try await outbox.enqueue(
+                [TestDatabase.unit("a"), TestDatabase.unit("b", count: 3), TestDatabase.unit("c")],
+                tenant: "acme"
+            )
+            let lease = try #require(try await outbox.acquireTenant())
+            #expect(lease.tenant == "acme")
+            // Six rows are locked; unit c is cut by the limit, so it waits for the next batch.
+            let first = try #require(try await outbox.claimBatch(of: "acme", maximumMessages: 6))
+            #expect(first.segmentMessages.map(\.messageID) == ["a-0", "a-1", "b-0", "b-1", "b-2"])
+            #expect(first.messages.allSatisfy { $0.attempts == 1 })
+            #expect(
+                first.messages.map(\.unit) == [first.sequences[0], first.sequences[0]]
+                    + Array(repeating: first.sequences[2], count: 3))
+            #expect(first.leaseUntil > first.claimedAt)
+            let second = try #require(try await outbox.claimBatch(of: "acme"))
+            #expect(second.segmentMessages.map(\.messageID) == ["c-0", "c-1"])
+            #expect(try await outbox.claimBatch(of: "acme") == nil)
+        }
+    }
+
+    @Test func theByteLimitCutsBetweenUnitsButTheHeadAlwaysGoes() async throws {
+        try await TestDatabase.withSchema { client, schema in
+            let outbox = TestDatabase.outbox(client, schema)
+            try await outbox.enqueue(
+                [TestDatabase.unit("a", padding: 1000), TestDatabase.unit("b", padding: 1000)],
+                tenant: "acme"
+            )
+            _ = try #require(try await outbox.acquireTenant())
+            let batch = try #require(try await outbox.claimBatch(of: "acme", maximumBytes: 100))
+            #expect(batch.segmentMessages.map(\.messageID) == ["a-0", "a-1"])
+            let next = try #require(try await outbox.claimBatch(of: "acme", maximumBytes: 4000))
+            #expect(next.segmentMessages.map(\.messageID) == ["b-0", "b-1"])
+        }
+    }
+
+    @Test func aHeldTenantIsNotTakenByAnotherInstance() async throws {
+        try await TestDatabase.withSchema { client, schema in
+            let first = TestDatabase.outbox(client, schema, owner: "first")
+            let second = TestDatabase.outbox(client, schema, owner: "second")
+            try await first.enqueue([TestDatabase.unit("a")], tenant: "acme")
+            try await first.enqueue([TestDatabase.unit("g")], tenant: "globex")
+            let taken = try #require(try await first.acquireTenant())
+            let other = try #require(try await second.acquireTenant())
+            #expect(Set([taken.tenant, other.tenant]) == ["acme", "globex"])
+            #expect(try await second.acquireTenant() == nil)
+            // Claims need the tenant's lease: the second instance cannot claim the first one's tenant.
+            #expect(try await second.claimBatch(of: taken.tenant) == nil)
+            try await first.releaseTenant(taken.tenant)
+            #expect(try await second.acquireTenant()?.tenant == taken.tenant)
+        }
+    }
+
+    @Test func deliveredRowsAreDeletedAndFailedOnesKeptWithTheirReason() async throws {
+        try await TestDatabase.withSchema { client, schema in
+            let outbox = TestDatabase.outbox(client, schema)
+            try await outbox.enqueue([TestDatabase.unit("a"), TestDatabase.unit("b")], tenant: "acme")
+            _ = try #require(try await outbox.acquireTenant())
+            let batch = try #require(try await outbox.claimBatch(of: "acme"))
+            try await outbox.settleDelivered(Array(batch.messages.prefix(2)))
+            try await outbox.deadLetter(Array(batch.messages.suffix(2)), reason: "HTTP 400: bad message")
+            #expect(try await TestDatabase.count("refiner_segment_outbox", client) == 0)
+            let rows = try await client.query(
+                "SELECT message_id, reason, attempts FROM refiner_segment_dead_letters ORDER BY sequence"
+            )
+            var dead: [String] = []
+            for try await (id, reason, attempts) in rows.decode((String, String, Int).self) {
+                #expect(reason == "HTTP 400: bad message")
+                #expect(attempts == 1)
+                dead.append(id)
+            }
+            #expect(dead == ["b-0", "b-1"])
+            let usage = try await outbox.usage()
+            #expect(usage.map(\.tenant) == ["acme"])
+            #expect(usage.first?.messages == 0)
+            #expect(usage.first?.deadLetters == 2)
+        }
+    }
+
+    @Test func messagesEnqueuedInTheHostsTransactionCommitOrRollBackWithIt() async throws {
+        try await TestDatabase.withSchema { client, schema in
+            let outbox = TestDatabase.outbox(client, schema)
+            try await client.query("CREATE TABLE responses (id text PRIMARY KEY)")
+            struct Abandoned: Error {}
+            await #expect(throws: PostgresTransactionError.self) {
+                try await client.withTransaction(logger: TestDatabase.logger) { connection in
+                    try await connection.query("INSERT INTO responses VALUES ('r1')", logger: TestDatabase.logger)
+                    try await outbox.enqueue([TestDatabase.unit("r1")], tenant: "acme", on: connection)
+                    throw Abandoned()
+                }
+            }
+            #expect(try await TestDatabase.count("refiner_segment_outbox", client) == 0)
+            try await client.withTransaction(logger: TestDatabase.logger) { connection in
+                try await connection.query("INSERT INTO responses VALUES ('r2')", logger: TestDatabase.logger)
+                try await outbox.enqueue([TestDatabase.unit("r2")], tenant: "acme", on: connection)
+            }
+            #expect(try await TestDatabase.count("responses", client) == 1)
+            #expect(try await TestDatabase.count("refiner_segment_outbox", client) == 2)
+        }
+    }
+
+    @Test func anExpiredLeaseIsClaimedAgainByAnotherInstance() async throws {
+        try await TestDatabase.withSchema { client, schema in
+            let crashed = TestDatabase.outbox(client, schema, owner: "crashed", lease: .milliseconds(300))
+            let survivor = TestDatabase.outbox(client, schema, owner: "survivor", lease: .seconds(30))
+            try await crashed.enqueue([TestDatabase.unit("a")], tenant: "acme")
+            _ = try #require(try await crashed.acquireTenant())
+            let lost = try #require(try await crashed.claimBatch(of: "acme"))
+            #expect(try await survivor.acquireTenant() == nil)
+            // The crashed instance never settles nor renews; wait on the server's clock for its lease to end.
+            try await TestDatabase.waitUntilServerTime(passes: lost.leaseUntil, client)
+            _ = try #require(try await survivor.acquireTenant())
+            let again = try #require(try await survivor.claimBatch(of: "acme"))
+            #expect(again.sequences == lost.sequences)
+            #expect(again.claimedAt >= lost.leaseUntil)
+            #expect(again.messages.allSatisfy { $0.attempts == 2 })
+            #expect(try await crashed.renew(lost) == false)
+        }
+    }
+
+    @Test func aPauseHoldsTheTenantOnEveryInstanceWithoutSpendingAnAttempt() async throws {
+        try await TestDatabase.withSchema { client, schema in
+            let first = TestDatabase.outbox(client, schema, owner: "first")
+            let second = TestDatabase.outbox(client, schema, owner: "second")
+            try await first.enqueue([TestDatabase.unit("a")], tenant: "acme")
+            _ = try #require(try await first.acquireTenant())
+            let batch = try #require(try await first.claimBatch(of: "acme"))
+            try await first.pause(batch, for: .seconds(30))
+            try await first.releaseTenant("acme")
+            #expect(try await first.acquireTenant() == nil)
+            #expect(try await second.acquireTenant() == nil)
+            let until = try #require(try await second.pausedUntil(tenant: "acme"))
+            #expect(until.timeIntervalSince(batch.claimedAt) > 29)
+            #expect(try await first.usage().first?.pausedUntil == until)
+            // The pause ends (an operator clears it here): the batch comes back with its attempt not spent.
+            try await client.query("UPDATE refiner_segment_tenants SET paused_until = now()")
+            _ = try #require(try await second.acquireTenant())
+            let again = try #require(try await second.claimBatch(of: "acme"))
+            #expect(again.messages.allSatisfy { $0.attempts == 1 })
+        }
+    }
+
+    @Test func aRetryWaitHoldsTheWholeTenantAndKeepsTheFirstFailure() async throws {
+        try await TestDatabase.withSchema { client, schema in
+            let outbox = TestDatabase.outbox(client, schema)
+            try await outbox.enqueue([TestDatabase.unit("a"), TestDatabase.unit("b")], tenant: "acme")
+            _ = try #require(try await outbox.acquireTenant())
+            let batch = try #require(try await outbox.claimBatch(of: "acme", maximumMessages: 2))
+            try await outbox.retryLater(batch, after: .seconds(60))
+            try await outbox.releaseTenant("acme")
+            #expect(try await outbox.acquireTenant() == nil)
+            #expect(try await outbox.usage().first?.retryAt != nil)
+            try await client.query("UPDATE refiner_segment_tenants SET retry_at = now()")
+            _ = try #require(try await outbox.acquireTenant())
+            let again = try #require(try await outbox.claimBatch(of: "acme", maximumMessages: 2))
+            #expect(again.segmentMessages.map(\.messageID) == ["a-0", "a-1"])
+            #expect(again.messages.allSatisfy { $0.firstFailureAt != nil && $0.attempts == 2 })
+            try await outbox.settleDelivered(again.messages)
+            #expect(try await outbox.usage().first?.retryAt == nil)
+        }
+    }
+
+    @Test func badInputIsRefusedBeforeAnythingIsStored() async throws {
+        try await TestDatabase.withSchema { client, schema in
+            let outbox = TestDatabase.outbox(client, schema)
+            let empty = await #expect(throws: PostgresStoreError.self) {
+                try await outbox.enqueue([TestDatabase.unit("a")], tenant: "")
+            }
+            #expect(empty?.code == .invalidInput)
+            let huge = await #expect(throws: PostgresStoreError.self) {
+                try await outbox.enqueue([TestDatabase.unit("a", count: 2501, padding: 1)], tenant: "acme")
+            }
+            #expect(huge?.description.contains("cannot fit one batch") == true)
+            let stored = try await TestDatabase.count("refiner_segment_outbox", client)
+            #expect(stored == 0)
+        }
+    }
+}
+
+extension TestDatabase {
+    /// Waits until the server's `now()` is past `date` (leases are in the server's time).
+    static func waitUntilServerTime(passes date: Date, _ client: PostgresClient) async throws {
+        while true {
+            let rows = try await client.query("SELECT now() > \(date)")
+            for try await (passed) in rows.decode(Bool.self) where passed { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+}

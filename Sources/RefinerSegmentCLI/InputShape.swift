@@ -1,0 +1,216 @@
+import RefinerSegment
+
+/// The shapes of input record that `render` and `send` read, told apart by the record's top-level fields: the
+/// one place that decides what a record is.
+///
+/// - ``message``: an already-built Segment message (`render`'s output, a line of a failed file): an object
+///   with `type` and `messageId`.
+/// - ``unit``: messages that travel together (an `identify` and its `group`), as a JSON array of messages on
+///   one line: how `send` writes a unit to its failed file, so that reading it back needs no pairing.
+/// - ``webhook``: a Refiner webhook payload: an object with `triggered_event`, or with `response` and `form`.
+/// - ``response``: anything else is read as the response's JSON form, whose decoder names what is missing.
+///
+/// Deciding looks at the bytes only (a scan of the top-level member names, no parse), and decoding goes
+/// through the core's entry points: `SegmentMessage(json:)`, `SurveyResponse(refinerWebhook:)` and
+/// `SurveyResponse(json:)`.
+enum InputShape: Equatable {
+    case message, unit, webhook, response
+
+    /// The shape of one record.
+    init(of record: [UInt8]) {
+        var scanner = TopLevelScanner(record)
+        switch scanner.skipSpace() {
+        case UInt8(ascii: "["):
+            self = .unit
+        case UInt8(ascii: "{"):
+            let names = scanner.memberNames()
+            if names.contains(.type) && names.contains(.messageID) {
+                self = .message
+            } else if names.contains(.triggeredEvent) || (names.contains(.response) && names.contains(.form)) {
+                self = .webhook
+            } else {
+                self = .response
+            }
+        default:
+            self = .response
+        }
+    }
+
+    /// Whether the record is a survey response (in either shape), which a profile store turns into messages.
+    var isResponse: Bool { self == .webhook || self == .response }
+
+    /// The response a record of shape ``webhook`` or ``response`` holds.
+    ///
+    /// - Throws: ``RefinerSegmentError`` from the core's decoder for the shape (`unhandledEvent` for a
+    ///   webhook of another event than `Completed Survey`), or `invalidInput` for a record of another shape.
+    func response(from record: [UInt8]) throws(RefinerSegmentError) -> SurveyResponse {
+        switch self {
+        case .webhook: return try SurveyResponse(refinerWebhook: record)
+        case .response: return try SurveyResponse(json: record)
+        case .message, .unit:
+            throw RefinerSegmentError(
+                code: .invalidInput,
+                detail:
+                    "an already-built Segment message, not a survey response (send takes both; render only responses)"
+            )
+        }
+    }
+
+    /// The messages a record of shape ``message`` or ``unit`` holds, validated, their bytes unchanged.
+    ///
+    /// - Throws: ``RefinerSegmentError`` from `SegmentMessage(json:)`, or `invalidMessage` for an empty unit
+    ///   or a record of another shape.
+    func messages(from record: [UInt8]) throws(RefinerSegmentError) -> [SegmentMessage] {
+        switch self {
+        case .message:
+            return [try SegmentMessage(json: record)]
+        case .unit:
+            let elements = TopLevelScanner(record).arrayElements()
+            guard let elements, !elements.isEmpty else {
+                throw RefinerSegmentError(
+                    code: .invalidMessage, detail: "a unit must be a non-empty JSON array of Segment messages")
+            }
+            var messages: [SegmentMessage] = []
+            for element in elements { messages.append(try SegmentMessage(json: record[element])) }
+            return messages
+        case .webhook, .response:
+            throw RefinerSegmentError(code: .invalidMessage, detail: "a survey response, not a Segment message")
+        }
+    }
+
+    /// Writes a unit as one record: a lone message as itself, several as a JSON array (``unit``).
+    static func record(of unit: [SegmentMessage]) -> [UInt8] {
+        guard unit.count > 1 else { return unit.first?.json ?? [] }
+        var bytes: [UInt8] = [UInt8(ascii: "[")]
+        for (index, message) in unit.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            bytes.append(contentsOf: message.json)
+        }
+        bytes.append(UInt8(ascii: "]"))
+        return bytes
+    }
+}
+
+/// Walks the top level of a JSON text without parsing values: the names of an object's members, the byte
+/// ranges of an array's elements. Malformed text ends the walk early; the decoders report it.
+private struct TopLevelScanner {
+    enum Name {
+        case type, messageID, triggeredEvent, response, form
+    }
+
+    private let bytes: [UInt8]
+    private var index = 0
+
+    init(_ bytes: [UInt8]) {
+        self.bytes = bytes
+    }
+
+    /// Skips white space and returns the byte there (0 at the end).
+    mutating func skipSpace() -> UInt8 {
+        while index < bytes.count {
+            switch bytes[index] {
+            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"): index += 1
+            default: return bytes[index]
+            }
+        }
+        return 0
+    }
+
+    /// The member names of the object that starts at the current `{`, among those ``InputShape`` looks at.
+    mutating func memberNames() -> Set<Name> {
+        var names: Set<Name> = []
+        index += 1  // {
+        while true {
+            guard skipSpace() == UInt8(ascii: "\""), let name = string() else { return names }
+            if name.elementsEqual("type".utf8) {
+                names.insert(.type)
+            } else if name.elementsEqual("messageId".utf8) {
+                names.insert(.messageID)
+            } else if name.elementsEqual("triggered_event".utf8) {
+                names.insert(.triggeredEvent)
+            } else if name.elementsEqual("response".utf8) {
+                names.insert(.response)
+            } else if name.elementsEqual("form".utf8) {
+                names.insert(.form)
+            }
+            guard skipSpace() == UInt8(ascii: ":") else { return names }
+            index += 1
+            skipValue()
+            guard skipSpace() == UInt8(ascii: ",") else { return names }
+            index += 1
+        }
+    }
+
+    /// The byte ranges of the elements of the array that starts the text, or nil when it is not one.
+    func arrayElements() -> [Range<Int>]? {
+        var scanner = self
+        guard scanner.skipSpace() == UInt8(ascii: "[") else { return nil }
+        scanner.index += 1
+        var elements: [Range<Int>] = []
+        if scanner.skipSpace() == UInt8(ascii: "]") { return scanner.restIsSpace(after: scanner.index) ? [] : nil }
+        while true {
+            let start = scanner.index
+            scanner.skipValue()
+            guard scanner.index > start else { return nil }
+            elements.append(start..<scanner.index)
+            switch scanner.skipSpace() {
+            case UInt8(ascii: ","): scanner.index += 1
+            case UInt8(ascii: "]"): return scanner.restIsSpace(after: scanner.index) ? elements : nil
+            default: return nil
+            }
+            _ = scanner.skipSpace()
+        }
+    }
+
+    private func restIsSpace(after bracket: Int) -> Bool {
+        bytes[(bracket + 1)...].allSatisfy {
+            $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\n")
+        }
+    }
+
+    /// The raw bytes of the string at the current `"` (escapes left as they are), moving past it.
+    private mutating func string() -> ArraySlice<UInt8>? {
+        let start = index + 1
+        index += 1
+        while index < bytes.count {
+            switch bytes[index] {
+            case UInt8(ascii: "\\"): index += 2
+            case UInt8(ascii: "\""):
+                index += 1
+                return bytes[start..<(index - 1)]
+            default: index += 1
+            }
+        }
+        return nil
+    }
+
+    /// Moves past one value: a string, or everything up to the `,`, `]` or `}` that ends it at this depth.
+    private mutating func skipValue() {
+        _ = skipSpace()
+        var depth = 0
+        while index < bytes.count {
+            switch bytes[index] {
+            case UInt8(ascii: "\""):
+                _ = string()
+                if depth == 0 { return }
+                continue
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                depth += 1
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                if depth == 0 { return }
+                depth -= 1
+                if depth == 0 {
+                    index += 1
+                    return
+                }
+            case UInt8(ascii: ","):
+                if depth == 0 { return }
+            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"):
+                if depth == 0 { return }
+            default:
+                break
+            }
+            index += 1
+        }
+    }
+}

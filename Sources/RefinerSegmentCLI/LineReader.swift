@@ -1,0 +1,79 @@
+/// One line of input: its 1-based number and its bytes (without the line break), or a note that it was
+/// too long to keep.
+enum InputLine {
+    case line(number: Int, bytes: [UInt8])
+    case tooLong(number: Int, byteCount: Int)
+}
+
+/// Splits a byte source into lines (`\n`, with a `\r` before it dropped), holding at most one line in memory
+/// and refusing lines longer than a bound instead of growing without limit.
+struct LineReader {
+    /// The longest line kept: 64 MiB.
+    static let maximumLineBytes = 64 << 20
+
+    private var source: any ByteSource
+    private var buffer: [UInt8] = []
+    private var position = 0
+    private var lineNumber = 0
+    private var finished = false
+    private let maximumLineBytes: Int
+    /// How many bytes of the input have been handed out as lines (line breaks included).
+    private(set) var bytesConsumed = 0
+
+    init(source: any ByteSource, maximumLineBytes: Int = LineReader.maximumLineBytes) {
+        self.source = source
+        self.maximumLineBytes = maximumLineBytes
+    }
+
+    /// The size of the whole input, when known.
+    var byteCount: Int? { source.byteCount }
+    /// The file the input is, when it is one.
+    var fileIdentity: FileIdentity? { source.fileIdentity }
+
+    /// Whether ``next()`` can return a line without waiting for input: a whole line is buffered, or the
+    /// source is ready (bytes waiting, or its end).
+    func canReadWithoutWaiting() -> Bool {
+        finished || buffer[position...].contains(UInt8(ascii: "\n")) || source.isReady()
+    }
+
+    mutating func next() throws -> InputLine? {
+        var line: [UInt8] = []
+        var dropped = 0
+        while true {
+            if position == buffer.count {
+                if finished { break }
+                buffer = try source.read()
+                position = 0
+                if buffer.isEmpty {
+                    finished = true
+                    break
+                }
+            }
+            let end = buffer[position...].firstIndex(of: UInt8(ascii: "\n"))
+            let chunk = buffer[position..<(end ?? buffer.count)]
+            bytesConsumed += chunk.count
+            if dropped > 0 || line.count + chunk.count > maximumLineBytes {
+                dropped += line.count + chunk.count
+                line = []
+            } else {
+                line.append(contentsOf: chunk)
+            }
+            if let end {
+                position = end + 1
+                bytesConsumed += 1
+                return finish(line, dropped: dropped)
+            }
+            position = buffer.count
+        }
+        if line.isEmpty, dropped == 0 { return nil }
+        return finish(line, dropped: dropped)
+    }
+
+    private mutating func finish(_ line: [UInt8], dropped: Int) -> InputLine {
+        lineNumber += 1
+        if dropped > 0 { return .tooLong(number: lineNumber, byteCount: dropped) }
+        var line = line
+        if line.last == UInt8(ascii: "\r") { line.removeLast() }
+        return .line(number: lineNumber, bytes: line)
+    }
+}

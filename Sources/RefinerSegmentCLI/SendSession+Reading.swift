@@ -1,0 +1,144 @@
+import RefinerSegment
+
+extension SendSession {
+    /// A unit read and not yet recorded: lone messages of one response read on lines of their own
+    /// (`render`'s output, an old failed file), gathered while the next line is there to look at.
+    struct PendingUnit {
+        var serial: Int
+        var key: String
+        var location: String
+        var messages: [SegmentMessage]
+    }
+
+    /// Reads records until the input ends, a read fails or a stop is asked for, and records their messages.
+    ///
+    /// A record of several messages (a response's calls, a unit line of a failed file) is one unit. Lone
+    /// messages of one response on consecutive lines are gathered into one unit too, but only while the next
+    /// line can be read without waiting: on a live pipe nothing is held back for input that has not come.
+    func read(_ input: any ByteSource) async -> ReadSummary {
+        var reader = RecordReader(source: input)
+        var summary = ReadSummary()
+        var store: CollectedProfiles
+        do {
+            store = try CollectedProfiles.open(options.profilesPath, io: io)
+        } catch {
+            io.writeError("refiner-segment: \(error); nothing was read\n")
+            summary.readFailed = true
+            return summary
+        }
+        defer { store.close() }
+        var pending: PendingUnit?
+        defer { reading.withLock { $0.bytesRead = reader.bytesConsumed } }
+        reading: while stopSignal == nil {
+            if let unit = pending, !reader.canReadWithoutWaiting() {
+                pending = nil
+                guard await record(unit, summary: &summary) else { break reading }
+            }
+            let next: InputRecord?
+            do {
+                next = try reader.next()
+            } catch {
+                // What was read is still delivered (or goes to the failed file); only the reading stops.
+                io.writeError("refiner-segment: \(error); input read up to line \(summary.lastLine)\n")
+                summary.readFailed = true
+                break
+            }
+            reading.withLock { $0.bytesRead = reader.bytesConsumed }
+            guard let item = next else { break }
+            if let problem = item.problem {
+                summary.lines += 1
+                summary.lastLine = item.lines.upperBound
+                summary.skipped += 1
+                // Its bytes are gone: an in-place re-send must not replace the file it came from.
+                summary.lostUnreadable = true
+                io.writeError("\(problem.location): skipped: \(problem.reason)\n")
+                continue
+            }
+            guard case .record(let span, let bytes) = item else { continue }
+            summary.lastLine = span.upperBound
+            if bytes.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
+            summary.lines += 1
+            let location = InputRecord.location(span)
+            let messages: [SegmentMessage]
+            do {
+                messages = try decode(bytes, store: &store)
+            } catch let error as RefinerSegmentError where error.code == .unhandledEvent {
+                // A webhook about something else than a completed survey: nothing to send, nothing wrong.
+                io.writeError("\(location): ignored: \(error)\n")
+                summary.ignored += 1
+                continue
+            } catch {
+                summary.skipped += 1
+                io.writeError("\(location): skipped: \(error)\n")
+                if undelivered.isInPlace { undelivered.keep(unreadable: bytes) }
+                continue
+            }
+            let key = messages.count == 1 ? Self.responseKey(of: messages[0]) : nil
+            if var unit = pending, let key, key == unit.key {
+                ledger.extend(unit.serial, with: messages)
+                unit.messages += messages
+                pending = unit
+                continue
+            }
+            if let unit = pending {
+                pending = nil
+                guard await record(unit, summary: &summary) else { break reading }
+            }
+            let serial = ledger.add(messages)
+            let unit = PendingUnit(serial: serial, key: key ?? "", location: location, messages: messages)
+            if key != nil {
+                pending = unit
+                continue
+            }
+            guard await record(unit, summary: &summary) else { break reading }
+        }
+        if let unit = pending, stopSignal == nil {
+            _ = await record(unit, summary: &summary)
+        }
+        return summary
+    }
+
+    /// A record's messages, by its shape (``InputShape``): a response is built on the profile store.
+    private func decode(_ bytes: [UInt8], store: inout CollectedProfiles) throws -> [SegmentMessage] {
+        guard UTF8Validation.isValid(bytes) else {
+            throw RefinerSegmentError(code: .invalidInput, detail: "not valid UTF-8")
+        }
+        let shape = InputShape(of: bytes)
+        guard shape.isResponse else { return try shape.messages(from: bytes) }
+        return try store.process(try shape.response(from: bytes), with: options.builder)
+    }
+
+    /// Records a unit already in the ledger; false when the pipeline stopped on a signal (the unit stays in
+    /// the ledger, for the failed file).
+    private func record(_ unit: PendingUnit, summary: inout ReadSummary) async -> Bool {
+        do {
+            try await pipeline.record(unit.messages)
+            ledger.accepted(unit.serial)
+            return true
+        } catch {
+            if (error as? SegmentDeliveryError)?.code == .shutDown, stopSignal != nil { return false }
+            ledger.remove(unit.serial)
+            summary.skipped += 1
+            io.writeError("\(unit.location): skipped: \(error)\n")
+            return true
+        }
+    }
+
+    /// What lone messages of one response share: their messageId without the call's suffix
+    /// (`refiner-resp_1-identify`, `refiner-resp_1-group`, `refiner-resp_1-group-2` give `refiner-resp_1`).
+    /// Only the library's own messageIds have one.
+    static func responseKey(of message: SegmentMessage) -> String? {
+        let id = message.messageID
+        guard id.hasPrefix("refiner-") else { return nil }
+        var body = Substring(id)
+        // A split call's number: `-group-2`.
+        if let dash = body.lastIndex(of: "-"), body[body.index(after: dash)...].allSatisfy(\.isNumber),
+            body.index(after: dash) < body.endIndex
+        {
+            body = body[..<dash]
+        }
+        let suffix = "-" + message.kind.rawValue
+        guard body.hasSuffix(suffix), body.count > "refiner-".count + suffix.count else { return nil }
+        return String(body.dropLast(suffix.count))
+    }
+}

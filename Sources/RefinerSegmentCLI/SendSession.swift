@@ -1,0 +1,143 @@
+import Foundation
+import RefinerSegment
+import RefinerSegmentURLSession
+
+/// One run of `refiner-segment send`: reads records, records their messages in a pipeline, reports progress,
+/// and keeps every message it read and did not deliver in the failed file.
+///
+/// Its parts run side by side in one task group: the reading loop (``read()``), the outcome reporter (which
+/// appends failures to the failed file as they happen) and the signal watcher (``StopPolicy``). The
+/// ``SendLedger`` holds every message read and not yet settled, so whatever stops the run, what is left is
+/// known and written out.
+final class SendSession: Sendable {
+    /// How long `send` keeps delivering after a stop signal before it hands the rest to the failed file.
+    static let interruptionGrace: Duration = .seconds(1)
+
+    let io: ToolIO
+    let options: SendOptions
+    let pipeline: SegmentPipeline
+    let ledger = SendLedger()
+    let undelivered: UndeliveredSink
+    /// The signals received and what they meant.
+    let stop = Locked(StopState())
+    /// How far the input has been read, for the progress bar.
+    let reading: Locked<SendProgress.Reading>
+    let progress: Locked<SendProgress>
+
+    struct StopState: Sendable {
+        var policy = StopPolicy()
+        /// The first stop signal's number.
+        var signal: Int32?
+    }
+
+    /// What the reading loop found.
+    struct ReadSummary {
+        var lines = 0
+        var skipped = 0
+        var ignored = 0
+        var lastLine = 0
+        var readFailed = false
+        var bytesConsumed = 0
+        /// A record was skipped whose bytes could not be kept (too long, a broken pretty-printed document).
+        var lostUnreadable = false
+    }
+
+    init(io: ToolIO, options: SendOptions, transport: some SegmentTransport, input: any ByteSource) throws {
+        self.io = io
+        self.options = options
+        do {
+            pipeline = try SegmentPipeline(
+                writeKey: options.writeKey, transport: transport, configuration: options.pipeline)
+        } catch {
+            throw UsageError(error.detail)
+        }
+        let file = try io.openFailedFile(options.failedPath, input.fileIdentity)
+        undelivered = UndeliveredSink(path: options.failedPath, file: file, io: io)
+        reading = Locked(SendProgress.Reading(bytesRead: 0, byteCount: input.byteCount))
+        progress = Locked(SendProgress(io: io))
+    }
+
+    /// Runs the session to its end and returns the exit status.
+    func run(_ input: any ByteSource) async -> Int32 {
+        // Every failed outcome carries messages for the failed file: the stream may not drop any.
+        let outcomes = await pipeline.outcomes(bufferingPolicy: .unbounded)
+        let interruptions = io.interruptions()
+        return await withTaskGroup(of: Void.self, returning: Int32.self) { group in
+            // The watcher lives until the very end, so that a signal during the final writing is still handled.
+            group.addTask { await self.watch(interruptions) }
+            async let running: Void = runPipeline()
+            async let reported: Void = report(outcomes)
+            var summary = await read(input)
+            if stopSignal == nil {
+                await pipeline.flush()
+            }
+            pipeline.triggerGracefulShutdown()
+            await running
+            await reported  // the outcome stream ends when the pipeline stops
+            summary.bytesConsumed = reading.withLock { $0.bytesRead }
+            let status = finish(summary, counters: await pipeline.counters)
+            group.cancelAll()
+            return status
+        }
+    }
+
+    /// Runs the pipeline until its graceful shutdown (with ``interruptionGrace`` after a stop signal) ends.
+    private func runPipeline() async {
+        do {
+            try await pipeline.run()
+        } catch {
+            io.writeError("refiner-segment: \(error)\n")
+        }
+    }
+
+    /// The first stop signal, if any.
+    var stopSignal: Int32? { stop.withLock { $0.signal } }
+
+    /// Reports outcomes as they come and appends failed messages to the failed file at once.
+    private func report(_ outcomes: AsyncStream<SegmentOutcome>) async {
+        for await outcome in outcomes {
+            let accepted = await pipeline.counters.accepted
+            let reading = self.reading.withLock { $0 }
+            progress.withLock { $0.record(outcome, accepted: accepted, reading: reading) }
+            switch outcome {
+            case .delivered(let messageIDs, _): ledger.settleDelivered(messageIDs)
+            case .failed(let messages, _): undelivered.save(ledger.settleFailed(messages))
+            case .retrying, .handedBack: break  // handed-back messages stay in the ledger until the end
+            }
+        }
+    }
+
+    /// Writes what is left, prints the summary and returns the exit status.
+    private func finish(_ summary: ReadSummary, counters: SegmentPipeline.Counters) -> Int32 {
+        progress.withLock { $0.finish() }
+        let (units, notAccepted) = ledger.takeAll()
+        undelivered.save(units)
+        let signal = stopSignal
+        // An in-place re-send replaces the failed file only when everything it held is accounted for.
+        let isComplete =
+            signal == nil && !summary.readFailed && !summary.lostUnreadable && !undelivered.isBroken
+        let note = undelivered.finish(InputProgress(isComplete: isComplete, bytesConsumed: summary.bytesConsumed))
+        var text =
+            "refiner-segment: \(summary.lines - summary.skipped) of \(summary.lines) lines read, "
+            + "\(counters.accepted) messages: \(counters.delivered) delivered, \(counters.failed) failed, "
+            + "\(counters.retries) retries"
+        let handedBack = units.reduce(0) { $0 + $1.count } - notAccepted
+        if handedBack > 0 { text += ", \(handedBack) not sent" }
+        if notAccepted > 0 { text += ", \(notAccepted) read but not queued" }
+        if summary.ignored > 0 { text += "; \(summary.ignored) webhooks of other events ignored" }
+        if let written = undelivered.summary { text += "; " + written }
+        if let note { text += "; " + note }
+        if let signal {
+            text +=
+                "; stopped by \(SignalListener.name(of: signal)) after input line \(summary.lastLine): later lines "
+                + "were not read"
+        }
+        io.writeError(text + "\n")
+        if undelivered.lost > 0 { return RefinerSegmentTool.abandoned }
+        if let signal { return 128 + signal }
+        let (toFile, toOutput) = undelivered.counts
+        let allDelivered = toFile + toOutput == 0
+        return summary.skipped == 0 && !summary.readFailed && allDelivered
+            ? RefinerSegmentTool.success : RefinerSegmentTool.failure
+    }
+}
