@@ -20,9 +20,9 @@ func tenantGroupFigures(
     if singleRate == nil {
         singleRate = await measure(rounds: rounds, operations: pairs.count) {
             let transport = InstantTransport()
-            guard let pipeline = try? SegmentPipeline(writeKey: WriteKey("bench"), transport: transport) else { return }
-            await recordAll(pairs, into: pipeline)
-            await pipeline.shutdown(deadline: Date())
+            try? await SegmentPipeline.withPipeline(writeKey: WriteKey("bench"), transport: transport) { pipeline in
+                await recordAll(pairs, into: pipeline)
+            }
             blackhole &+= transport.bytes.value
         }
         figures.append(Figure(name: "pipeline_pairs", value: singleRate ?? 0, unit: "pairs/s", baseline: baseline))

@@ -12,7 +12,7 @@ import Testing
         settings: @escaping @Sendable (String, inout SegmentPipelineGroup.TenantConfiguration) -> Void = { _, _ in }
     ) throws -> SegmentPipelineGroup {
         try SegmentPipelineGroup(
-            transport: network, configuration: configuration, clock: clock.deliveryClock, jitter: { $0 },
+            transport: network, configuration: configuration, clock: clock.deliveryClock, wallClock: clock.wallClock, jitter: { $0 },
             resolver: { tenant in
                 var tenantSettings = SegmentPipelineGroup.TenantConfiguration(
                     writeKey: WriteKey("wk_\(tenant)_secret"),

@@ -49,11 +49,25 @@ final class SimulatedClock: Sendable {
     /// Tasks asleep now.
     var sleeperCount: Int { state.withLock { $0.sleepers.count } }
 
-    /// The clock as the library takes it.
-    var deliveryClock: DeliveryClock {
-        DeliveryClock(
-            now: { self.start.addingTimeInterval(Self.seconds(self.now)) },
-            sleep: { try await self.sleep(for: $0) })
+    /// The wall clock that moves with this one, for `sentAt` and HTTP-date `Retry-After`.
+    var wallClock: @Sendable () -> Date { { self.start.addingTimeInterval(Self.seconds(self.now)) } }
+
+    /// The clock as the library takes it: a `Clock` whose instants are this clock's time since the start.
+    var deliveryClock: Adapter { Adapter(base: self) }
+
+    struct Adapter: Clock {
+        typealias Instant = VirtualClock.Instant
+        let base: SimulatedClock
+        var now: Instant { Instant(offset: base.now) }
+        var minimumResolution: Duration { .nanoseconds(1) }
+        func sleep(until deadline: Instant, tolerance: Duration? = nil) async throws {
+            let left = deadline.offset - base.now
+            guard left > .zero else {
+                try Task.checkCancellation()
+                return
+            }
+            try await base.sleep(for: left)
+        }
     }
 
     static func seconds(_ duration: Duration) -> Double {
@@ -303,7 +317,7 @@ final class OutcomeLog: Sendable {
     }
 
     func messages(of tenant: String, where matches: (SegmentOutcome) -> Bool) -> Int {
-        all.filter { $0.tenant == tenant && matches($0.outcome) }.reduce(0) { $0 + $1.outcome.messages.count }
+        all.filter { $0.tenant == tenant && matches($0.outcome) }.reduce(0) { $0 + $1.outcome.count }
     }
 
     func delivered(_ tenant: String) -> Int {

@@ -84,17 +84,12 @@ extension SegmentPipelineGroup {
         if state == .stopping { await reportHandedBack() }
     }
 
-    /// Frees a tenant's bytes as its messages settle and passes its outcomes on, named.
+    /// Passes a tenant's outcomes on, named. (Its room under the byte bound was given back by its
+    /// ``TenantStore`` when the messages settled, before the outcome was sent.)
     private func consume(_ pipeline: TenantPipeline) async {
         for await outcome in pipeline.outcomes {
-            switch outcome {
-            case .delivered, .failed, .handedBack:
-                bytes.release(Self.bytes(of: outcome.messages), tenant: pipeline.id)
-                activity[pipeline.id]?.lastActive = clock.now()
-            case .retrying:
-                break
-            }
-            // After a cancellation the group reports what its tenants hand back itself (stopTenants).
+            if case .retrying = outcome {} else { activity[pipeline.id]?.lastActive = clock.now() }
+            // After a cancellation the group reports what its tenants hand back itself (reportHandedBack).
             if state == .stopping, case .handedBack = outcome { continue }
             emit(SegmentTenantOutcome(tenant: pipeline.id, outcome: outcome))
         }
@@ -113,7 +108,6 @@ extension SegmentPipelineGroup {
         for pipeline in openPipelines.sorted(by: { $0.id < $1.id }) {
             let messages = await pipeline.handedBack()
             guard !messages.isEmpty else { continue }
-            bytes.release(Self.bytes(of: messages), tenant: pipeline.id)
             emit(SegmentTenantOutcome(tenant: pipeline.id, outcome: .handedBack(messages)))
         }
     }

@@ -1,6 +1,12 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
 /// Delivers many tenants' messages in one process: each tenant (a host-chosen id) has its own write key,
 /// endpoint, bounds, queue, retry state and `Retry-After` pause, and all of them share one transport,
-/// fairly.
+/// fairly, and one message store, partitioned by the tenant's id.
 ///
 /// ```swift
 /// let group = try SegmentPipelineGroup(transport: URLSessionTransport()) { tenant in
@@ -42,9 +48,11 @@ public actor SegmentPipelineGroup {
     public nonisolated let configuration: Configuration
     let resolver: Resolver
     let transport: any SegmentTransport
+    /// The one store every tenant's messages wait in, each under its tenant's id.
+    let store: any SegmentMessageStore
     let pipelineClock: any Clock<Duration>
     let wallClock: @Sendable () -> Date
-    let clock: GroupClock
+    let clock: PipelineClock
     let jitter: @Sendable (Duration) -> Duration
     let gate: SendGate
     let bytes: ByteGate
@@ -86,6 +94,9 @@ public actor SegmentPipelineGroup {
     /// - Parameters:
     ///   - transport: The one transport every tenant's requests go through.
     ///   - configuration: What the tenants share: requests in flight, the byte bound, idle timeout.
+    ///   - store: The one store all tenants share, each tenant's messages under its id; by default an
+    ///     ``InMemoryMessageStore``. Each tenant's own queue bounds (``TenantConfiguration/pipeline``) apply on
+    ///     top of the store's.
     ///   - clock: The monotonic clock of every tenant (pauses, backoff, linger, idle tenants); inject a
     ///     virtual one in tests.
     ///   - wallClock: The wall-clock now, for `sentAt` and HTTP-date `Retry-After` only.
@@ -96,6 +107,7 @@ public actor SegmentPipelineGroup {
     public init(
         transport: some SegmentTransport,
         configuration: Configuration = Configuration(),
+        store: (any SegmentMessageStore)? = nil,
         clock: some Clock<Duration> = ContinuousClock(),
         wallClock: @escaping @Sendable () -> Date = { Date() },
         jitter: @escaping @Sendable (Duration) -> Duration = { SegmentPipeline.equalJitter($0) },
@@ -105,14 +117,16 @@ public actor SegmentPipelineGroup {
         self.configuration = configuration
         self.resolver = resolver
         self.transport = transport
+        // Every tenant's own bounds apply in its TenantStore; the shared in-memory store adds none.
+        self.store = store ?? InMemoryMessageStore(limits: .init(maximumMessages: .max, maximumBytes: .max))
         self.pipelineClock = clock
         self.wallClock = wallClock
-        self.clock = GroupClock(clock, wallClock: wallClock)
+        self.clock = PipelineClock(clock)
         self.jitter = jitter
         self.gate = SendGate(
             configuration: FairScheduler.Configuration(
                 quantum: configuration.quantum, maximumInFlight: configuration.maximumRequestsInFlight),
-            clock: self.clock)
+            clock: self.clock, wallClock: wallClock)
         self.bytes = ByteGate(limit: configuration.maximumBytes)
         (events, eventSink) = AsyncStream.makeStream(of: Event.self)
     }
@@ -335,11 +349,12 @@ public actor SegmentPipelineGroup {
         } catch {
             return .failure(SegmentTenantError(code: .resolverFailed, tenant: tenant, underlying: error))
         }
-        do {
+        do throws(SegmentTenantError) {
             return .success(
                 try await TenantPipeline(
-                    id: tenant, configuration: settings, transport: transport, gate: gate, clock: pipelineClock,
-                    wallClock: wallClock, jitter: jitter))
+                    id: tenant, configuration: settings, transport: transport, gate: gate,
+                    store: TenantStore(tenant: tenant, base: store, limits: settings.pipeline.queue, bytes: bytes),
+                    gracePeriod: configuration.gracePeriod, clock: pipelineClock, wallClock: wallClock, jitter: jitter))
         } catch {
             return .failure(error)
         }

@@ -39,11 +39,14 @@ final class SendGate: Sendable {
     }
 
     private let state: Locked<State>
-    let clock: GroupClock
+    let clock: PipelineClock
+    /// The wall-clock now, for HTTP-date `Retry-After` answers.
+    let wallClock: @Sendable () -> Date
 
-    init(configuration: FairScheduler.Configuration, clock: GroupClock) {
+    init(configuration: FairScheduler.Configuration, clock: PipelineClock, wallClock: @escaping @Sendable () -> Date) {
         self.state = Locked(State(scheduler: FairScheduler(configuration: configuration)))
         self.clock = clock
+        self.wallClock = wallClock
     }
 
     /// Registers a tenant's weight and its own limit on requests in flight.
@@ -148,7 +151,7 @@ struct GatedTransport: SegmentTransport {
         }
         var pause: Duration?
         if SegmentRetryPolicy.disposition(forStatus: response.statusCode) == .retry {
-            pause = retry.retryAfter(response.headerField("Retry-After"), now: gate.clock.wallNow())
+            pause = retry.retryAfter(response.headerField("Retry-After"), now: gate.wallClock())
         }
         gate.complete(ticket, pause: pause)
         return response

@@ -5,8 +5,9 @@ import Foundation
 #endif
 
 /// One open tenant of a ``SegmentPipelineGroup``: its own ``SegmentPipeline`` (queue, bounds, retry state,
-/// pause) behind the shared gate, its own call builder (and so its own bounded survey-key cache), and the
-/// stream of its pipeline's outcomes.
+/// pause) made with the tenant's id, on the shared store (through its ``TenantStore``) and behind the shared
+/// gate; its own call builder (and so its own bounded survey-key cache); and the stream of its pipeline's
+/// outcomes.
 ///
 /// The group's one contact with the pipeline's lifecycle API (how a pipeline is made, stopped and
 /// drained), so that a change of that API changes this file only.
@@ -25,6 +26,8 @@ struct TenantPipeline: Sendable {
         configuration: SegmentPipelineGroup.TenantConfiguration,
         transport: any SegmentTransport,
         gate: SendGate,
+        store: TenantStore,
+        gracePeriod: Duration,
         clock: any Clock<Duration>,
         wallClock: @escaping @Sendable () -> Date,
         jitter: @escaping @Sendable (Duration) -> Duration
@@ -34,9 +37,12 @@ struct TenantPipeline: Sendable {
         }
         guard configuration.weight >= 1 else { throw invalid("the weight must be at least 1") }
         let gated = GatedTransport(tenant: id, gate: gate, transport: transport, retry: configuration.pipeline.retry)
+        // The group's grace period is every tenant's: a shutdown of the group ends within it.
+        var settings = configuration.pipeline
+        settings.shutdownGracePeriod = gracePeriod
         do {
             pipeline = try SegmentPipeline(
-                writeKey: configuration.writeKey, transport: gated, configuration: configuration.pipeline,
+                writeKey: configuration.writeKey, transport: gated, configuration: settings, store: store,
                 tenant: id, clock: clock, wallClock: wallClock, jitter: jitter)
         } catch {
             throw invalid("the tenant's pipeline cannot be made", error)
@@ -66,7 +72,8 @@ struct TenantPipeline: Sendable {
         return unit.allSatisfy { $0.byteCount <= batchLimits.maximumMessageBytes }
     }
 
-    /// Runs the pipeline (its sending) until it has drained or is cancelled.
+    /// Runs the pipeline (its sending) until it has drained or is cancelled. A store that cannot recover
+    /// the tenant leaves its messages where they are; the tenant sends nothing this run.
     func run() async {
         try? await pipeline.run()
     }
