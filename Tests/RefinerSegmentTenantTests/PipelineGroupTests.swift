@@ -14,7 +14,8 @@ import Testing
         settings: @escaping @Sendable (String, inout SegmentPipelineGroup.TenantConfiguration) -> Void = { _, _ in }
     ) throws -> SegmentPipelineGroup {
         try SegmentPipelineGroup(
-            transport: network, configuration: configuration, clock: clock.deliveryClock, wallClock: clock.wallClock, jitter: { $0 },
+            transport: network, configuration: configuration, clock: clock.deliveryClock, wallClock: clock.wallClock,
+            jitter: { $0 },
             resolver: { tenant in
                 resolved.withLock { $0.append(tenant) }
                 guard !tenant.hasPrefix("unknown") else { return nil }

@@ -143,7 +143,8 @@ final class SimulatedNetwork: SegmentTransport {
     let clock: SimulatedClock
     let latency: Duration
     private let behaviour: Behaviour
-    private let log = Shared<(requests: [Request], attempts: [String: Int], completed: Int)>(([], [:], 0))
+    private let log = Shared<(requests: [Request], attempts: [String: Int], completed: Int, answered: [String: Int])>(
+        ([], [:], 0, [:]))
 
     init(clock: SimulatedClock, latency: Duration = .milliseconds(20), behaviour: @escaping Behaviour = { _, _ in nil })
     {
@@ -166,6 +167,14 @@ final class SimulatedNetwork: SegmentTransport {
 
     func requests(of tenant: String) -> [Request] { requests.filter { $0.tenant == tenant } }
 
+    /// The tenant's requests that reached the network and have no answer yet.
+    func outstanding(_ tenant: String) -> Int {
+        log.withLock { ($0.attempts[tenant] ?? 0) - ($0.answered[tenant] ?? 0) }
+    }
+
+    /// The tenant's requests that reached the network so far.
+    func requestCount(of tenant: String) -> Int { log.withLock { $0.attempts[tenant] ?? 0 } }
+
     func send(_ request: SegmentRequest) async throws -> SegmentResponse {
         let tenant = String(request.url.host?.split(separator: ".").first ?? "")
         let attempt = log.withLock { log -> Int in
@@ -178,12 +187,28 @@ final class SimulatedNetwork: SegmentTransport {
             return attempt
         }
         guard let answer = behaviour(tenant, attempt) else {
-            try await hold(tenant)
-            log.withLock { $0.completed += 1 }
+            do {
+                try await hold(tenant)
+            } catch {
+                log.withLock { $0.answered[tenant, default: 0] += 1 }
+                throw error
+            }
+            log.withLock {
+                $0.completed += 1
+                $0.answered[tenant, default: 0] += 1
+            }
             return Self.ok
         }
-        try await clock.sleep(for: latency)
-        log.withLock { $0.completed += 1 }
+        do {
+            try await clock.sleep(for: latency)
+        } catch {
+            log.withLock { $0.answered[tenant, default: 0] += 1 }
+            throw error
+        }
+        log.withLock {
+            $0.completed += 1
+            $0.answered[tenant, default: 0] += 1
+        }
         return answer
     }
 
@@ -234,6 +259,10 @@ struct Driver {
     /// Tenants whose counters count as movement too (a busy tenant's work between two requests, such as
     /// a feeder filling its queue, shows nowhere else).
     var watched: [String] = []
+    /// What must hold, besides nothing moving, before virtual time may pass: a scene that knows what a
+    /// quiet moment looks like (every busy tenant asking for a slot) says so here, so that a tenant still
+    /// at work in real time on a loaded machine is never mistaken for an idle one.
+    var ready: @Sendable () async -> Bool = { true }
 
     private struct Signature: Equatable {
         var events: Int
@@ -257,7 +286,14 @@ struct Driver {
     func settle() async {
         var last = await signature()
         var stable = 0
-        while stable < 100 {
+        var turns = 0
+        // Readiness is waited for a long while, not for ever: a scene that cannot become ready still ends.
+        while true {
+            if stable >= 100 {
+                guard turns < 1_000_000 else { break }
+                if await ready() { break }
+            }
+            turns += 1
             await Task.yield()
             let now = await signature()
             if now == last {

@@ -88,7 +88,9 @@ final class TenantStore: SegmentMessageStore {
         else { return nil }
         let claimBytes = MessageQueue.bytes(of: claim.messages)
         state.withLock { state in
-            state.queued = (max(0, state.queued.messages - claim.messages.count), max(0, state.queued.bytes - claimBytes))
+            state.queued = (
+                max(0, state.queued.messages - claim.messages.count), max(0, state.queued.bytes - claimBytes)
+            )
             state.claims[claim.id] = Array(repeating: false, count: claim.messages.count)
         }
         return claim
