@@ -99,6 +99,18 @@ extension SegmentPipelineGroup {
         for continuation in subscribers.values { continuation.yield(outcome) }
     }
 
+    /// Returns once every message the open tenants accepted before the call is delivered or has failed
+    /// for good (or the group stopped first), as ``SegmentPipeline/flush()`` does for each of them, all
+    /// tenants at once: one tenant's retries delay only its own part.
+    public func flush() async {
+        let pipelines = openPipelines
+        await withTaskGroup(of: Void.self) { tasks in
+            for pipeline in pipelines {
+                tasks.addTask { await pipeline.pipeline.flush() }
+            }
+        }
+    }
+
     private var openPipelines: [TenantPipeline] {
         tenants.values.compactMap { if case .open(let pipeline) = $0 { pipeline } else { nil } }
     }
