@@ -145,7 +145,8 @@ final class TenantSendSession: Sendable {
             }
             let name = SignalListener.name(of: number)
             if first {
-                io.writeError("refiner-segment: \(name) received: stopping; undelivered messages go to the failed files\n")
+                io.writeError(
+                    "refiner-segment: \(name) received: stopping; undelivered messages go to the failed files\n")
                 group.triggerGracefulShutdown()
                 continue
             }
@@ -362,7 +363,8 @@ final class TenantSendSession: Sendable {
             guard let part = parts[tenant] else { continue }
             let (units, notAccepted) = part.ledger.takeAll()
             part.undelivered.save(units)
-            let note = part.undelivered.finish(part.undelivered.isBroken ? InputProgress(isComplete: false, bytesConsumed: 0) : progress)
+            let note = part.undelivered.finish(
+                part.undelivered.isBroken ? InputProgress(isComplete: false, bytesConsumed: 0) : progress)
             guard let counters = await group.status(of: tenant)?.counters else { continue }
             totals.accepted += counters.accepted
             totals.delivered += counters.delivered

@@ -62,7 +62,9 @@ struct TenantsFile {
                 throw fail("give writeKey or writeKeyEnv, not both")
             case (let inline?, nil):
                 // The value is never repeated: it is a secret, even when it is malformed.
-                guard let text = inline as? String, !text.isEmpty else { throw fail("writeKey must be a non-empty string") }
+                guard let text = inline as? String, !text.isEmpty else {
+                    throw fail("writeKey must be a non-empty string")
+                }
                 key = text
             case (nil, let variable?):
                 guard let variable = variable as? String, !variable.isEmpty else {
@@ -102,7 +104,8 @@ struct TenantsFile {
     static func isValidName(_ name: String) -> Bool {
         guard !name.isEmpty, name.utf8.count <= 100, !name.hasPrefix(".") else { return false }
         return name.utf8.allSatisfy { byte in
-            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+                || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
                 || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: ".")
                 || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
         }
