@@ -1,7 +1,8 @@
 extension SegmentPipelineGroup {
-    /// Runs the group: consumes every tenant's outcomes (which frees room under the byte bound and feeds
-    /// ``outcomes(bufferingPolicy:)``) and closes idle tenants, until a graceful shutdown has drained every
-    /// tenant.
+    /// Runs the group: every open tenant's ``SegmentPipeline/run()`` as a child task (started as the tenant
+    /// opens), the relay of its outcomes to ``outcomes(bufferingPolicy:)``, and the closing of idle tenants
+    /// (their pipelines shut down gracefully; the store keeps what is left), until a graceful shutdown has
+    /// drained every tenant. Nothing it starts outlives it.
     ///
     /// Shaped like swift-service-lifecycle's `Service.run()`: await it in a task of your own (a task group,
     /// a `ServiceGroup`). It returns after ``triggerGracefulShutdown()`` once every tenant has delivered

@@ -35,8 +35,8 @@ import Foundation
 ///   it has been idle for ``Configuration/idleTimeout``.
 /// - **Names, not secrets.** Outcomes, counters and errors name the tenant's id, never its write key.
 ///
-/// Lifecycle: the group sends nothing of its own accord until ``run()`` runs (it consumes the tenants'
-/// outcomes, which free room under the byte bound, and closes idle tenants), and ``run()`` returns after
+/// Lifecycle: the group sends nothing until ``run()`` runs (every tenant's pipeline runs inside it, in its
+/// task group; before, `record` only fills the store), and ``run()`` returns after
 /// ``triggerGracefulShutdown()`` has drained every tenant, or at once when its task is cancelled (then
 /// what was not delivered is handed back as ``SegmentOutcome/handedBack(_:)`` outcomes).
 public actor SegmentPipelineGroup {
