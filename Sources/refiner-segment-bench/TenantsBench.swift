@@ -5,9 +5,10 @@ import RefinerSegment
 /// the single pipeline: `refiner-segment-bench --only=tenants`.
 ///
 /// Each tenant has its own recorder (a task, as a server's request handlers would be), one `record` per
-/// pair, then `record(contentsOf:)` of 500 pairs at a time; the figures cover recording, batching, the fair
-/// scheduler's gate and the drain at shutdown. Without a linger time in the pipeline, a tenant recording one
-/// pair at a time sends about one pair per request, which is what the first figure mostly measures.
+/// pair, then `record(contentsOf:)` of 500 pairs at a time; the figures cover recording, batching (the
+/// default linger of 20 ms), the shared in-memory store behind each tenant's `TenantStore`, the fair
+/// scheduler's gate and the drain at shutdown. The single pipeline beside it is measured the same way
+/// (`withPipeline`, one `record` per pair, flushed).
 func tenantGroupFigures(
     pairs: [[SegmentMessage]],
     tenantCount: Int,
