@@ -10,11 +10,13 @@ import Testing
         clock: SimulatedClock,
         network: SimulatedNetwork,
         configuration: SegmentPipelineGroup.Configuration = .init(idleTimeout: nil),
+        store: (any SegmentMessageStore)? = nil,
         resolved: Shared<[String]> = Shared([]),
         settings: @escaping @Sendable (String, inout SegmentPipelineGroup.TenantConfiguration) -> Void = { _, _ in }
     ) throws -> SegmentPipelineGroup {
         try SegmentPipelineGroup(
-            transport: network, configuration: configuration, clock: clock.deliveryClock, wallClock: clock.wallClock,
+            transport: network, configuration: configuration, store: store, clock: clock.deliveryClock,
+            wallClock: clock.wallClock,
             jitter: { $0 },
             resolver: { tenant in
                 resolved.withLock { $0.append(tenant) }
@@ -134,6 +136,41 @@ import Testing
         #expect(error?.code == .groupFull)
         #expect(error?.tenant == "b")
         network.release("a")
+    }
+
+    // MARK: One store
+
+    @Test func tenantsShareOneStorePartitionedByTheirIDs() async throws {
+        let clock = SimulatedClock()
+        let network = SimulatedNetwork(clock: clock) { _, _ in SimulatedNetwork.ok }
+        let store = InMemoryMessageStore()
+        let group = try Self.makeGroup(clock: clock, network: network, store: store) { tenant, settings in
+            if tenant == "a" { settings.pipeline.queue = .init(maximumMessages: 3, whenFull: .fail) }
+        }
+        // Before run(): recording fills the shared store, each tenant under its id, within its own bounds.
+        try await group.record(contentsOf: TestMessages.units(3, tenant: "a"), tenant: "a")
+        try await group.record(contentsOf: TestMessages.units(5, tenant: "b"), tenant: "b")
+        let error = await #expect(throws: SegmentTenantError.self) {
+            try await group.record([TestMessages.message("a-late")], tenant: "a")
+        }
+        #expect(error?.deliveryError?.code == .queueFull)
+        #expect(try await store.usage(tenant: "a").messages == 3)
+        #expect(try await store.usage(tenant: "b").messages == 5)
+        #expect(try await store.usage(tenant: "c").messages == 0)
+        #expect(await group.status(of: "a")?.bytes == 3 * 200)
+        let outcomes = OutcomeLog()
+        let stream = await group.outcomes()
+        await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            tasks.addTask { await outcomes.collect(stream) }
+            let driver = Driver(clock: clock, network: network, group: group)
+            #expect(await driver.run { outcomes.delivered("a") == 3 && outcomes.delivered("b") == 5 })
+            #expect(await group.statistics.bytes == 0)
+            tasks.cancelAll()
+        }
+        // Settled messages left the store and gave their room under the group's bound back.
+        let left = (try await store.usage(tenant: "a").messages, try await store.usage(tenant: "b").messages)
+        #expect(left == (0, 0))
     }
 
     // MARK: Names, not keys
