@@ -172,6 +172,16 @@ private struct TopLevelScanner {
     private mutating func string() -> ArraySlice<UInt8>? {
         let start = index + 1
         index += 1
+        // Eight bytes at a time up to the first word with a quote or a backslash.
+        index = bytes.withUnsafeBytes { raw in
+            var position = index
+            while position + 8 <= raw.count {
+                let word = raw.loadUnaligned(fromByteOffset: position, as: UInt64.self)
+                if Self.hasQuoteOrBackslash(word) { break }
+                position += 8
+            }
+            return position
+        }
         while index < bytes.count {
             switch bytes[index] {
             case UInt8(ascii: "\\"): index += 2
@@ -182,6 +192,16 @@ private struct TopLevelScanner {
             }
         }
         return nil
+    }
+
+    /// Whether any of eight bytes is a quote or a backslash (SWAR).
+    @inline(__always)
+    private static func hasQuoteOrBackslash(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        let quotes = word ^ (ones &* 0x22)
+        let backslashes = word ^ (ones &* 0x5C)
+        return ((quotes &- ones) & ~quotes | (backslashes &- ones) & ~backslashes) & highs != 0
     }
 
     /// Moves past one value: a string, or everything up to the `,`, `]` or `}` that ends it at this depth.

@@ -110,6 +110,14 @@ if runs("pairs") {
 
 // 3. The input path: decoding responses from their JSON form, and `render` of a file end to end.
 let responseLines = runs("decode") || runs("render") ? makeResponseLines(20_000, from: response) : []
+// `--write-render-corpus=PATH --lines=N`: writes the input path's corpus as a JSON Lines file and exits, for
+// counting the tool itself under callgrind (`valgrind --tool=callgrind refiner-segment render PATH`).
+if let path = CommandLine.arguments.first(where: { $0.hasPrefix("--write-render-corpus=") })?.dropFirst(22) {
+    let count = CommandLine.arguments.first { $0.hasPrefix("--lines=") }.flatMap { Int($0.dropFirst(8)) } ?? 20_000
+    let lines = makeResponseLines(count, from: response)
+    try Data(lines.flatMap { $0 + [UInt8(ascii: "\n")] }).write(to: URL(fileURLWithPath: String(path)))
+    exit(0)
+}
 let corpusMegabytes = Double(responseLines.reduce(0) { $0 + $1.count + 1 }) / 1_000_000
 if runs("decode") {
     progress("decoding \(responseLines.count) responses (\(String(format: "%.1f", corpusMegabytes)) MB)...")
