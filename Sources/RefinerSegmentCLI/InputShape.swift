@@ -18,21 +18,25 @@ enum InputShape: Equatable {
 
     /// The shape of one record.
     init(of record: [UInt8]) {
+        self = record.withUnsafeBufferPointer { Self.classify($0) }
+    }
+
+    private static func classify(_ record: UnsafeBufferPointer<UInt8>) -> InputShape {
         var scanner = TopLevelScanner(record)
         switch scanner.skipSpace() {
         case UInt8(ascii: "["):
-            self = .unit
+            return .unit
         case UInt8(ascii: "{"):
             let names = scanner.memberNames()
             if names.contains(.type) && names.contains(.messageID) {
-                self = .message
+                return .message
             } else if names.contains(.triggeredEvent) || (names.contains(.response) && names.contains(.form)) {
-                self = .webhook
+                return .webhook
             } else {
-                self = .response
+                return .response
             }
         default:
-            self = .response
+            return .response
         }
     }
 
@@ -65,7 +69,7 @@ enum InputShape: Equatable {
         case .message:
             return [try SegmentMessage(json: record)]
         case .unit:
-            let elements = TopLevelScanner(record).arrayElements()
+            let elements = record.withUnsafeBufferPointer { TopLevelScanner($0).arrayElements() }
             guard let elements, !elements.isEmpty else {
                 throw RefinerSegmentError(
                     code: .invalidMessage, detail: "a unit must be a non-empty JSON array of Segment messages")
@@ -98,10 +102,10 @@ private struct TopLevelScanner {
         case type, messageID, triggeredEvent, response, form
     }
 
-    private let bytes: [UInt8]
+    private let bytes: UnsafeBufferPointer<UInt8>
     private var index = 0
 
-    init(_ bytes: [UInt8]) {
+    init(_ bytes: UnsafeBufferPointer<UInt8>) {
         self.bytes = bytes
     }
 
@@ -169,20 +173,19 @@ private struct TopLevelScanner {
     }
 
     /// The raw bytes of the string at the current `"` (escapes left as they are), moving past it.
-    private mutating func string() -> ArraySlice<UInt8>? {
+    private mutating func string() -> Slice<UnsafeBufferPointer<UInt8>>? {
         let start = index + 1
         index += 1
-        // Eight bytes at a time up to the first word with a quote or a backslash.
-        index = bytes.withUnsafeBytes { raw in
-            var position = index
-            while position + 8 <= raw.count {
-                let word = raw.loadUnaligned(fromByteOffset: position, as: UInt64.self)
-                if Self.hasQuoteOrBackslash(word) { break }
-                position += 8
-            }
-            return position
-        }
         while index < bytes.count {
+            // Eight bytes at a time, then straight to the first quote or backslash.
+            if index + 8 <= bytes.count {
+                let found = Self.quotesOrBackslashes(in: word(at: index))
+                guard found != 0 else {
+                    index += 8
+                    continue
+                }
+                index += found.trailingZeroBitCount / 8
+            }
             switch bytes[index] {
             case UInt8(ascii: "\\"): index += 2
             case UInt8(ascii: "\""):
@@ -194,14 +197,31 @@ private struct TopLevelScanner {
         return nil
     }
 
-    /// Whether any of eight bytes is a quote or a backslash (SWAR).
     @inline(__always)
-    private static func hasQuoteOrBackslash(_ word: UInt64) -> Bool {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs: UInt64 = 0x8080_8080_8080_8080
-        let quotes = word ^ (ones &* 0x22)
-        let backslashes = word ^ (ones &* 0x5C)
-        return ((quotes &- ones) & ~quotes | (backslashes &- ones) & ~backslashes) & highs != 0
+    private func word(at offset: Int) -> UInt64 {
+        UnsafeRawPointer(bytes.baseAddress! + offset).loadUnaligned(as: UInt64.self)
+    }
+
+    /// The high bit of each of eight bytes that equals `byte` (SWAR). A borrow can flag a byte after a true
+    /// match, never one before it, so the lowest flag is exact (the word is read little-endian).
+    @inline(__always)
+    private static func matches(_ byte: UInt8, in word: UInt64) -> UInt64 {
+        let difference = word ^ (0x0101_0101_0101_0101 &* UInt64(byte))
+        return (difference &- 0x0101_0101_0101_0101) & ~difference & 0x8080_8080_8080_8080
+    }
+
+    /// Flags on the quotes and backslashes among eight bytes.
+    @inline(__always)
+    private static func quotesOrBackslashes(in word: UInt64) -> UInt64 {
+        matches(0x22, in: word) | matches(0x5C, in: word)
+    }
+
+    /// Flags on the quotes and brackets (`[`, `]`, `{`, `}`) among eight bytes: with 0x20 set, `[` and `]`
+    /// read as `{` and `}`, and no other byte does.
+    @inline(__always)
+    private static func quotesOrBrackets(in word: UInt64) -> UInt64 {
+        let folded = word | 0x2020_2020_2020_2020
+        return matches(0x22, in: word) | matches(0x7B, in: folded) | matches(0x7D, in: folded)
     }
 
     /// Moves past one value: a string, or everything up to the `,`, `]` or `}` that ends it at this depth.
@@ -209,6 +229,16 @@ private struct TopLevelScanner {
         _ = skipSpace()
         var depth = 0
         while index < bytes.count {
+            // Inside a container only quotes and brackets count: eight other bytes at a time, then straight to
+            // the first of them.
+            if depth > 0, index + 8 <= bytes.count {
+                let found = Self.quotesOrBrackets(in: word(at: index))
+                guard found != 0 else {
+                    index += 8
+                    continue
+                }
+                index += found.trailingZeroBitCount / 8
+            }
             switch bytes[index] {
             case UInt8(ascii: "\""):
                 _ = string()

@@ -68,3 +68,17 @@ extension RefinerSegmentTool {
         return Self.success
     }
 }
+
+extension RefinerSegmentTool {
+    /// `render` without the asynchronous entry point, for the benchmark's instruction counts: valgrind cannot
+    /// follow the concurrency runtime's worker threads, which ``run(_:)`` runs on. `arguments` include the
+    /// command name, as for ``run(_:)``.
+    @_spi(Benchmark) public func renderSynchronously(_ arguments: [String]) -> Int32 {
+        do {
+            return try render(Array(arguments.dropFirst()))
+        } catch {
+            io.writeError("refiner-segment: \(error)\n")
+            return Self.failure
+        }
+    }
+}
