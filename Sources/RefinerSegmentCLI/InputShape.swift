@@ -1,3 +1,4 @@
+import Foundation
 import RefinerSegment
 
 /// The shapes of input record that `render` and `send` read, told apart by the record's top-level fields: the
@@ -57,6 +58,38 @@ enum InputShape: Equatable {
                 detail:
                     "an already-built Segment message, not a survey response (send takes both; render only responses)"
             )
+        }
+    }
+
+    /// The response a record holds, whatever its shape: what `InputShape(of: record).response(from: record)`
+    /// gives, values and errors alike, in one pass over the bytes for the common case.
+    ///
+    /// A record that cannot be a Segment message to ``init(of:)`` (the raw bytes `"messageId"` appear nowhere
+    /// in it) is read with `SurveyResponse(jsonOrRefinerWebhook:)`, which tells a webhook from the response
+    /// form by the same top-level names from the one parse it makes. Anything that does not read that way
+    /// goes through ``init(of:)`` and the decoder of its shape, so errors keep their words.
+    static func response(inRecord record: [UInt8]) throws(RefinerSegmentError) -> SurveyResponse {
+        if !mayBeMessage(record), let response = try? SurveyResponse(jsonOrRefinerWebhook: record) { return response }
+        return try InputShape(of: record).response(from: record)
+    }
+
+    /// Whether the raw bytes `"messageId"` appear in the record: ``init(of:)`` compares raw member names, so
+    /// a record without them is never a ``message``.
+    private static func mayBeMessage(_ record: [UInt8]) -> Bool {
+        let name: StaticString = "\"messageId\""
+        let length = name.utf8CodeUnitCount
+        // Found by its rarest byte, the `I` at offset 8 (two bytes follow it), with `memchr`.
+        return record.withUnsafeBufferPointer { bytes in
+            guard let base = bytes.baseAddress, bytes.count >= length else { return false }
+            var from = 8
+            while from < bytes.count - 2,
+                let found = memchr(base + from, Int32(UInt8(ascii: "I")), bytes.count - 2 - from)
+            {
+                let at = base.distance(to: found.assumingMemoryBound(to: UInt8.self))
+                if memcmp(base + at - 8, name.utf8Start, length) == 0 { return true }
+                from = at + 1
+            }
+            return false
         }
     }
 

@@ -47,7 +47,7 @@ extension RefinerSegmentTool {
                     guard UTF8Validation.isValid(bytes) else {
                         throw RefinerSegmentError(code: .invalidInput, detail: "not valid UTF-8")
                     }
-                    let response = try InputShape(of: bytes).response(from: bytes)
+                    let response = try InputShape.response(inRecord: bytes)
                     for message in try profiles.process(response, with: builder) { output.appendLine(message.json) }
                     accepted += 1
                 } catch let error as RefinerSegmentError where error.code == .unhandledEvent {
