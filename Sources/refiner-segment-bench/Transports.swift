@@ -65,6 +65,17 @@ func recordAll(_ units: [[SegmentMessage]], into pipeline: SegmentPipeline) asyn
     await pipeline.flush()
 }
 
+/// Records the units `perCall` at a time with `record(contentsOf:)`, as a backfill would; then flushes.
+func recordAll(_ units: [[SegmentMessage]], perCall: Int, into pipeline: SegmentPipeline) async {
+    var start = 0
+    while start < units.count {
+        let end = min(start + perCall, units.count)
+        try? await pipeline.record(contentsOf: Array(units[start..<end]))
+        start = end
+    }
+    await pipeline.flush()
+}
+
 /// The resident set size now, in bytes (Linux: /proc/self/statm; elsewhere the peak so far).
 func residentBytes() -> Int {
     #if os(Linux)

@@ -23,7 +23,9 @@ func runs(_ group: String) -> Bool {
 }
 /// The groups whose hot paths the instruction mode counts, and each one's workload: a child of the
 /// instruction mode prepares only its own group.
-let countedGroups = ["keys": "trait_keys", "pairs": "build_encode_pairs", "decode": "decode_responses"]
+let countedGroups = [
+    "keys": "trait_keys", "pairs": "build_encode_pairs", "decode": "decode_responses", "render": "render_end_to_end",
+]
 /// `--no-baseline` skips the baseline figures, for profiling the library alone.
 let measuresBaseline = !arguments.contains("--no-baseline") && !countsInstructions && countedChild == nil
 
@@ -109,7 +111,16 @@ if runs("pairs") {
 }
 
 // 3. The input path: decoding responses from their JSON form, and `render` of a file end to end.
-let responseLines = runs("decode") || runs("render") ? makeResponseLines(20_000, from: response) : []
+let responseLines =
+    runs("decode") || runs("render") ? makeResponseLines(countedChild == nil ? 20_000 : 2_000, from: response) : []
+// `--write-render-corpus=PATH --lines=N`: writes the input path's corpus as a JSON Lines file and exits, for
+// counting the tool itself under callgrind (`valgrind --tool=callgrind refiner-segment render PATH`).
+if let path = CommandLine.arguments.first(where: { $0.hasPrefix("--write-render-corpus=") })?.dropFirst(22) {
+    let count = CommandLine.arguments.first { $0.hasPrefix("--lines=") }.flatMap { Int($0.dropFirst(8)) } ?? 20_000
+    let lines = makeResponseLines(count, from: response)
+    try Data(lines.flatMap { $0 + [UInt8(ascii: "\n")] }).write(to: URL(fileURLWithPath: String(path)))
+    exit(0)
+}
 let corpusMegabytes = Double(responseLines.reduce(0) { $0 + $1.count + 1 }) / 1_000_000
 if runs("decode") {
     progress("decoding \(responseLines.count) responses (\(String(format: "%.1f", corpusMegabytes)) MB)...")
@@ -151,7 +162,19 @@ if runs("render") {
     progress("rendering a file of \(responseLines.count) responses through the tool's own path...")
     let path = try writeJSONLines(responseLines, name: "refiner-segment-bench-\(getpid()).jsonl")
     defer { try? FileManager.default.removeItem(atPath: path) }
-    do {
+    // Counted on the first 2,000 lines through the same command, run synchronously (see renderFileSynchronously).
+    let countedPath = try writeJSONLines(
+        Array(responseLines.prefix(2_000)), name: "refiner-segment-bench-\(getpid())-2000.jsonl")
+    defer { try? FileManager.default.removeItem(atPath: countedPath) }
+    let workload = CountedWorkload(
+        name: "render_end_to_end", operation: "response", operationsPerRepeat: 2_000, repeats: 1
+    ) { repeats in
+        for _ in 0..<repeats { blackhole &+= renderFileSynchronously(countedPath) }
+        // A counted child exits without running the defers above.
+        try? FileManager.default.removeItem(atPath: countedPath)
+        try? FileManager.default.removeItem(atPath: path)
+    }
+    if !countInstructions(workload) {
         let rendered = await measure(rounds: rounds, operations: responseLines.count) {
             blackhole &+= await renderFile(path)
         }
@@ -161,6 +184,7 @@ if runs("render") {
             Figure(
                 name: "render_end_to_end", value: rendered, unit: "responses/s",
                 baseline: figures.first { $0.name == "baseline_decode_responses" }?.value))
+        if renderFileSynchronously(path) != 0 { progress("  render skipped lines of the corpus: the figure is wrong") }
     }
 }
 
@@ -189,6 +213,17 @@ if runs("pipeline") {
     }
     figures.append(
         Figure(name: "pipeline_pairs", value: pipelinePairs, unit: "pairs/s", baseline: figures.baselinePairs))
+    // The same pairs recorded 1,000 at a time with `record(contentsOf:)`, the default linger.
+    let batchedPairs = await measure(rounds: rounds, operations: pairCount) {
+        let transport = InstantTransport()
+        try? await SegmentPipeline.withPipeline(writeKey: WriteKey("bench"), transport: transport) { pipeline in
+            await recordAll(pairs, perCall: 1_000, into: pipeline)
+        }
+        blackhole &+= transport.bytes.value
+    }
+    figures.append(
+        Figure(
+            name: "pipeline_pairs_contents_of", value: batchedPairs, unit: "pairs/s", baseline: figures.baselinePairs))
 }
 
 // 4b. The pipeline group: 100 tenants sharing one transport (TenantsBench.swift).
