@@ -274,15 +274,16 @@ extension FileMessageStore {
         }
     }
 
-    /// Writes the settled units' sequences to `acks.log` (synced by the policy, without waiting: a lost
-    /// acknowledgement only means the unit is sent again) and drops them from the index.
+    /// Writes the settled units' sequences to `acks.log` (synced within a second, or by the interval, and
+    /// never waited for: a lost acknowledgement only means the unit is sent again) and drops them from the
+    /// index.
     func acknowledge(_ keys: [UInt64], tenant number: Int) throws {
         guard !keys.isEmpty else { return }
         let sequences = keys.map(sequence(of:))
         let record = SegmentRecord(sequence: nextSequence, payload: UnitCodec.encodeSequences(sequences))
         nextSequence += 1
         try Self.writeAll(acks, record.encoded(), path: "acks.log")
-        _ = commit.noteWritten(acks)
+        commit.noteWrittenLazily(acks)
         for (key, sequence) in zip(keys, sequences) {
             guard let position = tenants[number].position(of: key) else { continue }
             let entry = tenants[number].entries[position]
