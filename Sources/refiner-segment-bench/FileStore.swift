@@ -71,3 +71,15 @@ func buildBacklog(bytes: Int, in directory: URL, from pairs: [[SegmentMessage]])
     }
     return messages
 }
+
+/// The CPU time this process has used, user and system, in seconds.
+func cpuSeconds() -> Double {
+    var usage = rusage()
+    #if canImport(Darwin)
+    getrusage(RUSAGE_SELF, &usage)
+    #else
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    #endif
+    let user = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+    return user + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+}

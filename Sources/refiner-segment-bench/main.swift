@@ -232,6 +232,8 @@ if runs("reopen") && only != "reopen-child" {
         guard fields.count >= 2, let value = Double(fields[1]) else { continue }
         if fields[0] == "file_store_reopen" {
             figures.append(Figure(name: "file_store_reopen_seconds", value: value, unit: "s", baseline: 2))
+        } else if fields[0] == "file_store_reopen_cpu" {
+            figures.append(Figure(name: "file_store_reopen_cpu_seconds", value: value, unit: "s", baseline: 2))
         } else if fields[0] == "file_store_reopen_memory" {
             figures.append(Figure(name: "file_store_reopen_memory", value: value, unit: "MiB", baseline: 64))
         } else if fields[0] == "file_store_reopen_messages" && Int(value) != held {
@@ -242,16 +244,19 @@ if runs("reopen") && only != "reopen-child" {
 if only == "reopen-child", let path = CommandLine.arguments.last {
     let before = procStatus("VmRSS")
     let clock = ContinuousClock()
+    let cpuBefore = cpuSeconds()
     let start = clock.now
     let store = try FileMessageStore(directory: URL(fileURLWithPath: path))
     let elapsed = clock.now - start
+    let cpu = cpuSeconds() - cpuBefore
     let held = try await store.recover(tenant: "default").messages
     let peak = procStatus("VmHWM")
     let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
     progress(
-        "  reopened \(held) messages in \(String(format: "%.2f", seconds)) s; VmRSS before \(before >> 20) MiB, "
+        "  reopened \(held) messages in \(String(format: "%.2f", seconds)) s (\(String(format: "%.2f", cpu)) s of CPU); VmRSS before \(before >> 20) MiB, "
             + "now \(procStatus("VmRSS") >> 20) MiB, peak \(peak >> 20) MiB")
     print("file_store_reopen \(seconds)")
+    print("file_store_reopen_cpu \(cpu)")
     print("file_store_reopen_memory \(Double(max(peak - before, 0)) / 1_048_576)")
     print("file_store_reopen_messages \(held)")
 }
