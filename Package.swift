@@ -67,6 +67,8 @@ let package = Package(
             name: "RefinerSegmentSendTests",
             dependencies: ["RefinerSegmentCLI", "RefinerSegment", "RefinerSegmentTesting"]
         ),
+        // Many tenants in one process: the fair scheduler, the byte bound and the pipeline group, in virtual time.
+        .testTarget(name: "RefinerSegmentTenantTests", dependencies: ["RefinerSegment", "RefinerSegmentTesting"]),
         // Hostile conditions: a faulty loopback server and soak tests, send interrupted by signals (in-process
         // and the built executable), and the write key kept out of everything that can be printed.
         .testTarget(

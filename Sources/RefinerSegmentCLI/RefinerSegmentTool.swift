@@ -91,6 +91,12 @@ public struct RefinerSegmentTool: Sendable {
                                  --max-retry-duration SECONDS   how long a batch is retried after its first
                                                        failure before it fails for good (default 43200)
                                  --prefix, --max-length, --track, --profiles FILE   as for render
+                                 --tenants FILE        many workspaces in one run: FILE maps tenant names to
+                                                       {"writeKey" or "writeKeyEnv", "region" or "endpoint"};
+                                                       each record's "tenant" field picks one; progress and
+                                                       summary per tenant; failed files per tenant
+                                                       (FAILED.NAME.jsonl). Docs/Tenants.md
+                                 --tenant NAME         the tenant of records without a "tenant" field
                                On SIGINT, SIGTERM or SIGHUP it stops reading, delivers for up to 1 s more,
                                writes every message read but not delivered to the failed file and exits 130,
                                143 or 129; sending that file again finishes the job. A second signal within

@@ -23,9 +23,11 @@ final class AtomicCounter: @unchecked Sendable {
 /// A transport that answers 200 at once: what the pipeline costs on its own.
 struct InstantTransport: SegmentTransport {
     let bytes = AtomicCounter()
+    let requests = AtomicCounter()
 
     func send(_ request: SegmentRequest) async throws -> SegmentResponse {
         bytes.add(request.body.count)
+        requests.add(1)
         return SegmentResponse(statusCode: 200)
     }
 }

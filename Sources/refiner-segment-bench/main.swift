@@ -261,6 +261,14 @@ if only == "reopen-child", let path = CommandLine.arguments.last {
     print("file_store_reopen_messages \(held)")
 }
 
+// 4b. The pipeline group: 100 tenants sharing one transport (TenantsBench.swift).
+if runs("tenants") {
+    progress("recording pairs through a group of 100 tenants into a transport that answers 200...")
+    figures += await tenantGroupFigures(
+        pairs: makePairs(200_000, prefix: "tenant_"), tenantCount: 100, rounds: rounds,
+        single: figures.first { $0.name == "pipeline_pairs" }?.value, baseline: figures.baselinePairs)
+}
+
 // 5. Real HTTP over loopback: the URLSession transport against a local server, batches full.
 if runs("loopback") {
     progress("sending full batches over loopback through URLSession...")
