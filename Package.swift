@@ -33,7 +33,10 @@ let package = Package(
         // The speed targets of DESIGN.md beside a hand-written baseline: `swift run -c release refiner-segment-bench`.
         .executableTarget(
             name: "refiner-segment-bench",
-            dependencies: ["RefinerSegment", "RefinerSegmentURLSession", "RefinerSegmentTesting", "RefinerSegmentCLI"],
+            dependencies: [
+                "RefinerSegment", "RefinerSegmentURLSession", "RefinerSegmentTesting", "RefinerSegmentCLI",
+                "RefinerSegmentFileStore",
+            ],
             resources: [.copy("questions.txt")]
         ),
         // Test fixtures (such as a real Refiner webhook payload) are copied into each test bundle, so tests never

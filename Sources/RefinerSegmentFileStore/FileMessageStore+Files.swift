@@ -50,70 +50,87 @@ extension FileMessageStore {
         var scannedEntries = 0
         var reserved = false
         var lastTenant: (bytes: [UInt8], number: Int)?
-        for (name, named) in files {
-            let ordinal = opened.nextSegment
-            opened.nextSegment += 1
-            let path = directory.appendingPathComponent(name).path
-            var segment = Segment(first: named, path: path, size: 0, live: 0)
-            var settledHere: [UInt64] = []
-            var first: UInt64?
-            var undecodable: [SegmentStoreDamage] = []
-            let size = try scanFile(path, buffer: &buffer, damage: &damage) { buffer, offset, sequence, payload in
-                opened.nextSequence = max(opened.nextSequence, sequence + 1)
-                if first == nil {
-                    first = sequence
-                    segment.first = sequence
-                }
-                guard !settled.contains(sequence) else {
-                    settledHere.append(sequence)
-                    return
-                }
-                let record = UnsafeRawBufferPointer(rebasing: buffer[payload])
-                guard let header = UnitCodec.header(record), sequence - segment.first <= UInt64(UInt32.max) else {
-                    undecodable.append(
-                        SegmentStoreDamage(
-                            location: "\(name) offset \(offset)", byteCount: payload.upperBound - offset,
-                            isTornTail: false))
-                    return
-                }
-                let tenant = UnsafeRawBufferPointer(rebasing: record[header.tenant])
-                let number: Int
-                if let lastTenant, lastTenant.bytes.elementsEqual(tenant) {
-                    number = lastTenant.number
-                } else {
-                    let text = String(decoding: tenant, as: UTF8.self)
-                    if let known = opened.tenantNumbers[text] {
-                        number = known
-                    } else {
-                        number = opened.tenants.count
-                        opened.tenantNumbers[text] = number
-                        opened.tenants.append(TenantQueue(name: text))
+        // Files are read and checked two at a time, one on each of two threads (the checksums are most of
+        // the work), then indexed in order.
+        let slots = ScanSlots(count: 2)
+        var batchStart = 0
+        while batchStart < files.count {
+            let batch = Array(files[batchStart..<min(batchStart + slots.count, files.count)])
+            batchStart += batch.count
+            DispatchQueue.concurrentPerform(iterations: batch.count) { slot in
+                var buffer = slots.takeBuffer(slot)
+                let scan = readAndScan(directory.appendingPathComponent(batch[slot].name).path, into: &buffer)
+                slots.put(slot, scan: scan, buffer: buffer)
+            }
+            for (slot, (name, named)) in batch.enumerated() {
+                let ordinal = opened.nextSegment
+                opened.nextSegment += 1
+                let path = directory.appendingPathComponent(name).path
+                var segment = Segment(first: named, path: path, size: 0, live: 0)
+                var settledHere: [UInt64] = []
+                var first: UInt64?
+                var undecodable: [SegmentStoreDamage] = []
+                let (scan, buffer) = slots.take(slot)
+                defer { slots.put(slot, scan: FileScan(), buffer: buffer) }
+                let size = try visit(scan, path: path, buffer: buffer, damage: &damage) {
+                    buffer, offset, sequence, payload in
+                    opened.nextSequence = max(opened.nextSequence, sequence + 1)
+                    if first == nil {
+                        first = sequence
+                        segment.first = sequence
                     }
-                    lastTenant = (Array(tenant), number)
+                    guard !settled.contains(sequence) else {
+                        settledHere.append(sequence)
+                        return
+                    }
+                    let record = UnsafeRawBufferPointer(rebasing: buffer[payload])
+                    guard let header = UnitCodec.header(record), sequence - segment.first <= UInt64(UInt32.max) else {
+                        undecodable.append(
+                            SegmentStoreDamage(
+                                location: "\(name) offset \(offset)", byteCount: payload.upperBound - offset,
+                                isTornTail: false))
+                        return
+                    }
+                    let tenant = UnsafeRawBufferPointer(rebasing: record[header.tenant])
+                    let number: Int
+                    if let lastTenant, lastTenant.bytes.elementsEqual(tenant) {
+                        number = lastTenant.number
+                    } else {
+                        let text = String(decoding: tenant, as: UTF8.self)
+                        if let known = opened.tenantNumbers[text] {
+                            number = known
+                        } else {
+                            number = opened.tenants.count
+                            opened.tenantNumbers[text] = number
+                            opened.tenants.append(TenantQueue(name: text))
+                        }
+                        lastTenant = (Array(tenant), number)
+                    }
+                    opened.tenants[number].add(
+                        Entry(
+                            key: UInt64(ordinal) << 32 | (sequence - segment.first), offset: UInt32(offset),
+                            length: UInt32(payload.upperBound - offset), jsonBytes: UInt32(header.jsonBytes),
+                            messages: UInt16(header.messages), state: .ready))
+                    segment.live += 1
+                    scannedEntries += 1
                 }
-                opened.tenants[number].add(
-                    Entry(
-                        key: UInt64(ordinal) << 32 | (sequence - segment.first), offset: UInt32(offset),
-                        length: UInt32(payload.upperBound - offset), jsonBytes: UInt32(header.jsonBytes),
-                        messages: UInt16(header.messages), state: .ready))
-                segment.live += 1
-                scannedEntries += 1
-            }
-            damage += undecodable
-            scannedBytes += size
-            // One estimate of the index's size, so it is not grown by doubling (twice the memory at its peak).
-            if !reserved, scannedEntries > 0, let number = lastTenant?.number {
-                reserved = true
-                let estimate = Int(Double(totalBytes) / Double(max(scannedBytes, 1)) * Double(scannedEntries) * 1.05)
-                opened.tenants[number].entries.reserveCapacity(estimate + 16)
-            }
-            segment.size = size
-            if segment.live == 0 {
-                unlink(path)
-            } else {
-                opened.segments[ordinal] = segment
-                opened.storedBytes += size
-                needed += settledHere
+                damage += undecodable
+                scannedBytes += size
+                // One estimate of the index's size, so it is not grown by doubling (twice the memory at its peak).
+                if !reserved, scannedEntries > 0, let number = lastTenant?.number {
+                    reserved = true
+                    let estimate = Int(
+                        Double(totalBytes) / Double(max(scannedBytes, 1)) * Double(scannedEntries) * 1.05)
+                    opened.tenants[number].entries.reserveCapacity(estimate + 16)
+                }
+                segment.size = size
+                if segment.live == 0 {
+                    unlink(path)
+                } else {
+                    opened.segments[ordinal] = segment
+                    opened.storedBytes += size
+                    needed += settledHere
+                }
             }
         }
         for number in opened.tenants.indices {
@@ -133,17 +150,23 @@ extension FileMessageStore {
         return opened
     }
 
-    /// Reads a whole file into `buffer` and calls `found` for each good record; reports damage, cuts a torn
-    /// tail off, and returns the file's size after.
-    @discardableResult
-    private static func scanFile(
-        _ path: String, buffer: inout [UInt8], damage: inout [SegmentStoreDamage],
-        found: (UnsafeRawBufferPointer, _ offset: Int, _ sequence: UInt64, _ payload: Range<Int>) -> Void
-    ) throws -> Int {
+    /// What reading one file found: its size, its good records, the damage between them.
+    struct FileScan: Sendable {
+        var size = 0
+        var records: [(offset: Int, sequence: UInt64, payload: Range<Int>)] = []
+        var stretches: [SegmentScan.Damage] = []
+        var validEnd = 0
+        var failure: FileStoreError?
+    }
+
+    /// Reads a whole file into `buffer` and checks every record (touches nothing else, so two files can be
+    /// read at once).
+    static func readAndScan(_ path: String, into buffer: inout [UInt8]) -> FileScan {
+        var scan = FileScan()
         let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
-            if errno == ENOENT { return 0 }
-            throw FileStoreError.io("open", path: path, errno: errno)
+            if errno != ENOENT { scan.failure = FileStoreError.io("open", path: path, errno: errno) }
+            return scan
         }
         defer { close(descriptor) }
         var size = 0
@@ -151,28 +174,58 @@ extension FileMessageStore {
             if buffer.count - size < 1 << 20 { buffer += [UInt8](repeating: 0, count: max(1 << 20, buffer.count)) }
             let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress! + size, $0.count - size) }
             if count < 0, errno == EINTR { continue }
-            guard count >= 0 else { throw FileStoreError.io("read", path: path, errno: errno) }
+            guard count >= 0 else {
+                scan.failure = FileStoreError.io("read", path: path, errno: errno)
+                return scan
+            }
             if count == 0 { break }
             size += count
         }
-        let name = (path as NSString).lastPathComponent
-        let (stretches, validEnd) = buffer.withUnsafeBytes { whole in
-            let bytes = UnsafeRawBufferPointer(rebasing: whole[0..<size])
-            return SegmentScan.scan(bytes) { found(bytes, $0, $1, $2) }
+        scan.size = size
+        var records: [(offset: Int, sequence: UInt64, payload: Range<Int>)] = []
+        (scan.stretches, scan.validEnd) = buffer.withUnsafeBytes { whole in
+            SegmentScan.scan(UnsafeRawBufferPointer(rebasing: whole[0..<size])) { records.append(($0, $1, $2)) }
         }
-        for stretch in stretches {
+        scan.records = records
+        return scan
+    }
+
+    /// Reads a whole file into `buffer` and calls `found` for each good record; reports damage, cuts a torn
+    /// tail off, and returns the file's size after.
+    @discardableResult
+    private static func scanFile(
+        _ path: String, buffer: inout [UInt8], damage: inout [SegmentStoreDamage],
+        found: (UnsafeRawBufferPointer, _ offset: Int, _ sequence: UInt64, _ payload: Range<Int>) -> Void
+    ) throws -> Int {
+        let scan = readAndScan(path, into: &buffer)
+        return try visit(scan, path: path, buffer: buffer, damage: &damage, found: found)
+    }
+
+    /// Calls `found` for each good record a scan found; reports its damage, cuts a torn tail off, and
+    /// returns the file's size after.
+    private static func visit(
+        _ scan: FileScan, path: String, buffer: [UInt8], damage: inout [SegmentStoreDamage],
+        found: (UnsafeRawBufferPointer, _ offset: Int, _ sequence: UInt64, _ payload: Range<Int>) -> Void
+    ) throws -> Int {
+        if let failure = scan.failure { throw failure }
+        buffer.withUnsafeBytes { whole in
+            let bytes = UnsafeRawBufferPointer(rebasing: whole[0..<scan.size])
+            for record in scan.records { found(bytes, record.offset, record.sequence, record.payload) }
+        }
+        let name = (path as NSString).lastPathComponent
+        for stretch in scan.stretches {
             damage.append(
                 SegmentStoreDamage(
                     location: "\(name) offset \(stretch.offset)", byteCount: stretch.byteCount,
                     isTornTail: stretch.isTail))
         }
-        if validEnd < size, stretches.last?.isTail == true {
-            guard truncate(path, off_t(validEnd)) == 0 else {
+        if scan.validEnd < scan.size, scan.stretches.last?.isTail == true {
+            guard truncate(path, off_t(scan.validEnd)) == 0 else {
                 throw FileStoreError.io("truncate", path: path, errno: errno)
             }
-            return validEnd
+            return scan.validEnd
         }
-        return size
+        return scan.size
     }
 
     static func fileSize(_ path: String) -> Int {
@@ -274,15 +327,16 @@ extension FileMessageStore {
         }
     }
 
-    /// Writes the settled units' sequences to `acks.log` (synced by the policy, without waiting: a lost
-    /// acknowledgement only means the unit is sent again) and drops them from the index.
+    /// Writes the settled units' sequences to `acks.log` (synced within a second, or by the interval, and
+    /// never waited for: a lost acknowledgement only means the unit is sent again) and drops them from the
+    /// index.
     func acknowledge(_ keys: [UInt64], tenant number: Int) throws {
         guard !keys.isEmpty else { return }
         let sequences = keys.map(sequence(of:))
         let record = SegmentRecord(sequence: nextSequence, payload: UnitCodec.encodeSequences(sequences))
         nextSequence += 1
         try Self.writeAll(acks, record.encoded(), path: "acks.log")
-        _ = commit.noteWritten(acks)
+        commit.noteWrittenLazily(acks)
         for (key, sequence) in zip(keys, sequences) {
             guard let position = tenants[number].position(of: key) else { continue }
             let entry = tenants[number].entries[position]
@@ -465,5 +519,35 @@ enum UnitCodec {
         guard payload.count - offset >= Int(length) else { return nil }
         defer { offset += Int(length) }
         return String(decoding: UnsafeRawBufferPointer(rebasing: payload[offset..<offset + Int(length)]), as: UTF8.self)
+    }
+}
+
+/// The files read at once on open, one slot each: the thread reading a file takes its slot's buffer and
+/// puts it back with what it found; the opener then takes both.
+final class ScanSlots: @unchecked Sendable {
+    // @unchecked: `slots` is read and written only with `lock` held; each thread touches its own slot.
+    private let lock = NSLock()
+    private var slots: [(scan: FileMessageStore.FileScan, buffer: [UInt8])]
+
+    init(count: Int) { slots = Array(repeating: (FileMessageStore.FileScan(), []), count: count) }
+
+    var count: Int { lock.withLock { slots.count } }
+
+    func takeBuffer(_ slot: Int) -> [UInt8] {
+        lock.withLock {
+            defer { slots[slot].buffer = [] }
+            return slots[slot].buffer
+        }
+    }
+
+    func put(_ slot: Int, scan: FileMessageStore.FileScan, buffer: [UInt8]) {
+        lock.withLock { slots[slot] = (scan, buffer) }
+    }
+
+    func take(_ slot: Int) -> (scan: FileMessageStore.FileScan, buffer: [UInt8]) {
+        lock.withLock {
+            defer { slots[slot] = (FileMessageStore.FileScan(), []) }
+            return slots[slot]
+        }
     }
 }

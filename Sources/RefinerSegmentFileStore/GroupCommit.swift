@@ -37,6 +37,10 @@ final class GroupCommit: @unchecked Sendable {
     /// The last ticket a finished pass covered.
     private var synced: UInt64 = 0
     private var dirty: Set<Int32> = []
+    /// Written, but no one waits: synced at most once a second (or with the next interval pass).
+    private var lazy: Set<Int32> = []
+    private var lastLazyPass = Date.distantPast
+    private static let lazyInterval = 1.0
     /// Descriptors the store is done with: synced, then closed by the thread.
     private var retired: [Int32] = []
     private var waiters: [(ticket: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
@@ -67,6 +71,17 @@ final class GroupCommit: @unchecked Sendable {
             dirty.insert(descriptor)
             condition.signal()
             return written
+        }
+    }
+
+    /// Notes that `descriptor` was written by someone who does not wait (the acknowledgement log): it is
+    /// synced within a second, never holding up a pass that callers wait for.
+    func noteWrittenLazily(_ descriptor: Int32) {
+        guard mode != .never else { return }
+        locked {
+            startIfNeeded()
+            if lazy.isEmpty { condition.signal() }
+            lazy.insert(descriptor)
         }
     }
 
@@ -123,15 +138,28 @@ final class GroupCommit: @unchecked Sendable {
     private func run() {
         condition.lock()
         while true {
-            while !stopping && written == synced && retired.isEmpty { condition.wait() }
+            while !stopping && written == synced && retired.isEmpty {
+                guard !lazy.isEmpty else {
+                    condition.wait()
+                    continue
+                }
+                let due = lastLazyPass.addingTimeInterval(Self.lazyInterval)
+                if Date() >= due { break }
+                _ = condition.wait(until: due)
+            }
             if case .interval(let interval) = mode, !stopping {
                 let seconds = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
                 let next = lastPass.addingTimeInterval(seconds)
                 while !stopping && Date() < next { _ = condition.wait(until: next) }
             }
-            if stopping && written == synced && retired.isEmpty { break }
+            if stopping && written == synced && retired.isEmpty && lazy.isEmpty { break }
             let target = written
-            let descriptors = dirty.union(retired)
+            var descriptors = dirty.union(retired)
+            if stopping || mode != .immediately || Date() >= lastLazyPass.addingTimeInterval(Self.lazyInterval) {
+                descriptors.formUnion(lazy)
+                lazy = []
+                lastLazyPass = Date()
+            }
             let closing = retired
             dirty = []
             retired = []

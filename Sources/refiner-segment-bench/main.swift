@@ -1,5 +1,6 @@
 import Foundation
 import RefinerSegment
+import RefinerSegmentFileStore
 import RefinerSegmentTesting
 import RefinerSegmentURLSession
 
@@ -224,6 +225,75 @@ if runs("pipeline") {
     figures.append(
         Figure(
             name: "pipeline_pairs_contents_of", value: batchedPairs, unit: "pairs/s", baseline: figures.baselinePairs))
+
+    // The same pairs into a file store that fsyncs before `record` returns. First from 256 callers at once,
+    // one pair a call (a server's request handlers): they share fsyncs (group commit). Then from 16 callers,
+    // 100 pairs a call (a bridge or `send` passing on what it read). The ratios are to pipeline_pairs.
+    let callers = Int(ProcessInfo.processInfo.environment["BENCH_DURABLE_CALLERS"] ?? "") ?? 256
+    for (name, callers, perCall) in [
+        ("durable_pipeline_pairs", callers, 1), ("durable_pipeline_pairs_batched", 16, 100),
+    ] {
+        progress("recording pairs through the pipeline on a file store (fsync before ack), \(callers) callers...")
+        let durablePairs = await measure(rounds: rounds, operations: pairCount) {
+            let delivered = await recordDurably(
+                pairs, callers: callers, perCall: perCall, into: scratchDirectory("durable"))
+            if delivered != pairCount * 2 {
+                progress("  delivered \(delivered) of \(pairCount * 2): the figure is wrong")
+            }
+        }
+        figures.append(Figure(name: name, value: durablePairs, unit: "pairs/s", baseline: pipelinePairs))
+    }
+}
+
+// 4c. Reopening a file store that holds a backlog of 1 GiB (`--quick`: 256 MiB): seconds and memory
+// growth, in a fresh process (resident memory says nothing in one that built the backlog).
+if runs("reopen") && only != "reopen-child" {
+    let backlogBytes = arguments.contains("--quick") ? 256 << 20 : 1 << 30
+    let directory = scratchDirectory("reopen")
+    defer { try? FileManager.default.removeItem(at: directory) }
+    progress("writing a backlog of \(backlogBytes >> 20) MiB into a file store...")
+    let held = try await buildBacklog(bytes: backlogBytes, in: directory, from: makePairs(1_000, prefix: "reopen_"))
+    progress("  \(held) messages; reopening it in a fresh process...")
+    let child = Process()
+    child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+    child.arguments = ["--only=reopen-child", "--no-baseline", directory.path]
+    let pipe = Pipe()
+    child.standardOutput = pipe
+    try child.run()
+    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    child.waitUntilExit()
+    for line in output.split(separator: "\n") {
+        let fields = line.split(separator: " ")
+        guard fields.count >= 2, let value = Double(fields[1]) else { continue }
+        if fields[0] == "file_store_reopen" {
+            figures.append(Figure(name: "file_store_reopen_seconds", value: value, unit: "s", baseline: 2))
+        } else if fields[0] == "file_store_reopen_cpu" {
+            figures.append(Figure(name: "file_store_reopen_cpu_seconds", value: value, unit: "s", baseline: 2))
+        } else if fields[0] == "file_store_reopen_memory" {
+            figures.append(Figure(name: "file_store_reopen_memory", value: value, unit: "MiB", baseline: 64))
+        } else if fields[0] == "file_store_reopen_messages" && Int(value) != held {
+            progress("  the reopened store holds \(Int(value)) messages, not \(held): the figure is wrong")
+        }
+    }
+}
+if only == "reopen-child", let path = CommandLine.arguments.last {
+    let before = procStatus("VmRSS")
+    let clock = ContinuousClock()
+    let cpuBefore = cpuSeconds()
+    let start = clock.now
+    let store = try FileMessageStore(directory: URL(fileURLWithPath: path))
+    let elapsed = clock.now - start
+    let cpu = cpuSeconds() - cpuBefore
+    let held = try await store.recover(tenant: "default").messages
+    let peak = procStatus("VmHWM")
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    progress(
+        "  reopened \(held) messages in \(String(format: "%.2f", seconds)) s (\(String(format: "%.2f", cpu)) s of CPU); VmRSS before \(before >> 20) MiB, "
+            + "now \(procStatus("VmRSS") >> 20) MiB, peak \(peak >> 20) MiB")
+    print("file_store_reopen \(seconds)")
+    print("file_store_reopen_cpu \(cpu)")
+    print("file_store_reopen_memory \(Double(max(peak - before, 0)) / 1_048_576)")
+    print("file_store_reopen_messages \(held)")
 }
 
 // 4b. The pipeline group: 100 tenants sharing one transport (TenantsBench.swift).
@@ -312,7 +382,8 @@ if only == "memory" {
 // Report.
 if asJSON {
     var rows = figures.map { figure -> [String: Any] in
-        var row: [String: Any] = ["name": figure.name, "value": figure.value.rounded(), "unit": figure.unit]
+        let value = figure.unit == "s" ? (figure.value * 100).rounded() / 100 : figure.value.rounded()
+        var row: [String: Any] = ["name": figure.name, "value": value, "unit": figure.unit]
         if let ratio = figure.ratio { row["ratio"] = (ratio * 10).rounded() / 10 }
         return row
     }
@@ -329,7 +400,9 @@ if asJSON {
     for figure in figures {
         let ratio =
             figure.ratio.map { String(format: "%.1fx", $0) } ?? (figure.name.hasPrefix("baseline") ? "1.0x" : "-")
-        let value = figure.unit == "MiB" ? String(format: "%.1f", figure.value) : String(Int(figure.value.rounded()))
+        let value =
+            figure.unit == "MiB" || figure.unit == "s"
+            ? String(format: figure.unit == "s" ? "%.2f" : "%.1f", figure.value) : String(Int(figure.value.rounded()))
         print("\(figure.name) \(value) \(figure.unit) \(ratio)")
     }
     for counted in instructionFigures {
