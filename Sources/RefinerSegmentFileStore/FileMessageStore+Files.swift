@@ -163,7 +163,7 @@ extension FileMessageStore {
     /// read at once).
     static func readAndScan(_ path: String, into buffer: inout [UInt8]) -> FileScan {
         var scan = FileScan()
-        let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard descriptor >= 0 else {
             if errno != ENOENT { scan.failure = FileStoreError.io("open", path: path, errno: errno) }
             return scan
@@ -236,7 +236,7 @@ extension FileMessageStore {
     /// Writes a file whole: a temp file, `fsync`, rename over, `fsync` of the directory.
     static func replace(_ path: String, with bytes: [UInt8]) throws {
         let temp = path + ".tmp"
-        let descriptor = Glibc.open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        let descriptor = Glibc.open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard descriptor >= 0 else { throw FileStoreError.io("open", path: temp, errno: errno) }
         defer { close(descriptor) }
         try writeAll(descriptor, bytes, path: temp)
@@ -250,7 +250,7 @@ extension FileMessageStore {
     }
 
     static func openAppending(_ path: String) throws -> Int32 {
-        let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard descriptor >= 0 else { throw FileStoreError.io("open", path: path, errno: errno) }
         return descriptor
     }
@@ -403,7 +403,7 @@ extension FileMessageStore {
         if let reader { close(reader.descriptor) }
         reader = nil
         let path = segments[segment]?.path ?? ""
-        let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard descriptor >= 0 else { throw FileStoreError.io("open", path: path, errno: errno) }
         reader = (segment, descriptor)
         return descriptor

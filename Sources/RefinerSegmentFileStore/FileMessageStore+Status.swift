@@ -55,7 +55,7 @@ extension FileMessageStore {
     /// The wall-clock time stored in an entry's record.
     private func appendedAt(_ entry: Entry) throws -> Date? {
         guard let path = segments[entry.segment]?.path else { return nil }
-        let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard descriptor >= 0 else { throw FileStoreError.io("open", path: path, errno: errno) }
         defer { close(descriptor) }
         var milliseconds: Int64 = 0

@@ -202,7 +202,10 @@ public actor FileMessageStore: SegmentMessageStore {
     package init(
         directory: URL, configuration: Configuration, fsync: @escaping @Sendable (Int32) -> Int32
     ) throws {
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        // The segments hold personal data (answers, emails): a directory this creates is its owner's only,
+        // and every file in it is created 0600 without following a planted symlink.
+        try FileManager.default.createDirectory(
+            at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         self.directory = directory
         self.configuration = configuration
         self.lock = try DirectoryLock(directory: directory)
