@@ -69,8 +69,17 @@ enum InputShape: Equatable {
     /// form by the same top-level names from the one parse it makes. Anything that does not read that way
     /// goes through ``init(of:)`` and the decoder of its shape, so errors keep their words.
     static func response(inRecord record: [UInt8]) throws(RefinerSegmentError) -> SurveyResponse {
-        if !mayBeMessage(record), let response = try? SurveyResponse(jsonOrRefinerWebhook: record) { return response }
+        if let response = onePassResponse(record) { return response }
         return try InputShape(of: record).response(from: record)
+    }
+
+    /// The response a record holds when it reads in one parse as a response (a webhook or the response form)
+    /// and cannot be a Segment message (the raw bytes `"messageId"` appear nowhere in it); nil otherwise, and
+    /// then the record's shape and that shape's decoder say what it is, or what is wrong with it. What `send`
+    /// and `render` try first.
+    static func onePassResponse(_ record: [UInt8]) -> SurveyResponse? {
+        guard !mayBeMessage(record) else { return nil }
+        return try? SurveyResponse(jsonOrRefinerWebhook: record)
     }
 
     /// Whether the raw bytes `"messageId"` appear in the record: ``init(of:)`` compares raw member names, so

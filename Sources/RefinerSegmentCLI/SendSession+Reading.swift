@@ -120,9 +120,16 @@ extension SendSession {
     }
 
     /// A record's messages, by its shape (``InputShape``): a response is built on the profile store.
+    ///
+    /// A response is read in one parse when it can be (``InputShape/onePassResponse(_:)``, as `render` reads
+    /// it); anything else is told by its shape and read by that shape's decoder, so values and errors are
+    /// those of the shape path.
     private func decode(_ bytes: [UInt8], store: inout CollectedProfiles) throws -> [SegmentMessage] {
         guard UTF8Validation.isValid(bytes) else {
             throw RefinerSegmentError(code: .invalidInput, detail: "not valid UTF-8")
+        }
+        if let response = InputShape.onePassResponse(bytes) {
+            return try store.process(response, with: options.builder)
         }
         let shape = InputShape(of: bytes)
         guard shape.isResponse else { return try shape.messages(from: bytes) }
