@@ -31,9 +31,28 @@ struct JSONWriter: ~Copyable {
         [UInt8](UnsafeBufferPointer(start: base, count: count))
     }
 
+    /// The bytes written in `range` (within what was written).
+    func bytes(in range: Range<Int>) -> [UInt8] {
+        precondition(range.lowerBound >= 0 && range.upperBound <= count, "a range of what was written")
+        return [UInt8](UnsafeBufferPointer(start: base + range.lowerBound, count: range.count))
+    }
+
+    /// The bytes written from `start` on.
+    func bytes(from start: Int) -> [UInt8] {
+        bytes(in: start..<count)
+    }
+
     /// Forgets what was written, keeping the buffer.
     mutating func removeAll() {
         count = 0
+        needsComma = false
+    }
+
+    /// Forgets what was written after the first `length` bytes, keeping those and the buffer; what follows
+    /// starts without a comma.
+    mutating func removeAll(keepingFirst length: Int) {
+        precondition(length >= 0 && length <= count, "a length within what was written")
+        count = length
         needsComma = false
     }
 
@@ -155,6 +174,18 @@ struct JSONWriter: ~Copyable {
         guard !range.isEmpty else { return }
         separate()
         json.withUnsafeBufferPointer { append(UnsafeBufferPointer(rebasing: $0[range])) }
+        needsComma = true
+    }
+
+    /// Appends members this writer wrote earlier, at `range` (before what is written now), inside an object.
+    mutating func members(copyingOwn range: Range<Int>) {
+        guard !range.isEmpty else { return }
+        precondition(range.lowerBound >= 0 && range.upperBound <= count, "a range of what was written")
+        separate()
+        reserve(range.count)
+        // After `reserve`, which may move the buffer; the ranges do not overlap.
+        (base + count).update(from: base + range.lowerBound, count: range.count)
+        count += range.count
         needsComma = true
     }
 

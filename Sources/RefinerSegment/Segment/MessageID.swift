@@ -16,11 +16,10 @@ enum MessageID {
     static func make(responseID: String, kind: SegmentMessage.Kind) -> String {
         let length = 9 + responseID.utf8.count + kind.rawValue.utf8.count
         if length <= maximumLength {
-            // Written in place, one allocation: this runs for every message built.
-            var responseID = responseID
-            var kindName = kind.rawValue
-            return responseID.withUTF8 { id in
-                kindName.withUTF8 { name in
+            // Written in place, one allocation: this runs for every message built. Native strings lend their
+            // bytes without a copy (no `var` copy for `withUTF8`, which retains and releases).
+            let written = responseID.utf8.withContiguousStorageIfAvailable { id in
+                kind.rawValue.utf8.withContiguousStorageIfAvailable { name in
                     String(unsafeUninitializedCapacity: length) { output in
                         let prefix: StaticString = "refiner-"
                         let base = output.baseAddress!
@@ -34,6 +33,8 @@ enum MessageID {
                     }
                 }
             }
+            if let written, let written { return written }
+            return "refiner-" + responseID + "-" + kind.rawValue
         }
         return "refiner-sha256-" + SHA256.hexDigest(responseID.utf8) + "-" + String(kind.rawValue.prefix(14))
     }

@@ -175,19 +175,21 @@ public struct SegmentCallBuilder: Sendable {
     func encodeMessages(for response: SurveyResponse, profile: CollectedProfile) throws(RefinerSegmentError)
         -> [SegmentMessage]
     {
-        let parts = sharedParts(of: response)
         var messages: [SegmentMessage] = []
         messages.reserveCapacity(configuration.sendsCompletedSurveyEvent ? 3 : 2)
         let user = profile.user
-        // One scratch buffer for every message of the response; each message gets its own copy of its bytes.
-        var writer = JSONWriter(capacity: 1024 + parts.bytes.count)
+        // One scratch buffer for every message of the response, which starts with the members they share;
+        // each message is written after them and gets its own copy of its bytes.
+        var writer = JSONWriter(capacity: 1024)
+        let parts = writeSharedParts(of: response, to: &writer)
         let identify = encode(.identify, response: response, parts: parts, writer: &writer) { writer in
             writeIdentifyTraits(of: user, to: &writer)
         }
         if identify.json.count <= configuration.maximumMessageBytes {
             messages.append(identify)
         } else {
-            messages += try split(.identify, response: response, parts: parts, traits: identifyTraits(of: user))
+            messages += try split(
+                .identify, response: response, parts: parts.copied(from: writer), traits: identifyTraits(of: user))
         }
         if let account = response.account {
             let traits = profile.account.traits
@@ -198,11 +200,12 @@ public struct SegmentCallBuilder: Sendable {
                 messages.append(group)
             } else {
                 let items = traits.map { (key: $0.key, value: $0.value, answeredAt: $0.answeredAt) }
-                messages += try split(.group, response: response, parts: parts, groupID: account.id, traits: items)
+                messages += try split(
+                    .group, response: response, parts: parts.copied(from: writer), groupID: account.id, traits: items)
             }
         }
         if configuration.sendsCompletedSurveyEvent {
-            let track = completedSurveyEvent(for: response, parts: parts)
+            let track = completedSurveyEvent(for: response, parts: parts, writer: &writer)
             guard track.json.count <= configuration.maximumMessageBytes else {
                 throw tooLarge(
                     .track, response: response, size: track.json.count, traits: completedSurveyProperties(of: response))
@@ -219,8 +222,16 @@ public struct SegmentCallBuilder: Sendable {
     }
 
     func completedSurveyEvent(for response: SurveyResponse, parts: SharedParts) -> SegmentMessage {
+        var writer = JSONWriter(capacity: 512 + parts.identityCount)
+        return completedSurveyEvent(for: response, parts: parts, writer: &writer)
+    }
+
+    func completedSurveyEvent(for response: SurveyResponse, parts: SharedParts, writer: inout JSONWriter)
+        -> SegmentMessage
+    {
         let properties = completedSurveyProperties(of: response)
-        return encode(.track, response: response, parts: parts, event: Self.completedSurveyEvent) { writer in
+        return encode(.track, response: response, parts: parts, event: Self.completedSurveyEvent, writer: &writer) {
+            writer in
             for (key, value) in properties {
                 writer.key(key)
                 writer.value(value)
@@ -257,17 +268,38 @@ public struct SegmentCallBuilder: Sendable {
 
     /// Members every message of one response carries, encoded once: `"userId":...` and/or
     /// `"anonymousId":...`, and `"timestamp":...`.
+    ///
+    /// They are in an array of their own (``sharedParts(of:)``), or at the start of the writer the messages
+    /// are written in (``writeSharedParts(of:to:)``, one allocation fewer per response), which keeps them
+    /// when it starts the next message.
     struct SharedParts {
-        /// The identity members, then the timestamp member: one array.
-        var bytes: [UInt8]
-        /// Where the timestamp member starts in ``bytes``.
+        /// The identity members, then the timestamp member: one array; nil when they are at the start of the
+        /// writer each message is written in.
+        var bytes: [UInt8]?
+        /// Where the timestamp member starts.
         var timestampStart: Int
+        /// Where the timestamp member ends.
+        var end: Int
 
         var identityCount: Int { timestampStart }
+
+        /// The parts in an array of their own, for messages written in another writer than `writer`.
+        func copied(from writer: borrowing JSONWriter) -> SharedParts {
+            guard bytes == nil else { return self }
+            return SharedParts(bytes: writer.bytes(in: 0..<end), timestampStart: timestampStart, end: end)
+        }
     }
 
     func sharedParts(of response: SurveyResponse) -> SharedParts {
         var shared = JSONWriter(capacity: 160)
+        let parts = writeSharedParts(of: response, to: &shared)
+        return SharedParts(bytes: shared.bytes, timestampStart: parts.timestampStart, end: parts.end)
+    }
+
+    /// Writes the shared members at the start of `writer` (emptied first); messages written in it after them
+    /// with ``encode(_:part:response:parts:groupID:event:writer:writeTraits:)`` keep them.
+    func writeSharedParts(of response: SurveyResponse, to shared: inout JSONWriter) -> SharedParts {
+        shared.removeAll()
         if let userID = response.user.nonEmptyID {
             shared.rawKey("userId")
             shared.string(userID)
@@ -281,7 +313,7 @@ public struct SegmentCallBuilder: Sendable {
         shared.startMembers()
         shared.rawKey("timestamp")
         shared.date(response.completedAt)
-        return SharedParts(bytes: shared.bytes, timestampStart: timestampStart)
+        return SharedParts(bytes: nil, timestampStart: timestampStart, end: shared.byteCount)
     }
 
     /// One message; `writeTraits` writes the members of its `traits` (or `properties`) object.
@@ -295,12 +327,15 @@ public struct SegmentCallBuilder: Sendable {
         writeTraits: (inout JSONWriter) -> Void
     ) -> SegmentMessage {
         var writer = JSONWriter(capacity: 512 + parts.identityCount)
+        // A fresh writer does not hold the parts.
+        let parts = parts.bytes == nil ? sharedParts(of: response) : parts
         return encode(
             kind, part: part, response: response, parts: parts, groupID: groupID, event: event, writer: &writer,
             writeTraits: writeTraits)
     }
 
-    /// One message, written in `writer` (emptied first, so that one buffer serves several messages).
+    /// One message, written in `writer` (emptied first, so that one buffer serves several messages; but for
+    /// the shared parts at its start when `parts` are there, see ``writeSharedParts(of:to:)``).
     func encode(
         _ kind: SegmentMessage.Kind,
         part: Int = 1,
@@ -312,13 +347,18 @@ public struct SegmentCallBuilder: Sendable {
         writeTraits: (inout JSONWriter) -> Void
     ) -> SegmentMessage {
         let messageID = MessageID.make(responseID: response.id, kind: kind, part: part)
-        writer.removeAll()
+        let start = parts.bytes == nil ? parts.end : 0
+        writer.removeAll(keepingFirst: start)
         writer.beginObject()
         writer.rawKey("type")
         writer.string(kind.rawValue)
         writer.rawKey("messageId")
         writer.string(messageID)
-        writer.members(parts.bytes, 0..<parts.timestampStart)
+        if let bytes = parts.bytes {
+            writer.members(bytes, 0..<parts.timestampStart)
+        } else {
+            writer.members(copyingOwn: 0..<parts.timestampStart)
+        }
         if let groupID {
             writer.rawKey("groupId")
             writer.string(groupID)
@@ -327,7 +367,11 @@ public struct SegmentCallBuilder: Sendable {
             writer.rawKey("event")
             writer.string(event)
         }
-        writer.members(parts.bytes, parts.timestampStart..<parts.bytes.count)
+        if let bytes = parts.bytes {
+            writer.members(bytes, parts.timestampStart..<parts.end)
+        } else {
+            writer.members(copyingOwn: parts.timestampStart..<parts.end)
+        }
         if kind == .track { writer.rawKey("properties") } else { writer.rawKey("traits") }
         writer.beginObject()
         writeTraits(&writer)
@@ -335,7 +379,8 @@ public struct SegmentCallBuilder: Sendable {
         writer.rawKey("context")
         writer.raw(contextJSON)
         writer.endObject()
-        return SegmentMessage(kind: kind, messageID: messageID, responseID: response.id, json: writer.bytes)
+        return SegmentMessage(
+            kind: kind, messageID: messageID, responseID: response.id, json: writer.bytes(from: start))
     }
 
     func tooLarge(_ kind: SegmentMessage.Kind, response: SurveyResponse, size: Int, traits: Traits)
