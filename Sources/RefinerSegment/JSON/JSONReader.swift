@@ -133,6 +133,21 @@ struct JSONReader {
         return true
     }
 
+    /// Whether the string at `index` is `literal` (ASCII), compared as bytes: no `String` is made unless the
+    /// string has escapes.
+    @inline(__always)
+    func isString(_ index: Int, _ literal: StaticString) -> Bool {
+        isName(index, literal)
+    }
+
+    /// The string at `index` read as a date (``Timestamp``), without making a `String` of it unless it has
+    /// escapes; nil when it is not a date.
+    func date(_ index: Int) -> Date? {
+        let token = tape.tokens[index]
+        guard !token.isComplex else { return Timestamp.date(from: string(index)) }
+        return Timestamp.date(fromUTF8: UnsafeBufferPointer(start: base + token.start, count: token.end - token.start))
+    }
+
     /// Whether a name spelled with escapes is `name`, once they are resolved.
     private func isEscapedName(_ index: Int, _ name: StaticString) -> Bool {
         string(index) == name.withUTF8Buffer { String(decoding: $0, as: UTF8.self) }
@@ -362,6 +377,18 @@ extension JSONReader {
     /// An optional string member: `nil` when absent or `null`.
     func optionalString(_ name: StaticString, of object: Int) throws(JSONDecodingError) -> String? {
         try value(name, of: object, kind: .string, expected: "a string", isOptional: true).map(string)
+    }
+
+    /// The index of a required string member, checked as ``requiredString(_:of:)`` checks it, for reading it
+    /// without a `String` (``isString(_:_:)``, ``date(_:)``).
+    func requiredStringIndex(_ name: StaticString, of object: Int) throws(JSONDecodingError) -> Int {
+        try value(name, of: object, kind: .string, expected: "a string", isOptional: false)!
+    }
+
+    /// The index of an optional string member, checked as ``optionalString(_:of:)`` checks it; `nil` when
+    /// absent or `null`.
+    func optionalStringIndex(_ name: StaticString, of object: Int) throws(JSONDecodingError) -> Int? {
+        try value(name, of: object, kind: .string, expected: "a string", isOptional: true)
     }
 
     /// Checks that the value at `index` is of `kind`; `null` is an error (`decode` of an array element).

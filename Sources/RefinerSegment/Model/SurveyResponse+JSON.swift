@@ -28,8 +28,10 @@ extension SurveyResponse {
     init(_ reader: JSONReader, _ index: Int) throws(JSONDecodingError) {
         try reader.check(index, is: .object, expected: "an object")
         let id = try reader.requiredString("id", of: index)
-        let completedAtText = try reader.requiredString("completedAt", of: index)
-        guard let completedAt = Timestamp.date(from: completedAtText) else {
+        // Read from its bytes: the text becomes a `String` only for the error.
+        let completedAtIndex = try reader.requiredStringIndex("completedAt", of: index)
+        guard let completedAt = reader.date(completedAtIndex) else {
+            let completedAtText = reader.string(completedAtIndex)
             throw JSONDecodingError(
                 .invalid("'\(completedAtText)' is not an ISO-8601 date-time such as 2026-11-20T10:15:00.000Z"),
                 at: [.name("completedAt")])
@@ -127,16 +129,46 @@ extension Question {
         let text = try reader.requiredString("text", of: index)
         let propertyName = try reader.optionalString("property", of: index)
         var attribution = Attribution.user
-        if let name = try reader.optionalString("attribution", of: index) {
-            guard let value = Attribution(rawValue: name) else {
-                throw JSONDecodingError(
-                    .invalid("Cannot initialize Attribution from invalid String value \(name)"),
-                    at: [.name("attribution")])
+        // Names matched as bytes; a `String` is made only for anything else.
+        if let nameIndex = try reader.optionalStringIndex("attribution", of: index) {
+            if reader.isString(nameIndex, "account") {
+                attribution = .account
+            } else if !reader.isString(nameIndex, "user") {
+                let name = reader.string(nameIndex)
+                guard let value = Attribution(rawValue: name) else {
+                    throw JSONDecodingError(
+                        .invalid("Cannot initialize Attribution from invalid String value \(name)"),
+                        at: [.name("attribution")])
+                }
+                attribution = value
             }
-            attribution = value
         }
-        let kind = try reader.optionalString("kind", of: index).map(Kind.init(rawValue:))
+        let kind = try reader.optionalStringIndex("kind", of: index).map { Kind(reader, $0) }
         self.init(id: id, text: text, propertyName: propertyName, attribution: attribution, kind: kind)
+    }
+}
+
+extension Question.Kind {
+    /// The kind named by the string at `index`: Refiner's own kinds matched as bytes (their names are static
+    /// strings, so nothing is made), any other name read as a `String`.
+    init(_ reader: JSONReader, _ index: Int) {
+        if reader.isString(index, "single_choice") {
+            self = .singleChoice
+        } else if reader.isString(index, "multiple_choice") {
+            self = .multipleChoice
+        } else if reader.isString(index, "text") {
+            self = .text
+        } else if reader.isString(index, "number") {
+            self = .number
+        } else if reader.isString(index, "email") {
+            self = .email
+        } else if reader.isString(index, "date") {
+            self = .date
+        } else if reader.isString(index, "boolean") {
+            self = .boolean
+        } else {
+            self.init(rawValue: reader.string(index))
+        }
     }
 }
 

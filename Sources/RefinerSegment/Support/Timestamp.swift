@@ -66,11 +66,17 @@ enum Timestamp {
     /// Reads `YYYY-MM-DDTHH:MM:SS[.fraction][Z|±HH:MM|±HHMM]`; a space may stand for the `T`, and no
     /// offset means UTC (Refiner's older payloads: `2020-09-02 21:53:33`). `nil` for anything else.
     static func date(from string: String) -> Date? {
-        var string = string
-        return string.withUTF8 { parse(Array($0)) }
+        // A native string lends its bytes; no copy of them, no array.
+        if let date = string.utf8.withContiguousStorageIfAvailable({ parse($0) }) { return date }
+        return Array(string.utf8).withUnsafeBufferPointer { parse($0) }
     }
 
-    private static func parse(_ bytes: [UInt8]) -> Date? {
+    /// ``date(from:)`` of UTF-8 bytes, such as a string token of the JSON reader, without making a `String`.
+    static func date(fromUTF8 bytes: UnsafeBufferPointer<UInt8>) -> Date? {
+        parse(bytes)
+    }
+
+    private static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> Date? {
         var index = 0
         func number(_ count: Int) -> Int? {
             guard index + count <= bytes.count else { return nil }
