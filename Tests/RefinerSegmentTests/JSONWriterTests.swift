@@ -187,3 +187,31 @@ struct ClockGoneWrongTests {
         #expect(Timestamp.date(from: sentAt) != nil, "\(sentAt)")
     }
 }
+
+/// The scratch writer of a response's messages: the members they share kept at its start, copied into each
+/// message, also once the writer has moved to a larger buffer.
+struct JSONWriterSharedMembersTests {
+    @Test func keptBytesAndCopiedMembersSurviveAMoveToALargerBuffer() {
+        var writer = JSONWriter(capacity: 16)
+        writer.rawKey("userId")
+        writer.string("u")
+        let shared = writer.byteCount
+        var messages: [String] = []
+        for round in 0..<2 {
+            writer.removeAll(keepingFirst: shared)
+            writer.beginObject()
+            writer.rawKey("type")
+            writer.string("identify")
+            writer.members(copyingOwn: 0..<shared)
+            // Past the first buffer in the second round.
+            writer.key("long")
+            writer.string(String(repeating: "a", count: round * 2000))
+            writer.endObject()
+            messages.append(String(decoding: writer.bytes(from: shared), as: UTF8.self))
+        }
+        #expect(messages[0] == #"{"type":"identify","userId":"u","long":""}"#)
+        #expect(
+            messages[1] == #"{"type":"identify","userId":"u","long":""# + String(repeating: "a", count: 2000) + #""}"#)
+        #expect(writer.bytes(in: 0..<shared) == Array(#""userId":"u""#.utf8))
+    }
+}
