@@ -24,7 +24,7 @@ struct ClusterTests {
         }
         for process in processes {
             let status = await process.wait()
-            #expect(status == 0, "\(process.errorText)\n\(run.comment)")
+            #expect(status == 0, "\(process.errorText)\n\(run.progress)")
         }
         let elapsed = ContinuousClock.now - start
         let rate = Double(tenants * units * 2) / seconds(elapsed)
@@ -124,7 +124,7 @@ struct ClusterTests {
         for (owner, survivor) in zip(["first", "second"], survivors) {
             let status = await survivor.wait()
             run.note("\(owner) exited (status \(status)), \(delivered(by: survivor).count) messages delivered")
-            #expect(status == 0, "\(survivor.errorText)\n\(run.comment)")
+            #expect(status == 0, "\(survivor.errorText)\n\(run.progress)")
         }
         let deliverRate = Double(tenants * units * 2) / seconds(ContinuousClock.now - start)
         run.note("delivered at \(Int(deliverRate)) messages/s (answers delayed 20 ms), enqueued at \(Int(enqueueRate))")
@@ -140,7 +140,7 @@ struct ClusterTests {
             if messageID != "\(tenant)-\(index)-\(kind)" { mismatched += 1 }
             ids.insert(messageID)
         }
-        #expect(mismatched == 0, "messages whose body is not their messageId's\n\(run.comment)")
+        #expect(mismatched == 0, "messages whose body is not their messageId's\n\(run.progress)")
         var expected: Set<String> = []
         for tenant in 0..<tenants {
             for index in 0..<units {
@@ -151,7 +151,7 @@ struct ClusterTests {
         }
         #expect(
             ids == expected,
-            "\(expected.subtracting(ids).count) missing, \(ids.subtracting(expected).count) unexpected\n\(run.comment)")
+            "\(expected.subtracting(ids).count) missing, \(ids.subtracting(expected).count) unexpected\n\(run.progress)")
         #expect(try await TestDatabase.count("refiner_segment_outbox", client) == 0, run.comment)
         #expect(try await TestDatabase.count("refiner_segment_dead_letters", client) == 0, run.comment)
 
@@ -167,7 +167,7 @@ struct ClusterTests {
         #expect(overlapping == 0, run.comment)
 
         // The victim's unsettled batches were claimed again by the others, after its lease.
-        #expect(!held.isEmpty, "the victim died with no batch in flight\n\(run.comment)")
+        #expect(!held.isEmpty, "the victim died with no batch in flight\n\(run.progress)")
         var neverAgain = 0
         var early = 0
         for (sequence, until) in held {
@@ -177,8 +177,8 @@ struct ClusterTests {
             }
             if next.at < until.timeIntervalSince1970 * 1000 - 1 { early += 1 }
         }
-        #expect(neverAgain == 0, "of the victim's messages, \(neverAgain) were never claimed again\n\(run.comment)")
-        #expect(early == 0, "of the victim's messages, \(early) were claimed again within its lease\n\(run.comment)")
+        #expect(neverAgain == 0, "of the victim's messages, \(neverAgain) were never claimed again\n\(run.progress)")
+        #expect(early == 0, "of the victim's messages, \(early) were claimed again within its lease\n\(run.progress)")
     }
 
     @Test func aRetryAfterPausesOneTenantOnEveryInstance() async throws {
@@ -192,47 +192,47 @@ struct ClusterTests {
     }
 
     static func pauseOneTenant(url: String, schema: String, client: PostgresClient, run: ClusterRun) async throws {
-            let units = 300
-            _ = try await Self.enqueue(url: url, schema: schema, units: units, run: run)
-            // tenant-07's first request is answered 429 with Retry-After: 3 (the spec's 30 s, shortened).
-            let standIn = try SegmentStandIn { writeKey, earlier in
-                writeKey == "wk-tenant-07" && earlier == 0
-                    ? .status(429, headerFields: ["Retry-After": "3"], body: "slow down")
-                    : .status(200, body: "{}")
-            }
-            defer { standIn.server.stop() }
-            let processes = try ["one", "two", "three"].map { owner in
-                try run.track(
-                    DrillProcess(
-                        Self.deliverArguments(
-                            url: url, schema: schema, endpoint: standIn.server.baseURL, owner: owner, leaseMs: 30_000)
-                    ))
-            }
-            for process in processes {
-                let status = await process.wait()
-                run.note("an instance exited (status \(status))")
-                #expect(status == 0, "\(process.errorText)\n\(run.comment)")
-            }
-            let rows = try await client.query(
-                "SELECT paused_until FROM refiner_segment_tenants WHERE tenant = 'tenant-07'"
-            )
-            var pausedUntil: Date?
-            for try await (until) in rows.decode(Date?.self) { pausedUntil = until }
-            let pauseEnd = try #require(pausedUntil)
-            let slow = standIn.arrivals(of: "wk-tenant-07")
-            let refusal = try #require(slow.first)
-            #expect(refusal.status == 429)
-            #expect(pauseEnd.timeIntervalSince(refusal.at) >= 2.9)
-            // No instance sent tenant-07 anything during the pause; afterwards it was delivered.
-            #expect(slow.dropFirst().allSatisfy { $0.at >= pauseEnd })
-            #expect(slow.count >= 2)
-            // The others were not held back: they were sent during the pause (unless all were done before it).
-            let others = (0..<Self.tenants).filter { $0 != 7 }
-                .flatMap { standIn.arrivals(of: String(format: "wk-tenant-%02d", $0)) }
-            #expect(
-                others.contains { $0.at >= refusal.at && $0.at < pauseEnd } || others.allSatisfy { $0.at < refusal.at })
-            let ids = Set(standIn.acceptedMessages().map(\.messageID))
-            #expect(ids.count == Self.tenants * units * 2)
+        let units = 300
+        _ = try await Self.enqueue(url: url, schema: schema, units: units, run: run)
+        // tenant-07's first request is answered 429 with Retry-After: 3 (the spec's 30 s, shortened).
+        let standIn = try SegmentStandIn { writeKey, earlier in
+            writeKey == "wk-tenant-07" && earlier == 0
+                ? .status(429, headerFields: ["Retry-After": "3"], body: "slow down")
+                : .status(200, body: "{}")
+        }
+        defer { standIn.server.stop() }
+        let processes = try ["one", "two", "three"].map { owner in
+            try run.track(
+                DrillProcess(
+                    Self.deliverArguments(
+                        url: url, schema: schema, endpoint: standIn.server.baseURL, owner: owner, leaseMs: 30_000)
+                ))
+        }
+        for process in processes {
+            let status = await process.wait()
+            run.note("an instance exited (status \(status))")
+            #expect(status == 0, "\(process.errorText)\n\(run.progress)")
+        }
+        let rows = try await client.query(
+            "SELECT paused_until FROM refiner_segment_tenants WHERE tenant = 'tenant-07'"
+        )
+        var pausedUntil: Date?
+        for try await (until) in rows.decode(Date?.self) { pausedUntil = until }
+        let pauseEnd = try #require(pausedUntil)
+        let slow = standIn.arrivals(of: "wk-tenant-07")
+        let refusal = try #require(slow.first)
+        #expect(refusal.status == 429)
+        #expect(pauseEnd.timeIntervalSince(refusal.at) >= 2.9)
+        // No instance sent tenant-07 anything during the pause; afterwards it was delivered.
+        #expect(slow.dropFirst().allSatisfy { $0.at >= pauseEnd })
+        #expect(slow.count >= 2)
+        // The others were not held back: they were sent during the pause (unless all were done before it).
+        let others = (0..<Self.tenants).filter { $0 != 7 }
+            .flatMap { standIn.arrivals(of: String(format: "wk-tenant-%02d", $0)) }
+        #expect(
+            others.contains { $0.at >= refusal.at && $0.at < pauseEnd } || others.allSatisfy { $0.at < refusal.at })
+        let ids = Set(standIn.acceptedMessages().map(\.messageID))
+        #expect(ids.count == Self.tenants * units * 2)
     }
 
     /// The throughput figure of Docs/Performance.md: three instances enqueue 200,000 messages of 20 tenants, then
@@ -260,7 +260,7 @@ struct ClusterTests {
                 }
                 for process in processes {
                     let status = await process.wait()
-                    #expect(status == 0, "\(process.errorText)\n\(run.comment)")
+                    #expect(status == 0, "\(process.errorText)\n\(run.progress)")
                 }
                 // Until the last request arrived: the drills' look for an empty outbox at the end is not delivery.
                 let last = try #require(standIn.lastArrival)
@@ -295,8 +295,11 @@ final class ClusterRun: Sendable {
         return process
     }
 
-    /// The steps so far, for an expectation's comment.
-    var comment: Comment { Comment(rawValue: "progress:\n" + state.withLockedValue { $0.lines.joined(separator: "\n") }) }
+    /// The steps so far.
+    var progress: String { "progress:\n" + state.withLockedValue { $0.lines.joined(separator: "\n") } }
+
+    /// The steps so far, as an expectation's comment.
+    var comment: Comment { Comment(rawValue: progress) }
 
     /// Runs `body`; if it has not returned after `bound`, records an issue with the progress and kills every
     /// process tracked, so that `body`'s waits return and its expectations fail.
@@ -305,7 +308,7 @@ final class ClusterRun: Sendable {
             group.addTask {
                 guard (try? await Task.sleep(for: bound)) != nil else { return }
                 self.note("the bound of \(bound) passed: killing every process")
-                Issue.record("the cluster test took longer than \(bound)\n\(self.comment)")
+                Issue.record("the cluster test took longer than \(bound)\n\(self.progress)")
                 for process in self.state.withLockedValue({ $0.processes }) { process.kill() }
             }
             try await body()

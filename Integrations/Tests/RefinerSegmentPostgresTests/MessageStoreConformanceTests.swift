@@ -13,7 +13,10 @@ import Testing
 struct MessageStoreConformanceTests {
     static let room = 1 << 20
 
-    static func claim(_ store: some SegmentMessageStore, _ tenant: String = "acme", messages: Int = 100, lease: Duration = .seconds(30))
+    static func claim(
+        _ store: some SegmentMessageStore, _ tenant: String = "acme", messages: Int = 100,
+        lease: Duration = .seconds(30)
+    )
         async throws -> SegmentClaim?
     {
         try await store.claim(tenant: tenant, maximumMessages: messages, maximumBytes: room, lease: lease)
@@ -65,7 +68,8 @@ struct MessageStoreConformanceTests {
                 claim, messages: 3..<5,
                 as: .retry(
                     SegmentRetryState(
-                        failures: 1, retryCount: 1, firstFailure: firstFailure, nextAttempt: Date().addingTimeInterval(1))
+                        failures: 1, retryCount: 1, firstFailure: firstFailure,
+                        nextAttempt: Date().addingTimeInterval(1))
                 ))
             #expect(try await Self.claim(other) == nil, "a retry keeps the claim with its holder")
             try await store.release(claim)

@@ -12,7 +12,8 @@ struct SenderTests {
         try await TestDatabase.withSchema { client, schema in
             let outbox = TestDatabase.outbox(client, schema)
             // Four messages: the middle (2) would cut unit b; the split goes after unit a instead.
-            try await outbox.enqueue([TestDatabase.unit("a", count: 1), TestDatabase.unit("b", count: 3)], tenant: "acme")
+            try await outbox.enqueue(
+                [TestDatabase.unit("a", count: 1), TestDatabase.unit("b", count: 3)], tenant: "acme")
             let transport = ScriptedTransport([.status(400, body: "bad"), .status(200), .status(400, body: "bad")])
             let (events, continuation) = AsyncStream.makeStream(of: PostgresOutboxSender.Event.self)
             let sender = PostgresOutboxSender(
