@@ -151,7 +151,8 @@ struct ClusterTests {
         }
         #expect(
             ids == expected,
-            "\(expected.subtracting(ids).count) missing, \(ids.subtracting(expected).count) unexpected\n\(run.progress)")
+            "\(expected.subtracting(ids).count) missing, \(ids.subtracting(expected).count) unexpected\n\(run.progress)"
+        )
         #expect(try await TestDatabase.count("refiner_segment_outbox", client) == 0, run.comment)
         #expect(try await TestDatabase.count("refiner_segment_dead_letters", client) == 0, run.comment)
 

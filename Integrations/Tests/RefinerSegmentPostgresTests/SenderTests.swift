@@ -22,7 +22,7 @@ struct SenderTests {
                 onEvent: { continuation.yield($0) })
             var failed: [String] = []
             var delivered: [String] = []
-            try await withThrowingTaskGroup(of: Void.self) { group in
+            await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await sender.run() }
                 for await event in events {
                     if case .delivered(_, let messages) = event { delivered += messages.map(\.message.messageID) }
