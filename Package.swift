@@ -33,7 +33,10 @@ let package = Package(
         // The speed targets of DESIGN.md beside a hand-written baseline: `swift run -c release refiner-segment-bench`.
         .executableTarget(
             name: "refiner-segment-bench",
-            dependencies: ["RefinerSegment", "RefinerSegmentURLSession", "RefinerSegmentTesting", "RefinerSegmentCLI"],
+            dependencies: [
+                "RefinerSegment", "RefinerSegmentURLSession", "RefinerSegmentTesting", "RefinerSegmentCLI",
+                "RefinerSegmentFileStore",
+            ],
             resources: [.copy("questions.txt")]
         ),
         // Test fixtures (such as a real Refiner webhook payload) are copied into each test bundle, so tests never
@@ -64,6 +67,8 @@ let package = Package(
             name: "RefinerSegmentSendTests",
             dependencies: ["RefinerSegmentCLI", "RefinerSegment", "RefinerSegmentTesting"]
         ),
+        // Many tenants in one process: the fair scheduler, the byte bound and the pipeline group, in virtual time.
+        .testTarget(name: "RefinerSegmentTenantTests", dependencies: ["RefinerSegment", "RefinerSegmentTesting"]),
         // Hostile conditions: a faulty loopback server and soak tests, send interrupted by signals (in-process
         // and the built executable), and the write key kept out of everything that can be printed.
         .testTarget(

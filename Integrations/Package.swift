@@ -158,6 +158,7 @@ let package = Package(
             dependencies: [
                 "RefinerSegmentLogging",
                 .product(name: "RefinerSegment", package: "refiner-segment"),
+                .product(name: "RefinerSegmentFileStore", package: "refiner-segment"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -205,6 +206,7 @@ let package = Package(
                 "RefinerWebhookIntake",
                 .product(name: "RefinerSegment", package: "refiner-segment"),
                 .product(name: "Vapor", package: "vapor"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         .executableTarget(

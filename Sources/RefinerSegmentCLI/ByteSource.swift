@@ -89,10 +89,14 @@ struct FileHandleSource: ByteSource {
         }
         // One read(2), which returns what is there: FileHandle.read(upToCount:) waits on Linux until the whole
         // count or the end has come, which would sit on the lines a live pipe (`tail -f`) already delivered.
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
         while true {
-            let count = chunk.withUnsafeMutableBytes { readBytes(handle.fileDescriptor, $0.baseAddress, $0.count) }
-            if count >= 0 { return Array(chunk[..<count]) }
+            // Read straight into the array handed out: no zero fill, no second copy.
+            var count = 0
+            let chunk = [UInt8](unsafeUninitializedCapacity: 1 << 16) { buffer, initialized in
+                count = readBytes(handle.fileDescriptor, buffer.baseAddress, buffer.count)
+                initialized = max(count, 0)
+            }
+            if count >= 0 { return chunk }
             guard errno == EINTR else { throw ToolError("cannot read the input: \(String(cString: strerror(errno)))") }
             if stopRequested() { return [] }
         }

@@ -1,3 +1,4 @@
+import Foundation
 import RefinerSegment
 
 /// The shapes of input record that `render` and `send` read, told apart by the record's top-level fields: the
@@ -18,21 +19,25 @@ enum InputShape: Equatable {
 
     /// The shape of one record.
     init(of record: [UInt8]) {
+        self = record.withUnsafeBufferPointer { Self.classify($0) }
+    }
+
+    private static func classify(_ record: UnsafeBufferPointer<UInt8>) -> InputShape {
         var scanner = TopLevelScanner(record)
         switch scanner.skipSpace() {
         case UInt8(ascii: "["):
-            self = .unit
+            return .unit
         case UInt8(ascii: "{"):
             let names = scanner.memberNames()
             if names.contains(.type) && names.contains(.messageID) {
-                self = .message
+                return .message
             } else if names.contains(.triggeredEvent) || (names.contains(.response) && names.contains(.form)) {
-                self = .webhook
+                return .webhook
             } else {
-                self = .response
+                return .response
             }
         default:
-            self = .response
+            return .response
         }
     }
 
@@ -56,6 +61,38 @@ enum InputShape: Equatable {
         }
     }
 
+    /// The response a record holds, whatever its shape: what `InputShape(of: record).response(from: record)`
+    /// gives, values and errors alike, in one pass over the bytes for the common case.
+    ///
+    /// A record that cannot be a Segment message to ``init(of:)`` (the raw bytes `"messageId"` appear nowhere
+    /// in it) is read with `SurveyResponse(jsonOrRefinerWebhook:)`, which tells a webhook from the response
+    /// form by the same top-level names from the one parse it makes. Anything that does not read that way
+    /// goes through ``init(of:)`` and the decoder of its shape, so errors keep their words.
+    static func response(inRecord record: [UInt8]) throws(RefinerSegmentError) -> SurveyResponse {
+        if !mayBeMessage(record), let response = try? SurveyResponse(jsonOrRefinerWebhook: record) { return response }
+        return try InputShape(of: record).response(from: record)
+    }
+
+    /// Whether the raw bytes `"messageId"` appear in the record: ``init(of:)`` compares raw member names, so
+    /// a record without them is never a ``message``.
+    private static func mayBeMessage(_ record: [UInt8]) -> Bool {
+        let name: StaticString = "\"messageId\""
+        let length = name.utf8CodeUnitCount
+        // Found by its rarest byte, the `I` at offset 8 (two bytes follow it), with `memchr`.
+        return record.withUnsafeBufferPointer { bytes in
+            guard let base = bytes.baseAddress, bytes.count >= length else { return false }
+            var from = 8
+            while from < bytes.count - 2,
+                let found = memchr(base + from, Int32(UInt8(ascii: "I")), bytes.count - 2 - from)
+            {
+                let at = base.distance(to: found.assumingMemoryBound(to: UInt8.self))
+                if memcmp(base + at - 8, name.utf8Start, length) == 0 { return true }
+                from = at + 1
+            }
+            return false
+        }
+    }
+
     /// The messages a record of shape ``message`` or ``unit`` holds, validated, their bytes unchanged.
     ///
     /// - Throws: ``RefinerSegmentError`` from `SegmentMessage(json:)`, or `invalidMessage` for an empty unit
@@ -65,7 +102,7 @@ enum InputShape: Equatable {
         case .message:
             return [try SegmentMessage(json: record)]
         case .unit:
-            let elements = TopLevelScanner(record).arrayElements()
+            let elements = record.withUnsafeBufferPointer { TopLevelScanner($0).arrayElements() }
             guard let elements, !elements.isEmpty else {
                 throw RefinerSegmentError(
                     code: .invalidMessage, detail: "a unit must be a non-empty JSON array of Segment messages")
@@ -98,10 +135,10 @@ private struct TopLevelScanner {
         case type, messageID, triggeredEvent, response, form
     }
 
-    private let bytes: [UInt8]
+    private let bytes: UnsafeBufferPointer<UInt8>
     private var index = 0
 
-    init(_ bytes: [UInt8]) {
+    init(_ bytes: UnsafeBufferPointer<UInt8>) {
         self.bytes = bytes
     }
 
@@ -169,10 +206,19 @@ private struct TopLevelScanner {
     }
 
     /// The raw bytes of the string at the current `"` (escapes left as they are), moving past it.
-    private mutating func string() -> ArraySlice<UInt8>? {
+    private mutating func string() -> Slice<UnsafeBufferPointer<UInt8>>? {
         let start = index + 1
         index += 1
         while index < bytes.count {
+            // Eight bytes at a time, then straight to the first quote or backslash.
+            if index + 8 <= bytes.count {
+                let found = Self.quotesOrBackslashes(in: word(at: index))
+                guard found != 0 else {
+                    index += 8
+                    continue
+                }
+                index += found.trailingZeroBitCount / 8
+            }
             switch bytes[index] {
             case UInt8(ascii: "\\"): index += 2
             case UInt8(ascii: "\""):
@@ -184,11 +230,48 @@ private struct TopLevelScanner {
         return nil
     }
 
+    @inline(__always)
+    private func word(at offset: Int) -> UInt64 {
+        UnsafeRawPointer(bytes.baseAddress! + offset).loadUnaligned(as: UInt64.self)
+    }
+
+    /// The high bit of each of eight bytes that equals `byte` (SWAR). A borrow can flag a byte after a true
+    /// match, never one before it, so the lowest flag is exact (the word is read little-endian).
+    @inline(__always)
+    private static func matches(_ byte: UInt8, in word: UInt64) -> UInt64 {
+        let difference = word ^ (0x0101_0101_0101_0101 &* UInt64(byte))
+        return (difference &- 0x0101_0101_0101_0101) & ~difference & 0x8080_8080_8080_8080
+    }
+
+    /// Flags on the quotes and backslashes among eight bytes.
+    @inline(__always)
+    private static func quotesOrBackslashes(in word: UInt64) -> UInt64 {
+        matches(0x22, in: word) | matches(0x5C, in: word)
+    }
+
+    /// Flags on the quotes and brackets (`[`, `]`, `{`, `}`) among eight bytes: with 0x20 set, `[` and `]`
+    /// read as `{` and `}`, and no other byte does.
+    @inline(__always)
+    private static func quotesOrBrackets(in word: UInt64) -> UInt64 {
+        let folded = word | 0x2020_2020_2020_2020
+        return matches(0x22, in: word) | matches(0x7B, in: folded) | matches(0x7D, in: folded)
+    }
+
     /// Moves past one value: a string, or everything up to the `,`, `]` or `}` that ends it at this depth.
     private mutating func skipValue() {
         _ = skipSpace()
         var depth = 0
         while index < bytes.count {
+            // Inside a container only quotes and brackets count: eight other bytes at a time, then straight to
+            // the first of them.
+            if depth > 0, index + 8 <= bytes.count {
+                let found = Self.quotesOrBrackets(in: word(at: index))
+                guard found != 0 else {
+                    index += 8
+                    continue
+                }
+                index += found.trailingZeroBitCount / 8
+            }
             switch bytes[index] {
             case UInt8(ascii: "\""):
                 _ = string()

@@ -1,3 +1,5 @@
+import Foundation
+
 /// One line of input: its 1-based number and its bytes (without the line break), or a note that it was
 /// too long to keep.
 enum InputLine {
@@ -49,12 +51,18 @@ struct LineReader {
                     break
                 }
             }
-            let end = buffer[position...].firstIndex(of: UInt8(ascii: "\n"))
+            let end = Self.firstLineBreak(in: buffer, from: position)
             let chunk = buffer[position..<(end ?? buffer.count)]
             bytesConsumed += chunk.count
             if dropped > 0 || line.count + chunk.count > maximumLineBytes {
                 dropped += line.count + chunk.count
                 line = []
+            } else if line.isEmpty, end != nil {
+                // The common case, a whole line in the buffer: one copy, of exactly its bytes.
+                line = Array(chunk)
+                position = end! + 1
+                bytesConsumed += 1
+                return finish(line, dropped: 0)
             } else {
                 line.append(contentsOf: chunk)
             }
@@ -67,6 +75,16 @@ struct LineReader {
         }
         if line.isEmpty, dropped == 0 { return nil }
         return finish(line, dropped: dropped)
+    }
+
+    /// The index of the first `\n` at or after `start`, found by `memchr`.
+    private static func firstLineBreak(in buffer: [UInt8], from start: Int) -> Int? {
+        buffer.withUnsafeBufferPointer { bytes -> Int? in
+            guard let base = bytes.baseAddress, start < bytes.count,
+                let found = memchr(base + start, Int32(UInt8(ascii: "\n")), bytes.count - start)
+            else { return nil }
+            return base.distance(to: found.assumingMemoryBound(to: UInt8.self))
+        }
     }
 
     private mutating func finish(_ line: [UInt8], dropped: Int) -> InputLine {

@@ -47,7 +47,7 @@ extension RefinerSegmentTool {
                     guard UTF8Validation.isValid(bytes) else {
                         throw RefinerSegmentError(code: .invalidInput, detail: "not valid UTF-8")
                     }
-                    let response = try InputShape(of: bytes).response(from: bytes)
+                    let response = try InputShape.response(inRecord: bytes)
                     for message in try profiles.process(response, with: builder) { output.appendLine(message.json) }
                     accepted += 1
                 } catch let error as RefinerSegmentError where error.code == .unhandledEvent {
@@ -66,5 +66,19 @@ extension RefinerSegmentTool {
             return Self.failure
         }
         return Self.success
+    }
+}
+
+extension RefinerSegmentTool {
+    /// `render` without the asynchronous entry point, for the benchmark's instruction counts: valgrind cannot
+    /// follow the concurrency runtime's worker threads, which ``run(_:)`` runs on. `arguments` include the
+    /// command name, as for ``run(_:)``.
+    @_spi(Benchmark) public func renderSynchronously(_ arguments: [String]) -> Int32 {
+        do {
+            return try render(Array(arguments.dropFirst()))
+        } catch {
+            io.writeError("refiner-segment: \(error)\n")
+            return Self.failure
+        }
     }
 }

@@ -16,6 +16,14 @@ extension RefinerSegmentTool {
     /// ``SendSession/interruptionGrace``, writes every message read but not delivered to the failed file and
     /// returns 128 + the signal number (130, 143, 129); see ``StopPolicy`` for a second and third signal.
     func send(_ arguments: [String]) async throws -> Int32 {
+        // Many workspaces in one run: SendSession+Tenants.swift.
+        if arguments.contains(where: { $0 == "--tenants" || $0.hasPrefix("--tenants=") }) {
+            // Not silently in memory when a durable store was asked for.
+            if arguments.contains(where: { $0 == "--store" || $0.hasPrefix("--store=") }) {
+                throw UsageError("--store does not work with --tenants yet: send each tenant's input on its own")
+            }
+            return try await sendTenants(arguments)
+        }
         let options = try SendOptions(arguments, environment: io.environment)
         let input = try io.openInput(options.inputPath)
         let session: SendSession

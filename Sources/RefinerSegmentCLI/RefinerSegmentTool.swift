@@ -36,6 +36,7 @@ public struct RefinerSegmentTool: Sendable {
             case "keys": return try keys(rest)
             case "render": return try render(rest)
             case "send": return try await send(rest)
+            case "store": return try await store(rest)
             case "help", "--help", "-h":
                 io.writeOutput(Array(Self.usage.utf8))
                 return Self.success
@@ -91,11 +92,29 @@ public struct RefinerSegmentTool: Sendable {
                                  --max-retry-duration SECONDS   how long a batch is retried after its first
                                                        failure before it fails for good (default 43200)
                                  --prefix, --max-length, --track, --profiles FILE   as for render
+                                 --store DIR           keep every accepted message in a durable store in DIR
+                                                       (created if needed; one send at a time) until it is
+                                                       delivered or written to the failed file. A run first
+                                                       sends what DIR still holds, then the input; a run cut
+                                                       short (kill -9, a crash, a signal) is finished by the
+                                                       same command: a FILE whose first bytes are unchanged
+                                                       resumes after the last line DIR accepted (a pipe is
+                                                       read in full; Segment drops repeats by messageId)
+                                 --tenants FILE        many workspaces in one run: FILE maps tenant names to
+                                                       {"writeKey" or "writeKeyEnv", "region" or "endpoint"};
+                                                       each record's "tenant" field picks one; progress and
+                                                       summary per tenant; failed files per tenant
+                                                       (FAILED.NAME.jsonl). Docs/Tenants.md
+                                 --tenant NAME         the tenant of records without a "tenant" field
                                On SIGINT, SIGTERM or SIGHUP it stops reading, delivers for up to 1 s more,
                                writes every message read but not delivered to the failed file and exits 130,
                                143 or 129; sending that file again finishes the job. A second signal within
                                0.5 s is the same stop; a later one writes the failed file at once and exits;
-                               a third exits at once with status 3.
+                               a third exits at once with status 3. With --store, what was accepted stays
+                               in DIR instead of going to the failed file.
+          store status DIR     Show what a send --store DIR store holds: per tenant the messages and bytes
+                               waiting, how old the oldest is, any Retry-After pause in force; the input
+                               cursor; damage found on opening. A store in use names the pid of its send.
           help                 Show this text.
 
         Exit status: 0 when everything succeeded, 1 when some input was rejected or some message was not

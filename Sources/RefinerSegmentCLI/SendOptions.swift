@@ -5,7 +5,7 @@ import RefinerSegment
 struct SendOptions {
     static let valued: Set<String> = [
         "--region", "--endpoint", "--failed", "--prefix", "--max-length", "--max-retry-duration",
-        "--profiles",
+        "--profiles", "--store",
     ]
 
     var writeKey: WriteKey
@@ -15,6 +15,8 @@ struct SendOptions {
     var inputPath: String?
     /// `--profiles FILE`: the collected profiles in a file store kept across runs, instead of memory.
     var profilesPath: String?
+    /// `--store DIR`: accepted messages wait in a durable file store in DIR, and a re-run resumes the input.
+    var storePath: String?
 
     /// Reads the arguments after `send` and the write key from `SEGMENT_WRITE_KEY`.
     ///
@@ -34,6 +36,8 @@ struct SendOptions {
         failedPath = options.values["--failed"] ?? RefinerSegmentTool.defaultFailedFile
         inputPath = options.positional.first
         profilesPath = options.values["--profiles"]
+        storePath = options.values["--store"]
+        if storePath?.isEmpty == true { throw UsageError("--store takes a directory") }
     }
 }
 

@@ -8,6 +8,9 @@ extension SendSession {
         var key: String
         var location: String
         var messages: [SegmentMessage]
+        /// The unit's last line, and the input offset just past it (for `--store`'s cursor).
+        var lastLine = 0
+        var endOffset = 0
     }
 
     /// Reads records until the input ends, a read fails or a stop is asked for, and records their messages.
@@ -28,11 +31,16 @@ extension SendSession {
         }
         defer { store.close() }
         var pending: PendingUnit?
+        /// `--store`: units read and not yet recorded, recorded together (one append, one cursor).
+        var batch: [PendingUnit] = []
         defer { reading.withLock { $0.bytesRead = reader.bytesConsumed } }
         reading: while stopSignal == nil {
             if let unit = pending, !reader.canReadWithoutWaiting() {
                 pending = nil
-                guard await record(unit, summary: &summary) else { break reading }
+                guard await enqueue(unit, batch: &batch, summary: &summary) else { break reading }
+            }
+            if !batch.isEmpty, !reader.canReadWithoutWaiting() {
+                guard await recordBatch(&batch, summary: &summary) else { break reading }
             }
             let next: InputRecord?
             do {
@@ -55,6 +63,7 @@ extension SendSession {
                 continue
             }
             guard case .record(let span, let bytes) = item else { continue }
+            let endOffset = reader.bytesConsumed
             summary.lastLine = span.upperBound
             if bytes.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
             summary.lines += 1
@@ -73,27 +82,39 @@ extension SendSession {
                 if undelivered.isInPlace { undelivered.keep(unreadable: bytes) }
                 continue
             }
+            if storeMode?.isCovered(span.upperBound) == true {
+                // Accepted by the earlier run this one resumes: read for the profiles, not recorded again.
+                summary.covered += 1
+                continue
+            }
             let key = messages.count == 1 ? Self.responseKey(of: messages[0]) : nil
             if var unit = pending, let key, key == unit.key {
                 ledger.extend(unit.serial, with: messages)
                 unit.messages += messages
+                unit.lastLine = span.upperBound
+                unit.endOffset = endOffset
                 pending = unit
                 continue
             }
             if let unit = pending {
                 pending = nil
-                guard await record(unit, summary: &summary) else { break reading }
+                guard await enqueue(unit, batch: &batch, summary: &summary) else { break reading }
             }
             let serial = ledger.add(messages)
-            let unit = PendingUnit(serial: serial, key: key ?? "", location: location, messages: messages)
+            let unit = PendingUnit(
+                serial: serial, key: key ?? "", location: location, messages: messages, lastLine: span.upperBound,
+                endOffset: endOffset)
             if key != nil {
                 pending = unit
                 continue
             }
-            guard await record(unit, summary: &summary) else { break reading }
+            guard await enqueue(unit, batch: &batch, summary: &summary) else { break reading }
         }
         if let unit = pending, stopSignal == nil {
-            _ = await record(unit, summary: &summary)
+            _ = await enqueue(unit, batch: &batch, summary: &summary)
+        }
+        if !batch.isEmpty, stopSignal == nil {
+            _ = await recordBatch(&batch, summary: &summary)
         }
         return summary
     }
@@ -106,6 +127,19 @@ extension SendSession {
         let shape = InputShape(of: bytes)
         guard shape.isResponse else { return try shape.messages(from: bytes) }
         return try store.process(try shape.response(from: bytes), with: options.builder)
+    }
+
+    /// Records a unit at once, or with `--store` adds it to the batch (recorded once full, or when the input
+    /// would make the reader wait); false when the pipeline stopped on a signal.
+    private func enqueue(_ unit: PendingUnit, batch: inout [PendingUnit], summary: inout ReadSummary) async -> Bool {
+        guard storeMode != nil else { return await record(unit, summary: &summary) }
+        guard !unit.messages.isEmpty else {
+            // Nothing to store (the pipeline would pass over it, and the cursors would no longer line up).
+            ledger.accepted(unit.serial)
+            return true
+        }
+        batch.append(unit)
+        return batch.count < Self.storeBatchUnits ? true : await recordBatch(&batch, summary: &summary)
     }
 
     /// Records a unit already in the ledger; false when the pipeline stopped on a signal (the unit stays in

@@ -26,22 +26,24 @@ final class UndeliveredSink: Sendable {
     /// How many messages went to the file and to standard output, or were lost.
     var counts: (file: Int, output: Int) { state.withLock { ($0.toFile, $0.toOutput + $0.lost) } }
 
-    /// Writes units, one record per line (``InputShape/record(of:)``), in one append.
-    func save(_ units: [[SegmentMessage]]) {
+    /// Writes units, one record per line (``InputShape/record(of:)``), in one append; false when they reached
+    /// neither the file nor standard output.
+    @discardableResult
+    func save(_ units: [[SegmentMessage]]) -> Bool {
         let units = units.filter { !$0.isEmpty }
-        guard !units.isEmpty else { return }
+        guard !units.isEmpty else { return true }
         var bytes: [UInt8] = []
         for unit in units {
             bytes.append(contentsOf: InputShape.record(of: unit))
             bytes.append(UInt8(ascii: "\n"))
         }
         let count = units.reduce(0) { $0 + $1.count }
-        state.withLock { state in
+        return state.withLock { state in
             if !state.isBroken {
                 do {
                     try file.append(bytes)
                     state.toFile += count
-                    return
+                    return true
                 } catch {
                     state.isBroken = true
                     io.writeError(
@@ -52,9 +54,10 @@ final class UndeliveredSink: Sendable {
             if io.outputIsBroken() {
                 state.lost += count
                 io.writeError("refiner-segment: \(count) undelivered messages could not be written anywhere\n")
-            } else {
-                state.toOutput += count
+                return false
             }
+            state.toOutput += count
+            return true
         }
     }
 

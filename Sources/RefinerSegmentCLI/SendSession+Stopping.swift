@@ -39,10 +39,12 @@ extension SendSession {
     /// messageId when the file is sent again), then the process exits.
     private func hurry(by name: String, status: Int32) {
         let (units, _) = ledger.takeAll()
-        undelivered.save(units)
+        // With a store, what is read and accepted is in the store already, and the rest after the cursor.
+        if storeMode == nil { undelivered.save(units) }
         let note = undelivered.finish(InputProgress(isComplete: false, bytesConsumed: 0))
         var text = "refiner-segment: \(name) received again: stopping at once"
         text += "; " + (undelivered.summary ?? "no undelivered messages")
+        if let storeMode { text += "; what was accepted stays in \(storeMode.directory) for the next run" }
         if let note { text += "; " + note }
         io.writeError(text + "\n")
         io.exit(undelivered.lost > 0 ? RefinerSegmentTool.abandoned : status)

@@ -18,6 +18,8 @@ final class SendSession: Sendable {
     let pipeline: SegmentPipeline
     let ledger = SendLedger()
     let undelivered: UndeliveredSink
+    /// `--store DIR`: the durable store and the input cursor; `nil` keeps messages in memory.
+    let storeMode: StoreMode?
     /// The signals received and what they meant.
     let stop = Locked(StopState())
     /// How far the input has been read, for the progress bar.
@@ -40,19 +42,35 @@ final class SendSession: Sendable {
         var bytesConsumed = 0
         /// A record was skipped whose bytes could not be kept (too long, a broken pretty-printed document).
         var lostUnreadable = false
+        /// Records an earlier run accepted (`--store`), read again and not recorded.
+        var covered = 0
     }
 
     init(io: ToolIO, options: SendOptions, transport: some SegmentTransport, input: any ByteSource) throws {
         self.io = io
         self.options = options
+        // The settings are checked first: before the failed file is looked at, and the store's directory made
+        // and locked.
         do {
-            pipeline = try SegmentPipeline(
-                writeKey: options.writeKey, transport: transport, configuration: options.pipeline)
+            _ = try SegmentPipeline(writeKey: options.writeKey, transport: transport, configuration: options.pipeline)
         } catch {
             throw UsageError(error.detail)
         }
         let file = try io.openFailedFile(options.failedPath, input.fileIdentity)
-        undelivered = UndeliveredSink(path: options.failedPath, file: file, io: io)
+        let undelivered = UndeliveredSink(path: options.failedPath, file: file, io: io)
+        self.undelivered = undelivered
+        storeMode = try options.storePath.map { directory in
+            try StoreMode(
+                directory: directory, undelivered: undelivered, input: input,
+                inputName: options.inputPath ?? "standard input")
+        }
+        do {
+            pipeline = try SegmentPipeline(
+                writeKey: options.writeKey, transport: transport, configuration: options.pipeline,
+                store: storeMode?.store)
+        } catch {
+            throw UsageError(error.detail)
+        }
         reading = Locked(SendProgress.Reading(bytesRead: 0, byteCount: input.byteCount))
         progress = Locked(SendProgress(io: io))
     }
@@ -65,9 +83,10 @@ final class SendSession: Sendable {
         return await withTaskGroup(of: Void.self, returning: Int32.self) { group in
             // The watcher lives until the very end, so that a signal during the final writing is still handled.
             group.addTask { await self.watch(interruptions) }
+            await storeMode?.announce(tenant: pipeline.tenant, io: io)
             async let running: Void = runPipeline()
             async let reported: Void = report(outcomes)
-            var summary = await read(input)
+            var summary = await read(storeMode?.tracked(input) ?? input)
             if stopSignal == nil {
                 await pipeline.flush()
             }
@@ -75,7 +94,9 @@ final class SendSession: Sendable {
             await running
             await reported  // the outcome stream ends when the pipeline stops
             summary.bytesConsumed = reading.withLock { $0.bytesRead }
-            let status = finish(summary, counters: await pipeline.counters)
+            let stored = await storeMode?.end(
+                tenant: pipeline.tenant, inputComplete: stopSignal == nil && !summary.readFailed)
+            let status = finish(summary, counters: await pipeline.counters, stored: stored)
             group.cancelAll()
             return status
         }
@@ -101,6 +122,10 @@ final class SendSession: Sendable {
             progress.withLock { $0.record(outcome, accepted: accepted, reading: reading) }
             switch outcome {
             case .delivered(let messageIDs, _): ledger.settleDelivered(messageIDs)
+            case .failed(let messages, let reason) where storeMode != nil:
+                // The store wrote them to the failed file before it settled them (``SendStore``).
+                _ = ledger.settleFailed(messages)
+                if messages.isEmpty { io.writeError("refiner-segment: \(reason)\n") }
             case .failed(let messages, _): undelivered.save(ledger.settleFailed(messages))
             case .retrying, .handedBack: break  // handed-back messages stay in the ledger until the end
             }
@@ -108,10 +133,13 @@ final class SendSession: Sendable {
     }
 
     /// Writes what is left, prints the summary and returns the exit status.
-    private func finish(_ summary: ReadSummary, counters: SegmentPipeline.Counters) -> Int32 {
+    private func finish(_ summary: ReadSummary, counters: SegmentPipeline.Counters, stored: (left: Int, note: String?)?)
+        -> Int32
+    {
         progress.withLock { $0.finish() }
         let (units, notAccepted) = ledger.takeAll()
-        undelivered.save(units)
+        // With a store, what is left stays there, and what was read but not accepted is after the cursor.
+        if storeMode == nil { undelivered.save(units) }
         let signal = stopSignal
         // An in-place re-send replaces the failed file only when everything it held is accounted for.
         let isComplete =
@@ -122,8 +150,10 @@ final class SendSession: Sendable {
             + "\(counters.accepted) messages: \(counters.delivered) delivered, \(counters.failed) failed, "
             + "\(counters.retries) retries"
         let handedBack = units.reduce(0) { $0 + $1.count } - notAccepted
-        if handedBack > 0 { text += ", \(handedBack) not sent" }
+        if handedBack > 0, storeMode == nil { text += ", \(handedBack) not sent" }
         if notAccepted > 0 { text += ", \(notAccepted) read but not queued" }
+        if summary.covered > 0 { text += "; \(summary.covered) lines accepted by an earlier run were not sent again" }
+        if let note = stored?.note { text += "; " + note }
         if summary.ignored > 0 { text += "; \(summary.ignored) webhooks of other events ignored" }
         if let written = undelivered.summary { text += "; " + written }
         if let note { text += "; " + note }

@@ -1,17 +1,55 @@
-/// CRC-32C (Castagnoli, the checksum of iSCSI, ext4 and Kafka's record batches), table-driven, in software.
+import Foundation
+
+/// CRC-32C (Castagnoli, the checksum of iSCSI, ext4 and Kafka's record batches), in software, slicing by 8:
+/// eight tables let each step fold eight bytes, several times the speed of the one-table loop, so opening a
+/// store of a gigabyte checks every record in well under a second.
 ///
 /// Chosen over CRC-32 (zlib's) for its better error detection on the short records a segment file holds.
 enum CRC32C {
-    private static let table: [UInt32] = (0..<256).map { index in
-        var crc = UInt32(index)
-        for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0x82F6_3B78 : crc >> 1 }
-        return crc
-    }
+    /// `tables[k * 256 + byte]`: the checksum step of `byte` followed by `k` zero bytes.
+    private static let tables: [UInt32] = {
+        var tables = [UInt32](repeating: 0, count: 8 * 256)
+        for index in 0..<256 {
+            var crc = UInt32(index)
+            for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0x82F6_3B78 : crc >> 1 }
+            tables[index] = crc
+        }
+        for slice in 1..<8 {
+            for index in 0..<256 {
+                let previous = tables[(slice - 1) * 256 + index]
+                tables[slice * 256 + index] = (previous >> 8) ^ tables[Int(previous & 0xFF)]
+            }
+        }
+        return tables
+    }()
 
     /// The checksum of `bytes`, continuing from `crc` (the checksum of what came before, 0 at the start).
-    static func checksum(_ bytes: some Sequence<UInt8>, continuing crc: UInt32 = 0) -> UInt32 {
+    static func checksum(_ bytes: some ContiguousBytes, continuing crc: UInt32 = 0) -> UInt32 {
+        bytes.withUnsafeBytes { checksum($0, continuing: crc) }
+    }
+
+    /// The checksum of the bytes at `buffer`, continuing from `crc`.
+    static func checksum(_ buffer: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
         var value = ~crc
-        for byte in bytes { value = table[Int((value ^ UInt32(byte)) & 0xFF)] ^ (value >> 8) }
+        tables.withUnsafeBufferPointer { table in
+            var index = 0
+            let count = buffer.count
+            while count - index >= 8 {
+                let word =
+                    UInt64(littleEndian: buffer.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+                    ^ UInt64(value)
+                value =
+                    table[7 * 256 + Int(word & 0xFF)] ^ table[6 * 256 + Int(word >> 8 & 0xFF)]
+                    ^ table[5 * 256 + Int(word >> 16 & 0xFF)] ^ table[4 * 256 + Int(word >> 24 & 0xFF)]
+                    ^ table[3 * 256 + Int(word >> 32 & 0xFF)] ^ table[2 * 256 + Int(word >> 40 & 0xFF)]
+                    ^ table[256 + Int(word >> 48 & 0xFF)] ^ table[Int(word >> 56)]
+                index += 8
+            }
+            while index < count {
+                value = table[Int((value ^ UInt32(buffer[index])) & 0xFF)] ^ (value >> 8)
+                index += 1
+            }
+        }
         return ~value
     }
 }

@@ -14,7 +14,7 @@ final class DirectoryLock: Sendable {
     /// Takes the lock, or throws naming the process that holds it.
     init(directory: URL) throws {
         let path = directory.appendingPathComponent("LOCK").path
-        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard descriptor >= 0 else { throw FileStoreError.io("open", path: path, errno: errno) }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
             var bytes = [UInt8](repeating: 0, count: 32)

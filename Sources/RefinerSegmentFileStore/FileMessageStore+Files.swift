@@ -15,57 +15,130 @@ extension FileMessageStore {
     }
 
     struct Opened {
-        var entries: [UInt64: Entry] = [:]
-        var queues: [String: [UInt64]] = [:]
-        var segments: [UInt64: Segment] = [:]
+        var tenants: [TenantQueue] = []
+        var tenantNumbers: [String: Int] = [:]
+        var segments: [UInt32: Segment] = [:]
+        var nextSegment: UInt32 = 0
+        var storedBytes = 0
         var nextSequence: UInt64 = 1
         var checkpoint = Checkpoint()
         var damage: [SegmentStoreDamage] = []
     }
 
-    /// Reads the directory: acknowledgements first, then every segment; cuts torn tails, deletes settled
-    /// segments, and rewrites the acknowledgement log with what is still needed.
+    /// Reads the directory: acknowledgements first, then every segment, each in one read into one reused
+    /// buffer, checking every record's checksum but decoding only its fixed header (messages are read on
+    /// claim). Cuts torn tails, deletes settled segments, and rewrites the acknowledgement log with what is
+    /// still needed.
     static func open(_ directory: URL) throws -> Opened {
         var opened = Opened()
+        var damage: [SegmentStoreDamage] = []
+        var buffer: [UInt8] = []
         let acksPath = directory.appendingPathComponent("acks.log").path
-        let ackScan = try scanFile(acksPath, cutTornTail: true, damage: &opened.damage)
         var settled = Set<UInt64>()
-        for (_, record) in ackScan {
-            opened.nextSequence = max(opened.nextSequence, record.sequence + 1)
-            settled.formUnion(UnitCodec.decodeSequences(record.payload))
+        try scanFile(acksPath, buffer: &buffer, damage: &damage) { buffer, _, sequence, payload in
+            opened.nextSequence = max(opened.nextSequence, sequence + 1)
+            settled.formUnion(UnitCodec.decodeSequences(UnsafeRawBufferPointer(rebasing: buffer[payload])))
         }
         var needed: [UInt64] = []
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
-        for name in names.filter({ $0.hasPrefix("segment-") && $0.hasSuffix(".log") }).sorted() {
-            guard let id = UInt64(name.dropFirst("segment-".count).dropLast(".log".count), radix: 16) else { continue }
-            let path = directory.appendingPathComponent(name).path
-            let records = try scanFile(path, cutTornTail: true, damage: &opened.damage)
-            var segment = Segment(path: path, size: fileSize(path), live: 0)
-            var settledHere: [UInt64] = []
-            for (offset, record) in records {
-                opened.nextSequence = max(opened.nextSequence, record.sequence + 1)
-                guard !settled.contains(record.sequence) else {
-                    settledHere.append(record.sequence)
-                    continue
-                }
-                guard let (tenant, messages) = UnitCodec.decode(record.payload) else {
-                    opened.damage.append(
-                        SegmentStoreDamage(
-                            location: "\(name) offset \(offset)", byteCount: record.payload.count, isTornTail: false))
-                    continue
-                }
-                opened.entries[record.sequence] = Entry(tenant: tenant, messages: messages, segment: id)
-                opened.queues[tenant, default: []].append(record.sequence)
-                segment.live += 1
+        let files = names.filter { $0.hasPrefix("segment-") && $0.hasSuffix(".log") }.sorted().compactMap {
+            name -> (name: String, first: UInt64)? in
+            UInt64(name.dropFirst("segment-".count).dropLast(".log".count), radix: 16).map { (name, $0) }
+        }
+        let totalBytes = files.reduce(0) { $0 + fileSize(directory.appendingPathComponent($1.name).path) }
+        var scannedBytes = 0
+        var scannedEntries = 0
+        var reserved = false
+        var lastTenant: (bytes: [UInt8], number: Int)?
+        // Files are read and checked two at a time, one on each of two threads (the checksums are most of
+        // the work), then indexed in order.
+        let slots = ScanSlots(count: 2)
+        var batchStart = 0
+        while batchStart < files.count {
+            let batch = Array(files[batchStart..<min(batchStart + slots.count, files.count)])
+            batchStart += batch.count
+            DispatchQueue.concurrentPerform(iterations: batch.count) { slot in
+                var buffer = slots.takeBuffer(slot)
+                let scan = readAndScan(directory.appendingPathComponent(batch[slot].name).path, into: &buffer)
+                slots.put(slot, scan: scan, buffer: buffer)
             }
-            if segment.live == 0 {
-                unlink(path)
-            } else {
-                opened.segments[id] = segment
-                needed += settledHere
+            for (slot, (name, named)) in batch.enumerated() {
+                let ordinal = opened.nextSegment
+                opened.nextSegment += 1
+                let path = directory.appendingPathComponent(name).path
+                var segment = Segment(first: named, path: path, size: 0, live: 0)
+                var settledHere: [UInt64] = []
+                var first: UInt64?
+                var undecodable: [SegmentStoreDamage] = []
+                let (scan, buffer) = slots.take(slot)
+                defer { slots.put(slot, scan: FileScan(), buffer: buffer) }
+                let size = try visit(scan, path: path, buffer: buffer, damage: &damage) {
+                    buffer, offset, sequence, payload in
+                    opened.nextSequence = max(opened.nextSequence, sequence + 1)
+                    if first == nil {
+                        first = sequence
+                        segment.first = sequence
+                    }
+                    guard !settled.contains(sequence) else {
+                        settledHere.append(sequence)
+                        return
+                    }
+                    let record = UnsafeRawBufferPointer(rebasing: buffer[payload])
+                    guard let header = UnitCodec.header(record), sequence - segment.first <= UInt64(UInt32.max) else {
+                        undecodable.append(
+                            SegmentStoreDamage(
+                                location: "\(name) offset \(offset)", byteCount: payload.upperBound - offset,
+                                isTornTail: false))
+                        return
+                    }
+                    let tenant = UnsafeRawBufferPointer(rebasing: record[header.tenant])
+                    let number: Int
+                    if let lastTenant, lastTenant.bytes.elementsEqual(tenant) {
+                        number = lastTenant.number
+                    } else {
+                        let text = String(decoding: tenant, as: UTF8.self)
+                        if let known = opened.tenantNumbers[text] {
+                            number = known
+                        } else {
+                            number = opened.tenants.count
+                            opened.tenantNumbers[text] = number
+                            opened.tenants.append(TenantQueue(name: text))
+                        }
+                        lastTenant = (Array(tenant), number)
+                    }
+                    opened.tenants[number].add(
+                        Entry(
+                            key: UInt64(ordinal) << 32 | (sequence - segment.first), offset: UInt32(offset),
+                            length: UInt32(payload.upperBound - offset), jsonBytes: UInt32(header.jsonBytes),
+                            messages: UInt16(header.messages), state: .ready))
+                    segment.live += 1
+                    scannedEntries += 1
+                }
+                damage += undecodable
+                scannedBytes += size
+                // One estimate of the index's size, so it is not grown by doubling (twice the memory at its peak).
+                if !reserved, scannedEntries > 0, let number = lastTenant?.number {
+                    reserved = true
+                    let estimate = Int(
+                        Double(totalBytes) / Double(max(scannedBytes, 1)) * Double(scannedEntries) * 1.05)
+                    opened.tenants[number].entries.reserveCapacity(estimate + 16)
+                }
+                segment.size = size
+                if segment.live == 0 {
+                    unlink(path)
+                } else {
+                    opened.segments[ordinal] = segment
+                    opened.storedBytes += size
+                    needed += settledHere
+                }
             }
         }
-        for tenant in opened.queues.keys { opened.queues[tenant]?.sort() }
+        for number in opened.tenants.indices {
+            let entries = opened.tenants[number].entries
+            if zip(entries, entries.dropFirst()).contains(where: { $0.key >= $1.key }) {
+                opened.tenants[number].entries.sort { $0.key < $1.key }
+            }
+        }
         // Only acknowledgements of records still on disk are needed again.
         let record = SegmentRecord(sequence: opened.nextSequence, payload: UnitCodec.encodeSequences(needed.sorted()))
         try replace(acksPath, with: needed.isEmpty ? [] : record.encoded())
@@ -73,37 +146,97 @@ extension FileMessageStore {
         if let data = FileManager.default.contents(atPath: directory.appendingPathComponent("checkpoint.json").path) {
             opened.checkpoint = (try? JSONDecoder().decode(Checkpoint.self, from: data)) ?? Checkpoint()
         }
+        opened.damage = damage
         return opened
     }
 
-    private static func scanFile(_ path: String, cutTornTail: Bool, damage: inout [SegmentStoreDamage]) throws
-        -> [(offset: Int, record: SegmentRecord)]
-    {
-        guard let data = FileManager.default.contents(atPath: path) else { return [] }
-        let scan = SegmentScan.scan([UInt8](data))
+    /// What reading one file found: its size, its good records, the damage between them.
+    struct FileScan: Sendable {
+        var size = 0
+        var records: [(offset: Int, sequence: UInt64, payload: Range<Int>)] = []
+        var stretches: [SegmentScan.Damage] = []
+        var validEnd = 0
+        var failure: FileStoreError?
+    }
+
+    /// Reads a whole file into `buffer` and checks every record (touches nothing else, so two files can be
+    /// read at once).
+    static func readAndScan(_ path: String, into buffer: inout [UInt8]) -> FileScan {
+        var scan = FileScan()
+        let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard descriptor >= 0 else {
+            if errno != ENOENT { scan.failure = FileStoreError.io("open", path: path, errno: errno) }
+            return scan
+        }
+        defer { close(descriptor) }
+        var size = 0
+        while true {
+            if buffer.count - size < 1 << 20 { buffer += [UInt8](repeating: 0, count: max(1 << 20, buffer.count)) }
+            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress! + size, $0.count - size) }
+            if count < 0, errno == EINTR { continue }
+            guard count >= 0 else {
+                scan.failure = FileStoreError.io("read", path: path, errno: errno)
+                return scan
+            }
+            if count == 0 { break }
+            size += count
+        }
+        scan.size = size
+        var records: [(offset: Int, sequence: UInt64, payload: Range<Int>)] = []
+        (scan.stretches, scan.validEnd) = buffer.withUnsafeBytes { whole in
+            SegmentScan.scan(UnsafeRawBufferPointer(rebasing: whole[0..<size])) { records.append(($0, $1, $2)) }
+        }
+        scan.records = records
+        return scan
+    }
+
+    /// Reads a whole file into `buffer` and calls `found` for each good record; reports damage, cuts a torn
+    /// tail off, and returns the file's size after.
+    @discardableResult
+    private static func scanFile(
+        _ path: String, buffer: inout [UInt8], damage: inout [SegmentStoreDamage],
+        found: (UnsafeRawBufferPointer, _ offset: Int, _ sequence: UInt64, _ payload: Range<Int>) -> Void
+    ) throws -> Int {
+        let scan = readAndScan(path, into: &buffer)
+        return try visit(scan, path: path, buffer: buffer, damage: &damage, found: found)
+    }
+
+    /// Calls `found` for each good record a scan found; reports its damage, cuts a torn tail off, and
+    /// returns the file's size after.
+    private static func visit(
+        _ scan: FileScan, path: String, buffer: [UInt8], damage: inout [SegmentStoreDamage],
+        found: (UnsafeRawBufferPointer, _ offset: Int, _ sequence: UInt64, _ payload: Range<Int>) -> Void
+    ) throws -> Int {
+        if let failure = scan.failure { throw failure }
+        buffer.withUnsafeBytes { whole in
+            let bytes = UnsafeRawBufferPointer(rebasing: whole[0..<scan.size])
+            for record in scan.records { found(bytes, record.offset, record.sequence, record.payload) }
+        }
         let name = (path as NSString).lastPathComponent
-        for stretch in scan.damage {
+        for stretch in scan.stretches {
             damage.append(
                 SegmentStoreDamage(
                     location: "\(name) offset \(stretch.offset)", byteCount: stretch.byteCount,
                     isTornTail: stretch.isTail))
         }
-        if cutTornTail, scan.validEnd < data.count, scan.damage.last?.isTail == true {
+        if scan.validEnd < scan.size, scan.stretches.last?.isTail == true {
             guard truncate(path, off_t(scan.validEnd)) == 0 else {
                 throw FileStoreError.io("truncate", path: path, errno: errno)
             }
+            return scan.validEnd
         }
-        return scan.records
+        return scan.size
     }
 
     static func fileSize(_ path: String) -> Int {
-        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
+        var info = stat()
+        return stat(path, &info) == 0 ? Int(info.st_size) : 0
     }
 
     /// Writes a file whole: a temp file, `fsync`, rename over, `fsync` of the directory.
     static func replace(_ path: String, with bytes: [UInt8]) throws {
         let temp = path + ".tmp"
-        let descriptor = Glibc.open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        let descriptor = Glibc.open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard descriptor >= 0 else { throw FileStoreError.io("open", path: temp, errno: errno) }
         defer { close(descriptor) }
         try writeAll(descriptor, bytes, path: temp)
@@ -117,7 +250,7 @@ extension FileMessageStore {
     }
 
     static func openAppending(_ path: String) throws -> Int32 {
-        let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard descriptor >= 0 else { throw FileStoreError.io("open", path: path, errno: errno) }
         return descriptor
     }
@@ -134,59 +267,146 @@ extension FileMessageStore {
         }
     }
 
-    func write(_ pending: inout [UInt8]) throws {
-        guard !pending.isEmpty, let active, let segment = segments[active.id] else { return }
-        try Self.writeAll(active.descriptor, pending, path: segment.path)
-        segments[active.id]?.size += pending.count
-        pending = []
+    /// The tenant's number, its queue made on first use.
+    func tenantNumber(_ tenant: String) throws -> Int {
+        if let number = tenantNumbers[tenant] { return number }
+        guard tenant.utf8.count <= Int(UInt16.max) else {
+            throw FileStoreError.damaged("a tenant name of more than 65535 bytes cannot be stored")
+        }
+        tenants.append(TenantQueue(name: tenant))
+        tenantNumbers[tenant] = tenants.count - 1
+        return tenants.count - 1
     }
 
-    func sync(_ descriptor: Int32?) throws {
-        guard let descriptor else { return }
-        switch configuration.sync {
-        case .beforeAcknowledging:
-            break
-        case .interval(let interval):
-            guard ContinuousClock.now - lastSync >= interval else { return }
-        case .operatingSystem:
-            return
+    /// The sequence of the record an entry key names.
+    func sequence(of key: UInt64) -> UInt64 {
+        (segments[UInt32(truncatingIfNeeded: key >> 32)]?.first ?? 0) + (key & 0xFFFF_FFFF)
+    }
+
+    func segmentName(_ segment: UInt32) -> String {
+        segments[segment].map { ($0.path as NSString).lastPathComponent } ?? "segment \(segment)"
+    }
+
+    /// Writes what is pending to the active segment; on failure cuts the file back to what it held, so a
+    /// half-written record never sits before later ones.
+    func write(_ pending: inout [UInt8]) throws {
+        guard !pending.isEmpty, let active, let segment = segments[active.segment] else { return }
+        do {
+            try Self.writeAll(active.descriptor, pending, path: segment.path)
+        } catch {
+            _ = ftruncate(active.descriptor, off_t(segment.size))
+            throw error
         }
-        guard fsync(descriptor) == 0 else { throw FileStoreError.io("fsync", path: directory.path, errno: errno) }
-        lastSync = ContinuousClock.now
+        segments[active.segment]?.size += pending.count
+        storedBytes += pending.count
+        pending = []
     }
 
     func startSegment(first sequence: UInt64) throws {
         if let active {
-            try sync(active.descriptor)
-            close(active.descriptor)
-            if segments[active.id]?.live == 0, let path = segments[active.id]?.path {
-                unlink(path)
-                segments[active.id] = nil
-            }
+            commit.retire(active.descriptor)
+            self.active = nil
+            if segments[active.segment]?.live == 0 { deleteSegment(active.segment) }
         }
         let path = directory.appendingPathComponent(String(format: "segment-%016llx.log", sequence)).path
         let descriptor = try Self.openAppending(path)
-        segments[sequence] = Segment(path: path, size: Self.fileSize(path), live: 0)
-        active = (sequence, descriptor)
+        let size = Self.fileSize(path)
+        segments[nextSegment] = Segment(first: sequence, path: path, size: size, live: 0)
+        storedBytes += size
+        active = (nextSegment, descriptor)
+        nextSegment += 1
     }
 
-    func acknowledge(_ sequences: [UInt64]) throws {
-        guard !sequences.isEmpty else { return }
+    func deleteSegment(_ segment: UInt32) {
+        guard let removed = segments.removeValue(forKey: segment) else { return }
+        unlink(removed.path)
+        storedBytes -= removed.size
+        if let reader, reader.segment == segment {
+            close(reader.descriptor)
+            self.reader = nil
+        }
+    }
+
+    /// Writes the settled units' sequences to `acks.log` (synced within a second, or by the interval, and
+    /// never waited for: a lost acknowledgement only means the unit is sent again) and drops them from the
+    /// index.
+    func acknowledge(_ keys: [UInt64], tenant number: Int) throws {
+        guard !keys.isEmpty else { return }
+        let sequences = keys.map(sequence(of:))
         let record = SegmentRecord(sequence: nextSequence, payload: UnitCodec.encodeSequences(sequences))
         nextSequence += 1
         try Self.writeAll(acks, record.encoded(), path: "acks.log")
-        try sync(acks)
-        let done = Set(sequences)
-        for sequence in sequences {
-            guard let entry = entries.removeValue(forKey: sequence) else { continue }
+        commit.noteWrittenLazily(acks)
+        for (key, sequence) in zip(keys, sequences) {
+            guard let position = tenants[number].position(of: key) else { continue }
+            let entry = tenants[number].entries[position]
+            guard entry.state != .settled else { continue }
+            tenants[number].mark(position, .settled)
             retryStates[sequence] = nil
             segments[entry.segment]?.live -= 1
-            if let segment = segments[entry.segment], segment.live == 0, entry.segment != active?.id {
-                unlink(segment.path)
-                segments[entry.segment] = nil
-            }
+            if segments[entry.segment]?.live == 0, entry.segment != active?.segment { deleteSegment(entry.segment) }
         }
-        for tenant in queues.keys { queues[tenant]?.removeAll { done.contains($0) } }
+        tenants[number].compact()
+    }
+
+    /// Reads the entries' records back (one `pread` for each run of adjacent records), checks each one's
+    /// checksum and sequence again, and decodes its messages; `nil` for a record that no longer checks out.
+    func readUnits(_ entries: [Entry]) throws -> [[SegmentMessage]?] {
+        var units: [[SegmentMessage]?] = []
+        units.reserveCapacity(entries.count)
+        var start = 0
+        while start < entries.count {
+            var end = start + 1
+            while end < entries.count, entries[end].segment == entries[start].segment,
+                entries[end].offset == entries[end - 1].offset + entries[end - 1].length
+            {
+                end += 1
+            }
+            let segment = entries[start].segment
+            let descriptor = try readDescriptor(segment)
+            let first = Int(entries[start].offset)
+            let count = Int(entries[end - 1].offset + entries[end - 1].length) - first
+            let bytes = try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+                var done = 0
+                while done < count {
+                    let read = pread(descriptor, buffer.baseAddress! + done, count - done, off_t(first + done))
+                    if read < 0, errno == EINTR { continue }
+                    guard read > 0 else {
+                        initialized = 0
+                        throw FileStoreError.io(
+                            "read", path: segments[segment]?.path ?? "", errno: read == 0 ? EIO : errno)
+                    }
+                    done += read
+                }
+                initialized = count
+            }
+            bytes.withUnsafeBytes { buffer in
+                for entry in entries[start..<end] {
+                    let offset = Int(entry.offset) - first
+                    guard let found = SegmentRecord.check(buffer, at: offset),
+                        found.payload.upperBound == offset + Int(entry.length),
+                        found.sequence == sequence(of: entry.key)
+                    else {
+                        units.append(nil)
+                        continue
+                    }
+                    units.append(UnitCodec.messages(UnsafeRawBufferPointer(rebasing: buffer[found.payload])))
+                }
+            }
+            start = end
+        }
+        return units
+    }
+
+    private func readDescriptor(_ segment: UInt32) throws -> Int32 {
+        if let reader, reader.segment == segment { return reader.descriptor }
+        if let reader { close(reader.descriptor) }
+        reader = nil
+        let path = segments[segment]?.path ?? ""
+        let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard descriptor >= 0 else { throw FileStoreError.io("open", path: path, errno: errno) }
+        reader = (segment, descriptor)
+        return descriptor
     }
 
     func writeCheckpoint() throws {
@@ -195,61 +415,139 @@ extension FileMessageStore {
     }
 }
 
-/// A unit's record payload: the tenant, then each message's JSON, length-prefixed (little-endian).
+/// A unit's record payload, little-endian:
+///
+/// `appended at (Int64, ms since 1970) | message count (UInt16) | tenant length (UInt16) | JSON bytes
+/// (UInt32) | tenant | per message: kind, messageId, responseId (each UInt16 length, 0xFFFF for none, and
+/// UTF-8) | JSON length (UInt32) | JSON`.
+///
+/// The fixed header is all that opening reads; a claim decodes the messages without parsing their JSON
+/// again (it was checked when recorded, and the record's checksum covers it).
 enum UnitCodec {
-    static func encode(_ unit: [SegmentMessage], tenant: String) -> [UInt8] {
+    static let headerSize = 16
+
+    static func encode(_ unit: [SegmentMessage], tenant: String, appendedAt: Int64) -> (
+        payload: [UInt8], jsonBytes: Int
+    ) {
+        let jsonBytes = unit.reduce(0) { $0 + $1.json.count }
         var bytes: [UInt8] = []
-        append(UInt32(tenant.utf8.count), &bytes)
+        bytes.reserveCapacity(headerSize + tenant.utf8.count + jsonBytes + unit.count * 48)
+        append(appendedAt, &bytes)
+        append(UInt16(unit.count), &bytes)
+        append(UInt16(tenant.utf8.count), &bytes)
+        append(UInt32(jsonBytes), &bytes)
         bytes += tenant.utf8
-        append(UInt32(unit.count), &bytes)
         for message in unit {
+            appendText(message.kind.rawValue, &bytes)
+            appendText(message.messageID, &bytes)
+            appendText(message.responseID, &bytes)
             append(UInt32(message.json.count), &bytes)
             bytes += message.json
         }
-        return bytes
+        return (bytes, jsonBytes)
     }
 
-    static func decode(_ bytes: [UInt8]) -> (tenant: String, messages: [SegmentMessage])? {
-        var offset = 0
-        guard let tenantLength = read(bytes, &offset), let tenant = slice(bytes, &offset, tenantLength),
-            let count = read(bytes, &offset)
-        else { return nil }
+    /// The fixed header: what opening needs.
+    static func header(_ payload: UnsafeRawBufferPointer) -> (
+        appendedAt: Int64, messages: Int, jsonBytes: Int, tenant: Range<Int>
+    )? {
+        guard payload.count >= headerSize else { return nil }
+        let tenantLength = Int(UInt16(littleEndian: payload.loadUnaligned(fromByteOffset: 10, as: UInt16.self)))
+        guard payload.count >= headerSize + tenantLength else { return nil }
+        return (
+            Int64(littleEndian: payload.loadUnaligned(as: Int64.self)),
+            Int(UInt16(littleEndian: payload.loadUnaligned(fromByteOffset: 8, as: UInt16.self))),
+            Int(UInt32(littleEndian: payload.loadUnaligned(fromByteOffset: 12, as: UInt32.self))),
+            headerSize..<headerSize + tenantLength
+        )
+    }
+
+    static func messages(_ payload: UnsafeRawBufferPointer) -> [SegmentMessage]? {
+        guard let header = header(payload) else { return nil }
+        var offset = header.tenant.upperBound
         var messages: [SegmentMessage] = []
-        for _ in 0..<count {
-            guard let length = read(bytes, &offset), let json = slice(bytes, &offset, length),
-                let message = try? SegmentMessage(json: json)
+        messages.reserveCapacity(header.messages)
+        for _ in 0..<header.messages {
+            guard case .some(let kind?) = text(payload, &offset), case .some(let id?) = text(payload, &offset),
+                case .some(let response) = text(payload, &offset), payload.count - offset >= 4
             else { return nil }
-            messages.append(message)
+            let length = Int(UInt32(littleEndian: payload.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+            offset += 4
+            guard payload.count - offset >= length else { return nil }
+            let json = [UInt8](UnsafeRawBufferPointer(rebasing: payload[offset..<offset + length]))
+            offset += length
+            messages.append(
+                SegmentMessage(
+                    kind: SegmentMessage.Kind(rawValue: kind), messageID: id, responseID: response, json: json))
         }
-        return (String(decoding: tenant, as: UTF8.self), messages)
+        return offset == payload.count ? messages : nil
     }
 
     static func encodeSequences(_ sequences: [UInt64]) -> [UInt8] {
         var bytes: [UInt8] = []
-        for sequence in sequences { withUnsafeBytes(of: sequence.littleEndian) { bytes += $0 } }
+        bytes.reserveCapacity(sequences.count * 8)
+        for sequence in sequences { append(sequence, &bytes) }
         return bytes
     }
 
-    static func decodeSequences(_ bytes: [UInt8]) -> [UInt64] {
-        stride(from: 0, to: bytes.count - bytes.count % 8, by: 8).map { start in
-            (0..<8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64(bytes[start + $1]) }
+    static func decodeSequences(_ bytes: UnsafeRawBufferPointer) -> [UInt64] {
+        stride(from: 0, to: bytes.count - bytes.count % 8, by: 8).map {
+            UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: $0, as: UInt64.self))
         }
     }
 
-    private static func append(_ value: UInt32, _ bytes: inout [UInt8]) {
+    private static func append<T: FixedWidthInteger>(_ value: T, _ bytes: inout [UInt8]) {
         withUnsafeBytes(of: value.littleEndian) { bytes += $0 }
     }
 
-    private static func read(_ bytes: [UInt8], _ offset: inout Int) -> Int? {
-        guard bytes.count - offset >= 4 else { return nil }
-        let value = (0..<4).reversed().reduce(0) { $0 << 8 | Int(bytes[offset + $1]) }
-        offset += 4
-        return value
+    private static func appendText(_ text: String?, _ bytes: inout [UInt8]) {
+        guard let text else {
+            append(UInt16.max, &bytes)
+            return
+        }
+        let utf8 = Array(text.utf8.prefix(Int(UInt16.max) - 1))
+        append(UInt16(utf8.count), &bytes)
+        bytes += utf8
     }
 
-    private static func slice(_ bytes: [UInt8], _ offset: inout Int, _ count: Int) -> [UInt8]? {
-        guard count >= 0, bytes.count - offset >= count else { return nil }
-        defer { offset += count }
-        return Array(bytes[offset..<offset + count])
+    /// A length-prefixed text: `.some(nil)` for none, `nil` when the bytes run out.
+    private static func text(_ payload: UnsafeRawBufferPointer, _ offset: inout Int) -> String?? {
+        guard payload.count - offset >= 2 else { return nil }
+        let length = UInt16(littleEndian: payload.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+        offset += 2
+        if length == UInt16.max { return .some(nil) }
+        guard payload.count - offset >= Int(length) else { return nil }
+        defer { offset += Int(length) }
+        return String(decoding: UnsafeRawBufferPointer(rebasing: payload[offset..<offset + Int(length)]), as: UTF8.self)
+    }
+}
+
+/// The files read at once on open, one slot each: the thread reading a file takes its slot's buffer and
+/// puts it back with what it found; the opener then takes both.
+final class ScanSlots: @unchecked Sendable {
+    // @unchecked: `slots` is read and written only with `lock` held; each thread touches its own slot.
+    private let lock = NSLock()
+    private var slots: [(scan: FileMessageStore.FileScan, buffer: [UInt8])]
+
+    init(count: Int) { slots = Array(repeating: (FileMessageStore.FileScan(), []), count: count) }
+
+    var count: Int { lock.withLock { slots.count } }
+
+    func takeBuffer(_ slot: Int) -> [UInt8] {
+        lock.withLock {
+            defer { slots[slot].buffer = [] }
+            return slots[slot].buffer
+        }
+    }
+
+    func put(_ slot: Int, scan: FileMessageStore.FileScan, buffer: [UInt8]) {
+        lock.withLock { slots[slot] = (scan, buffer) }
+    }
+
+    func take(_ slot: Int) -> (scan: FileMessageStore.FileScan, buffer: [UInt8]) {
+        lock.withLock {
+            defer { slots[slot] = (FileMessageStore.FileScan(), []) }
+            return slots[slot]
+        }
     }
 }

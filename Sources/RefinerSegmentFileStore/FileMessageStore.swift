@@ -16,13 +16,19 @@ import Darwin
 /// skipped and reported as damage (a failed outcome), never sent. The directory is locked (`flock`): a
 /// second process gets an error naming the holder's pid.
 ///
+/// Memory holds a compact index of the units (24 bytes each), not their messages: a claim reads its
+/// records back from the segment files. Concurrent appends share one `fsync` (group commit), run on a
+/// thread of the store's own, off the cooperative pool.
+///
 /// What is durable when `record` returns depends on ``SyncPolicy`` (Docs/Delivery.md has the table).
 public actor FileMessageStore: SegmentMessageStore {
     /// When appended records reach the disk.
     public enum SyncPolicy: Sendable, Hashable {
-        /// `fsync` before `append` returns: an accepted message survives a crash of the machine.
+        /// `fsync` before `append` returns: an accepted message survives a crash of the machine. Callers
+        /// appending at the same time share one `fsync`.
         case beforeAcknowledging
-        /// `fsync` at most this often: a crash of the process loses nothing, a power cut up to this much.
+        /// `fsync` at most this often, in the background: a crash of the process loses nothing, a power
+        /// cut up to this much.
         case interval(Duration)
         /// Never `fsync`: the OS writes when it likes; a crash of the process loses nothing, of the
         /// machine whatever the OS had not written.
@@ -48,175 +54,369 @@ public actor FileMessageStore: SegmentMessageStore {
         }
     }
 
+    /// One unsettled unit: where its record is and what it holds (24 bytes; the messages stay on disk).
     struct Entry {
-        var tenant: String
-        var messages: [SegmentMessage]
-        var segment: UInt64
-        var claimed = false
+        enum State: UInt8 {
+            case ready, claimed, settled
+        }
+
+        /// The segment's number in the upper half, the record's sequence less the segment's first in the
+        /// lower: increasing in append order, so a tenant's entries are sorted by it.
+        var key: UInt64
+        /// Where the record starts in its segment file.
+        var offset: UInt32
+        /// The record's bytes, header included.
+        var length: UInt32
+        /// The bytes of the unit's message JSON.
+        var jsonBytes: UInt32
+        var messages: UInt16
+        var state: State
+
+        var segment: UInt32 { UInt32(truncatingIfNeeded: key >> 32) }
+        /// Bytes of JSON and commas, as ``SegmentStoreUsage/claimableBytes`` counts them.
+        var usageBytes: Int { Int(jsonBytes) + Int(messages) }
+    }
+
+    /// A tenant's entries in append order (settled ones drop off the front), with running totals, so
+    /// `usage` and the size bound never walk the entries.
+    struct TenantQueue {
+        var name: String
+        var entries: [Entry] = []
+        var head = 0
+        var messages = 0
+        var claimableMessages = 0
+        var claimableBytes = 0
+        var storedBytes = 0
+
+        init(name: String) { self.name = name }
+
+        /// The position of the entry with `key`, by binary search.
+        func position(of key: UInt64) -> Int? {
+            var low = head
+            var high = entries.count
+            while low < high {
+                let middle = (low + high) / 2
+                if entries[middle].key < key { low = middle + 1 } else { high = middle }
+            }
+            return low < entries.count && entries[low].key == key ? low : nil
+        }
+
+        /// Adds an entry at its place by key: at the end, unless an append that wrote earlier resumed later.
+        mutating func add(_ entry: Entry) {
+            if let last = entries.last, last.key > entry.key {
+                var low = head
+                var high = entries.count
+                while low < high {
+                    let middle = (low + high) / 2
+                    if entries[middle].key < entry.key { low = middle + 1 } else { high = middle }
+                }
+                entries.insert(entry, at: low)
+            } else {
+                entries.append(entry)
+            }
+            messages += Int(entry.messages)
+            storedBytes += Int(entry.length)
+            if entry.state == .ready {
+                claimableMessages += Int(entry.messages)
+                claimableBytes += entry.usageBytes
+            }
+        }
+
+        /// Moves the entry at `index` to `state`, keeping the totals.
+        mutating func mark(_ index: Int, _ state: Entry.State) {
+            let entry = entries[index]
+            guard entry.state != state, entry.state != .settled else { return }
+            if entry.state == .ready {
+                claimableMessages -= Int(entry.messages)
+                claimableBytes -= entry.usageBytes
+            }
+            switch state {
+            case .ready:
+                claimableMessages += Int(entry.messages)
+                claimableBytes += entry.usageBytes
+            case .claimed:
+                break
+            case .settled:
+                messages -= Int(entry.messages)
+                storedBytes -= Int(entry.length)
+            }
+            entries[index].state = state
+        }
+
+        /// Drops settled entries off the front, now and then for real (amortised O(1)).
+        mutating func compact() {
+            while head < entries.count, entries[head].state == .settled { head += 1 }
+            if head == entries.count {
+                entries.removeAll(keepingCapacity: entries.count < 4096)
+                head = 0
+            } else if head >= 4096, head * 2 >= entries.count {
+                entries.removeFirst(head)
+                head = 0
+            }
+        }
+
+        /// The first unsettled entry.
+        var front: Entry? { entries[head...].first { $0.state != .settled } }
     }
 
     struct Segment {
+        /// The sequence of its first record.
+        var first: UInt64
         var path: String
         var size: Int
+        /// Unsettled units in it.
         var live: Int
     }
 
     let directory: URL
     let configuration: Configuration
     let lock: DirectoryLock
-    var entries: [UInt64: Entry] = [:]
-    /// Unsettled sequences by tenant, in order.
-    var queues: [String: [UInt64]] = [:]
-    var segments: [UInt64: Segment] = [:]
-    var active: (id: UInt64, descriptor: Int32)?
+    let commit: GroupCommit
+    var tenants: [TenantQueue] = []
+    var tenantNumbers: [String: Int] = [:]
+    var segments: [UInt32: Segment] = [:]
+    var nextSegment: UInt32 = 0
+    var active: (segment: UInt32, descriptor: Int32)?
+    /// The segment last read for a claim, kept open for the next.
+    var reader: (segment: UInt32, descriptor: Int32)?
     var acks: Int32 = -1
     var nextSequence: UInt64 = 1
-    var claims: [UInt64: [UInt64]] = [:]
+    /// The bytes of every segment file.
+    var storedBytes = 0
+    /// Each claim's tenant and units (`nil` once settled), in the claim's order.
+    var claims: [UInt64: (tenant: Int, keys: [UInt64?])] = [:]
     var nextClaim: UInt64 = 1
     var retryStates: [UInt64: SegmentRetryState] = [:]
     var pauses: [String: Date] = [:]
     var damage: [SegmentStoreDamage] = []
-    var damageReported = false
-    var lastSync = ContinuousClock.now
+    var damageReported = 0
 
     /// Opens (or creates) the store in `directory` and reads back what it holds.
     ///
     /// - Throws: ``FileStoreError`` when another process holds the directory, or a file cannot be read.
     public init(directory: URL, configuration: Configuration = Configuration()) throws {
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try self.init(directory: directory, configuration: configuration, fsync: { Glibc.fsync($0) })
+    }
+
+    /// Opens the store with a stand-in for `fsync` (tests count and hold syncs with it).
+    package init(
+        directory: URL, configuration: Configuration, fsync: @escaping @Sendable (Int32) -> Int32
+    ) throws {
+        // The segments hold personal data (answers, emails): a directory this creates is its owner's only,
+        // and every file in it is created 0600 without following a planted symlink.
+        try FileManager.default.createDirectory(
+            at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         self.directory = directory
         self.configuration = configuration
         self.lock = try DirectoryLock(directory: directory)
-        var state = try Self.open(directory)
-        entries = state.entries
-        queues = state.queues
-        segments = state.segments
-        nextSequence = state.nextSequence
-        retryStates = state.checkpoint.retryStates
-        pauses = state.checkpoint.pauses
-        damage = state.damage
+        let mode: GroupCommit.Mode
+        switch configuration.sync {
+        case .beforeAcknowledging: mode = .immediately
+        case .interval(let interval): mode = .interval(interval)
+        case .operatingSystem: mode = .never
+        }
+        commit = GroupCommit(mode: mode, path: directory.path, sync: fsync)
+        var opened = try Self.open(directory)
+        tenants = opened.tenants
+        tenantNumbers = opened.tenantNumbers
+        segments = opened.segments
+        nextSegment = opened.nextSegment
+        storedBytes = opened.storedBytes
+        nextSequence = opened.nextSequence
+        retryStates = opened.checkpoint.retryStates
+        pauses = opened.checkpoint.pauses
+        damage = opened.damage
+        opened = .init()
         acks = try Self.openAppending(directory.appendingPathComponent("acks.log").path)
-        state = .init()
     }
 
     deinit {
-        if let active { close(active.descriptor) }
-        if acks >= 0 { close(acks) }
+        if let active { commit.retire(active.descriptor) }
+        if acks >= 0 { commit.retire(acks) }
+        if let reader { close(reader.descriptor) }
+        commit.stop()
     }
 
-    /// Appends the units that fit under the size bound, as one write (and one `fsync` by the policy).
+    /// How many `fsync` calls the store made for its segments and acknowledgements.
+    package nonisolated var syncCount: Int { commit.syncCount }
+
+    /// How many appends wait for an `fsync` now.
+    package nonisolated var appendsWaitingForSync: Int { commit.waiting }
+
+    /// Appends the units that fit under the size bound, as one write, then waits for the `fsync` the
+    /// policy asks for (one for every caller waiting at the time).
     public func append(_ units: [[SegmentMessage]], tenant: String) async throws -> Int {
-        var stored = segments.values.reduce(0) { $0 + $1.size }
+        let number = try tenantNumber(tenant)
+        let appendedAt = Int64((Date().timeIntervalSince1970 * 1000).rounded())
+        let segmentBytes = min(max(configuration.segmentBytes, 1), Int(Int32.max))
         var accepted = 0
         var pending: [UInt8] = []
-        var added: [(UInt64, Entry)] = []
-        for unit in units {
-            let record = SegmentRecord(sequence: nextSequence, payload: UnitCodec.encode(unit, tenant: tenant))
-                .encoded()
-            guard stored == 0 || stored + record.count <= configuration.maximumBytes else { break }
-            if active == nil
-                || (segments[active!.id]!.size + pending.count + record.count > configuration.segmentBytes
-                    && segments[active!.id]!.size + pending.count > 0)
-            {
-                try write(&pending)
-                try startSegment(first: nextSequence)
+        var added: [Entry] = []
+        // A segment counts its entries live as soon as they are written, so starting the next segment
+        // never deletes one just written.
+        var written = 0
+        func flush() throws {
+            try write(&pending)
+            written = added.count
+        }
+        do {
+            for unit in units {
+                guard unit.count <= Int(UInt16.max) else {
+                    if accepted > 0 { break }
+                    throw FileStoreError.damaged(
+                        "a unit of \(unit.count) messages is more than one record of the file store holds (65535)")
+                }
+                let (payload, jsonBytes) = UnitCodec.encode(unit, tenant: tenant, appendedAt: appendedAt)
+                let recordSize = SegmentRecord.headerSize + payload.count
+                let stored = storedBytes + pending.count
+                guard stored == 0 || stored + recordSize <= configuration.maximumBytes else { break }
+                if let active, let segment = segments[active.segment] {
+                    let size = segment.size + pending.count
+                    if (size + recordSize > segmentBytes && size > 0)
+                        || nextSequence - segment.first > UInt64(UInt32.max)
+                    {
+                        try flush()
+                        try startSegment(first: nextSequence)
+                    }
+                } else {
+                    try startSegment(first: nextSequence)
+                }
+                guard let active, let segment = segments[active.segment] else { break }
+                added.append(
+                    Entry(
+                        key: UInt64(active.segment) << 32 | (nextSequence - segment.first),
+                        offset: UInt32(segment.size + pending.count), length: UInt32(recordSize),
+                        jsonBytes: UInt32(jsonBytes), messages: UInt16(unit.count), state: .ready))
+                segments[active.segment]?.live += 1
+                SegmentRecord.append(sequence: nextSequence, payload: payload, to: &pending)
+                nextSequence += 1
+                accepted += 1
             }
-            pending += record
-            stored += record.count
-            added.append((nextSequence, Entry(tenant: tenant, messages: unit, segment: active!.id)))
-            nextSequence += 1
-            accepted += 1
+            try flush()
+        } catch {
+            for entry in added[written...] { segments[entry.segment]?.live -= 1 }
+            throw error
         }
-        try write(&pending)
-        try sync(active?.descriptor)
-        for (sequence, entry) in added {
-            entries[sequence] = entry
-            queues[tenant, default: []].append(sequence)
-            segments[entry.segment]?.live += 1
-        }
+        guard accepted > 0, let active else { return accepted }
+        // Indexed (claimable, counted by usage and recover) only once durable by the policy: a recover
+        // that runs while this append waits for its fsync does not count the units twice. A unit whose
+        // fsync failed stays on disk unindexed (its segment kept): a reopen finds it (at least once).
+        try await commit.wait(for: commit.noteWritten(active.descriptor))
+        for entry in added { tenants[number].add(entry) }
         return accepted
     }
 
-    /// Takes whole unclaimed units from the tenant's front.
+    /// Takes whole unclaimed units from the tenant's front and reads their messages back from disk.
     public func claim(tenant: String, maximumMessages: Int, maximumBytes: Int, lease: Duration) async throws
         -> SegmentClaim?
     {
-        var sequences: [UInt64] = []
-        var messages: [SegmentMessage] = []
-        var unitEnds: [Int] = []
+        guard let number = tenantNumbers[tenant] else { return nil }
+        var picked: [Int] = []
+        var messageCount = 0
         var bytes = 0
-        for sequence in queues[tenant] ?? [] {
-            guard let entry = entries[sequence], !entry.claimed else { continue }
-            let unitBytes =
-                entry.messages.reduce(entry.messages.count - 1) { $0 + $1.json.count } + (messages.isEmpty ? 0 : 1)
-            if !messages.isEmpty,
-                messages.count + entry.messages.count > maximumMessages || bytes + unitBytes > maximumBytes
+        var index = tenants[number].head
+        while index < tenants[number].entries.count {
+            let entry = tenants[number].entries[index]
+            index += 1
+            guard entry.state == .ready else { continue }
+            let unitBytes = entry.usageBytes - 1 + (picked.isEmpty ? 0 : 1)
+            if !picked.isEmpty,
+                messageCount + Int(entry.messages) > maximumMessages || bytes + unitBytes > maximumBytes
             {
                 break
             }
-            sequences.append(sequence)
-            messages += entry.messages
-            unitEnds.append(messages.count)
+            picked.append(index - 1)
+            messageCount += Int(entry.messages)
             bytes += unitBytes
-            entries[sequence]?.claimed = true
         }
-        guard !sequences.isEmpty else { return nil }
+        guard !picked.isEmpty else { return nil }
+        let units = try readUnits(picked.map { tenants[number].entries[$0] })
+        var messages: [SegmentMessage] = []
+        messages.reserveCapacity(messageCount)
+        var unitEnds: [Int] = []
+        var keys: [UInt64?] = []
+        var unreadable: [UInt64] = []
+        for (position, unit) in zip(picked, units) {
+            let entry = tenants[number].entries[position]
+            guard let unit else {
+                unreadable.append(entry.key)
+                damage.append(
+                    SegmentStoreDamage(
+                        location: "\(segmentName(entry.segment)) offset \(entry.offset)", byteCount: Int(entry.length),
+                        isTornTail: false))
+                continue
+            }
+            tenants[number].mark(position, .claimed)
+            keys.append(entry.key)
+            messages += unit
+            unitEnds.append(messages.count)
+        }
+        // A record damaged on disk since the store opened is never sent: it is dropped and reported in
+        // `status().damage`.
+        try acknowledge(unreadable, tenant: number)
+        guard let first = keys.first, let first else { return nil }
         let id = nextClaim
         nextClaim += 1
-        claims[id] = sequences
+        claims[id] = (number, keys)
         return SegmentClaim(
             id: id, tenant: tenant, messages: messages, unitEnds: unitEnds,
-            retryState: retryStates[sequences[0]] ?? SegmentRetryState())
+            retryState: retryStates[sequence(of: first)] ?? SegmentRetryState())
     }
 
     /// Acknowledges delivered or failed units in `acks.log`; keeps a retry schedule in the checkpoint.
     public func settle(_ claim: SegmentClaim, messages range: Range<Int>, as settlement: SegmentSettlement) async throws
     {
-        guard let sequences = claims[claim.id] else { return }
+        guard let (number, keys) = claims[claim.id] else { return }
         var start = 0
-        var settled: [UInt64] = []
-        for (index, end) in claim.unitEnds.enumerated() where index < sequences.count {
-            if start >= range.lowerBound, end <= range.upperBound { settled.append(sequences[index]) }
+        var settled: [(index: Int, key: UInt64)] = []
+        for (index, end) in claim.unitEnds.enumerated() where index < keys.count {
+            if start >= range.lowerBound, end <= range.upperBound, let key = keys[index] {
+                settled.append((index, key))
+            }
             start = end
         }
         if case .retry(let state) = settlement {
-            for sequence in settled { retryStates[sequence] = state }
+            for (_, key) in settled { retryStates[sequence(of: key)] = state }
             try writeCheckpoint()
             return
         }
-        try acknowledge(settled)
-        claims[claim.id] = sequences.filter { !settled.contains($0) }
-        if claims[claim.id]?.isEmpty == true { claims[claim.id] = nil }
+        try acknowledge(settled.map(\.key), tenant: number)
+        var remaining = keys
+        for (index, _) in settled { remaining[index] = nil }
+        claims[claim.id] = remaining.allSatisfy { $0 == nil } ? nil : (number, remaining)
     }
 
     /// Makes the claim's unsettled units claimable again, at the front where they were.
     public func release(_ claim: SegmentClaim) async throws {
-        for sequence in claims.removeValue(forKey: claim.id) ?? [] { entries[sequence]?.claimed = false }
+        guard let (number, keys) = claims.removeValue(forKey: claim.id) else { return }
+        for case let key? in keys {
+            if let position = tenants[number].position(of: key) { tenants[number].mark(position, .ready) }
+        }
     }
 
     /// Reports what the store holds and, once, the damage found on open.
     public func recover(tenant: String) async throws -> SegmentStoreRecovery {
-        for (id, sequences) in claims {
-            for sequence in sequences { entries[sequence]?.claimed = false }
+        for (id, claim) in claims {
+            for case let key? in claim.keys {
+                if let position = tenants[claim.tenant].position(of: key) {
+                    tenants[claim.tenant].mark(position, .ready)
+                }
+            }
             claims[id] = nil
         }
-        let reported = damageReported ? [] : damage
-        damageReported = true
-        let held = (queues[tenant] ?? []).reduce(0) { $0 + (entries[$1]?.messages.count ?? 0) }
+        let reported = Array(damage[damageReported...])
+        damageReported = damage.count
+        let held = tenantNumbers[tenant].map { tenants[$0].messages } ?? 0
         return SegmentStoreRecovery(messages: held, pausedUntil: pauses[tenant], damage: reported)
     }
 
-    /// What the tenant's units take.
+    /// What the tenant's units take, from running totals.
     public func usage(tenant: String) async throws -> SegmentStoreUsage {
-        var usage = SegmentStoreUsage(
-            storedBytes: segments.values.reduce(0) { $0 + $1.size }, pausedUntil: pauses[tenant])
-        for sequence in queues[tenant] ?? [] {
-            guard let entry = entries[sequence] else { continue }
-            usage.messages += entry.messages.count
-            if !entry.claimed {
-                usage.claimableMessages += entry.messages.count
-                usage.claimableBytes += entry.messages.reduce(entry.messages.count) { $0 + $1.json.count }
-            }
+        var usage = SegmentStoreUsage(storedBytes: storedBytes, pausedUntil: pauses[tenant])
+        if let number = tenantNumbers[tenant] {
+            usage.messages = tenants[number].messages
+            usage.claimableMessages = tenants[number].claimableMessages
+            usage.claimableBytes = tenants[number].claimableBytes
         }
         return usage
     }

@@ -19,42 +19,50 @@ struct SegmentRecord: Equatable {
     func encoded() -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(Self.headerSize + payload.count)
-        Self.append(UInt32(payload.count), to: &bytes)
-        var checked: [UInt8] = []
-        checked.reserveCapacity(8)
-        Self.append(sequence, to: &checked)
-        Self.append(CRC32C.checksum(payload, continuing: CRC32C.checksum(checked)), to: &bytes)
-        bytes.append(contentsOf: checked)
-        bytes.append(contentsOf: payload)
+        Self.append(sequence: sequence, payload: payload, to: &bytes)
         return bytes
+    }
+
+    /// Appends the record of `payload` to `bytes`, with no copy of its own.
+    static func append(sequence: UInt64, payload: [UInt8], to bytes: inout [UInt8]) {
+        var checked: UInt64 = sequence.littleEndian
+        let crc = withUnsafeBytes(of: &checked) { CRC32C.checksum(payload, continuing: CRC32C.checksum($0)) }
+        append(UInt32(payload.count), to: &bytes)
+        append(crc, to: &bytes)
+        append(sequence, to: &bytes)
+        bytes.append(contentsOf: payload)
+    }
+
+    /// The record at `offset` in `buffer` when one is there whole and its checksum holds: its sequence and
+    /// where its payload lies; `nil` otherwise.
+    static func check(_ buffer: UnsafeRawBufferPointer, at offset: Int) -> (sequence: UInt64, payload: Range<Int>)? {
+        guard offset >= 0, buffer.count - offset >= headerSize else { return nil }
+        let length = Int(UInt32(littleEndian: buffer.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+        guard length <= maximumPayload, buffer.count - offset - headerSize >= length else { return nil }
+        let expected = UInt32(littleEndian: buffer.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self))
+        let payloadStart = offset + headerSize
+        let crc = CRC32C.checksum(
+            UnsafeRawBufferPointer(rebasing: buffer[payloadStart..<payloadStart + length]),
+            continuing: CRC32C.checksum(UnsafeRawBufferPointer(rebasing: buffer[offset + 8..<payloadStart])))
+        guard crc == expected else { return nil }
+        let sequence = UInt64(littleEndian: buffer.loadUnaligned(fromByteOffset: offset + 8, as: UInt64.self))
+        return (sequence, payloadStart..<payloadStart + length)
     }
 
     /// The record at `offset` when one is there whole and its checksum holds; `nil` otherwise.
     static func decode(_ bytes: [UInt8], at offset: Int) -> (record: SegmentRecord, end: Int)? {
-        guard offset >= 0, bytes.count - offset >= headerSize else { return nil }
-        let length = Int(read(UInt32.self, bytes, offset))
-        guard length <= maximumPayload, bytes.count - offset - headerSize >= length else { return nil }
-        let expected = read(UInt32.self, bytes, offset + 4)
-        let sequenceStart = offset + 8
-        let payloadStart = offset + headerSize
-        let crc = CRC32C.checksum(
-            bytes[payloadStart..<payloadStart + length],
-            continuing: CRC32C.checksum(bytes[sequenceStart..<payloadStart]))
-        guard crc == expected else { return nil }
-        let record = SegmentRecord(
-            sequence: read(UInt64.self, bytes, sequenceStart),
-            payload: Array(bytes[payloadStart..<payloadStart + length]))
-        return (record, payloadStart + length)
+        bytes.withUnsafeBytes { buffer in
+            check(buffer, at: offset).map { found in
+                (
+                    SegmentRecord(sequence: found.sequence, payload: Array(bytes[found.payload])),
+                    found.payload.upperBound
+                )
+            }
+        }
     }
 
     private static func append<T: FixedWidthInteger>(_ value: T, to bytes: inout [UInt8]) {
         withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
-    }
-
-    private static func read<T: FixedWidthInteger>(_: T.Type, _ bytes: [UInt8], _ offset: Int) -> T {
-        var value: T = 0
-        for index in (0..<MemoryLayout<T>.size).reversed() { value = value << 8 | T(bytes[offset + index]) }
-        return value
     }
 }
 
@@ -79,44 +87,55 @@ struct SegmentScan: Equatable {
             && lhs.damage == rhs.damage && lhs.validEnd == rhs.validEnd
     }
 
-    /// Reads every record of a segment file.
+    /// Reads every record of a segment file, each as a copy.
+    static func scan(_ bytes: [UInt8]) -> SegmentScan {
+        var records: [(offset: Int, record: SegmentRecord)] = []
+        let (damage, validEnd) = bytes.withUnsafeBytes { buffer in
+            scan(buffer) { offset, sequence, payload in
+                records.append((offset, SegmentRecord(sequence: sequence, payload: Array(bytes[payload]))))
+            }
+        }
+        return SegmentScan(records: records, damage: damage, validEnd: validEnd)
+    }
+
+    /// Reads every record of a segment file in place: `found` gets each good record's offset, sequence and
+    /// payload range, in order.
     ///
     /// A record that does not check out is skipped by looking for the next offset where a whole record
     /// with a good checksum and a later sequence number starts: the damage between is reported as a corrupt
     /// record (its messages become a failed outcome). When no good record follows, the rest is a torn tail.
-    static func scan(_ bytes: [UInt8]) -> SegmentScan {
-        var records: [(offset: Int, record: SegmentRecord)] = []
+    static func scan(
+        _ buffer: UnsafeRawBufferPointer, found: (_ offset: Int, _ sequence: UInt64, _ payload: Range<Int>) -> Void
+    ) -> (damage: [Damage], validEnd: Int) {
         var damage: [Damage] = []
         var offset = 0
         var validEnd = 0
-        while offset < bytes.count {
-            if let (record, end) = SegmentRecord.decode(bytes, at: offset),
-                records.last.map({ record.sequence > $0.record.sequence }) ?? true
-            {
-                records.append((offset, record))
-                offset = end
-                validEnd = end
+        var last: UInt64?
+        while offset < buffer.count {
+            if let (sequence, payload) = SegmentRecord.check(buffer, at: offset), last.map({ sequence > $0 }) ?? true {
+                found(offset, sequence, payload)
+                last = sequence
+                offset = payload.upperBound
+                validEnd = offset
                 continue
             }
             // Resynchronise: the next good record after this offset, if any.
             var next = offset + 1
-            var found: Int?
-            while next + SegmentRecord.headerSize <= bytes.count {
-                if let (record, _) = SegmentRecord.decode(bytes, at: next),
-                    records.last.map({ record.sequence > $0.record.sequence }) ?? true
-                {
-                    found = next
+            var resumed: Int?
+            while next + SegmentRecord.headerSize <= buffer.count {
+                if let (sequence, _) = SegmentRecord.check(buffer, at: next), last.map({ sequence > $0 }) ?? true {
+                    resumed = next
                     break
                 }
                 next += 1
             }
-            guard let found else {
-                damage.append(Damage(offset: offset, byteCount: bytes.count - offset, isTail: true))
+            guard let resumed else {
+                damage.append(Damage(offset: offset, byteCount: buffer.count - offset, isTail: true))
                 break
             }
-            damage.append(Damage(offset: offset, byteCount: found - offset, isTail: false))
-            offset = found
+            damage.append(Damage(offset: offset, byteCount: resumed - offset, isTail: false))
+            offset = resumed
         }
-        return SegmentScan(records: records, damage: damage, validEnd: validEnd)
+        return (damage, validEnd)
     }
 }

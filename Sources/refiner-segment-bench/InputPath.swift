@@ -1,6 +1,6 @@
 import Foundation
 import RefinerSegment
-import RefinerSegmentCLI
+@_spi(Benchmark) import RefinerSegmentCLI
 
 /// The input path's corpus: `count` responses in their JSON form, one per line, as a backfill file holds them.
 ///
@@ -37,6 +37,22 @@ func renderFile(_ path: String) async -> Int {
         writeError: { text in if text.contains("skipped") { skipped.add(1) } }
     )
     let status = await RefinerSegmentTool(io: io).run(["render", path])
+    return status == RefinerSegmentTool.success ? skipped.value : max(skipped.value, 1)
+}
+
+/// ``renderFile(_:)`` without the asynchronous entry point: the same `render` command, called synchronously,
+/// so that the instruction mode can count it (valgrind cannot follow the concurrency runtime's worker
+/// threads, which `RefinerSegmentTool.run(_:)` runs on).
+func renderFileSynchronously(_ path: String) -> Int {
+    let null = FileHandle(forWritingAtPath: "/dev/null")
+    let skipped = AtomicCounter()
+    let standard = ToolIO.standard
+    let io = ToolIO(
+        openInput: standard.openInput,
+        writeOutput: { null?.write(Data($0)) },
+        writeError: { text in if text.contains("skipped") { skipped.add(1) } }
+    )
+    let status = RefinerSegmentTool(io: io).renderSynchronously(["render", path])
     return status == RefinerSegmentTool.success ? skipped.value : max(skipped.value, 1)
 }
 

@@ -23,9 +23,11 @@ final class AtomicCounter: @unchecked Sendable {
 /// A transport that answers 200 at once: what the pipeline costs on its own.
 struct InstantTransport: SegmentTransport {
     let bytes = AtomicCounter()
+    let requests = AtomicCounter()
 
     func send(_ request: SegmentRequest) async throws -> SegmentResponse {
         bytes.add(request.body.count)
+        requests.add(1)
         return SegmentResponse(statusCode: 200)
     }
 }
@@ -60,6 +62,17 @@ func peakResidentBytes() -> Int {
 /// main actor that top-level code runs on (every hop from there is a thread switch).
 func recordAll(_ units: [[SegmentMessage]], into pipeline: SegmentPipeline) async {
     for unit in units { try? await pipeline.record(unit) }
+    await pipeline.flush()
+}
+
+/// Records the units `perCall` at a time with `record(contentsOf:)`, as a backfill would; then flushes.
+func recordAll(_ units: [[SegmentMessage]], perCall: Int, into pipeline: SegmentPipeline) async {
+    var start = 0
+    while start < units.count {
+        let end = min(start + perCall, units.count)
+        try? await pipeline.record(contentsOf: Array(units[start..<end]))
+        start = end
+    }
     await pipeline.flush()
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import RefinerSegment
+import RefinerSegmentFileStore
 import RefinerSegmentTesting
 import RefinerSegmentURLSession
 
@@ -23,7 +24,9 @@ func runs(_ group: String) -> Bool {
 }
 /// The groups whose hot paths the instruction mode counts, and each one's workload: a child of the
 /// instruction mode prepares only its own group.
-let countedGroups = ["keys": "trait_keys", "pairs": "build_encode_pairs", "decode": "decode_responses"]
+let countedGroups = [
+    "keys": "trait_keys", "pairs": "build_encode_pairs", "decode": "decode_responses", "render": "render_end_to_end",
+]
 /// `--no-baseline` skips the baseline figures, for profiling the library alone.
 let measuresBaseline = !arguments.contains("--no-baseline") && !countsInstructions && countedChild == nil
 
@@ -109,7 +112,16 @@ if runs("pairs") {
 }
 
 // 3. The input path: decoding responses from their JSON form, and `render` of a file end to end.
-let responseLines = runs("decode") || runs("render") ? makeResponseLines(20_000, from: response) : []
+let responseLines =
+    runs("decode") || runs("render") ? makeResponseLines(countedChild == nil ? 20_000 : 2_000, from: response) : []
+// `--write-render-corpus=PATH --lines=N`: writes the input path's corpus as a JSON Lines file and exits, for
+// counting the tool itself under callgrind (`valgrind --tool=callgrind refiner-segment render PATH`).
+if let path = CommandLine.arguments.first(where: { $0.hasPrefix("--write-render-corpus=") })?.dropFirst(22) {
+    let count = CommandLine.arguments.first { $0.hasPrefix("--lines=") }.flatMap { Int($0.dropFirst(8)) } ?? 20_000
+    let lines = makeResponseLines(count, from: response)
+    try Data(lines.flatMap { $0 + [UInt8(ascii: "\n")] }).write(to: URL(fileURLWithPath: String(path)))
+    exit(0)
+}
 let corpusMegabytes = Double(responseLines.reduce(0) { $0 + $1.count + 1 }) / 1_000_000
 if runs("decode") {
     progress("decoding \(responseLines.count) responses (\(String(format: "%.1f", corpusMegabytes)) MB)...")
@@ -151,7 +163,19 @@ if runs("render") {
     progress("rendering a file of \(responseLines.count) responses through the tool's own path...")
     let path = try writeJSONLines(responseLines, name: "refiner-segment-bench-\(getpid()).jsonl")
     defer { try? FileManager.default.removeItem(atPath: path) }
-    do {
+    // Counted on the first 2,000 lines through the same command, run synchronously (see renderFileSynchronously).
+    let countedPath = try writeJSONLines(
+        Array(responseLines.prefix(2_000)), name: "refiner-segment-bench-\(getpid())-2000.jsonl")
+    defer { try? FileManager.default.removeItem(atPath: countedPath) }
+    let workload = CountedWorkload(
+        name: "render_end_to_end", operation: "response", operationsPerRepeat: 2_000, repeats: 1
+    ) { repeats in
+        for _ in 0..<repeats { blackhole &+= renderFileSynchronously(countedPath) }
+        // A counted child exits without running the defers above.
+        try? FileManager.default.removeItem(atPath: countedPath)
+        try? FileManager.default.removeItem(atPath: path)
+    }
+    if !countInstructions(workload) {
         let rendered = await measure(rounds: rounds, operations: responseLines.count) {
             blackhole &+= await renderFile(path)
         }
@@ -161,6 +185,7 @@ if runs("render") {
             Figure(
                 name: "render_end_to_end", value: rendered, unit: "responses/s",
                 baseline: figures.first { $0.name == "baseline_decode_responses" }?.value))
+        if renderFileSynchronously(path) != 0 { progress("  render skipped lines of the corpus: the figure is wrong") }
     }
 }
 
@@ -189,6 +214,94 @@ if runs("pipeline") {
     }
     figures.append(
         Figure(name: "pipeline_pairs", value: pipelinePairs, unit: "pairs/s", baseline: figures.baselinePairs))
+    // The same pairs recorded 1,000 at a time with `record(contentsOf:)`, the default linger.
+    let batchedPairs = await measure(rounds: rounds, operations: pairCount) {
+        let transport = InstantTransport()
+        try? await SegmentPipeline.withPipeline(writeKey: WriteKey("bench"), transport: transport) { pipeline in
+            await recordAll(pairs, perCall: 1_000, into: pipeline)
+        }
+        blackhole &+= transport.bytes.value
+    }
+    figures.append(
+        Figure(
+            name: "pipeline_pairs_contents_of", value: batchedPairs, unit: "pairs/s", baseline: figures.baselinePairs))
+
+    // The same pairs into a file store that fsyncs before `record` returns. First from 256 callers at once,
+    // one pair a call (a server's request handlers): they share fsyncs (group commit). Then from 16 callers,
+    // 100 pairs a call (a bridge or `send` passing on what it read). The ratios are to pipeline_pairs.
+    let callers = Int(ProcessInfo.processInfo.environment["BENCH_DURABLE_CALLERS"] ?? "") ?? 256
+    for (name, callers, perCall) in [
+        ("durable_pipeline_pairs", callers, 1), ("durable_pipeline_pairs_batched", 16, 100),
+    ] {
+        progress("recording pairs through the pipeline on a file store (fsync before ack), \(callers) callers...")
+        let durablePairs = await measure(rounds: rounds, operations: pairCount) {
+            let delivered = await recordDurably(
+                pairs, callers: callers, perCall: perCall, into: scratchDirectory("durable"))
+            if delivered != pairCount * 2 {
+                progress("  delivered \(delivered) of \(pairCount * 2): the figure is wrong")
+            }
+        }
+        figures.append(Figure(name: name, value: durablePairs, unit: "pairs/s", baseline: pipelinePairs))
+    }
+}
+
+// 4c. Reopening a file store that holds a backlog of 1 GiB (`--quick`: 256 MiB): seconds and memory
+// growth, in a fresh process (resident memory says nothing in one that built the backlog).
+if runs("reopen") && only != "reopen-child" {
+    let backlogBytes = arguments.contains("--quick") ? 256 << 20 : 1 << 30
+    let directory = scratchDirectory("reopen")
+    defer { try? FileManager.default.removeItem(at: directory) }
+    progress("writing a backlog of \(backlogBytes >> 20) MiB into a file store...")
+    let held = try await buildBacklog(bytes: backlogBytes, in: directory, from: makePairs(1_000, prefix: "reopen_"))
+    progress("  \(held) messages; reopening it in a fresh process...")
+    let child = Process()
+    child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+    child.arguments = ["--only=reopen-child", "--no-baseline", directory.path]
+    let pipe = Pipe()
+    child.standardOutput = pipe
+    try child.run()
+    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    child.waitUntilExit()
+    for line in output.split(separator: "\n") {
+        let fields = line.split(separator: " ")
+        guard fields.count >= 2, let value = Double(fields[1]) else { continue }
+        if fields[0] == "file_store_reopen" {
+            figures.append(Figure(name: "file_store_reopen_seconds", value: value, unit: "s", baseline: 2))
+        } else if fields[0] == "file_store_reopen_cpu" {
+            figures.append(Figure(name: "file_store_reopen_cpu_seconds", value: value, unit: "s", baseline: 2))
+        } else if fields[0] == "file_store_reopen_memory" {
+            figures.append(Figure(name: "file_store_reopen_memory", value: value, unit: "MiB", baseline: 64))
+        } else if fields[0] == "file_store_reopen_messages" && Int(value) != held {
+            progress("  the reopened store holds \(Int(value)) messages, not \(held): the figure is wrong")
+        }
+    }
+}
+if only == "reopen-child", let path = CommandLine.arguments.last {
+    let before = procStatus("VmRSS")
+    let clock = ContinuousClock()
+    let cpuBefore = cpuSeconds()
+    let start = clock.now
+    let store = try FileMessageStore(directory: URL(fileURLWithPath: path))
+    let elapsed = clock.now - start
+    let cpu = cpuSeconds() - cpuBefore
+    let held = try await store.recover(tenant: "default").messages
+    let peak = procStatus("VmHWM")
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    progress(
+        "  reopened \(held) messages in \(String(format: "%.2f", seconds)) s (\(String(format: "%.2f", cpu)) s of CPU); VmRSS before \(before >> 20) MiB, "
+            + "now \(procStatus("VmRSS") >> 20) MiB, peak \(peak >> 20) MiB")
+    print("file_store_reopen \(seconds)")
+    print("file_store_reopen_cpu \(cpu)")
+    print("file_store_reopen_memory \(Double(max(peak - before, 0)) / 1_048_576)")
+    print("file_store_reopen_messages \(held)")
+}
+
+// 4b. The pipeline group: 100 tenants sharing one transport (TenantsBench.swift).
+if runs("tenants") {
+    progress("recording pairs through a group of 100 tenants into a transport that answers 200...")
+    figures += await tenantGroupFigures(
+        pairs: makePairs(200_000, prefix: "tenant_"), tenantCount: 100, rounds: rounds,
+        single: figures.first { $0.name == "pipeline_pairs" }?.value, baseline: figures.baselinePairs)
 }
 
 // 5. Real HTTP over loopback: the URLSession transport against a local server, batches full.
@@ -269,7 +382,8 @@ if only == "memory" {
 // Report.
 if asJSON {
     var rows = figures.map { figure -> [String: Any] in
-        var row: [String: Any] = ["name": figure.name, "value": figure.value.rounded(), "unit": figure.unit]
+        let value = figure.unit == "s" ? (figure.value * 100).rounded() / 100 : figure.value.rounded()
+        var row: [String: Any] = ["name": figure.name, "value": value, "unit": figure.unit]
         if let ratio = figure.ratio { row["ratio"] = (ratio * 10).rounded() / 10 }
         return row
     }
@@ -286,7 +400,9 @@ if asJSON {
     for figure in figures {
         let ratio =
             figure.ratio.map { String(format: "%.1fx", $0) } ?? (figure.name.hasPrefix("baseline") ? "1.0x" : "-")
-        let value = figure.unit == "MiB" ? String(format: "%.1f", figure.value) : String(Int(figure.value.rounded()))
+        let value =
+            figure.unit == "MiB" || figure.unit == "s"
+            ? String(format: figure.unit == "s" ? "%.2f" : "%.1f", figure.value) : String(Int(figure.value.rounded()))
         print("\(figure.name) \(value) \(figure.unit) \(ratio)")
     }
     for counted in instructionFigures {

@@ -40,6 +40,43 @@ import Testing
         #expect(claim.messages.map(\.messageID) == ["b-i", "b-g", "c-i", "c-g"])
     }
 
+    /// The segments hold answers and emails: under the usual umask 022 they must still be the owner's only,
+    /// and a symlink planted where the store writes is refused, not followed.
+    @Test func itsFilesAreTheOwnersOnlyAndPlantedSymlinksAreNotFollowed() async throws {
+        let path = directory()
+        defer { try? FileManager.default.removeItem(at: path) }
+        let previous = umask(0o022)
+        defer { umask(previous) }
+        do {
+            let store = try FileMessageStore(directory: path)
+            #expect(try await store.append([try unit("a")], tenant: "default") == 1)
+            try await store.setPause(until: Date(timeIntervalSince1970: 2_000_000_000), tenant: "default")
+        }
+        let directoryMode = try #require(
+            try FileManager.default.attributesOfItem(atPath: path.path)[.posixPermissions] as? Int)
+        #expect(directoryMode & 0o077 == 0, "directory mode \(String(directoryMode, radix: 8))")
+        let names = try FileManager.default.contentsOfDirectory(atPath: path.path)
+        #expect(names.contains { $0.hasPrefix("segment") })
+        for name in names {
+            let mode = try #require(
+                try FileManager.default.attributesOfItem(atPath: path.appendingPathComponent(name).path)[
+                    .posixPermissions] as? Int)
+            #expect(mode & 0o077 == 0, "\(name) has mode \(String(mode, radix: 8))")
+        }
+
+        let planted = directory()
+        defer { try? FileManager.default.removeItem(at: planted) }
+        try FileManager.default.createDirectory(at: planted, withIntermediateDirectories: true)
+        let victim = planted.appendingPathComponent("victim")
+        try Data("keep me".utf8).write(to: victim)
+        try FileManager.default.createSymbolicLink(
+            at: planted.appendingPathComponent("acks.log"), withDestinationURL: victim)
+        #expect(throws: (any Error).self) {
+            _ = try FileMessageStore(directory: planted)
+        }
+        #expect(try Data(contentsOf: victim) == Data("keep me".utf8))
+    }
+
     @Test func aSecondOpenIsRefusedNamingTheHoldersPid() throws {
         let path = directory()
         defer { try? FileManager.default.removeItem(at: path) }

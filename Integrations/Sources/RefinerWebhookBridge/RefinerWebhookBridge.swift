@@ -13,8 +13,9 @@ import UnixSignals
 /// `refiner-webhook-bridge`: receives Refiner's "Completed Survey" webhook on `POST /webhooks/refiner` and
 /// delivers the `identify` and `group` calls to any Segment workspace, EU-region ones included.
 ///
-/// Settings come from the environment (``BridgeSettings``). SIGTERM or SIGINT stops the server and then
-/// drains the pipeline, both within `BRIDGE_SHUTDOWN_SECONDS`.
+/// Settings come from the environment (``BridgeSettings``). A webhook is answered 200 once its calls are
+/// synced to the durable store in `BRIDGE_STORE_DIR`; a start first sends what an earlier run left there.
+/// SIGTERM or SIGINT stops the server and then drains the pipeline, both within `BRIDGE_SHUTDOWN_SECONDS`.
 public enum RefinerWebhookBridge {
     /// Reads the settings and runs the bridge until SIGTERM or SIGINT; exits with status 1 when it cannot.
     public static func main() async {
@@ -31,22 +32,25 @@ public enum RefinerWebhookBridge {
     ///
     /// The server and the pipeline stop together: the server stops taking webhooks and finishes the ones
     /// it holds, the pipeline delivers what it has, and when `BRIDGE_SHUTDOWN_SECONDS` have passed the rest
-    /// is cancelled, leaving undelivered messages in the pipeline's store (handed back to the undelivered
-    /// file, with the in-memory store).
+    /// is cancelled, leaving what was not delivered in the durable store for the next start.
     public static func run(_ settings: BridgeSettings, logger: Logger) async throws {
+        // Locks the directory: a second bridge on it refuses to start.
+        let stores = try BridgeStores(settings: settings)
         let pipeline = try SegmentPipeline(
             writeKey: settings.writeKey,
             transport: AsyncHTTPClientTransport(),  // never follows a redirect
-            configuration: settings.pipeline
+            configuration: settings.pipeline,
+            store: stores.messages
         )
-        let app = try await makeApplication(settings: settings, pipeline: pipeline, logger: logger)
+        let app = try await makeApplication(
+            settings: settings, pipeline: pipeline, profiles: stores.profiles, logger: logger)
         var group = ServiceGroupConfiguration(
             services: [.init(service: app)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )
         group.maximumGracefulShutdownDuration = settings.shutdownTimeout
-        logger.info("Sending to Segment at \(settings.pipeline.endpoint)")
+        logger.info("Sending to Segment at \(settings.pipeline.endpoint), store in \(settings.storeDirectory)")
         try await ServiceGroup(configuration: group).run()
     }
 
@@ -54,9 +58,16 @@ public enum RefinerWebhookBridge {
     ///
     /// Hummingbird shuts its services down in reverse order, the HTTP server first, so the pipeline drains
     /// once no webhook is being recorded any more.
+    ///
+    /// - Parameters:
+    ///   - settings: The bridge's settings.
+    ///   - pipeline: Where the calls are recorded: on the durable store for 200 to mean "kept".
+    ///   - profiles: The collected profiles the calls are built on.
+    ///   - logger: The server's logger.
     public static func makeApplication(
         settings: BridgeSettings,
         pipeline: SegmentPipeline,
+        profiles: any ProfileStore,
         logger: Logger
     ) async throws -> some ApplicationProtocol {
         if settings.secret == nil {
@@ -64,7 +75,7 @@ public enum RefinerWebhookBridge {
         }
         let intake = RefinerWebhookIntake(
             secret: settings.secret,
-            profiles: MemoryProfileStore(),
+            profiles: profiles,
             builder: try SegmentCallBuilder(),
             pipeline: pipeline,
             acceptTimeout: settings.acceptTimeout

@@ -17,10 +17,14 @@ import RefinerSegment
 /// | `BRIDGE_IDLE_TIMEOUT_SECONDS` | how long a connection may send nothing, or take to send one request | `15` |
 /// | `BRIDGE_MAX_CONNECTIONS` | the most connections open at once; more wait in the listen backlog | `256` |
 /// | `BRIDGE_SHUTDOWN_SECONDS` | how long the server and the pipeline may take to stop together | `10` |
-/// | `BRIDGE_UNDELIVERED_FILE` | failed and undelivered messages, JSON Lines | `refiner-webhook-bridge-undelivered.jsonl` |
+/// | `BRIDGE_STORE_DIR` | the durable store: webhooks answered 200 wait there until delivered | required |
+/// | `BRIDGE_STORE_MAX_BYTES` | how much the store may hold before webhooks are answered 503 | `268435456` (256 MiB) |
+/// | `BRIDGE_UNDELIVERED_FILE` | messages that failed for good, JSON Lines | `refiner-webhook-bridge-undelivered.jsonl` |
 ///
 /// An empty value is a configuration error, never a default: `REFINER_WEBHOOK_SECRET=` set by a broken
-/// deployment template must not open the endpoint.
+/// deployment template must not open the endpoint. `BRIDGE_STORE_DIR` has no default either: a 200 tells
+/// Refiner never to send the webhook again, so the directory must be one the operator chose to keep (a
+/// volume), not whatever working directory a container happens to start in.
 public struct BridgeSettings: Sendable {
     /// The Segment source's write key.
     public var writeKey: WriteKey
@@ -40,11 +44,18 @@ public struct BridgeSettings: Sendable {
     public var maximumConnections: Int
     /// How long the server and the pipeline may take to shut down together.
     public var shutdownTimeout: Duration
-    /// Where failed and undelivered messages are appended.
+    /// The directory of the durable store: the accepted messages (a `FileMessageStore`) and the collected
+    /// profiles (a `FileProfileStore`, `profiles.log`).
+    public var storeDirectory: String
+    /// The most bytes of message files the store holds; past it, webhooks are answered 503.
+    public var storeMaximumBytes: Int
+    /// Where messages that failed for good (Segment refused them, or the retries ran out) are appended.
     public var undeliveredFile: String
 
     /// The shortest secret accepted: a guessable secret protects nothing.
     public static let minimumSecretLength = 16
+    /// The smallest store accepted: a few webhooks.
+    public static let minimumStoreBytes = 4096
 
     /// A setting that cannot be used, named.
     public struct Invalid: Error, CustomStringConvertible {
@@ -136,6 +147,21 @@ public struct BridgeSettings: Sendable {
         shutdownTimeout = try seconds("BRIDGE_SHUTDOWN_SECONDS", default: 10, minimum: 0)
         // The pipeline's own drain ends within the same bound as the whole shutdown.
         pipeline.shutdownGracePeriod = shutdownTimeout
+        guard let storeDirectory = try value("BRIDGE_STORE_DIR") else {
+            throw Invalid(
+                description: """
+                    set BRIDGE_STORE_DIR to a directory on storage that outlives the process (a volume): \
+                    webhooks answered 200 wait there until Segment has them
+                    """)
+        }
+        self.storeDirectory = storeDirectory
+        guard let storeBytes = Int(try value("BRIDGE_STORE_MAX_BYTES") ?? String(256 << 20)),
+            storeBytes >= Self.minimumStoreBytes
+        else {
+            throw Invalid(
+                description: "BRIDGE_STORE_MAX_BYTES is not a number of bytes, \(Self.minimumStoreBytes) or more")
+        }
+        storeMaximumBytes = storeBytes
         undeliveredFile = try value("BRIDGE_UNDELIVERED_FILE") ?? "refiner-webhook-bridge-undelivered.jsonl"
     }
 

@@ -15,8 +15,8 @@ import RefinerSegment
 public struct RefinerWebhookIntake: Sendable {
     /// The shared secret a request must present; `nil` accepts every request (an explicit opt-in).
     public var secret: WebhookSecret?
-    /// The collected profiles the calls are built on (a `MemoryProfileStore` in the examples; a
-    /// file-backed store keeps them across restarts).
+    /// The collected profiles the calls are built on (the examples keep them in a `FileProfileStore` in
+    /// the store directory, ``BridgeStores``, so they survive restarts and do not fill memory).
     public var profiles: any ProfileStore
     /// Builds the calls.
     public var builder: SegmentCallBuilder

@@ -24,6 +24,8 @@ import VaporTesting
             "SEGMENT_WRITE_KEY": "wk_vapor_secret",
             "SEGMENT_ENDPOINT": segment.baseURL.absoluteString,
             "REFINER_WEBHOOK_SECRET": Self.secret,
+            "BRIDGE_STORE_DIR": FileManager.default.temporaryDirectory
+                .appendingPathComponent("vapor-test-store-\(UUID().uuidString)").path,
         ])
     }
 
@@ -31,12 +33,14 @@ import VaporTesting
         let segment = try LoopbackHTTPServer()
         defer { segment.stop() }
         let settings = try settings(segment)
+        let stores = try BridgeStores(settings: settings)
         let pipeline = try SegmentPipeline(
-            writeKey: settings.writeKey, transport: AsyncHTTPClientTransport(), configuration: settings.pipeline)
+            writeKey: settings.writeKey, transport: AsyncHTTPClientTransport(), configuration: settings.pipeline,
+            store: stores.messages)
 
         let run = Task { try await pipeline.run() }
         try await withApp { app in
-            try RefinerVaporExample.configure(app, settings: settings, pipeline: pipeline)
+            try RefinerVaporExample.configure(app, settings: settings, pipeline: pipeline, profiles: stores.profiles)
             try await app.testing().test(
                 .POST, "webhooks/refiner", headers: ["X-Refiner-Secret": Self.secret], body: try payload()
             ) { response in

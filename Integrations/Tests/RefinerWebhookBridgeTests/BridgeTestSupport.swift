@@ -31,6 +31,8 @@ func bridgeSettings(
         "BRIDGE_PORT": "0",
         "BRIDGE_UNDELIVERED_FILE": FileManager.default.temporaryDirectory
             .appendingPathComponent("bridge-test-\(UUID().uuidString).jsonl").path,
+        "BRIDGE_STORE_DIR": FileManager.default.temporaryDirectory
+            .appendingPathComponent("bridge-test-store-\(UUID().uuidString)").path,
     ]
     environment.merge(overrides) { $1 }
     return try BridgeSettings(environment: environment)

@@ -40,8 +40,66 @@ import Darwin
     }
 
     @Test func unauthenticatedWebhooksNeedTheExplicitOptIn() throws {
-        let settings = try BridgeSettings(environment: base.merging(["BRIDGE_ALLOW_UNAUTHENTICATED": "1"]) { $1 })
+        let settings = try BridgeSettings(
+            environment: base.merging(["BRIDGE_ALLOW_UNAUTHENTICATED": "1", "BRIDGE_STORE_DIR": "store"]) { $1 })
         #expect(settings.secret == nil)
+    }
+
+    @Test func withoutAStoreDirectoryTheBridgeRefusesToStart() throws {
+        let secured = base.merging(["REFINER_WEBHOOK_SECRET": "0123456789abcdef"]) { $1 }
+        #expect { try BridgeSettings(environment: secured) } throws: { error in
+            "\(error)".contains("BRIDGE_STORE_DIR")
+        }
+        for bad in [["BRIDGE_STORE_DIR": ""], ["BRIDGE_STORE_DIR": "store", "BRIDGE_STORE_MAX_BYTES": "4095"]] {
+            #expect(throws: BridgeSettings.Invalid.self) {
+                try BridgeSettings(environment: secured.merging(bad) { $1 })
+            }
+        }
+        let settings = try BridgeSettings(environment: secured.merging(["BRIDGE_STORE_DIR": "store"]) { $1 })
+        #expect(settings.storeDirectory == "store")
+        #expect(settings.storeMaximumBytes == 256 << 20)
+    }
+
+    @Test func twoServersNeverShareAStoreDirectory() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stores-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let settings = try BridgeSettings(
+            environment: base.merging([
+                "REFINER_WEBHOOK_SECRET": "0123456789abcdef", "BRIDGE_STORE_DIR": directory.path,
+            ]) { $1 })
+        let first = try BridgeStores(settings: settings)
+        #expect { try BridgeStores(settings: settings) } throws: { error in
+            "\(error)".contains(directory.path)
+        }
+        _ = first
+    }
+
+    @Test func theStoreDirectoryIsPrivate() throws {
+        let parent = FileManager.default.temporaryDirectory.appendingPathComponent("private-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: parent) }
+        func settings(_ path: String) throws -> BridgeSettings {
+            try BridgeSettings(
+                environment: base.merging(["REFINER_WEBHOOK_SECRET": "0123456789abcdef", "BRIDGE_STORE_DIR": path]) {
+                    $1
+                })
+        }
+
+        // Created readable by its owner only, whatever the umask.
+        let created = parent.appendingPathComponent("created").path
+        _ = try BridgeStores(settings: settings(created))
+        var status = stat()
+        #expect(stat(created, &status) == 0)
+        #expect(status.st_mode & 0o777 == 0o700)
+
+        // An existing directory others may enter: refused, and nothing written into it.
+        let shared = parent.appendingPathComponent("shared").path
+        try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: false)
+        chmod(shared, 0o755)
+        #expect { try BridgeStores(settings: settings(shared)) } throws: { error in
+            "\(error)".contains("chmod 700")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: shared).isEmpty)
     }
 
     @Test func theSecretIsComparedWholeAndNeverPrinted() throws {

@@ -18,11 +18,14 @@ import Testing
         [HTTPField.Name("X-Refiner-Secret")!: value]
     }
 
+    /// The bridge as `RefinerWebhookBridge.run` makes it: on the durable stores in the settings' directory.
     private func makeBridge(_ settings: BridgeSettings) async throws -> some ApplicationProtocol {
+        let stores = try BridgeStores(settings: settings)
         let pipeline = try SegmentPipeline(
-            writeKey: settings.writeKey, transport: AsyncHTTPClientTransport(), configuration: settings.pipeline)
+            writeKey: settings.writeKey, transport: AsyncHTTPClientTransport(), configuration: settings.pipeline,
+            store: stores.messages)
         return try await RefinerWebhookBridge.makeApplication(
-            settings: settings, pipeline: pipeline, logger: Logger(label: "bridge-test"))
+            settings: settings, pipeline: pipeline, profiles: stores.profiles, logger: Logger(label: "bridge-test"))
     }
 
     @Test func aRealWebhookBecomesTheRightCallAtSegment() async throws {
@@ -82,11 +85,11 @@ import Testing
     }
 
     @Test func aFloodWhileSegmentStallsIsAnswered503NotHeld() async throws {
-        // Segment takes a second per batch; the queue holds two messages; a webhook waits 0.2 s for room.
+        // Segment takes a second per batch; the store holds a few webhooks; a webhook waits 0.2 s for room.
         let segment = try LoopbackHTTPServer { _ in .delay(.seconds(1), then: .status(200, body: "{}")) }
         defer { segment.stop() }
-        var settings = try bridgeSettings(segment: segment, ["BRIDGE_ACCEPT_SECONDS": "0.2"])
-        settings.pipeline.queue = SegmentPipeline.QueueLimits(maximumMessages: 2)
+        let settings = try bridgeSettings(
+            segment: segment, ["BRIDGE_ACCEPT_SECONDS": "0.2", "BRIDGE_STORE_MAX_BYTES": "4096"])
         let app = try await makeBridge(settings)
 
         let answers = try await app.test(.live) { client in

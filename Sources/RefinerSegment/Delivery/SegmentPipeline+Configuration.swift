@@ -124,6 +124,10 @@ extension SegmentPipeline {
         public var inFlightMessages = 0
         /// Calls to `record` waiting for room in the store now (back-pressure at work).
         public var waitingToRecord = 0
+        /// Store calls that failed after sending (settling, releasing, keeping a pause): each is reported
+        /// as a `.failed([], reason:)` outcome with code `storeFailure`; the messages concerned stay in
+        /// the store and a durable one sends them again after a restart (at least once).
+        public var storeFailures = 0
 
         /// Creates counters, all zero.
         public init() {}

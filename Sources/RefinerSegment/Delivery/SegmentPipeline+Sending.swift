@@ -27,7 +27,11 @@ extension SegmentPipeline {
             counters.queuedBytes = max(0, counters.queuedBytes - MessageQueue.bytes(of: claim.messages))
             roomMayBeFree()
             let finished = await deliver(claim)
-            if !finished { try? await store.release(claim) }
+            if !finished {
+                await storeCall("the store could not take back \(claim.messages.count) messages in flight") {
+                    try await store.release(claim)
+                }
+            }
             counters.inFlightMessages -= claim.messages.count
             if let index = inFlightStarts.firstIndex(of: start) { inFlightStarts.remove(at: index) }
             roomMayBeFree()
@@ -117,7 +121,9 @@ extension SegmentPipeline {
         while let until = pausedUntil {
             guard clock.now() < until else {
                 pausedUntil = nil
-                try? await store.setPause(until: nil, tenant: tenant)
+                await storeCall("the store could not clear the Retry-After pause") {
+                    try await store.setPause(until: nil, tenant: tenant)
+                }
                 break
             }
             do {
@@ -157,14 +163,18 @@ extension SegmentPipeline {
                 action = BatchStateMachine.jittered(action, jitter)
                 switch action {
                 case .delivered(let statusCode):
-                    try? await store.settle(claim, messages: range, as: .delivered)
+                    await storeCall(
+                        "the store could not record that \(messages.count) messages were delivered; they stay in it"
+                    ) { try await store.settle(claim, messages: range, as: .delivered) }
                     counters.delivered += messages.count
                     if hasSubscribers {
                         emit(.delivered(messageIDs: messages.map(\.messageID), statusCode: statusCode))
                     }
                     break attempts
                 case .fail(let reason):
-                    try? await store.settle(claim, messages: range, as: .failed(reason.description))
+                    await storeCall(
+                        "the store could not record that \(messages.count) messages failed; they stay in it"
+                    ) { try await store.settle(claim, messages: range, as: .failed(reason.description)) }
                     counters.failed += messages.count
                     emit(.failed(messages, reason: reason))
                     break attempts
@@ -175,7 +185,9 @@ extension SegmentPipeline {
                 case .retry(let delay, let pausesPipeline, let reason):
                     counters.retries += 1
                     let state = machine.retryState(now: clock.now(), wallNow: wallClock(), nextAttemptIn: delay)
-                    try? await store.settle(claim, messages: range, as: .retry(state))
+                    await storeCall("the store could not keep the retry schedule of \(messages.count) messages") {
+                        try await store.settle(claim, messages: range, as: .retry(state))
+                    }
                     emit(
                         .retrying(
                             messageIDs: messages.map(\.messageID), retryCount: machine.retryCount, delay: delay,
@@ -185,7 +197,10 @@ extension SegmentPipeline {
                         let until = clock.now() + delay
                         if pausedUntil.map({ until > $0 }) ?? true {
                             pausedUntil = until
-                            try? await store.setPause(until: wallClock().adding(delay), tenant: tenant)
+                            let end = wallClock().adding(delay)
+                            await storeCall("the store could not keep the Retry-After pause") {
+                                try await store.setPause(until: end, tenant: tenant)
+                            }
                         }
                     } else {
                         do {
@@ -198,6 +213,24 @@ extension SegmentPipeline {
             }
         }
         return true
+    }
+
+    /// Runs a store call after sending; a failure is never swallowed: it is counted
+    /// (``Counters/storeFailures``) and reported as a `.failed([], reason:)` outcome with code `storeFailure`
+    /// and the error, and the store keeps the messages as they were (unsettled: a durable store sends them
+    /// again after a restart, or once the claim's lease passes; at least once).
+    private func storeCall(_ what: String, _ call: () async throws -> Void) async {
+        do {
+            try await call()
+        } catch {
+            counters.storeFailures += 1
+            emit(
+                .failed(
+                    [],
+                    reason: SegmentDeliveryError(
+                        code: .storeFailure, underlyingDescription: redact(String(describing: error)),
+                        underlying: error, detail: what)))
+        }
     }
 
     private func makeRequest(_ messages: [SegmentMessage], retryCount: Int) -> SegmentRequest {

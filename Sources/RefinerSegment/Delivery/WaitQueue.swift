@@ -10,6 +10,9 @@ final class WaitQueue: Sendable {
 
     private struct State {
         var waiters: [(id: Int, continuation: CheckedContinuation<Wake, Never>)] = []
+        /// Waits that have an id but have not yet queued (or returned): a cancellation that comes first
+        /// moves the id to `cancelled`; every id leaves both sets once its wait has decided.
+        var starting: Set<Int> = []
         var cancelled: Set<Int> = []
         var nextID = 0
         /// Bumped by every signal: a wait that saw an older generation returns at once.
@@ -26,6 +29,9 @@ final class WaitQueue: Sendable {
     /// Whether ``signalForever()`` was called.
     var isOpen: Bool { state.withLock { $0.isOpen } }
 
+    /// Ids a cancellation or a start left behind: always 0 between waits (a test checks it).
+    var bookkeeping: Int { state.withLock { $0.starting.count + $0.cancelled.count } }
+
     /// The generation now: pass it to ``wait(since:atFront:)`` to miss no signal given in between.
     var generation: UInt64 { state.withLock { $0.generation } }
 
@@ -38,12 +44,14 @@ final class WaitQueue: Sendable {
     func wait(since generation: UInt64? = nil, atFront: Bool = false, inTurn: Bool = false) async -> Wake {
         let id = state.withLock { state -> Int in
             state.nextID += 1
+            state.starting.insert(state.nextID)
             return state.nextID
         }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Wake, Never>) in
                 let now: Wake? = state.withLock { state in
                     if state.cancelled.remove(id) != nil { return .cancelled }
+                    state.starting.remove(id)
                     if state.isOpen { return .signalled }
                     if let generation, state.generation != generation, !inTurn || state.waiters.isEmpty {
                         return .signalled
@@ -60,7 +68,9 @@ final class WaitQueue: Sendable {
         } onCancel: {
             let continuation = state.withLock { state -> CheckedContinuation<Wake, Never>? in
                 guard let index = state.waiters.firstIndex(where: { $0.id == id }) else {
-                    state.cancelled.insert(id)
+                    // Not queued yet: the wait returns as cancelled when it gets there. Already resumed
+                    // (signalled): nothing to do, and nothing kept.
+                    if state.starting.remove(id) != nil { state.cancelled.insert(id) }
                     return nil
                 }
                 return state.waiters.remove(at: index).continuation

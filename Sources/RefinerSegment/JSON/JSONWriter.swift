@@ -31,6 +31,12 @@ struct JSONWriter: ~Copyable {
         [UInt8](UnsafeBufferPointer(start: base, count: count))
     }
 
+    /// Forgets what was written, keeping the buffer.
+    mutating func removeAll() {
+        count = 0
+        needsComma = false
+    }
+
     /// The number of bytes written so far.
     var byteCount: Int { count }
 
@@ -144,6 +150,20 @@ struct JSONWriter: ~Copyable {
         needsComma = true
     }
 
+    /// Appends members already encoded by another writer, `json[range]`, inside an object.
+    mutating func members(_ json: [UInt8], _ range: Range<Int>) {
+        guard !range.isEmpty else { return }
+        separate()
+        json.withUnsafeBufferPointer { append(UnsafeBufferPointer(rebasing: $0[range])) }
+        needsComma = true
+    }
+
+    /// Starts a new run of members with no comma before its first: for writing two runs of members into one
+    /// buffer, each to be appended on its own with ``members(_:_:)``.
+    mutating func startMembers() {
+        needsComma = false
+    }
+
     /// Appends bytes that are already a complete JSON value.
     mutating func raw(_ json: [UInt8]) {
         separate()
@@ -191,62 +211,107 @@ struct JSONWriter: ~Copyable {
     }
 
     private mutating func appendQuoted(_ string: String) {
+        // A native string lends its bytes without a copy or a retain; any other is made native first.
+        if let done = string.utf8.withContiguousStorageIfAvailable({ appendQuoted(utf8: $0) }) { return done }
         var string = string
-        string.withUTF8 { utf8 in
-            // The common case needs no escaping: room for the string and its quotes, reserved once.
-            reserve(utf8.count + 2)
+        string.withUTF8 { appendQuoted(utf8: $0) }
+    }
+
+    private mutating func appendQuoted(utf8: UnsafeBufferPointer<UInt8>) {
+        let length = utf8.count
+        // Room for the string, its quotes and a word of slack, so that the fast path stores whole words.
+        reserve(length + 2 + 8)
+        base[count] = UInt8(ascii: "\"")
+        count += 1
+        guard let source = utf8.baseAddress, length > 0 else {
             base[count] = UInt8(ascii: "\"")
             count += 1
-            guard let source = utf8.baseAddress else { return }
-            var runStart = 0
-            var index = 0
-            let length = utf8.count
-            while index < length {
-                // Most text needs no escaping: skip eight clean bytes at a time.
-                if index + 8 <= length,
-                    !Self.needsEscape(UnsafeRawPointer(source + index).loadUnaligned(as: UInt64.self))
-                {
-                    index += 8
-                    continue
-                }
-                let byte = source[index]
-                if byte == 0xE2 || byte == 0xC2 {
-                    // U+2028 and U+2029 (E2 80 A8/A9) and U+0085 (C2 85) are line breaks to some line splitters
-                    // (Python's `splitlines`, JavaScript), so a JSON Lines record keeps them escaped.
-                    let escape: StaticString?
-                    let width: Int
-                    if byte == 0xE2, index + 2 < length, source[index + 1] == 0x80,
-                        source[index + 2] == 0xA8 || source[index + 2] == 0xA9
-                    {
-                        escape = source[index + 2] == 0xA8 ? "\\u2028" : "\\u2029"
-                        width = 3
-                    } else if byte == 0xC2, index + 1 < length, source[index + 1] == 0x85 {
-                        escape = "\\u0085"
-                        width = 2
-                    } else {
-                        escape = nil
-                        width = 1
-                    }
-                    if let escape {
-                        append(UnsafeBufferPointer(start: source + runStart, count: index - runStart))
-                        append(escape)
-                        runStart = index + width
-                    }
-                    index += width
-                    continue
-                }
-                guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else {
-                    index += 1
-                    continue
-                }
-                append(UnsafeBufferPointer(start: source + runStart, count: index - runStart))
-                index += 1
-                runStart = index
-                appendEscaped(byte)
-            }
-            append(UnsafeBufferPointer(start: source + runStart, count: length - runStart))
+            return
         }
-        append(UInt8(ascii: "\""))
+        // The common case needs no escaping: eight bytes checked and copied at a time, the last (short) word
+        // padded with spaces or overlapping the one before, so that no byte is looked at alone.
+        let output = UnsafeMutableRawPointer(base + count)
+        let input = UnsafeRawPointer(source)
+        var index = 0
+        while index + 8 <= length {
+            let word = input.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            if Self.needsEscape(word) { break }
+            output.storeBytes(of: word, toByteOffset: index, as: UInt64.self)
+            index += 8
+        }
+        if index + 8 > length, index < length {
+            let word: UInt64
+            let offset: Int
+            if length >= 8 {
+                offset = length - 8
+                word = input.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+            } else {
+                offset = 0
+                var padded: UInt64 = 0x2020_2020_2020_2020
+                withUnsafeMutableBytes(of: &padded) { $0.baseAddress!.copyMemory(from: input, byteCount: length) }
+                word = padded
+            }
+            if !Self.needsEscape(word) {
+                output.storeBytes(of: word, toByteOffset: offset, as: UInt64.self)
+                index = length
+            }
+        }
+        count += index
+        if index < length { appendEscaping(source, from: index, length: length) }
+        base[count] = UInt8(ascii: "\"")
+        count += 1
+    }
+
+    /// The slow path of ``appendQuoted(utf8:)``: bytes from `start` on, escaping what needs it; reserves room
+    /// for the closing quote.
+    private mutating func appendEscaping(_ source: UnsafePointer<UInt8>, from start: Int, length: Int) {
+        var runStart = start
+        var index = start
+        while index < length {
+            // Most text needs no escaping: skip eight clean bytes at a time.
+            if index + 8 <= length,
+                !Self.needsEscape(UnsafeRawPointer(source + index).loadUnaligned(as: UInt64.self))
+            {
+                index += 8
+                continue
+            }
+            let byte = source[index]
+            if byte == 0xE2 || byte == 0xC2 {
+                // U+2028 and U+2029 (E2 80 A8/A9) and U+0085 (C2 85) are line breaks to some line splitters
+                // (Python's `splitlines`, JavaScript), so a JSON Lines record keeps them escaped.
+                let escape: StaticString?
+                let width: Int
+                if byte == 0xE2, index + 2 < length, source[index + 1] == 0x80,
+                    source[index + 2] == 0xA8 || source[index + 2] == 0xA9
+                {
+                    escape = source[index + 2] == 0xA8 ? "\\u2028" : "\\u2029"
+                    width = 3
+                } else if byte == 0xC2, index + 1 < length, source[index + 1] == 0x85 {
+                    escape = "\\u0085"
+                    width = 2
+                } else {
+                    escape = nil
+                    width = 1
+                }
+                if let escape {
+                    append(UnsafeBufferPointer(start: source + runStart, count: index - runStart))
+                    append(escape)
+                    runStart = index + width
+                }
+                index += width
+                continue
+            }
+            guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else {
+                index += 1
+                continue
+            }
+            append(UnsafeBufferPointer(start: source + runStart, count: index - runStart))
+            index += 1
+            runStart = index
+            appendEscaped(byte)
+        }
+        append(UnsafeBufferPointer(start: source + runStart, count: length - runStart))
+        reserve(1)
     }
 
     /// Whether any of eight bytes is a control character, a quote, a backslash, or the lead byte of U+2028,

@@ -85,6 +85,11 @@ public struct CollectedTraits: Sendable, Hashable {
             if index == storage.count { storage.append(entry) } else { storage.insert(entry, at: index) }
             return true
         }
+        return replace(at: index, value: value, answeredAt: answeredAt)
+    }
+
+    /// Replaces the answer at `index` when the new one was answered later (ties: the value that sorts last).
+    private mutating func replace(at index: Int, value: AnswerValue, answeredAt: AnswerTime) -> Bool {
         let stored = storage[index].answeredAt
         if stored < answeredAt || (stored == answeredAt && AnswerValue.orders(storage[index].value, before: value)) {
             storage[index].value = value
@@ -96,7 +101,51 @@ public struct CollectedTraits: Sendable, Hashable {
 
     /// Merges every trait of `traits`, all answered at `answeredAt`.
     public mutating func merge(_ traits: Traits, answeredAt: AnswerTime) {
-        for (key, value) in traits { merge(key, value: value, answeredAt: answeredAt) }
+        guard !storage.isEmpty else {
+            // A newcomer: the traits are sorted already.
+            storage.reserveCapacity(traits.count)
+            for (key, value) in traits { storage.append(Entry(key: key, value: value, answeredAt: answeredAt)) }
+            return
+        }
+        // Both are sorted by key: walk them together, about one comparison per key (keys from the builder's
+        // cache share their storage with the stored ones, which makes comparing them a pointer comparison).
+        var cursor = 0
+        for (key, value) in traits {
+            while cursor < storage.count, storage[cursor].key < key { cursor += 1 }
+            if cursor < storage.count, storage[cursor].key == key {
+                _ = replace(at: cursor, value: value, answeredAt: answeredAt)
+            } else {
+                storage.insert(Entry(key: key, value: value, answeredAt: answeredAt), at: cursor)
+            }
+            cursor += 1
+        }
+    }
+
+    /// Writes the traits as the members of an object, in key order. `extra` (the builder's email) is written
+    /// at its place in that order, and replaces a trait with the same key.
+    func writeMembers(to writer: inout JSONWriter, extra: (key: String, value: String)? = nil) {
+        guard let extra else {
+            for index in storage.indices {
+                writer.key(storage[index].key)
+                writer.value(storage[index].value)
+            }
+            return
+        }
+        var extraWritten = false
+        for index in storage.indices {
+            if !extraWritten, storage[index].key >= extra.key {
+                writer.key(extra.key)
+                writer.string(extra.value)
+                extraWritten = true
+                if storage[index].key == extra.key { continue }
+            }
+            writer.key(storage[index].key)
+            writer.value(storage[index].value)
+        }
+        if !extraWritten {
+            writer.key(extra.key)
+            writer.string(extra.value)
+        }
     }
 
     /// Merges every trait of `other`.

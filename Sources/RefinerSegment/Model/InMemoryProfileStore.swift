@@ -42,17 +42,21 @@ public struct InMemoryProfileStore: Sendable, Hashable {
 
     /// Merges what a response sets into its records and returns the merged profiles.
     public mutating func apply(_ changes: ProfileChanges) -> CollectedProfile {
-        var profile = CollectedProfile(user: user(changes.user) ?? UserProfile())
-        profile.user.apply(changes)
+        // Each record changes in place in its dictionary (one lookup, no copy of its traits), and the result
+        // shares its storage.
+        func applied<Profile>(_ profile: inout Profile, _ apply: (inout Profile) -> Void) -> Profile {
+            apply(&profile)
+            return profile
+        }
+        var profile = CollectedProfile()
         switch changes.user {
-        case .user(let id): users[id] = profile.user
-        case .anonymousUser(let id): anonymousUsers[id] = profile.user
-        case .account: break
+        case .user(let id): profile.user = applied(&users[id, default: UserProfile()]) { $0.apply(changes) }
+        case .anonymousUser(let id):
+            profile.user = applied(&anonymousUsers[id, default: UserProfile()]) { $0.apply(changes) }
+        case .account: profile.user.apply(changes)
         }
         if case .account(let id)? = changes.account {
-            profile.account = accounts[id] ?? AccountProfile()
-            profile.account.apply(changes)
-            accounts[id] = profile.account
+            profile.account = applied(&accounts[id, default: AccountProfile()]) { $0.apply(changes) }
         }
         return profile
     }

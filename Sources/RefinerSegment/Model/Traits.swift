@@ -47,6 +47,12 @@ public struct Traits: Sendable, Hashable {
         storage.reserveCapacity(capacity)
     }
 
+    /// Appends a trait whose key sorts after every key present (the builder's keys, in their sorted order).
+    mutating func appendSorted(_ key: String, _ value: AnswerValue) {
+        assert(storage.last.map { $0.key < key } ?? true, "appendSorted out of order")
+        storage.append(Entry(key: key, value: value))
+    }
+
     /// Sets every trait of `other` on these traits; where both have a key, `other`'s value wins.
     public mutating func merge(_ other: Traits) {
         for (key, value) in other { self[key] = value }

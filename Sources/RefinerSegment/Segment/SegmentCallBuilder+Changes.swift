@@ -13,7 +13,8 @@ extension SegmentCallBuilder {
     ///   ``makeMessages(for:profile:)``).
     public func changes(for response: SurveyResponse) throws(RefinerSegmentError) -> ProfileChanges {
         try validate(response)
-        let keys = try traitKeys(for: response)
+        let resolved = try traitKeys(for: response)
+        let keys = resolved.keys
         // Validated: the user has an id or an anonymous id.
         let user = ProfileKey(userOf: response.user) ?? .anonymousUser("")
         var changes = ProfileChanges(
@@ -28,12 +29,19 @@ extension SegmentCallBuilder {
         }
         let answers = response.answers
         let hasAccount = response.account != nil
-        for index in answers.indices {
+        // In key order, so that each trait is appended without a search; host-known account traits (rare)
+        // make the account's traits take the searching path.
+        let appendsAccountTraits = changes.accountTraits.isEmpty
+        for index in resolved.sortedOrder {
             guard let value = answers[index].value else { continue }
             if hasAccount, answers[index].question.attribution == .account {
-                changes.accountTraits[keys[index]] = value
+                if appendsAccountTraits {
+                    changes.accountTraits.appendSorted(keys[index], value)
+                } else {
+                    changes.accountTraits[keys[index]] = value
+                }
             } else {
-                changes.userTraits[keys[index]] = value
+                changes.userTraits.appendSorted(keys[index], value)
             }
         }
         if let email = response.user.email, !email.isEmpty { changes.email = email }

@@ -75,11 +75,11 @@ public struct SegmentCallBuilder: Sendable {
 
     /// The trait keys of the response's answers, in order: from the cache when the survey's questions are
     /// unchanged since it was last seen, else resolved (and cached).
-    func traitKeys(for response: SurveyResponse) throws(RefinerSegmentError) -> [String] {
+    func traitKeys(for response: SurveyResponse) throws(RefinerSegmentError) -> ResolvedKeys {
         let answers = response.answers
         if let keys = keyCache.keys(surveyID: response.survey.id, answers: answers) { return keys }
         do {
-            let keys = try normalizer.resolveKeys(count: answers.count) { answers[$0].question }
+            let keys = ResolvedKeys(try normalizer.resolveKeys(count: answers.count) { answers[$0].question })
             keyCache.store(keys, surveyID: response.survey.id, answers: answers)
             return keys
         } catch {
@@ -179,7 +179,9 @@ public struct SegmentCallBuilder: Sendable {
         var messages: [SegmentMessage] = []
         messages.reserveCapacity(configuration.sendsCompletedSurveyEvent ? 3 : 2)
         let user = profile.user
-        let identify = encode(.identify, response: response, parts: parts) { writer in
+        // One scratch buffer for every message of the response; each message gets its own copy of its bytes.
+        var writer = JSONWriter(capacity: 1024 + parts.bytes.count)
+        let identify = encode(.identify, response: response, parts: parts, writer: &writer) { writer in
             writeIdentifyTraits(of: user, to: &writer)
         }
         if identify.json.count <= configuration.maximumMessageBytes {
@@ -189,11 +191,8 @@ public struct SegmentCallBuilder: Sendable {
         }
         if let account = response.account {
             let traits = profile.account.traits
-            let group = encode(.group, response: response, parts: parts, groupID: account.id) { writer in
-                for entry in traits {
-                    writer.key(entry.key)
-                    writer.value(entry.value)
-                }
+            let group = encode(.group, response: response, parts: parts, groupID: account.id, writer: &writer) {
+                writer in traits.writeMembers(to: &writer)
             }
             if group.json.count <= configuration.maximumMessageBytes {
                 messages.append(group)
@@ -231,28 +230,7 @@ public struct SegmentCallBuilder: Sendable {
 
     /// The user's traits and `<prefix>email` (which wins over a trait of the same key), in key order.
     private func writeIdentifyTraits(of user: UserProfile, to writer: inout JSONWriter) {
-        guard let email = user.email else {
-            for entry in user.traits {
-                writer.key(entry.key)
-                writer.value(entry.value)
-            }
-            return
-        }
-        var emailWritten = false
-        for entry in user.traits {
-            if !emailWritten, entry.key >= emailKey {
-                writer.key(emailKey)
-                writer.string(email)
-                emailWritten = true
-                if entry.key == emailKey { continue }
-            }
-            writer.key(entry.key)
-            writer.value(entry.value)
-        }
-        if !emailWritten {
-            writer.key(emailKey)
-            writer.string(email)
-        }
+        user.traits.writeMembers(to: &writer, extra: user.email.map { (emailKey, $0) })
     }
 
     /// The traits `identify` carries, with their times, in key order (the split path).
@@ -280,12 +258,16 @@ public struct SegmentCallBuilder: Sendable {
     /// Members every message of one response carries, encoded once: `"userId":...` and/or
     /// `"anonymousId":...`, and `"timestamp":...`.
     struct SharedParts {
-        var identity: [UInt8]
-        var timestamp: [UInt8]
+        /// The identity members, then the timestamp member: one array.
+        var bytes: [UInt8]
+        /// Where the timestamp member starts in ``bytes``.
+        var timestampStart: Int
+
+        var identityCount: Int { timestampStart }
     }
 
     func sharedParts(of response: SurveyResponse) -> SharedParts {
-        var shared = JSONWriter(capacity: 128)
+        var shared = JSONWriter(capacity: 160)
         if let userID = response.user.nonEmptyID {
             shared.rawKey("userId")
             shared.string(userID)
@@ -294,10 +276,12 @@ public struct SegmentCallBuilder: Sendable {
             shared.rawKey("anonymousId")
             shared.string(anonymousID)
         }
-        var time = JSONWriter(capacity: 40)
-        time.rawKey("timestamp")
-        time.date(response.completedAt)
-        return SharedParts(identity: shared.bytes, timestamp: time.bytes)
+        let timestampStart = shared.byteCount
+        // A fresh object for the timestamp, so that no comma joins it to the identity.
+        shared.startMembers()
+        shared.rawKey("timestamp")
+        shared.date(response.completedAt)
+        return SharedParts(bytes: shared.bytes, timestampStart: timestampStart)
     }
 
     /// One message; `writeTraits` writes the members of its `traits` (or `properties`) object.
@@ -310,14 +294,31 @@ public struct SegmentCallBuilder: Sendable {
         event: String? = nil,
         writeTraits: (inout JSONWriter) -> Void
     ) -> SegmentMessage {
+        var writer = JSONWriter(capacity: 512 + parts.identityCount)
+        return encode(
+            kind, part: part, response: response, parts: parts, groupID: groupID, event: event, writer: &writer,
+            writeTraits: writeTraits)
+    }
+
+    /// One message, written in `writer` (emptied first, so that one buffer serves several messages).
+    func encode(
+        _ kind: SegmentMessage.Kind,
+        part: Int = 1,
+        response: SurveyResponse,
+        parts: SharedParts,
+        groupID: String? = nil,
+        event: String? = nil,
+        writer: inout JSONWriter,
+        writeTraits: (inout JSONWriter) -> Void
+    ) -> SegmentMessage {
         let messageID = MessageID.make(responseID: response.id, kind: kind, part: part)
-        var writer = JSONWriter(capacity: 512 + parts.identity.count)
+        writer.removeAll()
         writer.beginObject()
         writer.rawKey("type")
         writer.string(kind.rawValue)
         writer.rawKey("messageId")
         writer.string(messageID)
-        writer.members(parts.identity)
+        writer.members(parts.bytes, 0..<parts.timestampStart)
         if let groupID {
             writer.rawKey("groupId")
             writer.string(groupID)
@@ -326,7 +327,7 @@ public struct SegmentCallBuilder: Sendable {
             writer.rawKey("event")
             writer.string(event)
         }
-        writer.members(parts.timestamp)
+        writer.members(parts.bytes, parts.timestampStart..<parts.bytes.count)
         if kind == .track { writer.rawKey("properties") } else { writer.rawKey("traits") }
         writer.beginObject()
         writeTraits(&writer)

@@ -8,19 +8,19 @@ final class SurveyKeyCache: Sendable {
 
     private struct Entry {
         var questions: [(id: String, text: String, propertyName: String?)]
-        var keys: [String]
+        var keys: ResolvedKeys
     }
 
     private let entries = Locked<[String: Entry]>([:])
 
     /// The cached keys of `answers`' questions in survey `surveyID`, or `nil`.
-    func keys(surveyID: String, answers: [Answer]) -> [String]? {
-        entries.withLock { entries -> [String]? in
+    func keys(surveyID: String, answers: [Answer]) -> ResolvedKeys? {
+        entries.withLock { entries -> ResolvedKeys? in
             guard let entry = entries[surveyID], entry.questions.count == answers.count else { return nil }
-            for (cached, answer) in zip(entry.questions, answers) {
-                let question = answer.question
-                guard cached.id == question.id, cached.text == question.text,
-                    cached.propertyName == question.propertyName
+            for index in answers.indices {
+                guard entry.questions[index].id == answers[index].question.id,
+                    entry.questions[index].text == answers[index].question.text,
+                    entry.questions[index].propertyName == answers[index].question.propertyName
                 else { return nil }
             }
             return entry.keys
@@ -28,11 +28,25 @@ final class SurveyKeyCache: Sendable {
     }
 
     /// Remembers the keys of `answers`' questions in survey `surveyID`.
-    func store(_ keys: [String], surveyID: String, answers: [Answer]) {
+    func store(_ keys: ResolvedKeys, surveyID: String, answers: [Answer]) {
         let questions = answers.map { ($0.question.id, $0.question.text, $0.question.propertyName) }
         entries.withLock { entries in
             if entries.count >= Self.capacity, entries[surveyID] == nil { entries.removeAll(keepingCapacity: true) }
             entries[surveyID] = Entry(questions: questions, keys: keys)
         }
+    }
+}
+
+/// A survey's resolved trait keys, one per answer in the response's order, and that order sorted by key, so
+/// that traits are built in key order without comparing strings.
+struct ResolvedKeys: Sendable {
+    /// The key of each answer, in the response's order.
+    let keys: [String]
+    /// The answers' positions, sorted by their keys (the keys are distinct).
+    let sortedOrder: [Int]
+
+    init(_ keys: [String]) {
+        self.keys = keys
+        self.sortedOrder = keys.indices.sorted { keys[$0] < keys[$1] }
     }
 }

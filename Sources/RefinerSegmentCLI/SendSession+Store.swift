@@ -1,0 +1,171 @@
+import Foundation
+import RefinerSegment
+import RefinerSegmentFileStore
+
+/// What `send --store DIR` adds to a run: the durable store the pipeline keeps its messages in, and the
+/// input cursor that lets a re-run of the same input skip what an earlier run already accepted.
+///
+/// The rules (Docs/Delivery.md, "send --store"):
+/// - The run sends what the store holds first (the pipeline claims from the front), then the input.
+/// - A regular file (`send --store DIR FILE`, or `< FILE`) is resumed: when its first bytes are exactly
+///   the ones the cursor was written for, its records up to the cursor's line are read (so the collected
+///   profiles are what one run would have) but not recorded again. Any other file is read from its start,
+///   and the cursor then follows it.
+/// - A pipe or a terminal cannot be checked before it is read: it is read in full and keeps no cursor
+///   (the cursor of an earlier file is left alone).
+/// - The cursor is removed once a run read its input to the end and the store is empty: the job is done.
+struct StoreMode: Sendable {
+    let store: SendStore
+    let directory: String
+    /// Where the input's digest comes from, for a regular file; `nil` for a pipe or a terminal.
+    let tracker: InputTracker?
+    /// Where an earlier run of this same input stopped.
+    let resume: InputCursor?
+    let inputName: String
+    /// Notes for the start of the run (another input's cursor, a pipe that is not resumed).
+    let notes: [String]
+
+    /// Opens the store and decides whether the input resumes an earlier run.
+    ///
+    /// - Throws: ``ToolError`` when the store is another process's, or cannot be opened.
+    init(directory: String, undelivered: UndeliveredSink, input: any ByteSource, inputName: String) throws {
+        store = try SendStore(directory: directory, undelivered: undelivered)
+        self.directory = directory
+        self.inputName = inputName
+        let (cursor, problem) = InputCursor.read(in: directory)
+        var notes: [String] = []
+        if let problem { notes.append("\(problem); the input is read from its start") }
+        guard let file = input as? FileHandleSource, file.byteCount != nil else {
+            tracker = nil
+            resume = nil
+            notes.append(
+                "the input is not a regular file: it is read in full and keeps no cursor in \(directory) (give "
+                    + "the input as FILE for a re-run to skip what was accepted)")
+            self.notes = notes
+            return
+        }
+        tracker = InputTracker()
+        if let cursor {
+            let digest = InputDigest.ofFile(descriptor: file.handle.fileDescriptor, count: cursor.byteOffset)
+            if digest?.hex == cursor.digest {
+                resume = cursor
+                notes.append(
+                    "\(inputName) resumes the run that stopped after \(cursor.summary): records up to that line "
+                        + "were accepted then and are not sent again")
+            } else {
+                resume = nil
+                notes.append(
+                    "\(directory) held a cursor for another input (\(cursor.summary)); \(inputName) is read from its "
+                        + "start")
+            }
+        } else {
+            resume = nil
+        }
+        self.notes = notes
+    }
+
+    /// The input as the reader should see it: through the tracker, for a regular file.
+    func tracked(_ input: any ByteSource) -> any ByteSource {
+        guard let tracker else { return input }
+        return TrackedSource(base: input, tracker: tracker)
+    }
+
+    /// Whether the record ending on `line` was accepted by the earlier run this one resumes.
+    func isCovered(_ line: Int) -> Bool {
+        guard let resume else { return false }
+        return line <= resume.line
+    }
+
+    /// Names the cursor of each unit about to be recorded, in order: an append of the first k of them writes
+    /// the k-th one's (or the last one known before it).
+    func prepare(_ units: some Collection<SendSession.PendingUnit>) {
+        let cursors = units.map { unit -> InputCursor? in
+            guard let tracker, let digest = tracker.digest(through: unit.endOffset) else { return nil }
+            return InputCursor(input: inputName, line: unit.lastLine, byteOffset: unit.endOffset, digest: digest.hex)
+        }
+        store.nextCursors.withLock { $0 = cursors }
+    }
+
+    /// Why the last cursor could not be written, once (the reading loop then stops).
+    func takeCursorFailure() -> String? {
+        store.cursorFailure.withLock { failure in
+            defer { failure = nil }
+            return failure
+        }
+    }
+
+    /// Prints what the run starts with: the notes, and how many messages an earlier run left.
+    func announce(tenant: String, io: ToolIO) async {
+        for note in notes { io.writeError("refiner-segment: \(note)\n") }
+        let held = (try? await store.usage(tenant: tenant).messages) ?? 0
+        if held > 0 {
+            io.writeError(
+                "refiner-segment: \(directory) holds \(held) messages from an earlier run: they are sent first\n")
+        }
+    }
+
+    /// After the pipeline stopped: how many messages the store still holds, and a sentence for the summary.
+    /// Removes the cursor when the job is done (the input was read to its end, the store is empty).
+    func end(tenant: String, inputComplete: Bool) async -> (left: Int, note: String?) {
+        let left = (try? await store.usage(tenant: tenant).messages) ?? 0
+        if left > 0 {
+            let what = inputComplete ? "" : " (and the input after the last line accepted)"
+            return (
+                left,
+                "\(left) messages left in \(directory): the next send --store \(directory) sends them first\(what)"
+            )
+        }
+        guard inputComplete, tracker != nil else { return (0, nil) }
+        do {
+            try InputCursor.remove(in: directory)
+        } catch {
+            return (0, "\(error)")
+        }
+        return (0, nil)
+    }
+}
+
+extension SendSession {
+    /// How many units `--store` records at once at most: one append (one `fsync`) and one cursor for them.
+    static let storeBatchUnits = 256
+
+    /// Records the batch's units in one call (``SegmentPipeline/record(contentsOf:)``); a unit the pipeline
+    /// refuses is skipped and reported, as one at a time would be. False when the pipeline stopped on a
+    /// signal (the units left are after the cursor: the re-run reads them again), or the cursor could not be
+    /// written.
+    func recordBatch(_ batch: inout [PendingUnit], summary: inout ReadSummary) async -> Bool {
+        guard let storeMode else { return true }
+        var rest = batch[...]
+        batch = []
+        while !rest.isEmpty {
+            storeMode.prepare(rest)
+            let before = await pipeline.counters.accepted
+            do {
+                try await pipeline.record(contentsOf: rest.map(\.messages))
+                for unit in rest { ledger.accepted(unit.serial) }
+                rest = []
+            } catch {
+                // The units before the one that failed were accepted: as many messages as the counter moved.
+                var accepted = await pipeline.counters.accepted - before
+                while let unit = rest.first, unit.messages.count <= accepted {
+                    accepted -= unit.messages.count
+                    ledger.accepted(unit.serial)
+                    rest.removeFirst()
+                }
+                if (error as? SegmentDeliveryError)?.code == .shutDown, stopSignal != nil { return false }
+                if let unit = rest.popFirst() {
+                    ledger.remove(unit.serial)
+                    summary.skipped += 1
+                    io.writeError("\(unit.location): skipped: \(error)\n")
+                }
+            }
+            if let failure = storeMode.takeCursorFailure() {
+                // Reading on would accept records a re-run could not tell from new ones.
+                io.writeError("refiner-segment: \(failure); reading stops here\n")
+                summary.readFailed = true
+                return false
+            }
+        }
+        return true
+    }
+}

@@ -1,0 +1,420 @@
+import Foundation
+import RefinerSegment
+import RefinerSegmentURLSession
+
+/// One run of `refiner-segment send --tenants FILE`: many workspaces in one run, through one
+/// ``SegmentPipelineGroup``.
+///
+/// Each record names its tenant in a top-level `"tenant"` field (`--tenant NAME` for records without one,
+/// such as webhook payloads, already-built messages and failed files); a record naming a tenant that FILE
+/// does not hold is skipped with its line number. Every tenant has its own pipeline (queue, retries,
+/// `Retry-After` pause), so one tenant's outage or 429 does not slow the others; progress lines and the
+/// summary are per tenant; and each tenant's undelivered messages go to a failed file of its own, the
+/// `--failed` path with the tenant's name before the extension (`refiner-segment-failed.acme.jsonl`), which
+/// `send --tenants FILE --tenant acme refiner-segment-failed.acme.jsonl` sends again. Write keys are never
+/// printed.
+///
+/// A first stop signal stops reading and delivers for ``SendSession/interruptionGrace``; what is left goes
+/// to the failed files and the exit status is 128 + the signal. A second signal writes the failed files at
+/// once and exits.
+final class TenantSendSession: Sendable {
+    /// The settings of a `send --tenants` run, from its command line and environment.
+    struct Settings {
+        static let valued = SendOptions.valued.union(["--tenants", "--tenant"])
+
+        var tenants: TenantsFile
+        var defaultTenant: String?
+        var retry: SegmentRetryPolicy
+        var builder: SegmentCallBuilder.Configuration
+        var failedPath: String
+        var inputPath: String?
+
+        init(_ arguments: [String], environment: [String: String], readFile: (String) throws -> [UInt8]) throws {
+            let options = try Options(arguments, valued: Self.valued, flags: ["--track"])
+            guard options.positional.count <= 1 else { throw UsageError("send takes at most one FILE") }
+            guard let path = options.values["--tenants"] else { throw UsageError("--tenants needs a FILE") }
+            for option in ["--region", "--endpoint"] where options.values[option] != nil {
+                throw UsageError("with --tenants, each tenant's region or endpoint is in FILE: \(option) is not taken")
+            }
+            if options.values["--profiles"] != nil {
+                throw UsageError("--profiles is not taken with --tenants (profiles are kept in memory, per tenant)")
+            }
+            let bytes: [UInt8]
+            do {
+                bytes = try readFile(path)
+            } catch {
+                throw UsageError("--tenants \(path): cannot be read")
+            }
+            tenants = try TenantsFile(bytes: bytes, path: path, environment: environment)
+            defaultTenant = options.values["--tenant"]
+            if let name = defaultTenant, tenants.tenants[name] == nil {
+                throw UsageError("--tenant '\(LogText.singleLine(name))' is not a tenant of \(path)")
+            }
+            retry = SegmentRetryPolicy()
+            if let duration = try options.maximumRetryDuration() { retry.maximumRetryDuration = duration }
+            builder = try options.callBuilder().configuration
+            failedPath = options.values["--failed"] ?? RefinerSegmentTool.defaultFailedFile
+            inputPath = options.positional.first
+        }
+    }
+
+    /// One tenant's share of the run: what it read and not yet settled, and where its failures go.
+    struct Part: Sendable {
+        let ledger = SendLedger()
+        let undelivered: UndeliveredSink
+        let builder: SegmentCallBuilder
+    }
+
+    /// A tenant's progress, for its lines and its summary.
+    struct Tally: Sendable {
+        var delivered = 0
+        var failed = 0
+        var retries = 0
+    }
+
+    let io: ToolIO
+    let options: Settings
+    let group: SegmentPipelineGroup
+    let parts: [String: Part]
+    let tallies = Locked([String: Tally]())
+    let stopSignal = Locked<Int32?>(nil)
+
+    init(io: ToolIO, options: Settings, transport: some SegmentTransport, input: any ByteSource) throws {
+        self.io = io
+        self.options = options
+        var parts: [String: Part] = [:]
+        for name in options.tenants.names {
+            let path = TenantsFile.failedPath(options.failedPath, tenant: name)
+            let file = try io.openFailedFile(path, input.fileIdentity)
+            let builder: SegmentCallBuilder
+            do {
+                builder = try SegmentCallBuilder(configuration: options.builder)
+            } catch {
+                throw UsageError(error.detail)
+            }
+            parts[name] = Part(undelivered: UndeliveredSink(path: path, file: file, io: io), builder: builder)
+        }
+        self.parts = parts
+        let tenants = options.tenants.tenants
+        let retry = options.retry
+        do {
+            group = try SegmentPipelineGroup(
+                transport: transport,
+                configuration: .init(idleTimeout: nil, gracePeriod: SendSession.interruptionGrace)
+            ) { name in
+                guard let tenant = tenants[name] else { return nil }
+                return .init(writeKey: tenant.writeKey, pipeline: .init(endpoint: tenant.endpoint, retry: retry))
+            }
+        } catch {
+            throw UsageError("\(error)")
+        }
+    }
+
+    /// Runs the session to its end and returns the exit status.
+    func run(_ input: any ByteSource) async -> Int32 {
+        let outcomes = await group.outcomes(bufferingPolicy: .unbounded)
+        let interruptions = io.interruptions()
+        return await withTaskGroup(of: Void.self, returning: Int32.self) { tasks in
+            tasks.addTask { await self.watch(interruptions) }
+            async let running: Void = runGroup()
+            async let reported: Void = report(outcomes)
+            let summary = await read(input)
+            if stopSignal.withLock({ $0 }) == nil { await group.flush() }
+            group.triggerGracefulShutdown()
+            await running
+            await reported
+            let status = await finish(summary)
+            tasks.cancelAll()
+            return status
+        }
+    }
+
+    private func runGroup() async {
+        do {
+            try await group.run()
+        } catch {
+            io.writeError("refiner-segment: \(error)\n")
+        }
+    }
+
+    private func watch(_ interruptions: AsyncStream<Int32>) async {
+        for await number in interruptions {
+            let first = stopSignal.withLock { signal -> Bool in
+                defer { if signal == nil { signal = number } }
+                return signal == nil
+            }
+            let name = SignalListener.name(of: number)
+            if first {
+                io.writeError(
+                    "refiner-segment: \(name) received: stopping; undelivered messages go to the failed files\n")
+                group.triggerGracefulShutdown()
+                continue
+            }
+            var text = "refiner-segment: \(name) received again: stopping at once"
+            for tenant in options.tenants.names {
+                guard let part = parts[tenant] else { continue }
+                part.undelivered.save(part.ledger.takeAll().units)
+                _ = part.undelivered.finish(InputProgress(isComplete: false, bytesConsumed: 0))
+                if let written = part.undelivered.summary { text += "; \(tenant): " + written }
+            }
+            io.writeError(text + "\n")
+            let lost = parts.values.contains { $0.undelivered.lost > 0 }
+            io.exit(lost ? RefinerSegmentTool.abandoned : 128 + (stopSignal.withLock { $0 } ?? number))
+        }
+    }
+
+    /// Per-tenant progress lines, and failures appended to the tenant's failed file as they come.
+    private func report(_ outcomes: AsyncStream<SegmentTenantOutcome>) async {
+        for await named in outcomes {
+            let tenant = named.tenant
+            guard let part = parts[tenant] else { continue }
+            let event: String
+            let tally = tallies.withLock { tallies -> Tally in
+                var tally = tallies[tenant, default: Tally()]
+                switch named.outcome {
+                case .delivered(let ids, _): tally.delivered += ids.count
+                case .failed(let messages, _): tally.failed += messages.count
+                case .retrying: tally.retries += 1
+                case .handedBack: break
+                }
+                tallies[tenant] = tally
+                return tally
+            }
+            switch named.outcome {
+            case .delivered(let ids, _):
+                part.ledger.settleDelivered(ids)
+                event = "delivered \(ids.count) messages"
+            case .failed(let messages, let reason):
+                part.undelivered.save(part.ledger.settleFailed(messages))
+                event = "failed \(messages.count) messages: \(reason)"
+            case .retrying(let ids, let retryCount, let delay, let reason):
+                event = "retry \(retryCount) of \(ids.count) messages in \(SendProgress.seconds(delay)): \(reason)"
+            case .handedBack(let messages):
+                // They stay in the ledger: the failed file gets them at the end.
+                event = "\(messages.count) messages not sent before the run stopped"
+            }
+            io.writeError(
+                "refiner-segment: \(tenant): \(event) (\(tenant): delivered \(tally.delivered), retried "
+                    + "\(tally.retries), failed \(tally.failed))\n")
+        }
+    }
+
+    /// What the reading loop found.
+    struct ReadSummary {
+        var lines = 0
+        var skipped = 0
+        var ignored = 0
+        var readFailed = false
+        var lastLine = 0
+        var bytesConsumed = 0
+        /// A record was skipped whose bytes could not be kept (an in-place re-send must then keep its file).
+        var lostUnreadable = false
+    }
+
+    /// A unit read and not yet recorded: lone messages of one response on lines of their own are gathered
+    /// while the next line is there to look at, as a single-tenant `send` does.
+    private struct Pending {
+        var tenant: String
+        var serial: Int
+        var key: String
+        var location: String
+        var messages: [SegmentMessage]
+    }
+
+    private func read(_ input: any ByteSource) async -> ReadSummary {
+        var reader = RecordReader(source: input)
+        var summary = ReadSummary()
+        var profiles: [String: CollectedProfiles] = [:]
+        var pending: Pending?
+        while stopSignal.withLock({ $0 }) == nil {
+            if let unit = pending, !reader.canReadWithoutWaiting() {
+                pending = nil
+                await record(unit, summary: &summary)
+            }
+            let next: InputRecord?
+            do {
+                next = try reader.next()
+            } catch {
+                io.writeError("refiner-segment: \(error); input read up to line \(summary.lastLine)\n")
+                summary.readFailed = true
+                break
+            }
+            guard let item = next else { break }
+            if let problem = item.problem {
+                summary.lines += 1
+                summary.lastLine = item.lines.upperBound
+                summary.skipped += 1
+                summary.lostUnreadable = true
+                io.writeError("\(problem.location): skipped: \(problem.reason)\n")
+                continue
+            }
+            guard case .record(let span, let bytes) = item else { continue }
+            summary.lastLine = span.upperBound
+            if bytes.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
+            summary.lines += 1
+            let location = InputRecord.location(span)
+            let tenant: String
+            do {
+                tenant = try self.tenant(of: bytes)
+            } catch {
+                summary.skipped += 1
+                io.writeError("\(location): skipped: \(error)\n")
+                continue
+            }
+            guard let part = parts[tenant] else { continue }
+            let messages: [SegmentMessage]
+            do {
+                guard UTF8Validation.isValid(bytes) else {
+                    throw RefinerSegmentError(code: .invalidInput, detail: "not valid UTF-8")
+                }
+                let shape = InputShape(of: bytes)
+                if shape.isResponse {
+                    if profiles[tenant] == nil { profiles[tenant] = try CollectedProfiles.open(nil, io: io) }
+                    messages = try profiles[tenant]!.process(try shape.response(from: bytes), with: part.builder)
+                } else {
+                    messages = try shape.messages(from: bytes)
+                }
+            } catch let error as RefinerSegmentError where error.code == .unhandledEvent {
+                io.writeError("\(location): ignored: \(error)\n")
+                summary.ignored += 1
+                continue
+            } catch {
+                summary.skipped += 1
+                io.writeError("\(location): skipped: \(error)\n")
+                if part.undelivered.isInPlace { part.undelivered.keep(unreadable: bytes) }
+                continue
+            }
+            let key = messages.count == 1 ? SendSession.responseKey(of: messages[0]) : nil
+            if var unit = pending, let key, key == unit.key, unit.tenant == tenant {
+                part.ledger.extend(unit.serial, with: messages)
+                unit.messages += messages
+                pending = unit
+                continue
+            }
+            if let unit = pending {
+                pending = nil
+                await record(unit, summary: &summary)
+            }
+            let unit = Pending(
+                tenant: tenant, serial: part.ledger.add(messages), key: key ?? "", location: location,
+                messages: messages)
+            if key != nil {
+                pending = unit
+            } else {
+                await record(unit, summary: &summary)
+            }
+        }
+        if let unit = pending, stopSignal.withLock({ $0 }) == nil { await record(unit, summary: &summary) }
+        for store in profiles.values { store.close() }
+        summary.bytesConsumed = reader.bytesConsumed
+        return summary
+    }
+
+    /// The record's tenant: its top-level `"tenant"` field, else `--tenant`.
+    ///
+    /// - Throws: ``ToolError`` for a record without a tenant, a `tenant` that is not a string, or a tenant
+    ///   the `--tenants` file does not hold.
+    func tenant(of bytes: [UInt8]) throws -> String {
+        var named: String?
+        // Only an object can name its tenant; the cheap scan keeps the JSON pass for records that may.
+        if bytes.first(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") }) == UInt8(ascii: "{"),
+            bytes.contains(UInt8(ascii: "t")), String(decoding: bytes, as: UTF8.self).contains("\"tenant\"")
+        {
+            if let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
+                let value = object["tenant"]
+            {
+                guard let text = value as? String else { throw ToolError("the \"tenant\" field is not a string") }
+                named = text
+            }
+        }
+        guard let tenant = named ?? options.defaultTenant else {
+            throw ToolError("the record names no tenant (no \"tenant\" field, and no --tenant was given)")
+        }
+        guard parts[tenant] != nil else {
+            throw ToolError("unknown tenant '\(LogText.singleLine(tenant))': it is not in the --tenants file")
+        }
+        return tenant
+    }
+
+    private func record(_ unit: Pending, summary: inout ReadSummary) async {
+        guard let part = parts[unit.tenant] else { return }
+        do {
+            try await group.record(unit.messages, tenant: unit.tenant)
+            part.ledger.accepted(unit.serial)
+        } catch {
+            if error.code == .shutDown, stopSignal.withLock({ $0 }) != nil { return }
+            part.ledger.remove(unit.serial)
+            summary.skipped += 1
+            io.writeError("\(unit.location): skipped: \(error)\n")
+        }
+    }
+
+    /// Writes what is left to each tenant's failed file, prints the summaries and returns the exit status.
+    private func finish(_ summary: ReadSummary) async -> Int32 {
+        let signal = stopSignal.withLock { $0 }
+        var allDelivered = true
+        var lost = false
+        var totals = SegmentPipeline.Counters()
+        // An in-place re-send of a tenant's failed file replaces it only when everything it held is known.
+        let progress = InputProgress(
+            isComplete: signal == nil && !summary.readFailed && !summary.lostUnreadable,
+            bytesConsumed: summary.bytesConsumed)
+        for tenant in options.tenants.names {
+            guard let part = parts[tenant] else { continue }
+            let (units, notAccepted) = part.ledger.takeAll()
+            part.undelivered.save(units)
+            let note = part.undelivered.finish(
+                part.undelivered.isBroken ? InputProgress(isComplete: false, bytesConsumed: 0) : progress)
+            guard let counters = await group.status(of: tenant)?.counters else { continue }
+            totals.accepted += counters.accepted
+            totals.delivered += counters.delivered
+            totals.failed += counters.failed
+            totals.retries += counters.retries
+            var text =
+                "refiner-segment: \(tenant): \(counters.accepted) messages: \(counters.delivered) delivered, "
+                + "\(counters.failed) failed, \(counters.retries) retries"
+            let notSent = units.reduce(0) { $0 + $1.count } - notAccepted
+            if notSent > 0 { text += ", \(notSent) not sent" }
+            if notAccepted > 0 { text += ", \(notAccepted) read but not queued" }
+            if let written = part.undelivered.summary { text += "; " + written }
+            if let note { text += "; " + note }
+            io.writeError(text + "\n")
+            let (toFile, toOutput) = part.undelivered.counts
+            if toFile + toOutput > 0 { allDelivered = false }
+            if part.undelivered.lost > 0 { lost = true }
+        }
+        var text =
+            "refiner-segment: \(summary.lines - summary.skipped) of \(summary.lines) lines read, "
+            + "\(totals.accepted) messages for \(options.tenants.names.count) tenants: \(totals.delivered) delivered, "
+            + "\(totals.failed) failed, \(totals.retries) retries"
+        if summary.ignored > 0 { text += "; \(summary.ignored) webhooks of other events ignored" }
+        if let signal {
+            text +=
+                "; stopped by \(SignalListener.name(of: signal)) after input line \(summary.lastLine): later lines "
+                + "were not read"
+        }
+        io.writeError(text + "\n")
+        if lost { return RefinerSegmentTool.abandoned }
+        if let signal { return 128 + signal }
+        return summary.skipped == 0 && !summary.readFailed && allDelivered
+            ? RefinerSegmentTool.success : RefinerSegmentTool.failure
+    }
+}
+
+extension RefinerSegmentTool {
+    /// `send --tenants FILE [--tenant NAME] [FILE]`: see ``TenantSendSession``.
+    func sendTenants(_ arguments: [String]) async throws -> Int32 {
+        let options = try TenantSendSession.Settings(arguments, environment: io.environment) { path in
+            Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        }
+        let input = try io.openInput(options.inputPath)
+        let session: TenantSendSession
+        do {
+            session = try TenantSendSession(io: io, options: options, transport: URLSessionTransport(), input: input)
+        } catch let error as ToolError {
+            io.writeError("refiner-segment: \(error)\n")
+            return Self.failure
+        }
+        return await session.run(input)
+    }
+}

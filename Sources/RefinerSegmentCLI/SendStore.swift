@@ -1,0 +1,94 @@
+import Foundation
+import RefinerSegment
+import RefinerSegmentFileStore
+
+/// The durable store under `send --store DIR`: a ``FileMessageStore`` with the two things `send` adds, each
+/// in the order that makes a crash between its two writes repeat work rather than lose it.
+///
+/// - **The input cursor follows the append.** Units are appended (durable by the store's sync policy), then
+///   the ``InputCursor`` naming the line the last one came from is written. A crash between the two leaves
+///   those units both in the store and after the cursor: the re-run sends them twice under the same
+///   messageIds, which Segment keeps once.
+/// - **The failed file comes before the settlement.** Messages that failed for good are appended to the
+///   failed file (synced), and only then settled in the store. A crash between the two leaves them in the
+///   store: the re-run fails them again and writes them again, never neither.
+actor SendStore: SegmentMessageStore {
+    let directory: String
+    let base: FileMessageStore
+    private let undelivered: UndeliveredSink
+    /// The cursors of the units the reading loop is about to record, in order (`nil` where not known); an
+    /// append takes as many as it accepted units from the front.
+    nonisolated let nextCursors = Locked<[InputCursor?]>([])
+    /// Why the cursor could not be written, once that happened (the reading loop then stops).
+    nonisolated let cursorFailure = Locked<String?>(nil)
+
+    /// Opens the store in `directory`.
+    ///
+    /// - Throws: ``ToolError`` naming the directory, and the pid of the process that holds it when another
+    ///   one does.
+    init(directory: String, undelivered: UndeliveredSink) throws {
+        do {
+            base = try FileMessageStore(directory: URL(fileURLWithPath: directory))
+        } catch {
+            throw ToolError("--store \(directory): \(error)")
+        }
+        self.directory = directory
+        self.undelivered = undelivered
+    }
+
+    func append(_ units: [[SegmentMessage]], tenant: String) async throws -> Int {
+        let accepted = try await base.append(units, tenant: tenant)
+        let cursor = nextCursors.withLock { cursors -> InputCursor? in
+            let taken = cursors.prefix(accepted)
+            cursors.removeFirst(taken.count)
+            // The last accepted unit's, or the last known before it (which covers less: never too much).
+            return taken.last { $0 != nil } ?? nil
+        }
+        guard let cursor else { return accepted }
+        do {
+            try cursor.write(in: directory)
+        } catch {
+            cursorFailure.withLock { $0 = "\(error)" }
+        }
+        return accepted
+    }
+
+    func claim(tenant: String, maximumMessages: Int, maximumBytes: Int, lease: Duration) async throws
+        -> SegmentClaim?
+    {
+        try await base.claim(tenant: tenant, maximumMessages: maximumMessages, maximumBytes: maximumBytes, lease: lease)
+    }
+
+    func settle(_ claim: SegmentClaim, messages range: Range<Int>, as settlement: SegmentSettlement) async throws {
+        if case .failed = settlement {
+            guard undelivered.save(Self.units(of: claim, in: range)) else {
+                // Written nowhere: the store keeps them, and a later run fails them and writes them again.
+                throw ToolError("\(range.count) failed messages could not be written anywhere; the store keeps them")
+            }
+        }
+        try await base.settle(claim, messages: range, as: settlement)
+    }
+
+    func release(_ claim: SegmentClaim) async throws { try await base.release(claim) }
+
+    func recover(tenant: String) async throws -> SegmentStoreRecovery { try await base.recover(tenant: tenant) }
+
+    func usage(tenant: String) async throws -> SegmentStoreUsage { try await base.usage(tenant: tenant) }
+
+    func setPause(until end: Date?, tenant: String) async throws { try await base.setPause(until: end, tenant: tenant) }
+
+    func handBack(tenant: String) async throws -> [SegmentMessage] { try await base.handBack(tenant: tenant) }
+
+    /// The messages of a claim at `range`, grouped by the units they belong to (a unit stays one line of the
+    /// failed file).
+    static func units(of claim: SegmentClaim, in range: Range<Int>) -> [[SegmentMessage]] {
+        var units: [[SegmentMessage]] = []
+        var start = 0
+        for end in claim.unitEnds {
+            let (lower, upper) = (max(start, range.lowerBound), min(end, range.upperBound))
+            if lower < upper { units.append(Array(claim.messages[lower..<upper])) }
+            start = end
+        }
+        return units
+    }
+}

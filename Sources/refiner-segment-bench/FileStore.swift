@@ -1,0 +1,85 @@
+import Foundation
+import RefinerSegment
+import RefinerSegmentFileStore
+
+// The file store's figures: the pipeline on a durable store beside the one in memory, and reopening a
+// large backlog (time and memory).
+
+/// A fresh directory for one measurement, under the system's temporary directory.
+func scratchDirectory(_ name: String) -> URL {
+    FileManager.default.temporaryDirectory.appendingPathComponent("refiner-segment-bench-\(getpid())-\(name)")
+}
+
+/// Records every pair through a pipeline on a file store (fsync before each `record` returns), from
+/// `callers` tasks at once, `perCall` pairs to a `record` call (1: as request handlers would make them);
+/// then flushes.
+func recordDurably(_ pairs: [[SegmentMessage]], callers: Int, perCall: Int, into directory: URL) async -> Int {
+    try? FileManager.default.removeItem(at: directory)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    guard let store = try? FileMessageStore(directory: directory, configuration: .init(maximumBytes: 1 << 30))
+    else {
+        progress("  the file store could not be opened in \(directory.path)")
+        return 0
+    }
+    let transport = InstantTransport()
+    let delivered = try? await SegmentPipeline.withPipeline(
+        writeKey: WriteKey("bench"), transport: transport, store: store
+    ) { pipeline in
+        await withTaskGroup(of: Void.self) { group in
+            for caller in 0..<callers {
+                group.addTask {
+                    for start in stride(from: caller * perCall, to: pairs.count, by: callers * perCall) {
+                        if perCall == 1 {
+                            try? await pipeline.record(pairs[start])
+                        } else {
+                            try? await pipeline.record(
+                                contentsOf: Array(pairs[start..<min(start + perCall, pairs.count)]))
+                        }
+                    }
+                }
+            }
+        }
+        await pipeline.flush()
+        return await pipeline.counters.delivered
+    }
+    blackhole &+= transport.bytes.value
+    progress("  \(store.syncCount) fsyncs for \(pairs.count) pairs, \(perCall) to a call from \(callers) callers")
+    return delivered ?? 0
+}
+
+/// A line of /proc/self/status (`VmRSS`, `VmHWM`) in bytes; 0 where there is none.
+func procStatus(_ field: String) -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in text.split(separator: "\n") where line.hasPrefix(field + ":") {
+        let number = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
+        return number * 1024
+    }
+    return 0
+}
+
+/// Writes a backlog of about `bytes` of pairs into a file store in `directory` (no fsync: this is set-up),
+/// then closes it; returns how many messages it holds.
+func buildBacklog(bytes: Int, in directory: URL, from pairs: [[SegmentMessage]]) async throws -> Int {
+    try? FileManager.default.removeItem(at: directory)
+    let store = try FileMessageStore(
+        directory: directory, configuration: .init(sync: .operatingSystem, maximumBytes: bytes + (64 << 20)))
+    var messages = 0
+    while try await store.usage(tenant: "default").storedBytes < bytes {
+        let accepted = try await store.append(pairs, tenant: "default")
+        guard accepted > 0 else { break }
+        messages += pairs.prefix(accepted).reduce(0) { $0 + $1.count }
+    }
+    return messages
+}
+
+/// The CPU time this process has used, user and system, in seconds.
+func cpuSeconds() -> Double {
+    var usage = rusage()
+    #if canImport(Darwin)
+    getrusage(RUSAGE_SELF, &usage)
+    #else
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    #endif
+    let user = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+    return user + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+}
