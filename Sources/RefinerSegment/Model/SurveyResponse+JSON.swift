@@ -67,7 +67,13 @@ extension SurveyResponse {
                 }
             }
         }
-        self.init(id: id, completedAt: completedAt, survey: survey, user: user, account: account, answers: answers)
+        // Stored directly, not through `init(id:...)`: delegating made a copy of the whole value.
+        self.id = id
+        self.completedAt = completedAt
+        self.survey = survey
+        self.user = user
+        self.account = account
+        self.answers = answers
     }
 }
 
@@ -118,7 +124,9 @@ extension Answer {
         if question.kind == .date, case .string(let text)? = value, let date = Timestamp.date(from: text) {
             value = .date(date)
         }
-        self.init(question: question, value: value)
+        // Stored directly, not through `init(question:value:)`: delegating made a copy of the answer.
+        self.question = question
+        self.value = value
     }
 }
 
@@ -144,7 +152,12 @@ extension Question {
             }
         }
         let kind = try reader.optionalStringIndex("kind", of: index).map { Kind(reader, $0) }
-        self.init(id: id, text: text, propertyName: propertyName, attribution: attribution, kind: kind)
+        // Stored directly, not through `init(id:...)`: delegating made a copy of the question.
+        self.id = id
+        self.text = text
+        self.propertyName = propertyName
+        self.attribution = attribution
+        self.kind = kind
     }
 }
 
