@@ -59,7 +59,8 @@ import Testing
                     state.limited += 1
                     return state.limited == 1
                 }
-                return first ? SegmentResponse(statusCode: 429, headerFields: ["Retry-After": "60"]) : SimulatedNetwork.ok
+                return first
+                    ? SegmentResponse(statusCode: 429, headerFields: ["Retry-After": "60"]) : SimulatedNetwork.ok
             case held:
                 await withCheckedContinuation { continuation in
                     state.withLock {

@@ -92,7 +92,8 @@ final class SimulatedClock: Sendable {
                 let cancelled = state.withLock { state -> Bool in
                     if Task.isCancelled { return true }
                     state.events += 1
-                    state.sleepers.append(Sleeper(id: id, wake: state.now + duration, tag: tag, continuation: continuation))
+                    state.sleepers.append(
+                        Sleeper(id: id, wake: state.now + duration, tag: tag, continuation: continuation))
                     return false
                 }
                 if cancelled { continuation.resume(throwing: CancellationError()) }
