@@ -299,7 +299,7 @@ extension FileMessageStore {
         }
         segments[active.segment]?.size += pending.count
         storedBytes += pending.count
-        pending = []
+        pending.removeAll(keepingCapacity: true)
     }
 
     func startSegment(first sequence: UInt64) throws {
