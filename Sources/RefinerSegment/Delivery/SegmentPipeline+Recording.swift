@@ -221,6 +221,11 @@ extension SegmentPipeline {
     }
 }
 
+extension SegmentPipeline {
+    /// How many `record` callers wait to join the next group append (tests watch it).
+    package var callersWaitingToAppend: Int { appendGroup.waiting.count }
+}
+
 /// The `record` callers waiting to join the next append to a store that is not in memory.
 struct AppendGroup {
     /// What a waiting caller is told: lead the next append, or what the one it joined did.

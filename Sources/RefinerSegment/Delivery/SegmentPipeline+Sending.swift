@@ -147,7 +147,7 @@ extension SegmentPipeline {
             let messages = range == claim.messages.indices ? claim.messages : Array(claim.messages[range])
             attempts: while true {
                 guard await waitOutPause() else { return false }
-                let request = await makeRequest(messages, retryCount: machine.retryCount)
+                let request = makeRequest(messages, retryCount: machine.retryCount)
                 counters.requests += 1
                 var action: BatchStateMachine.Action
                 do {
@@ -233,23 +233,17 @@ extension SegmentPipeline {
         }
     }
 
-    private func makeRequest(_ messages: [SegmentMessage], retryCount: Int) async -> SegmentRequest {
+    private func makeRequest(_ messages: [SegmentMessage], retryCount: Int) -> SegmentRequest {
         // The headers of a first attempt are built once; a retry copies them with its count.
         var headerFields = self.headerFields
         if retryCount > 0 { headerFields["X-Retry-Count"] = String(retryCount) }
-        // `sentAt` is the time of this attempt: Segment corrects event times with it.
-        let body = await Self.encodeBatch(messages, sentAt: wallClock(), writeKey: writeKey)
         return SegmentRequest(
-            url: batchURL, method: "POST", headerFields: headerFields, body: body,
-            timeout: configuration.requestTimeout)
-    }
-
-    /// Encodes a batch body off the actor: a batch of 2,500 messages is megabytes of copying, and `record`
-    /// callers need not wait behind it.
-    @concurrent
-    private nonisolated static func encodeBatch(_ messages: [SegmentMessage], sentAt: Date, writeKey: WriteKey) async
-        -> [UInt8]
-    {
-        SegmentBatch.encode(messages, sentAt: sentAt, writeKey: writeKey)
+            url: batchURL,
+            method: "POST",
+            headerFields: headerFields,
+            // `sentAt` is the time of this attempt: Segment corrects event times with it.
+            body: SegmentBatch.encode(messages, sentAt: wallClock(), writeKey: writeKey),
+            timeout: configuration.requestTimeout
+        )
     }
 }
