@@ -252,6 +252,37 @@ import Testing
         }
     }
 
+    // MARK: Status
+
+    @Test func aTenantsStatusCountsItsRequestsWaitingForASlotAndNotTheOnesOnTheirWay() async throws {
+        let clock = SimulatedClock()
+        // Nobody is answered until released; one request in flight for the whole group.
+        let network = SimulatedNetwork(clock: clock) { _, _ in nil }
+        let group = try Self.makeGroup(
+            clock: clock, network: network, configuration: .init(maximumRequestsInFlight: 1, idleTimeout: nil))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            let driver = Driver(clock: clock, network: network, group: group)
+            try await group.record([TestMessages.message("a-0")], tenant: "a")
+            try await group.record([TestMessages.message("b-0")], tenant: "b")
+            // Past the linger, a's batch holds the one slot on the network and b's waits for it.
+            let settled = await driver.run {
+                let waiting = await group.statistics.requestsWaiting
+                return network.heldCount == 1 && waiting == 1
+            }
+            #expect(settled)
+            let holder = try #require(network.requests.first?.tenant)
+            let waiter = holder == "a" ? "b" : "a"
+            #expect(await group.status(of: holder)?.requestsWaiting == 0)
+            #expect(await group.status(of: waiter)?.requestsWaiting == 1)
+            network.release(holder)
+            #expect(await driver.run { network.requestCount(of: waiter) == 1 })
+            #expect(await group.status(of: waiter)?.requestsWaiting == 0)
+            network.release(waiter)
+            tasks.cancelAll()
+        }
+    }
+
     // MARK: Tenants come and go
 
     @Test func concurrentFirstUsesResolveATenantOnce() async throws {

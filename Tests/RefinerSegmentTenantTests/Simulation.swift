@@ -29,6 +29,7 @@ final class SimulatedClock: Sendable {
     private struct Sleeper {
         var id: Int
         var wake: Duration
+        var tag: String?
         var continuation: CheckedContinuation<Void, any Error>
     }
 
@@ -48,6 +49,9 @@ final class SimulatedClock: Sendable {
     var events: Int { state.withLock { $0.events } }
     /// Tasks asleep now.
     var sleeperCount: Int { state.withLock { $0.sleepers.count } }
+
+    /// Whether a sleep with this tag is registered now (it began and has not been woken).
+    func isAsleep(_ tag: String) -> Bool { state.withLock { $0.sleepers.contains { $0.tag == tag } } }
 
     /// The wall clock that moves with this one, for `sentAt` and HTTP-date `Retry-After`.
     var wallClock: @Sendable () -> Date { { self.start.addingTimeInterval(Self.seconds(self.now)) } }
@@ -74,7 +78,10 @@ final class SimulatedClock: Sendable {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
     }
 
-    func sleep(for duration: Duration) async throws {
+    /// Sleeps until the clock has moved `duration` on. A `tag` names the sleep for ``isAsleep(_:)``: the
+    /// sleep is registered and its tag visible in one step, so a driver that sees the tag knows the sleeper
+    /// is waiting for the clock and no longer running.
+    func sleep(for duration: Duration, tag: String? = nil) async throws {
         try Task.checkCancellation()
         let id = state.withLock { state -> Int in
             state.nextID += 1
@@ -85,7 +92,8 @@ final class SimulatedClock: Sendable {
                 let cancelled = state.withLock { state -> Bool in
                     if Task.isCancelled { return true }
                     state.events += 1
-                    state.sleepers.append(Sleeper(id: id, wake: state.now + duration, continuation: continuation))
+                    state.sleepers.append(
+                        Sleeper(id: id, wake: state.now + duration, tag: tag, continuation: continuation))
                     return false
                 }
                 if cancelled { continuation.resume(throwing: CancellationError()) }
@@ -172,6 +180,15 @@ final class SimulatedNetwork: SegmentTransport {
         log.withLock { ($0.attempts[tenant] ?? 0) - ($0.answered[tenant] ?? 0) }
     }
 
+    /// Whether a request of the tenant is on the network now, waiting for the clock (its latency) or for
+    /// ``release(_:)``: unlike ``outstanding(_:)``, which counts a request from the moment it arrives,
+    /// this holds only once the request's task has nothing left to do but wait.
+    func isOnTheWire(_ tenant: String) -> Bool {
+        clock.isAsleep(Self.wireTag(tenant)) || held.withLock { $0.waiting.values.contains { $0.tenant == tenant } }
+    }
+
+    private static func wireTag(_ tenant: String) -> String { "network \(tenant)" }
+
     /// The tenant's requests that reached the network so far.
     func requestCount(of tenant: String) -> Int { log.withLock { $0.attempts[tenant] ?? 0 } }
 
@@ -200,7 +217,7 @@ final class SimulatedNetwork: SegmentTransport {
             return Self.ok
         }
         do {
-            try await clock.sleep(for: latency)
+            try await clock.sleep(for: latency, tag: Self.wireTag(tenant))
         } catch {
             log.withLock { $0.answered[tenant, default: 0] += 1 }
             throw error

@@ -23,8 +23,12 @@ final class DrillProcess: Sendable {
     private let error = Pipe()
     private let onEvent: @Sendable (_ event: [String: any Sendable], _ process: DrillProcess) -> Void
 
-    /// The executable beside the test bundle (`swift build --build-tests` builds it too).
+    /// The executable named by REFINER_SEGMENT_POSTGRES_DRILL (a release build, for the throughput figures), or
+    /// the one beside the test bundle (`swift build --build-tests` builds it too).
     static let executable: URL? = {
+        if let path = ProcessInfo.processInfo.environment["REFINER_SEGMENT_POSTGRES_DRILL"], !path.isEmpty {
+            return URL(fileURLWithPath: path)
+        }
         var candidates: [URL] = []
         if let first = CommandLine.arguments.first {
             candidates.append(URL(fileURLWithPath: first).deletingLastPathComponent())
@@ -37,6 +41,9 @@ final class DrillProcess: Sendable {
             .first { FileManager.default.isExecutableFile(atPath: $0.path) }
     }()
 
+    /// The command and the instance's owner, for progress notes.
+    let name: String
+
     /// Starts the drill; `onEvent` sees each event as it is read (and may kill the process).
     init(
         _ arguments: [String],
@@ -47,6 +54,8 @@ final class DrillProcess: Sendable {
         }
         process = Process()
         self.onEvent = onEvent
+        name = ([arguments.first ?? "drill"] + arguments.filter { $0.hasPrefix("owner=") || $0.hasPrefix("first=") })
+            .joined(separator: " ")
         process.executableURL = executable
         process.arguments = arguments
         process.standardOutput = output
@@ -87,8 +96,11 @@ final class DrillProcess: Sendable {
         for event in parsed { onEvent(event, self) }
     }
 
-    /// Sends SIGKILL: the process dies at once, leases and all.
-    func kill() { _ = Foundation.kill(process.processIdentifier, SIGKILL) }
+    /// Sends SIGKILL: the process dies at once, leases and all. Nothing once it has exited (its pid may be reused).
+    func kill() {
+        guard state.withLockedValue({ $0.status == nil }) else { return }
+        _ = Foundation.kill(process.processIdentifier, SIGKILL)
+    }
 
     /// Waits for the process to exit and returns its status, once its output is read to the end.
     func wait() async -> Int32 {
@@ -143,6 +155,9 @@ final class SegmentStandIn: Sendable {
             return reply
         }
     }
+
+    /// When the last request arrived, of any write key.
+    var lastArrival: Date? { arrivals.withLockedValue { $0.last?.at } }
 
     /// When each request of a write key arrived and how it was answered, in order.
     func arrivals(of writeKey: String) -> [(at: Date, status: Int)] {

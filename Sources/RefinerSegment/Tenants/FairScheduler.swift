@@ -99,6 +99,9 @@ struct FairScheduler: Sendable {
     /// Bytes granted to a tenant so far.
     func grantedBytes(of tenant: String) -> Int { slots[tenant].map { tenants[$0].grantedBytes } ?? 0 }
 
+    /// A tenant's requests waiting for a slot now.
+    func pendingCount(of tenant: String) -> Int { slots[tenant].map { tenants[$0].pending.count } ?? 0 }
+
     /// When the tenant's `Retry-After` pause ends, if one is in force at `now`.
     func pausedUntil(_ tenant: String, now: Duration) -> Duration? {
         guard let slot = slots[tenant] else { return nil }

@@ -100,6 +100,9 @@ extension SegmentPipelineGroup {
         public var bytes: Int
         /// Bytes of request body the scheduler has let it send.
         public var bytesSent: Int
+        /// Its requests waiting for a slot under ``Configuration/maximumRequestsInFlight`` now (a request
+        /// granted a slot, on its way to the transport or on it, is not waiting).
+        public var requestsWaiting: Int
         /// Whether a `Retry-After` pause is in force for it.
         public var isPaused: Bool
     }

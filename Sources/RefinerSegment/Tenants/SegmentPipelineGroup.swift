@@ -370,7 +370,8 @@ public actor SegmentPipelineGroup {
         guard case .open(let pipeline)? = tenants[tenant] else { return nil }
         return TenantStatus(
             tenant: tenant, counters: await pipeline.pipeline.counters, bytes: bytes.bytes(of: tenant),
-            bytesSent: gate.grantedBytes(of: tenant), isPaused: gate.pausedUntil(tenant) != nil)
+            bytesSent: gate.grantedBytes(of: tenant), requestsWaiting: gate.waitingCount(of: tenant),
+            isPaused: gate.pausedUntil(tenant) != nil)
     }
 
     /// What the group holds and sends now.

@@ -69,6 +69,11 @@ final class SendGate: Sendable {
         state.withLock { $0.scheduler.grantedBytes(of: tenant) }
     }
 
+    /// A tenant's requests waiting for a slot now.
+    func waitingCount(of tenant: String) -> Int {
+        state.withLock { $0.scheduler.pendingCount(of: tenant) }
+    }
+
     /// When a tenant's `Retry-After` pause ends, if one is in force.
     func pausedUntil(_ tenant: String) -> Duration? {
         let now = clock.now()

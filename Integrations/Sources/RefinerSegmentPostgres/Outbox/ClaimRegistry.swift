@@ -1,7 +1,8 @@
 import NIOConcurrencyHelpers
 
 /// The batches an instance holds for the core pipeline, by claim id: what lets a settlement by index range find
-/// the rows. Bounded by the claims in flight; an entry goes when every message is settled or the claim released.
+/// the rows, and tells when the instance holds nothing more of a tenant (so its sender lease can go). Bounded by
+/// the claims in flight; an entry goes when every message is settled or the claim released.
 final class ClaimRegistry: Sendable {
     private struct Entry {
         var batch: OutboxBatch
@@ -26,22 +27,36 @@ final class ClaimRegistry: Sendable {
     /// The batch of a claim still held.
     func batch(_ id: UInt64) -> OutboxBatch? { state.withLockedValue { $0.entries[id]?.batch } }
 
-    /// Marks messages settled; forgets the claim once all are.
-    func settle(_ id: UInt64, _ range: Range<Int>) {
+    /// Whether a claim of the tenant is still held.
+    func holds(tenant: String) -> Bool {
+        state.withLockedValue { state in state.entries.values.contains { $0.batch.tenant == tenant } }
+    }
+
+    /// Marks messages settled; forgets the claim once all are. Returns `true` when the claim was forgotten and no
+    /// other claim of its tenant is held.
+    @discardableResult
+    func settle(_ id: UInt64, _ range: Range<Int>) -> Bool {
         state.withLockedValue { state in
-            guard var entry = state.entries[id] else { return }
-            entry.settled.formUnion(range)
-            state.entries[id] = entry.settled.count >= entry.batch.messages.count ? nil : entry
+            guard var entry = state.entries[id] else { return false }
+            entry.settled.formUnion(range.clamped(to: entry.batch.messages.indices))
+            guard entry.settled.count >= entry.batch.messages.count else {
+                state.entries[id] = entry
+                return false
+            }
+            state.entries[id] = nil
+            return !state.entries.values.contains { $0.batch.tenant == entry.batch.tenant }
         }
     }
 
-    /// Forgets a claim and returns its batch and the messages not yet settled.
-    func remove(_ id: UInt64) -> (OutboxBatch, [OutboxMessage])? {
+    /// Forgets a claim and returns its batch, the messages not yet settled, and whether no other claim of its
+    /// tenant is held.
+    func remove(_ id: UInt64) -> (batch: OutboxBatch, unsettled: [OutboxMessage], tenantIdle: Bool)? {
         state.withLockedValue { state in
             guard let entry = state.entries.removeValue(forKey: id) else { return nil }
             let unsettled = entry.batch.messages.indices.filter { !entry.settled.contains($0) }
                 .map { entry.batch.messages[$0] }
-            return (entry.batch, unsettled)
+            let idle = !state.entries.values.contains { $0.batch.tenant == entry.batch.tenant }
+            return (entry.batch, unsettled, idle)
         }
     }
 }

@@ -292,12 +292,14 @@ public struct PostgresOutboxSender: Sendable {
             try await outbox.settleDelivered(messages)
             onEvent(.delivered(tenant: batch.tenant, messages))
             return .settled
-        case .drop where messages.count > 1 && (response.statusCode == 400 || response.statusCode == 413):
-            let middle = messages.count / 2
-            let first = try await send(Array(messages[..<middle]), of: batch, to: destination)
-            guard case .settled = first else { return first }
-            return try await send(Array(messages[middle...]), of: batch, to: destination)
         case .drop:
+            // A 400 or 413 of several units: each half on its own, split between units (an identify never goes
+            // without its group), so a poisoned unit fails alone.
+            if response.statusCode == 400 || response.statusCode == 413, let middle = Self.middleUnitEnd(messages) {
+                let first = try await send(Array(messages[..<middle]), of: batch, to: destination)
+                guard case .settled = first else { return first }
+                return try await send(Array(messages[middle...]), of: batch, to: destination)
+            }
             let reason = "HTTP \(response.statusCode): " + redacted(answerText(response), destination)
             try await outbox.deadLetter(messages, reason: reason)
             onEvent(.failed(tenant: batch.tenant, messages, reason: reason))
@@ -308,6 +310,12 @@ public struct PostgresOutboxSender: Sendable {
             }
             return .retry(reason: "HTTP \(response.statusCode): " + redacted(answerText(response), destination))
         }
+    }
+
+    /// The end of a unit nearest the middle of the messages; `nil` when they are one unit.
+    static func middleUnitEnd(_ messages: [OutboxMessage]) -> Int? {
+        let ends = messages.indices.dropFirst().filter { messages[$0].unit != messages[$0 - 1].unit }
+        return ends.min { abs($0 - messages.count / 2) < abs($1 - messages.count / 2) }
     }
 
     private func answerText(_ response: SegmentResponse) -> String {
