@@ -1,6 +1,7 @@
 import Foundation
 import RefinerSegment
 import RefinerSegmentTesting
+import Testing
 
 /// A store behind the protocol whose first `held` appends wait until ``open()``, and which notes how many
 /// units each append brought.

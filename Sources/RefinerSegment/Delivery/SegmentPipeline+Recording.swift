@@ -180,16 +180,19 @@ extension SegmentPipeline {
     /// - Throws: What the store's `append` threw, to every caller of the group (none of their units was
     ///   acknowledged).
     private func appendInGroup(_ units: [[SegmentMessage]]) async throws -> Int {
+        let followers: [AppendGroup.Waiter]
         if appendGroup.inFlight >= AppendGroup.maximumInFlight {
             let turn = await withCheckedContinuation { appendGroup.waiting.append((units, $0)) }
-            if case .done(let result) = turn { return try result.get() }
-            // Our turn to lead (the append we waited for passed its place on to us): every caller waiting
-            // now joins this append.
+            switch turn {
+            case .done(let result): return try result.get()
+            // Our turn to lead: the append that ended passed its place on to us, with every caller that
+            // waited with us.
+            case .lead(let group): followers = group
+            }
         } else {
             appendGroup.inFlight += 1
+            followers = []
         }
-        let followers = appendGroup.waiting
-        appendGroup.waiting = []
         var all = units
         for follower in followers { all += follower.units }
         let result: Result<Int, any Error>
@@ -214,7 +217,9 @@ extension SegmentPipeline {
         if appendGroup.waiting.isEmpty {
             appendGroup.inFlight -= 1
         } else {
-            appendGroup.waiting.removeFirst().continuation.resume(returning: .lead)
+            var next = appendGroup.waiting
+            appendGroup.waiting = []
+            next.removeFirst().continuation.resume(returning: .lead(next))
         }
         _ = try result.get()
         return own
@@ -230,9 +235,12 @@ extension SegmentPipeline {
 struct AppendGroup {
     /// What a waiting caller is told: lead the next append, or what the one it joined did.
     enum Turn: Sendable {
-        case lead
+        /// Lead the next append, for these callers too.
+        case lead([Waiter])
         case done(Result<Int, any Error>)
     }
+
+    typealias Waiter = (units: [[SegmentMessage]], continuation: CheckedContinuation<Turn, Never>)
 
     /// Appends under way at once, at most: two, so one group writes while the one before waits for its
     /// fsync, and the callers that come meanwhile gather for the next.
@@ -240,5 +248,5 @@ struct AppendGroup {
 
     /// This pipeline's appends under way; with ``maximumInFlight`` of them, callers wait in ``waiting``.
     var inFlight = 0
-    var waiting: [(units: [[SegmentMessage]], continuation: CheckedContinuation<Turn, Never>)] = []
+    var waiting: [Waiter] = []
 }
