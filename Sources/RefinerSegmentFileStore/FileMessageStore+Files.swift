@@ -299,7 +299,7 @@ extension FileMessageStore {
         }
         segments[active.segment]?.size += pending.count
         storedBytes += pending.count
-        pending = []
+        pending.removeAll(keepingCapacity: true)
     }
 
     func startSegment(first sequence: UInt64) throws {
@@ -436,7 +436,8 @@ enum UnitCodec {
         append(UInt16(unit.count), &bytes)
         append(UInt16(tenant.utf8.count), &bytes)
         append(UInt32(jsonBytes), &bytes)
-        bytes += tenant.utf8
+        var tenant = tenant
+        tenant.withUTF8 { bytes.append(contentsOf: $0) }
         for message in unit {
             appendText(message.kind.rawValue, &bytes)
             appendText(message.messageID, &bytes)
@@ -501,13 +502,14 @@ enum UnitCodec {
     }
 
     private static func appendText(_ text: String?, _ bytes: inout [UInt8]) {
-        guard let text else {
+        guard var text else {
             append(UInt16.max, &bytes)
             return
         }
-        let utf8 = Array(text.utf8.prefix(Int(UInt16.max) - 1))
-        append(UInt16(utf8.count), &bytes)
-        bytes += utf8
+        // Copied from the string's contiguous UTF-8, not byte by byte through its view.
+        let count = min(text.utf8.count, Int(UInt16.max) - 1)
+        append(UInt16(count), &bytes)
+        text.withUTF8 { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: $0.prefix(count))) }
     }
 
     /// A length-prefixed text: `.some(nil)` for none, `nil` when the bytes run out.

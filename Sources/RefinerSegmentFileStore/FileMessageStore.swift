@@ -245,13 +245,41 @@ public actor FileMessageStore: SegmentMessageStore {
 
     /// Appends the units that fit under the size bound, as one write, then waits for the `fsync` the
     /// policy asks for (one for every caller waiting at the time).
-    public func append(_ units: [[SegmentMessage]], tenant: String) async throws -> Int {
-        let number = try tenantNumber(tenant)
+    ///
+    /// The units' records are encoded before the call enters the actor, so encoding never holds up the
+    /// claims, settlements and other appends the actor serves.
+    public nonisolated func append(_ units: [[SegmentMessage]], tenant: String) async throws -> Int {
         let appendedAt = Int64((Date().timeIntervalSince1970 * 1000).rounded())
+        var encoded: [EncodedUnit] = []
+        encoded.reserveCapacity(units.count)
+        for unit in units {
+            guard unit.count <= Int(UInt16.max) else {
+                if !encoded.isEmpty { break }
+                throw FileStoreError.damaged(
+                    "a unit of \(unit.count) messages is more than one record of the file store holds (65535)")
+            }
+            let (payload, jsonBytes) = UnitCodec.encode(unit, tenant: tenant, appendedAt: appendedAt)
+            encoded.append(EncodedUnit(payload: payload, jsonBytes: jsonBytes, messages: unit.count))
+        }
+        return try await appendEncoded(encoded, tenant: tenant)
+    }
+
+    /// A unit's record payload, made off the actor.
+    struct EncodedUnit: Sendable {
+        var payload: [UInt8]
+        var jsonBytes: Int
+        var messages: Int
+    }
+
+    private func appendEncoded(_ units: [EncodedUnit], tenant: String) async throws -> Int {
+        let number = try tenantNumber(tenant)
         let segmentBytes = min(max(configuration.segmentBytes, 1), Int(Int32.max))
         var accepted = 0
         var pending: [UInt8] = []
+        pending.reserveCapacity(
+            min(units.reduce(0) { $0 + SegmentRecord.headerSize + $1.payload.count }, segmentBytes + (1 << 16)))
         var added: [Entry] = []
+        added.reserveCapacity(units.count)
         // A segment counts its entries live as soon as they are written, so starting the next segment
         // never deletes one just written.
         var written = 0
@@ -261,12 +289,7 @@ public actor FileMessageStore: SegmentMessageStore {
         }
         do {
             for unit in units {
-                guard unit.count <= Int(UInt16.max) else {
-                    if accepted > 0 { break }
-                    throw FileStoreError.damaged(
-                        "a unit of \(unit.count) messages is more than one record of the file store holds (65535)")
-                }
-                let (payload, jsonBytes) = UnitCodec.encode(unit, tenant: tenant, appendedAt: appendedAt)
+                let payload = unit.payload
                 let recordSize = SegmentRecord.headerSize + payload.count
                 let stored = storedBytes + pending.count
                 guard stored == 0 || stored + recordSize <= configuration.maximumBytes else { break }
@@ -286,7 +309,7 @@ public actor FileMessageStore: SegmentMessageStore {
                     Entry(
                         key: UInt64(active.segment) << 32 | (nextSequence - segment.first),
                         offset: UInt32(segment.size + pending.count), length: UInt32(recordSize),
-                        jsonBytes: UInt32(jsonBytes), messages: UInt16(unit.count), state: .ready))
+                        jsonBytes: UInt32(unit.jsonBytes), messages: UInt16(unit.messages), state: .ready))
                 segments[active.segment]?.live += 1
                 SegmentRecord.append(sequence: nextSequence, payload: payload, to: &pending)
                 nextSequence += 1

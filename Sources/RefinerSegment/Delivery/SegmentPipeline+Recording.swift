@@ -75,14 +75,17 @@ extension SegmentPipeline {
     /// Appends the units, waiting for room (in order with other waiting callers) as the policy says.
     private func accept(_ units: [[SegmentMessage]], bytes: Int) async throws {
         var rest = units[...]
+        var restBytes = bytes
         var hadTurn = false
         while true {
             // Room freed after this (a claim, a settlement) reaches a caller that is not yet waiting.
-            let generation = spaceWaiters.generation
-            if hadTurn || (spaceWaiters.count == 0 && !spaceTurnPending) {
-                let accepted = try await append(Array(rest))
+            let (generation, waiting) = spaceWaiters.generationAndCount
+            if hadTurn || (waiting == 0 && !spaceTurnPending) {
+                let accepted = try await append(
+                    rest.startIndex == 0 && rest.endIndex == units.count ? units : Array(rest), bytes: restBytes)
                 rest = rest.dropFirst(accepted)
                 if rest.isEmpty { break }
+                if accepted > 0 { restBytes = rest.reduce(0) { $0 + MessageQueue.bytes(of: $1) } }
             }
             guard configuration.queue.whenFull == .wait else {
                 if hadTurn { passSpaceTurn() }
@@ -109,7 +112,6 @@ extension SegmentPipeline {
             }
         }
         if hadTurn { passSpaceTurn() }
-        _ = bytes
     }
 
     /// Lets the next waiting caller try (room may be left after this one got in).
@@ -124,13 +126,15 @@ extension SegmentPipeline {
     }
 
     /// Appends to the store and accounts for what it accepted; the number of units accepted.
-    private func append(_ units: [[SegmentMessage]]) async throws -> Int {
+    ///
+    /// - Parameter bytes: The units' bytes (``MessageQueue/bytes(of:)`` summed), counted once by the caller.
+    private func append(_ units: [[SegmentMessage]], bytes: Int) async throws -> Int {
         let accepted: Int
         if let memoryStore {
             accepted = memoryStore.appendNow(units, tenant: tenant)
         } else {
             do {
-                accepted = try await store.append(units, tenant: tenant)
+                accepted = try await appendInGroup(units)
             } catch {
                 throw SegmentDeliveryError(
                     code: .storeFailure, underlyingDescription: redact(String(describing: error)),
@@ -139,18 +143,23 @@ extension SegmentPipeline {
         }
         guard accepted > 0 else { return 0 }
         var messages = 0
-        var bytes = 0
-        for unit in units.prefix(accepted) {
-            messages += unit.count
-            bytes += MessageQueue.bytes(of: unit)
+        var acceptedBytes = 0
+        if accepted == units.count {
+            for unit in units { messages += unit.count }
+            acceptedBytes = bytes
+        } else {
+            for unit in units.prefix(accepted) {
+                messages += unit.count
+                acceptedBytes += MessageQueue.bytes(of: unit)
+            }
         }
         counters.accepted += messages
         counters.queuedMessages += messages
-        counters.queuedBytes += bytes
+        counters.queuedBytes += acceptedBytes
         storedThrough += messages
         if oldestUnclaimed == nil { oldestUnclaimed = clock.now() }
         appendedSinceClaim.messages += messages
-        appendedSinceClaim.bytes += bytes
+        appendedSinceClaim.bytes += acceptedBytes
         if idleWorkers > 0
             || (lingeringWorkers > 0
                 && (appendedSinceClaim.messages >= configuration.batch.maximumMessages
@@ -160,4 +169,84 @@ extension SegmentPipeline {
         }
         return accepted
     }
+
+    /// Appends to a store that is not in memory together with every caller that comes while appends are
+    /// under way: one of them (the first to find fewer than two under way, or the first to have waited)
+    /// makes a single `append` of everyone's units in arrival order, and each gets back how many of its own units
+    /// were taken (a prefix of the group's, so a full store takes whole callers first). With a file store
+    /// that fsyncs before acknowledging, a crowd of one-unit callers costs one call into the store, one
+    /// write and one fsync wait per group instead of one each (group append).
+    ///
+    /// - Throws: What the store's `append` threw, to every caller of the group (none of their units was
+    ///   acknowledged).
+    private func appendInGroup(_ units: [[SegmentMessage]]) async throws -> Int {
+        let followers: [AppendGroup.Waiter]
+        if appendGroup.inFlight >= AppendGroup.maximumInFlight {
+            let turn = await withCheckedContinuation { appendGroup.waiting.append((units, $0)) }
+            switch turn {
+            case .done(let result): return try result.get()
+            // Our turn to lead: the append that ended passed its place on to us, with every caller that
+            // waited with us.
+            case .lead(let group): followers = group
+            }
+        } else {
+            appendGroup.inFlight += 1
+            followers = []
+        }
+        var all = units
+        for follower in followers { all += follower.units }
+        let result: Result<Int, any Error>
+        do {
+            result = .success(try await store.append(all, tenant: tenant))
+        } catch {
+            result = .failure(error)
+        }
+        var taken = (try? result.get()) ?? 0
+        let own = min(taken, units.count)
+        taken -= own
+        for follower in followers {
+            switch result {
+            case .success:
+                let share = min(taken, follower.units.count)
+                taken -= share
+                follower.continuation.resume(returning: .done(.success(share)))
+            case .failure(let error):
+                follower.continuation.resume(returning: .done(.failure(error)))
+            }
+        }
+        if appendGroup.waiting.isEmpty {
+            appendGroup.inFlight -= 1
+        } else {
+            var next = appendGroup.waiting
+            appendGroup.waiting = []
+            next.removeFirst().continuation.resume(returning: .lead(next))
+        }
+        _ = try result.get()
+        return own
+    }
+}
+
+extension SegmentPipeline {
+    /// How many `record` callers wait to join the next group append (tests watch it).
+    package var callersWaitingToAppend: Int { appendGroup.waiting.count }
+}
+
+/// The `record` callers waiting to join the next append to a store that is not in memory.
+struct AppendGroup {
+    /// What a waiting caller is told: lead the next append, or what the one it joined did.
+    enum Turn: Sendable {
+        /// Lead the next append, for these callers too.
+        case lead([Waiter])
+        case done(Result<Int, any Error>)
+    }
+
+    typealias Waiter = (units: [[SegmentMessage]], continuation: CheckedContinuation<Turn, Never>)
+
+    /// Appends under way at once, at most: two, so one group writes while the one before waits for its
+    /// fsync, and the callers that come meanwhile gather for the next.
+    static let maximumInFlight = 2
+
+    /// This pipeline's appends under way; with ``maximumInFlight`` of them, callers wait in ``waiting``.
+    var inFlight = 0
+    var waiting: [Waiter] = []
 }

@@ -66,6 +66,8 @@ public actor SegmentPipeline: CustomStringConvertible, CustomReflectable {
     let work = WaitQueue()
     var idleWorkers = 0
     var lingeringWorkers = 0
+    /// `record` callers of a store that is not in memory, joined into one append (see ``AppendGroup``).
+    var appendGroup = AppendGroup()
     /// Messages appended since the last claim, to wake a lingering worker once a batch is full.
     var appendedSinceClaim = (messages: 0, bytes: 0)
     /// When the oldest unclaimed message was accepted (monotonic), for the linger.

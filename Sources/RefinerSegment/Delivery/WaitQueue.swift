@@ -35,6 +35,11 @@ final class WaitQueue: Sendable {
     /// The generation now: pass it to ``wait(since:atFront:)`` to miss no signal given in between.
     var generation: UInt64 { state.withLock { $0.generation } }
 
+    /// ``generation`` and ``count`` under one lock.
+    var generationAndCount: (generation: UInt64, count: Int) {
+        state.withLock { ($0.generation, $0.waiters.count) }
+    }
+
     /// Waits for a signal given after `generation` (any signal, when `nil`), or for cancellation.
     ///
     /// - Parameters:
