@@ -70,7 +70,7 @@ extension SendSession {
             let location = InputRecord.location(span)
             let messages: [SegmentMessage]
             do {
-                messages = try decode(bytes, store: &store)
+                messages = try Self.messages(of: bytes) { try store.process($0, with: options.builder) }
             } catch let error as RefinerSegmentError where error.code == .unhandledEvent {
                 // A webhook about something else than a completed survey: nothing to send, nothing wrong.
                 io.writeError("\(location): ignored: \(error)\n")
@@ -119,21 +119,22 @@ extension SendSession {
         return summary
     }
 
-    /// A record's messages, by its shape (``InputShape``): a response is built on the profile store.
+    /// A record's messages, by its shape (``InputShape``): a response goes to `process` (the profile store
+    /// of its run, or of its tenant), built messages pass through after validation.
     ///
     /// A response is read in one parse when it can be (``InputShape/onePassResponse(_:)``, as `render` reads
     /// it); anything else is told by its shape and read by that shape's decoder, so values and errors are
-    /// those of the shape path.
-    private func decode(_ bytes: [UInt8], store: inout CollectedProfiles) throws -> [SegmentMessage] {
+    /// those of the shape path. `send` and `send --tenants` both read through here.
+    static func messages(
+        of bytes: [UInt8], process: (SurveyResponse) throws -> [SegmentMessage]
+    ) throws -> [SegmentMessage] {
         guard UTF8Validation.isValid(bytes) else {
             throw RefinerSegmentError(code: .invalidInput, detail: "not valid UTF-8")
         }
-        if let response = InputShape.onePassResponse(bytes) {
-            return try store.process(response, with: options.builder)
-        }
+        if let response = InputShape.onePassResponse(bytes) { return try process(response) }
         let shape = InputShape(of: bytes)
         guard shape.isResponse else { return try shape.messages(from: bytes) }
-        return try store.process(try shape.response(from: bytes), with: options.builder)
+        return try process(try shape.response(from: bytes))
     }
 
     /// Records a unit at once, or with `--store` adds it to the batch (recorded once full, or when the input

@@ -264,15 +264,9 @@ final class TenantSendSession: Sendable {
             guard let part = parts[tenant] else { continue }
             let messages: [SegmentMessage]
             do {
-                guard UTF8Validation.isValid(bytes) else {
-                    throw RefinerSegmentError(code: .invalidInput, detail: "not valid UTF-8")
-                }
-                let shape = InputShape(of: bytes)
-                if shape.isResponse {
+                messages = try SendSession.messages(of: bytes) { response in
                     if profiles[tenant] == nil { profiles[tenant] = try CollectedProfiles.open(nil, io: io) }
-                    messages = try profiles[tenant]!.process(try shape.response(from: bytes), with: part.builder)
-                } else {
-                    messages = try shape.messages(from: bytes)
+                    return try profiles[tenant]!.process(response, with: part.builder)
                 }
             } catch let error as RefinerSegmentError where error.code == .unhandledEvent {
                 io.writeError("\(location): ignored: \(error)\n")
