@@ -42,31 +42,13 @@ extension SendSession {
             if !batch.isEmpty, !reader.canReadWithoutWaiting() {
                 guard await recordBatch(&batch, summary: &summary) else { break reading }
             }
-            let next: InputRecord?
-            do {
-                next = try reader.next()
-            } catch {
-                // What was read is still delivered (or goes to the failed file); only the reading stops.
-                io.writeError("refiner-segment: \(error); input read up to line \(summary.lastLine)\n")
-                summary.readFailed = true
-                break
-            }
+            let step = summary.step(&reader, io: io)
             reading.withLock { $0.bytesRead = reader.bytesConsumed }
-            guard let item = next else { break }
-            if let problem = item.problem {
-                summary.lines += 1
-                summary.lastLine = item.lines.upperBound
-                summary.skipped += 1
-                // Its bytes are gone: an in-place re-send must not replace the file it came from.
-                summary.lostUnreadable = true
-                io.writeError("\(problem.location): skipped: \(problem.reason)\n")
+            guard case .record(let span, let bytes) = step else {
+                if case .end = step { break }
                 continue
             }
-            guard case .record(let span, let bytes) = item else { continue }
             let endOffset = reader.bytesConsumed
-            summary.lastLine = span.upperBound
-            if bytes.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
-            summary.lines += 1
             let location = InputRecord.location(span)
             let messages: [SegmentMessage]
             do {

@@ -199,17 +199,8 @@ final class TenantSendSession: Sendable {
         }
     }
 
-    /// What the reading loop found.
-    struct ReadSummary {
-        var lines = 0
-        var skipped = 0
-        var ignored = 0
-        var readFailed = false
-        var lastLine = 0
-        var bytesConsumed = 0
-        /// A record was skipped whose bytes could not be kept (an in-place re-send must then keep its file).
-        var lostUnreadable = false
-    }
+    /// What the reading loop found: the same counts as a single-tenant `send`.
+    typealias ReadSummary = SendSession.ReadSummary
 
     /// A unit read and not yet recorded: lone messages of one response on lines of their own are gathered
     /// while the next line is there to look at, as a single-tenant `send` does.
@@ -231,27 +222,11 @@ final class TenantSendSession: Sendable {
                 pending = nil
                 await record(unit, summary: &summary)
             }
-            let next: InputRecord?
-            do {
-                next = try reader.next()
-            } catch {
-                io.writeError("refiner-segment: \(error); input read up to line \(summary.lastLine)\n")
-                summary.readFailed = true
-                break
-            }
-            guard let item = next else { break }
-            if let problem = item.problem {
-                summary.lines += 1
-                summary.lastLine = item.lines.upperBound
-                summary.skipped += 1
-                summary.lostUnreadable = true
-                io.writeError("\(problem.location): skipped: \(problem.reason)\n")
+            let step = summary.step(&reader, io: io)
+            guard case .record(let span, let bytes) = step else {
+                if case .end = step { break }
                 continue
             }
-            guard case .record(let span, let bytes) = item else { continue }
-            summary.lastLine = span.upperBound
-            if bytes.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
-            summary.lines += 1
             let location = InputRecord.location(span)
             let tenant: String
             do {

@@ -44,6 +44,45 @@ final class SendSession: Sendable {
         var lostUnreadable = false
         /// Records an earlier run accepted (`--store`), read again and not recorded.
         var covered = 0
+
+        /// What one read from the input gave.
+        enum Step {
+            /// The input ended, or could not be read further (reported; `readFailed` set).
+            case end
+            /// A line with nothing to send: blank, or a record that could not be read (reported, counted).
+            case passed
+            /// A record to decode, with the lines it spans.
+            case record(lines: ClosedRange<Int>, bytes: [UInt8])
+        }
+
+        /// Reads one item from `reader`, reporting and counting what cannot be read. One item a call, so the
+        /// caller can record what is pending before a read that would wait on a live pipe.
+        mutating func step(_ reader: inout RecordReader, io: ToolIO) -> Step {
+            let next: InputRecord?
+            do {
+                next = try reader.next()
+            } catch {
+                // What was read is still delivered (or goes to the failed file); only the reading stops.
+                io.writeError("refiner-segment: \(error); input read up to line \(lastLine)\n")
+                readFailed = true
+                return .end
+            }
+            guard let item = next else { return .end }
+            if let problem = item.problem {
+                lines += 1
+                lastLine = item.lines.upperBound
+                skipped += 1
+                // Its bytes are gone: an in-place re-send must not replace the file it came from.
+                lostUnreadable = true
+                io.writeError("\(problem.location): skipped: \(problem.reason)\n")
+                return .passed
+            }
+            guard case .record(let span, let bytes) = item else { return .passed }
+            lastLine = span.upperBound
+            if bytes.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { return .passed }
+            lines += 1
+            return .record(lines: span, bytes: bytes)
+        }
     }
 
     init(io: ToolIO, options: SendOptions, transport: some SegmentTransport, input: any ByteSource) throws {
