@@ -45,7 +45,11 @@ do {
 } catch {
     fail("\(error)", status: 64)
 }
-configuration.options.additionalStartupParameters = [("search_path", schema)]
+// Named by schema and owner, so a test can wait until a killed instance's sessions are gone from the server:
+// a statement it sent just before it died still runs to its end there.
+configuration.options.additionalStartupParameters = [
+    ("search_path", schema), ("application_name", schema + " " + (parsedOptions["owner"] ?? command)),
+]
 configuration.options.maximumConnections = 8
 var quietLogger = Logger(label: "refiner-segment-postgres-drill")
 // Errors only: postgres-nio warns of a harmless race between the first lease and run() starting.

@@ -114,6 +114,9 @@ struct ClusterTests {
         }
         let victimStatus = await victim.wait()
         #expect(victimStatus != 0, run.comment)
+        // A settle the victim sent just before it died still commits on the server; look at what it held only
+        // once its sessions are gone, or a batch it did deliver would look held and never claimed again.
+        try await Self.waitUntilSessionsEnd(named: schema + " victim", client: client)
         // What the victim held when it died: rows still leased to it (its lease has seconds left).
         var held: [Int64: Date] = [:]
         let rows = try await client.query(
@@ -180,6 +183,20 @@ struct ClusterTests {
         }
         #expect(neverAgain == 0, "of the victim's messages, \(neverAgain) were never claimed again\n\(run.progress)")
         #expect(early == 0, "of the victim's messages, \(early) were claimed again within its lease\n\(run.progress)")
+    }
+
+    /// Waits until the server has no session with the application name `name` (a drill's schema and owner).
+    static func waitUntilSessionsEnd(named name: String, client: PostgresClient) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while true {
+            let rows = try await client.query(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = \(name)")
+            var sessions = 0
+            for try await (count) in rows.decode(Int.self) { sessions = count }
+            if sessions == 0 { return }
+            try #require(ContinuousClock.now < deadline, "\(sessions) sessions of '\(name)' outlived it by 30 s")
+            try await Task.sleep(for: .milliseconds(50))
+        }
     }
 
     @Test func aRetryAfterPausesOneTenantOnEveryInstance() async throws {
