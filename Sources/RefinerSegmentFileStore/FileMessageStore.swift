@@ -21,7 +21,7 @@ import Darwin
 /// thread of the store's own, off the cooperative pool.
 ///
 /// What is durable when `record` returns depends on ``SyncPolicy`` (Docs/Delivery.md has the table).
-public actor FileMessageStore: SegmentMessageStore {
+public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
     /// When appended records reach the disk.
     public enum SyncPolicy: Sendable, Hashable {
         /// `fsync` before `append` returns: an accepted message survives a crash of the machine. Callers
@@ -55,7 +55,7 @@ public actor FileMessageStore: SegmentMessageStore {
     }
 
     /// One unsettled unit: where its record is and what it holds (24 bytes; the messages stay on disk).
-    struct Entry {
+    struct Entry: Sendable {
         enum State: UInt8 {
             case ready, claimed, settled
         }
@@ -249,6 +249,17 @@ public actor FileMessageStore: SegmentMessageStore {
     /// The units' records are encoded before the call enters the actor, so encoding never holds up the
     /// claims, settlements and other appends the actor serves.
     public nonisolated func append(_ units: [[SegmentMessage]], tenant: String) async throws -> Int {
+        let staged = try await stageAppend(units, tenant: tenant)
+        try await staged.durable()
+        return staged.accepted
+    }
+
+    /// Writes the units that fit under the size bound, as one write, and returns the wait for their
+    /// `fsync`: the actor is free for the next append while this one waits, and one pass of the sync
+    /// thread covers every append written before it began.
+    package nonisolated func stageAppend(_ units: [[SegmentMessage]], tenant: String) async throws
+        -> SegmentStagedAppend
+    {
         let appendedAt = Int64((Date().timeIntervalSince1970 * 1000).rounded())
         var encoded: [EncodedUnit] = []
         encoded.reserveCapacity(units.count)
@@ -261,7 +272,16 @@ public actor FileMessageStore: SegmentMessageStore {
             let (payload, jsonBytes) = UnitCodec.encode(unit, tenant: tenant, appendedAt: appendedAt)
             encoded.append(EncodedUnit(payload: payload, jsonBytes: jsonBytes, messages: unit.count))
         }
-        return try await appendEncoded(encoded, tenant: tenant)
+        let written = try await writeEncoded(encoded, tenant: tenant)
+        guard written.accepted > 0 else { return SegmentStagedAppend(accepted: 0) {} }
+        let commit = self.commit
+        return SegmentStagedAppend(accepted: written.accepted) {
+            // Indexed (claimable, counted by usage and recover) only once durable by the policy: a recover
+            // that runs while this append waits for its fsync does not count the units twice. A unit whose
+            // fsync failed stays on disk unindexed (its segment kept): a reopen finds it (at least once).
+            try await commit.wait(for: written.ticket)
+            await self.index(written.entries, tenant: written.tenant)
+        }
     }
 
     /// A unit's record payload, made off the actor.
@@ -271,7 +291,19 @@ public actor FileMessageStore: SegmentMessageStore {
         var messages: Int
     }
 
-    private func appendEncoded(_ units: [EncodedUnit], tenant: String) async throws -> Int {
+    /// What one append wrote: the entries to index once `ticket` is synced.
+    struct WrittenUnits: Sendable {
+        var accepted = 0
+        var entries: [Entry] = []
+        var tenant = 0
+        var ticket: UInt64 = 0
+    }
+
+    private func index(_ entries: [Entry], tenant number: Int) {
+        for entry in entries { tenants[number].add(entry) }
+    }
+
+    private func writeEncoded(_ units: [EncodedUnit], tenant: String) throws -> WrittenUnits {
         let number = try tenantNumber(tenant)
         let segmentBytes = min(max(configuration.segmentBytes, 1), Int(Int32.max))
         var accepted = 0
@@ -320,13 +352,9 @@ public actor FileMessageStore: SegmentMessageStore {
             for entry in added[written...] { segments[entry.segment]?.live -= 1 }
             throw error
         }
-        guard accepted > 0, let active else { return accepted }
-        // Indexed (claimable, counted by usage and recover) only once durable by the policy: a recover
-        // that runs while this append waits for its fsync does not count the units twice. A unit whose
-        // fsync failed stays on disk unindexed (its segment kept): a reopen finds it (at least once).
-        try await commit.wait(for: commit.noteWritten(active.descriptor))
-        for entry in added { tenants[number].add(entry) }
-        return accepted
+        guard accepted > 0, let active else { return WrittenUnits() }
+        return WrittenUnits(
+            accepted: accepted, entries: added, tenant: number, ticket: commit.noteWritten(active.descriptor, records: accepted))
     }
 
     /// Takes whole unclaimed units from the tenant's front and reads their messages back from disk.

@@ -171,17 +171,23 @@ extension SegmentPipeline {
     }
 
     /// Appends to a store that is not in memory together with every caller that comes while appends are
-    /// under way: one of them (the first to find fewer than two under way, or the first to have waited)
-    /// makes a single `append` of everyone's units in arrival order, and each gets back how many of its own units
-    /// were taken (a prefix of the group's, so a full store takes whole callers first). With a file store
-    /// that fsyncs before acknowledging, a crowd of one-unit callers costs one call into the store, one
-    /// write and one fsync wait per group instead of one each (group append).
+    /// under way: one of them (the first to find no turn free, or the first to have waited) makes a single
+    /// `append` of everyone's units in arrival order, and each gets back how many of its own units were
+    /// taken (a prefix of the group's, so a full store takes whole callers first). With a file store that
+    /// fsyncs before acknowledging, a crowd of one-unit callers costs one call into the store, one write and
+    /// one fsync wait per group instead of one each (group append).
+    ///
+    /// A store that appends in two steps (``SegmentStagedAppendStore``, the file store) is held only while
+    /// it writes: the next group is written while this one waits for its fsync, so one fsync pass covers
+    /// every group written before it began, and a caller waits for about one and a half passes instead of
+    /// two and a half (pipelined group commit).
     ///
     /// - Throws: What the store's `append` threw, to every caller of the group (none of their units was
     ///   acknowledged).
     private func appendInGroup(_ units: [[SegmentMessage]]) async throws -> Int {
         let followers: [AppendGroup.Waiter]
-        if appendGroup.inFlight >= AppendGroup.maximumInFlight {
+        let turns = stagedStore == nil ? AppendGroup.maximumInFlight : AppendGroup.maximumStaging
+        if appendGroup.inFlight >= turns {
             let turn = await withCheckedContinuation { appendGroup.waiting.append((units, $0)) }
             switch turn {
             case .done(let result): return try result.get()
@@ -196,10 +202,24 @@ extension SegmentPipeline {
         var all = units
         for follower in followers { all += follower.units }
         let result: Result<Int, any Error>
-        do {
-            result = .success(try await store.append(all, tenant: tenant))
-        } catch {
-            result = .failure(error)
+        if let stagedStore {
+            var passed = false
+            do {
+                let staged = try await stagedStore.stageAppend(all, tenant: tenant)
+                passAppendTurn()
+                passed = true
+                try await staged.durable()
+                result = .success(staged.accepted)
+            } catch {
+                if !passed { passAppendTurn() }
+                result = .failure(error)
+            }
+        } else {
+            do {
+                result = .success(try await store.append(all, tenant: tenant))
+            } catch {
+                result = .failure(error)
+            }
         }
         var taken = (try? result.get()) ?? 0
         let own = min(taken, units.count)
@@ -214,6 +234,13 @@ extension SegmentPipeline {
                 follower.continuation.resume(returning: .done(.failure(error)))
             }
         }
+        if stagedStore == nil { passAppendTurn() }
+        _ = try result.get()
+        return own
+    }
+
+    /// Gives this append's turn to the callers waiting (one of them leads them all), or frees it.
+    private func passAppendTurn() {
         if appendGroup.waiting.isEmpty {
             appendGroup.inFlight -= 1
         } else {
@@ -221,8 +248,6 @@ extension SegmentPipeline {
             appendGroup.waiting = []
             next.removeFirst().continuation.resume(returning: .lead(next))
         }
-        _ = try result.get()
-        return own
     }
 }
 
@@ -245,6 +270,9 @@ struct AppendGroup {
     /// Appends under way at once, at most: two, so one group writes while the one before waits for its
     /// fsync, and the callers that come meanwhile gather for the next.
     static let maximumInFlight = 2
+    /// Appends being written at once to a ``SegmentStagedAppendStore``, at most: one, so the callers that
+    /// come while it writes gather for the next; any number wait for their fsync at the same time.
+    static let maximumStaging = 1
 
     /// This pipeline's appends under way; with ``maximumInFlight`` of them, callers wait in ``waiting``.
     var inFlight = 0

@@ -43,6 +43,8 @@ public actor SegmentPipeline: CustomStringConvertible, CustomReflectable {
     let store: any SegmentMessageStore
     /// The store when it is the in-memory one, which `record` calls without suspending.
     let memoryStore: InMemoryMessageStore?
+    /// The store when it appends in two steps (the file store): group appends overlap their fsyncs.
+    let stagedStore: (any SegmentStagedAppendStore)?
     let clock: PipelineClock
     let wallClock: @Sendable () -> Date
     let jitter: @Sendable (Duration) -> Duration
@@ -132,6 +134,7 @@ public actor SegmentPipeline: CustomStringConvertible, CustomReflectable {
         let store = store ?? InMemoryMessageStore(limits: configuration.queue)
         self.store = store
         self.memoryStore = store as? InMemoryMessageStore
+        self.stagedStore = store as? any SegmentStagedAppendStore
         self.clock = PipelineClock(clock)
         self.wallClock = wallClock
         self.jitter = jitter
