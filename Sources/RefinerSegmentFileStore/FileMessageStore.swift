@@ -354,7 +354,8 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
         }
         guard accepted > 0, let active else { return WrittenUnits() }
         return WrittenUnits(
-            accepted: accepted, entries: added, tenant: number, ticket: commit.noteWritten(active.descriptor, records: accepted))
+            accepted: accepted, entries: added, tenant: number,
+            ticket: commit.noteWritten(active.descriptor, records: accepted))
     }
 
     /// Takes whole unclaimed units from the tenant's front and reads their messages back from disk.

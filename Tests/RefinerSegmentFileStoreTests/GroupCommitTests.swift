@@ -72,6 +72,30 @@ private final class HeldSync: Sendable {
         #expect(try await store.usage(tenant: "default").messages == callers)
     }
 
+    /// After a pass that released several callers, the next one waits a moment for them to write again
+    /// (the commit delay), but a caller that comes alone is synced all the same: the delay ends.
+    @Test func aCallerThatComesAloneAfterACrowdIsStillSynced() async throws {
+        let path = directory()
+        defer { try? FileManager.default.removeItem(at: path) }
+        // A disk whose fsync takes 8 ms, so the delay is at its longest (2 ms).
+        let store = try FileMessageStore(
+            directory: path, configuration: .init(),
+            fsync: { descriptor in
+                usleep(8_000)
+                return fsync(descriptor)
+            })
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for index in 0..<8 {
+                group.addTask { try await store.append([try unit("m\(index)")], tenant: "default") }
+            }
+            for try await count in group { #expect(count == 1) }
+        }
+        let before = store.syncCount
+        #expect(try await store.append([try unit("alone")], tenant: "default") == 1)
+        #expect(store.syncCount > before)
+        #expect(try await store.usage(tenant: "default").messages == 9)
+    }
+
     @Test func withTheOperatingSystemPolicyNothingIsSynced() async throws {
         let path = directory()
         defer { try? FileManager.default.removeItem(at: path) }
