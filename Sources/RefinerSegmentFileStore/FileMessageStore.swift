@@ -199,8 +199,12 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
     }
 
     /// Opens the store with a stand-in for `fsync` (tests count and hold syncs with it).
+    ///
+    /// - Parameter commitDelay: Whether a pass waits a moment for the callers the last one released
+    ///   (``GroupCommit``); off only to measure what it brings.
     package init(
-        directory: URL, configuration: Configuration, fsync: @escaping @Sendable (Int32) -> Int32
+        directory: URL, configuration: Configuration, fsync: @escaping @Sendable (Int32) -> Int32,
+        commitDelay: Bool = true
     ) throws {
         // The segments hold personal data (answers, emails): a directory this creates is its owner's only,
         // and every file in it is created 0600 without following a planted symlink.
@@ -215,7 +219,7 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
         case .interval(let interval): mode = .interval(interval)
         case .operatingSystem: mode = .never
         }
-        commit = GroupCommit(mode: mode, path: directory.path, sync: fsync)
+        commit = GroupCommit(mode: mode, path: directory.path, sync: fsync, commitDelay: commitDelay)
         var opened = try Self.open(directory)
         tenants = opened.tenants
         tenantNumbers = opened.tenantNumbers
@@ -239,6 +243,9 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
 
     /// How many `fsync` calls the store made for its segments and acknowledgements.
     package nonisolated var syncCount: Int { commit.syncCount }
+
+    /// How many passes of the sync thread there were, and the time their `fsync`s took in all.
+    package nonisolated var syncPasses: (count: Int, syncTime: Duration) { commit.passStatistics }
 
     /// How many appends wait for an `fsync` now.
     package nonisolated var appendsWaitingForSync: Int { commit.waiting }

@@ -16,7 +16,12 @@ func scratchDirectory(_ name: String) -> URL {
 func recordDurably(_ pairs: [[SegmentMessage]], callers: Int, perCall: Int, into directory: URL) async -> Int {
     try? FileManager.default.removeItem(at: directory)
     defer { try? FileManager.default.removeItem(at: directory) }
-    guard let store = try? FileMessageStore(directory: directory, configuration: .init(maximumBytes: 1 << 30))
+    // BENCH_COMMIT_DELAY=0: without the sync thread's commit delay, to see what it brings.
+    let commitDelay = ProcessInfo.processInfo.environment["BENCH_COMMIT_DELAY"] != "0"
+    guard
+        let store = try? FileMessageStore(
+            directory: directory, configuration: .init(maximumBytes: 1 << 30), fsync: { fsync($0) },
+            commitDelay: commitDelay)
     else {
         progress("  the file store could not be opened in \(directory.path)")
         return 0
@@ -43,7 +48,13 @@ func recordDurably(_ pairs: [[SegmentMessage]], callers: Int, perCall: Int, into
         return await pipeline.counters.delivered
     }
     blackhole &+= transport.bytes.value
-    progress("  \(store.syncCount) fsyncs for \(pairs.count) pairs, \(perCall) to a call from \(callers) callers")
+    let passes = store.syncPasses
+    let milliseconds = Double(passes.syncTime.components.attoseconds) / 1e15
+        + Double(passes.syncTime.components.seconds) * 1e3
+    progress(
+        "  \(store.syncCount) fsyncs in \(passes.count) passes (\(pairs.count / max(passes.count, 1)) pairs and "
+            + "\(String(format: "%.2f", milliseconds / Double(max(passes.count, 1)))) ms of fsync each) for "
+            + "\(pairs.count) pairs, \(perCall) to a call from \(callers) callers")
     return delivered ?? 0
 }
 
