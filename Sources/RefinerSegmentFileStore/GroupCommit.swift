@@ -53,6 +53,10 @@ final class GroupCommit: @unchecked Sendable {
     private var expectedRecords = 0
     /// How long the last pass's `fsync`s took.
     private var lastSyncTime = Duration.zero
+    /// The thread waits for something to sync.
+    private var idle = false
+    /// The thread waits out the commit delay.
+    private var delaying = false
     private static let maximumDelay = Duration.milliseconds(2)
     /// Written, but no one waits: synced at most once a second (or with the next interval pass).
     private var lazy: Set<Int32> = []
@@ -93,7 +97,8 @@ final class GroupCommit: @unchecked Sendable {
             written += 1
             dirtyRecords += records
             dirty.insert(descriptor)
-            condition.signal()
+            // Woken only when it waits for this: not once for every append of a crowd while it delays.
+            if idle || (delaying && dirtyRecords >= expectedRecords) { condition.signal() }
             return written
         }
     }
@@ -180,6 +185,7 @@ final class GroupCommit: @unchecked Sendable {
     private func run() {
         condition.lock()
         while true {
+            idle = true
             while !stopping && written == synced && retired.isEmpty {
                 guard !lazy.isEmpty else {
                     condition.wait()
@@ -189,6 +195,7 @@ final class GroupCommit: @unchecked Sendable {
                 if Date() >= due { break }
                 _ = condition.wait(until: due)
             }
+            idle = false
             if case .interval(let interval) = mode, !stopping {
                 let seconds = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
                 let next = lastPass.addingTimeInterval(seconds)
@@ -200,7 +207,9 @@ final class GroupCommit: @unchecked Sendable {
                 let delay = min(lastSyncTime / 4, Self.maximumDelay)
                 let end = lastPass.addingTimeInterval(
                     Double(delay.components.attoseconds) / 1e18 + Double(delay.components.seconds))
+                delaying = true
                 while !stopping && dirtyRecords < expectedRecords && Date() < end { _ = condition.wait(until: end) }
+                delaying = false
             }
             let target = written
             let covered = dirtyRecords

@@ -185,7 +185,7 @@ extension SegmentPipeline {
     /// - Throws: What the store's `append` threw, to every caller of the group (none of their units was
     ///   acknowledged).
     private func appendInGroup(_ units: [[SegmentMessage]]) async throws -> Int {
-        let followers: [AppendGroup.Waiter]
+        var followers: [AppendGroup.Waiter]
         let turns = stagedStore == nil ? AppendGroup.maximumInFlight : AppendGroup.maximumStaging
         if appendGroup.inFlight >= turns {
             let turn = await withCheckedContinuation { appendGroup.waiting.append((units, $0)) }
@@ -198,6 +198,13 @@ extension SegmentPipeline {
         } else {
             appendGroup.inFlight += 1
             followers = []
+        }
+        if stagedStore != nil, followers.isEmpty {
+            // The first of a crowd that a pass released leads alone: let the others that are coming back
+            // join it first, so one write and one ticket serve them all.
+            await Task.yield()
+            followers = appendGroup.waiting
+            appendGroup.waiting = []
         }
         var all = units
         for follower in followers { all += follower.units }
