@@ -49,7 +49,8 @@ func recordDurably(_ pairs: [[SegmentMessage]], callers: Int, perCall: Int, into
     }
     blackhole &+= transport.bytes.value
     let passes = store.syncPasses
-    let milliseconds = Double(passes.syncTime.components.attoseconds) / 1e15
+    let milliseconds =
+        Double(passes.syncTime.components.attoseconds) / 1e15
         + Double(passes.syncTime.components.seconds) * 1e3
     progress(
         "  \(store.syncCount) fsyncs in \(passes.count) passes (\(pairs.count / max(passes.count, 1)) pairs and "
