@@ -21,6 +21,11 @@ actor SendStore: SegmentMessageStore {
     nonisolated let nextCursors = Locked<[InputCursor?]>([])
     /// Why the cursor could not be written, once that happened (the reading loop then stops).
     nonisolated let cursorFailure = Locked<String?>(nil)
+    /// Tests only: `REFINER_SEGMENT_TEST_KILL_AFTER_APPENDS=N` makes the process `SIGKILL` itself right after
+    /// its N-th append returns, the one moment a crash test cannot hit by timing.
+    private let killAfterAppends = ProcessInfo.processInfo.environment["REFINER_SEGMENT_TEST_KILL_AFTER_APPENDS"]
+        .flatMap { Int($0) }
+    private var appends = 0
 
     /// Opens the store in `directory`.
     ///
@@ -38,6 +43,8 @@ actor SendStore: SegmentMessageStore {
 
     func append(_ units: [[SegmentMessage]], tenant: String) async throws -> Int {
         let accepted = try await base.append(units, tenant: tenant)
+        appends += 1
+        if appends == killAfterAppends { raise(SIGKILL) }
         let cursor = nextCursors.withLock { cursors -> InputCursor? in
             let taken = cursors.prefix(accepted)
             cursors.removeFirst(taken.count)
