@@ -12,6 +12,13 @@ extension FileMessageStore {
     struct Checkpoint: Codable {
         var retryStates: [UInt64: SegmentRetryState] = [:]
         var pauses: [String: Date] = [:]
+        /// The latest mark when it was set here, or its segment went (absent in older checkpoints).
+        var mark: CheckpointMark?
+    }
+
+    struct CheckpointMark: Codable {
+        var sequence: UInt64
+        var bytes: Data
     }
 
     struct Opened {
@@ -23,6 +30,7 @@ extension FileMessageStore {
         var nextSequence: UInt64 = 1
         var checkpoint = Checkpoint()
         var damage: [SegmentStoreDamage] = []
+        var mark: Mark?
     }
 
     /// Reads the directory: acknowledgements first, then every segment, each in one read into one reused
@@ -33,6 +41,12 @@ extension FileMessageStore {
         var opened = Opened()
         var damage: [SegmentStoreDamage] = []
         var buffer: [UInt8] = []
+        if let data = FileManager.default.contents(atPath: directory.appendingPathComponent("checkpoint.json").path) {
+            opened.checkpoint = (try? JSONDecoder().decode(Checkpoint.self, from: data)) ?? Checkpoint()
+        }
+        var foundMark: Mark?
+        /// Segments with nothing unsettled, deleted once the latest mark is safe.
+        var empty: [(ordinal: UInt32, segment: Segment, settled: [UInt64])] = []
         let acksPath = directory.appendingPathComponent("acks.log").path
         var settled = Set<UInt64>()
         try scanFile(acksPath, buffer: &buffer, damage: &damage) { buffer, _, sequence, payload in
@@ -78,6 +92,12 @@ extension FileMessageStore {
                     if first == nil {
                         first = sequence
                         segment.first = sequence
+                    }
+                    if let bytes = UnitCodec.mark(UnsafeRawBufferPointer(rebasing: buffer[payload])) {
+                        if sequence > foundMark?.sequence ?? 0 {
+                            foundMark = Mark(sequence: sequence, bytes: bytes, segment: ordinal, isCheckpointed: false)
+                        }
+                        return
                     }
                     guard !settled.contains(sequence) else {
                         settledHere.append(sequence)
@@ -125,13 +145,34 @@ extension FileMessageStore {
                 }
                 segment.size = size
                 if segment.live == 0 {
-                    unlink(path)
+                    empty.append((ordinal, segment, settledHere))
                 } else {
                     opened.segments[ordinal] = segment
                     opened.storedBytes += size
                     needed += settledHere
                 }
             }
+        }
+        opened.mark = latestMark(checkpoint: opened.checkpoint, found: foundMark)
+        if let mark = opened.mark {
+            opened.nextSequence = max(opened.nextSequence, mark.sequence + 1)
+        }
+        for (ordinal, segment, settledHere) in empty {
+            if let mark = opened.mark, mark.segment == ordinal {
+                // Its units are settled, but its mark is the latest: the checkpoint keeps it before it goes.
+                var checkpoint = opened.checkpoint
+                checkpoint.mark = CheckpointMark(sequence: mark.sequence, bytes: Data(mark.bytes))
+                if (try? writeCheckpoint(checkpoint, in: directory)) == nil {
+                    opened.segments[ordinal] = segment
+                    opened.storedBytes += segment.size
+                    needed += settledHere
+                    continue
+                }
+                opened.checkpoint = checkpoint
+                opened.mark?.segment = nil
+                opened.mark?.isCheckpointed = true
+            }
+            unlink(segment.path)
         }
         for number in opened.tenants.indices {
             let entries = opened.tenants[number].entries
@@ -143,9 +184,6 @@ extension FileMessageStore {
         let record = SegmentRecord(sequence: opened.nextSequence, payload: UnitCodec.encodeSequences(needed.sorted()))
         try replace(acksPath, with: needed.isEmpty ? [] : record.encoded())
         if needed.isEmpty == false { opened.nextSequence += 1 }
-        if let data = FileManager.default.contents(atPath: directory.appendingPathComponent("checkpoint.json").path) {
-            opened.checkpoint = (try? JSONDecoder().decode(Checkpoint.self, from: data)) ?? Checkpoint()
-        }
         opened.damage = damage
         return opened
     }
@@ -318,7 +356,9 @@ extension FileMessageStore {
     }
 
     func deleteSegment(_ segment: UInt32) {
-        guard let removed = segments.removeValue(forKey: segment) else { return }
+        guard segments[segment] != nil, markAllowsDeleting(segment),
+            let removed = segments.removeValue(forKey: segment)
+        else { return }
         unlink(removed.path)
         storedBytes -= removed.size
         if let reader, reader.segment == segment {
@@ -410,8 +450,14 @@ extension FileMessageStore {
     }
 
     func writeCheckpoint() throws {
-        let data = try JSONEncoder().encode(Checkpoint(retryStates: retryStates, pauses: pauses))
-        try Self.replace(directory.appendingPathComponent("checkpoint.json").path, with: [UInt8](data))
+        let kept = mark.map { CheckpointMark(sequence: $0.sequence, bytes: Data($0.bytes)) }
+        try Self.writeCheckpoint(Checkpoint(retryStates: retryStates, pauses: pauses, mark: kept), in: directory)
+        mark?.isCheckpointed = true
+    }
+
+    static func writeCheckpoint(_ checkpoint: Checkpoint, in directory: URL) throws {
+        let data = try JSONEncoder().encode(checkpoint)
+        try replace(directory.appendingPathComponent("checkpoint.json").path, with: [UInt8](data))
     }
 }
 

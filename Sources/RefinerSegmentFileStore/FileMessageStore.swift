@@ -159,6 +159,17 @@ public actor FileMessageStore: SegmentMessageStore {
         var front: Entry? { entries[head...].first { $0.state != .settled } }
     }
 
+    /// The latest mark (``append(_:tenant:marks:)``, ``setMark(_:)``): a caller's note of how far its input
+    /// got, kept with the units it covers.
+    struct Mark {
+        var sequence: UInt64
+        var bytes: [UInt8]
+        /// The segment whose record holds it; `nil` when only the checkpoint does.
+        var segment: UInt32?
+        /// Whether the checkpoint holds it (so its segment may go).
+        var isCheckpointed: Bool
+    }
+
     struct Segment {
         /// The sequence of its first record.
         var first: UInt64
@@ -190,6 +201,10 @@ public actor FileMessageStore: SegmentMessageStore {
     var pauses: [String: Date] = [:]
     var damage: [SegmentStoreDamage] = []
     var damageReported = 0
+    var mark: Mark?
+    /// The mark found on open: the bytes of the latest ``append(_:tenant:marks:)`` or ``setMark(_:)`` that
+    /// completed before the store was last closed (or killed); `nil` when there was none.
+    package nonisolated let markAtOpen: [UInt8]?
 
     /// Opens (or creates) the store in `directory` and reads back what it holds.
     ///
@@ -226,6 +241,8 @@ public actor FileMessageStore: SegmentMessageStore {
         retryStates = opened.checkpoint.retryStates
         pauses = opened.checkpoint.pauses
         damage = opened.damage
+        mark = opened.mark
+        markAtOpen = opened.mark?.bytes
         opened = .init()
         acks = try Self.openAppending(directory.appendingPathComponent("acks.log").path)
     }
@@ -249,6 +266,24 @@ public actor FileMessageStore: SegmentMessageStore {
     /// The units' records are encoded before the call enters the actor, so encoding never holds up the
     /// claims, settlements and other appends the actor serves.
     public nonisolated func append(_ units: [[SegmentMessage]], tenant: String) async throws -> Int {
+        try await appendEncoded(try Self.encode(units, tenant: tenant), tenant: tenant, marks: nil)
+    }
+
+    /// Appends units as ``append(_:tenant:)`` does and, in the same write after the last unit accepted, that
+    /// unit's mark (`marks[accepted - 1]`): opaque bytes the caller reads back as ``markAtOpen`` after a
+    /// restart. The mark and the units it covers reach the disk together: a crash leaves either both or, for
+    /// units written without their mark (a write cut short), units after the last mark, which
+    /// ``discardUnitsAfterMark()`` drops for a caller that records them again.
+    ///
+    /// `send --store` keeps its input cursor this way, so a kill just after an append cannot leave the
+    /// units in the store and the cursor before them.
+    package nonisolated func append(_ units: [[SegmentMessage]], tenant: String, marks: [[UInt8]]) async throws
+        -> Int
+    {
+        try await appendEncoded(try Self.encode(units, tenant: tenant), tenant: tenant, marks: marks)
+    }
+
+    private static func encode(_ units: [[SegmentMessage]], tenant: String) throws -> [EncodedUnit] {
         let appendedAt = Int64((Date().timeIntervalSince1970 * 1000).rounded())
         var encoded: [EncodedUnit] = []
         encoded.reserveCapacity(units.count)
@@ -261,7 +296,7 @@ public actor FileMessageStore: SegmentMessageStore {
             let (payload, jsonBytes) = UnitCodec.encode(unit, tenant: tenant, appendedAt: appendedAt)
             encoded.append(EncodedUnit(payload: payload, jsonBytes: jsonBytes, messages: unit.count))
         }
-        return try await appendEncoded(encoded, tenant: tenant)
+        return encoded
     }
 
     /// A unit's record payload, made off the actor.
@@ -271,7 +306,7 @@ public actor FileMessageStore: SegmentMessageStore {
         var messages: Int
     }
 
-    private func appendEncoded(_ units: [EncodedUnit], tenant: String) async throws -> Int {
+    private func appendEncoded(_ units: [EncodedUnit], tenant: String, marks: [[UInt8]]?) async throws -> Int {
         let number = try tenantNumber(tenant)
         let segmentBytes = min(max(configuration.segmentBytes, 1), Int(Int32.max))
         var accepted = 0
@@ -283,6 +318,9 @@ public actor FileMessageStore: SegmentMessageStore {
         // A segment counts its entries live as soon as they are written, so starting the next segment
         // never deletes one just written.
         var written = 0
+        // Room for the mark, so that it never takes the store past its bound.
+        let markBytes = marks.map { SegmentRecord.headerSize + 8 + ($0.map(\.count).max() ?? 0) } ?? 0
+        var appendedMark: Mark?
         func flush() throws {
             try write(&pending)
             written = added.count
@@ -292,7 +330,7 @@ public actor FileMessageStore: SegmentMessageStore {
                 let payload = unit.payload
                 let recordSize = SegmentRecord.headerSize + payload.count
                 let stored = storedBytes + pending.count
-                guard stored == 0 || stored + recordSize <= configuration.maximumBytes else { break }
+                guard stored == 0 || stored + recordSize + markBytes <= configuration.maximumBytes else { break }
                 if let active, let segment = segments[active.segment] {
                     let size = segment.size + pending.count
                     if (size + recordSize > segmentBytes && size > 0)
@@ -315,6 +353,15 @@ public actor FileMessageStore: SegmentMessageStore {
                 nextSequence += 1
                 accepted += 1
             }
+            if let marks, accepted > 0, accepted <= marks.count, let active {
+                // After the units it covers: a write cut short may keep units without their mark, never the
+                // mark without its units.
+                let bytes = marks[accepted - 1]
+                SegmentRecord.append(sequence: nextSequence, payload: UnitCodec.markPayload(bytes), to: &pending)
+                appendedMark = Mark(
+                    sequence: nextSequence, bytes: bytes, segment: active.segment, isCheckpointed: false)
+                nextSequence += 1
+            }
             try flush()
         } catch {
             for entry in added[written...] { segments[entry.segment]?.live -= 1 }
@@ -326,6 +373,7 @@ public actor FileMessageStore: SegmentMessageStore {
         // fsync failed stays on disk unindexed (its segment kept): a reopen finds it (at least once).
         try await commit.wait(for: commit.noteWritten(active.descriptor))
         for entry in added { tenants[number].add(entry) }
+        if let appendedMark, appendedMark.sequence > mark?.sequence ?? 0 { mark = appendedMark }
         return accepted
     }
 
