@@ -1,0 +1,57 @@
+import Foundation
+import RefinerSegment
+import RefinerSegmentTesting
+import Testing
+
+@testable import RefinerSegmentFileStore
+
+/// The segments' lifecycle at its edges: the active segment once all of it is delivered.
+@Suite struct FileStoreLifecycleTests {
+    static func directory(_ name: String) -> URL {
+        FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString)")
+    }
+
+    static func units(_ count: Int, tag: String, padding: Int = 900) throws -> [[SegmentMessage]] {
+        let padding = String(repeating: "x", count: padding)
+        return try (0..<count).map { index in
+            [
+                try SegmentMessage(
+                    json: Array(
+                        #"{"type":"identify","messageId":"\#(tag)-\#(index)","userId":"u","p":"\#(padding)"}"#.utf8))
+            ]
+        }
+    }
+
+    static func bytesOfSegmentFiles(_ path: URL) throws -> Int {
+        try FileManager.default.contentsOfDirectory(atPath: path.path).filter { $0.hasPrefix("segment-") }.reduce(0) {
+            $0
+                + (((try? FileManager.default.attributesOfItem(atPath: path.appendingPathComponent($1).path))?[.size]
+                    as? Int) ?? 0)
+        }
+    }
+
+    /// Everything fits in the first (active, still open) segment and is delivered: the store then holds
+    /// nothing on disk or in `usage`, so a delivered store never counts against its own bound.
+    @Test func aStoreThatDeliveredEverythingHoldsNothing() async throws {
+        let path = Self.directory("settled-active")
+        defer { try? FileManager.default.removeItem(at: path) }
+        let store = try FileMessageStore(directory: path, configuration: .init(maximumBytes: 8 << 20))
+        let transport = RecordingTransport()
+        let delivered = try await SegmentPipeline.withPipeline(
+            writeKey: WriteKey("wk"), transport: transport, store: store
+        ) { pipeline in
+            for round in 0..<3 {
+                try await pipeline.record(contentsOf: try Self.units(200, tag: "r\(round)"))
+                await pipeline.flush()
+            }
+            return await pipeline.counters.delivered
+        }
+        #expect(delivered == 600)
+        let usage = try await store.usage(tenant: "default")
+        #expect(usage.messages == 0)
+        #expect(usage.storedBytes == 0, "\(usage.storedBytes) bytes of delivered messages still counted")
+        #expect(try Self.bytesOfSegmentFiles(path) == 0)
+        // And it takes as much again as its bound allows.
+        #expect(try await store.append(try Self.units(200, tag: "again"), tenant: "default") == 200)
+    }
+}
