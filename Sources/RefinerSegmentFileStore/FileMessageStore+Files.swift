@@ -384,7 +384,16 @@ extension FileMessageStore {
             tenants[number].mark(position, .settled)
             retryStates[sequence] = nil
             segments[entry.segment]?.live -= 1
-            if segments[entry.segment]?.live == 0, entry.segment != active?.segment { deleteSegment(entry.segment) }
+            if segments[entry.segment]?.live == 0 {
+                // The active segment too: a store that delivered everything holds nothing, on disk or against
+                // its bound. The next append starts a new file (an append in flight counts its units live, so
+                // it never loses its segment here).
+                if let active, active.segment == entry.segment {
+                    commit.retire(active.descriptor)
+                    self.active = nil
+                }
+                deleteSegment(entry.segment)
+            }
         }
         tenants[number].compact()
     }
