@@ -340,6 +340,50 @@ extension FileMessageStore {
         pending.removeAll(keepingCapacity: true)
     }
 
+    /// Undoes the records of an append that threw (its write or its `fsync` failed), so that a reopen never
+    /// delivers what a caller was told failed. Records at the end of the active segment, with nothing
+    /// written after them (`writtenThrough` is where this append's write ended), are cut off; any others (in
+    /// an earlier segment, or with another append's records after them) are acknowledged, and a mark written
+    /// with them is superseded in the checkpoint. After a failed `fsync` the active segment is sealed: the
+    /// next append starts a new file rather than trust this one further.
+    ///
+    /// An acknowledgement is synced lazily: a power cut soon after may bring such records back (at least
+    /// once), a crash of the process does not.
+    func abandon(_ entries: ArraySlice<Entry>, writtenThrough end: (segment: UInt32, size: Int)?, mark written: Mark?) {
+        guard !entries.isEmpty else { return }
+        var left = Array(entries)
+        var markCut = false
+        if let end, let active, active.segment == end.segment, segments[end.segment]?.size == end.size,
+            let start = left.lazy.filter({ $0.segment == end.segment }).map({ Int($0.offset) }).min(),
+            ftruncate(active.descriptor, off_t(start)) == 0
+        {
+            segments[end.segment]?.size = start
+            storedBytes -= end.size - start
+            left.removeAll { $0.segment == end.segment }
+            markCut = written?.segment == end.segment
+        }
+        if !left.isEmpty {
+            let record = SegmentRecord(
+                sequence: nextSequence, payload: UnitCodec.encodeSequences(left.map { sequence(of: $0.key) }))
+            nextSequence += 1
+            if (try? Self.writeAll(acks, record.encoded(), path: "acks.log")) != nil { commit.noteWrittenLazily(acks) }
+        }
+        if written != nil, !markCut {
+            // The mark record is still on disk and later than the one in force: the checkpoint outranks it.
+            mark = Mark(sequence: nextSequence, bytes: mark?.bytes ?? [], segment: nil, isCheckpointed: false)
+            nextSequence += 1
+            try? writeCheckpoint()
+        }
+        for entry in entries { segments[entry.segment]?.live -= 1 }
+        if let end, let active, active.segment == end.segment {
+            commit.retire(active.descriptor)
+            self.active = nil
+        }
+        for segment in Set(entries.map(\.segment)) where segments[segment]?.live == 0 && segment != active?.segment {
+            deleteSegment(segment)
+        }
+    }
+
     func startSegment(first sequence: UInt64) throws {
         if let active {
             commit.retire(active.descriptor)

@@ -365,13 +365,21 @@ public actor FileMessageStore: SegmentMessageStore {
             try flush()
         } catch {
             for entry in added[written...] { segments[entry.segment]?.live -= 1 }
+            // Written before a new segment was started: undone too, the caller is told the append failed.
+            abandon(added[..<written], writtenThrough: nil, mark: nil)
             throw error
         }
         guard accepted > 0, let active else { return accepted }
         // Indexed (claimable, counted by usage and recover) only once durable by the policy: a recover
         // that runs while this append waits for its fsync does not count the units twice. A unit whose
-        // fsync failed stays on disk unindexed (its segment kept): a reopen finds it (at least once).
-        try await commit.wait(for: commit.noteWritten(active.descriptor))
+        // fsync failed is undone (``abandon(_:writtenThrough:mark:)``): a reopen never delivers what threw.
+        let end = (segment: active.segment, size: segments[active.segment]?.size ?? 0)
+        do {
+            try await commit.wait(for: commit.noteWritten(active.descriptor))
+        } catch {
+            abandon(added[...], writtenThrough: end, mark: appendedMark)
+            throw error
+        }
         for entry in added { tenants[number].add(entry) }
         if let appendedMark, appendedMark.sequence > mark?.sequence ?? 0 { mark = appendedMark }
         return accepted

@@ -5,7 +5,14 @@ import Testing
 
 @testable import RefinerSegmentFileStore
 
-/// The segments' lifecycle at its edges: the active segment once all of it is delivered.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The segments' lifecycle at its edges: the active segment once all of it is delivered, an append whose
+/// `fsync` failed.
 @Suite struct FileStoreLifecycleTests {
     static func directory(_ name: String) -> URL {
         FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString)")
@@ -53,5 +60,37 @@ import Testing
         #expect(try Self.bytesOfSegmentFiles(path) == 0)
         // And it takes as much again as its bound allows.
         #expect(try await store.append(try Self.units(200, tag: "again"), tenant: "default") == 200)
+    }
+
+    /// `fsync` fails (EIO) for one append: its caller gets the error, and no reopen delivers its units, whether
+    /// they sit at the end of the segment (cut off) or partly in the segment before (a segment of two units:
+    /// acknowledged). Appends before and after are kept.
+    @Test(arguments: [1 << 20, 2200])
+    func anAppendWhoseFsyncFailedIsNeverDeliveredAfterAReopen(segmentBytes: Int) async throws {
+        let path = Self.directory("fsync-fails")
+        defer { try? FileManager.default.removeItem(at: path) }
+        let failing = Locked(false)
+        do {
+            let store = try FileMessageStore(
+                directory: path, configuration: .init(segmentBytes: segmentBytes),
+                fsync: { descriptor in
+                    guard failing.withLock({ $0 }) else { return fsync(descriptor) }
+                    errno = EIO
+                    return -1
+                })
+            #expect(try await store.append(try Self.units(1, tag: "before"), tenant: "default") == 1)
+            failing.withLock { $0 = true }
+            await #expect(throws: FileStoreError.self) {
+                try await store.append(try Self.units(3, tag: "threw"), tenant: "default")
+            }
+            failing.withLock { $0 = false }
+            #expect(try await store.usage(tenant: "default").messages == 1)
+            #expect(try await store.append(try Self.units(1, tag: "after"), tenant: "default") == 1)
+        }
+        let store = try FileMessageStore(directory: path)
+        #expect(try await store.recover(tenant: "default").messages == 2)
+        let claim = try #require(
+            try await store.claim(tenant: "default", maximumMessages: 100, maximumBytes: 1 << 20, lease: .zero))
+        #expect(claim.messages.map(\.messageID) == ["before-0", "after-0"])
     }
 }
