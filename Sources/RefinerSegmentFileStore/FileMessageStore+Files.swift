@@ -442,10 +442,19 @@ extension FileMessageStore {
         tenants[number].compact()
     }
 
+    /// What reading a unit's record back gave.
+    enum ReadUnit {
+        case messages([SegmentMessage])
+        /// The record no longer checks out (checksum, sequence, length).
+        case damaged
+        /// The file could not be opened or read.
+        case failed(any Error)
+    }
+
     /// Reads the entries' records back (one `pread` for each run of adjacent records), checks each one's
-    /// checksum and sequence again, and decodes its messages; `nil` for a record that no longer checks out.
-    func readUnits(_ entries: [Entry]) throws -> [[SegmentMessage]?] {
-        var units: [[SegmentMessage]?] = []
+    /// checksum and sequence again, and decodes its messages.
+    func readUnits(_ entries: [Entry]) -> [ReadUnit] {
+        var units: [ReadUnit] = []
         units.reserveCapacity(entries.count)
         var start = 0
         while start < entries.count {
@@ -456,34 +465,42 @@ extension FileMessageStore {
                 end += 1
             }
             let segment = entries[start].segment
-            let descriptor = try readDescriptor(segment)
             let first = Int(entries[start].offset)
             let count = Int(entries[end - 1].offset + entries[end - 1].length) - first
-            let bytes = try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-                var done = 0
-                while done < count {
-                    let read = pread(descriptor, buffer.baseAddress! + done, count - done, off_t(first + done))
-                    if read < 0, errno == EINTR { continue }
-                    guard read > 0 else {
-                        initialized = 0
-                        throw FileStoreError.io(
-                            "read", path: segments[segment]?.path ?? "", errno: read == 0 ? EIO : errno)
+            let bytes: [UInt8]
+            do {
+                let descriptor = try readDescriptor(segment)
+                bytes = try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+                    var done = 0
+                    while done < count {
+                        let read = readAt(descriptor, buffer.baseAddress! + done, count - done, off_t(first + done))
+                        if read < 0, errno == EINTR { continue }
+                        guard read > 0 else {
+                            initialized = 0
+                            throw FileStoreError.io(
+                                "read", path: segments[segment]?.path ?? "", errno: read == 0 ? EIO : errno)
+                        }
+                        done += read
                     }
-                    done += read
+                    initialized = count
                 }
-                initialized = count
+            } catch {
+                units += Array(repeating: .failed(error), count: end - start)
+                start = end
+                continue
             }
             bytes.withUnsafeBytes { buffer in
                 for entry in entries[start..<end] {
                     let offset = Int(entry.offset) - first
                     guard let found = SegmentRecord.check(buffer, at: offset),
                         found.payload.upperBound == offset + Int(entry.length),
-                        found.sequence == sequence(of: entry.key)
+                        found.sequence == sequence(of: entry.key),
+                        let messages = UnitCodec.messages(UnsafeRawBufferPointer(rebasing: buffer[found.payload]))
                     else {
-                        units.append(nil)
+                        units.append(.damaged)
                         continue
                     }
-                    units.append(UnitCodec.messages(UnsafeRawBufferPointer(rebasing: buffer[found.payload])))
+                    units.append(.messages(messages))
                 }
             }
             start = end

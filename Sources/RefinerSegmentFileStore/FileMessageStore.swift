@@ -202,6 +202,12 @@ public actor FileMessageStore: SegmentMessageStore {
     var damage: [SegmentStoreDamage] = []
     var damageReported = 0
     var mark: Mark?
+    /// Failed reads of units at the front, by entry key, for the bound on attempts.
+    var readFailures: [UInt64: Int] = [:]
+    /// How many claims try to read a unit before it is set aside.
+    static let readAttempts = 3
+    /// `pread`, or a stand-in for tests.
+    let readAt: @Sendable (Int32, UnsafeMutableRawPointer, Int, off_t) -> Int
     /// The mark found on open: the bytes of the latest ``append(_:tenant:marks:)`` or ``setMark(_:)`` that
     /// completed before the store was last closed (or killed); `nil` when there was none.
     package nonisolated let markAtOpen: [UInt8]?
@@ -215,8 +221,10 @@ public actor FileMessageStore: SegmentMessageStore {
 
     /// Opens the store with a stand-in for `fsync` (tests count and hold syncs with it).
     package init(
-        directory: URL, configuration: Configuration, fsync: @escaping @Sendable (Int32) -> Int32
+        directory: URL, configuration: Configuration, fsync: @escaping @Sendable (Int32) -> Int32,
+        pread: @escaping @Sendable (Int32, UnsafeMutableRawPointer, Int, off_t) -> Int = { Glibc.pread($0, $1, $2, $3) }
     ) throws {
+        readAt = pread
         // The segments hold personal data (answers, emails): a directory this creates is its owner's only,
         // and every file in it is created 0600 without following a planted symlink.
         try FileManager.default.createDirectory(
@@ -409,37 +417,73 @@ public actor FileMessageStore: SegmentMessageStore {
             bytes += unitBytes
         }
         guard !picked.isEmpty else { return nil }
-        let units = try readUnits(picked.map { tenants[number].entries[$0] })
+        let reads = readUnits(picked.map { tenants[number].entries[$0] })
+        // A read that fails is tried again by the next claim (nothing is claimed now), up to
+        // `readAttempts` times; then its units are set aside, kept for the next open, and reported.
+        var failedRead: (any Error)?
+        for (position, read) in zip(picked, reads) {
+            let key = tenants[number].entries[position].key
+            guard case .failed(let error) = read else {
+                readFailures[key] = nil
+                continue
+            }
+            readFailures[key, default: 0] += 1
+            if readFailures[key]! < Self.readAttempts { failedRead = error }
+        }
+        if let failedRead { throw failedRead }
         var messages: [SegmentMessage] = []
         messages.reserveCapacity(messageCount)
         var unitEnds: [Int] = []
         var keys: [UInt64?] = []
-        var unreadable: [UInt64] = []
-        for (position, unit) in zip(picked, units) {
+        var damaged: [UInt64] = []
+        var unreadable: [SegmentClaim.Unreadable] = []
+        var setAside: (messages: Int, first: (location: String, error: any Error)?) = (0, nil)
+        for (position, read) in zip(picked, reads) {
             let entry = tenants[number].entries[position]
-            guard let unit else {
-                unreadable.append(entry.key)
-                damage.append(
-                    SegmentStoreDamage(
-                        location: "\(segmentName(entry.segment)) offset \(entry.offset)", byteCount: Int(entry.length),
-                        isTornTail: false))
-                continue
+            let location = "\(segmentName(entry.segment)) offset \(entry.offset)"
+            switch read {
+            case .messages(let unit):
+                tenants[number].mark(position, .claimed)
+                keys.append(entry.key)
+                messages += unit
+                unitEnds.append(messages.count)
+            case .damaged:
+                // A record damaged on disk since the store opened is never sent: it is dropped, reported
+                // (a failed outcome, and `status().damage`).
+                damaged.append(entry.key)
+                damage.append(SegmentStoreDamage(location: location, byteCount: Int(entry.length), isTornTail: false))
+                unreadable.append(
+                    SegmentClaim.Unreadable(
+                        messageCount: Int(entry.messages),
+                        detail: "\(entry.messages) messages at \(location) are damaged on disk: dropped"))
+            case .failed(let error):
+                // Not claimable again in this process (claimed by no one); still held, and read again when the
+                // store is next opened.
+                readFailures[entry.key] = nil
+                tenants[number].mark(position, .claimed)
+                setAside.messages += Int(entry.messages)
+                setAside.first = setAside.first ?? (location, error)
             }
-            tenants[number].mark(position, .claimed)
-            keys.append(entry.key)
-            messages += unit
-            unitEnds.append(messages.count)
         }
-        // A record damaged on disk since the store opened is never sent: it is dropped and reported in
-        // `status().damage`.
-        try acknowledge(unreadable, tenant: number)
-        guard let first = keys.first, let first else { return nil }
+        if let (location, error) = setAside.first {
+            unreadable.append(
+                SegmentClaim.Unreadable(
+                    messageCount: setAside.messages,
+                    detail: "\(setAside.messages) messages from \(location) on could not be read "
+                        + "\(Self.readAttempts) times: kept in the store, to be read again when it is next opened",
+                    underlying: error))
+        }
+        try acknowledge(damaged, tenant: number)
+        guard let first = keys.first, let first else {
+            return unreadable.isEmpty
+                ? nil : SegmentClaim(id: 0, tenant: tenant, messages: [], unitEnds: [], unreadable: unreadable)
+        }
         let id = nextClaim
         nextClaim += 1
         claims[id] = (number, keys)
         return SegmentClaim(
             id: id, tenant: tenant, messages: messages, unitEnds: unitEnds,
-            retryState: retryStates[sequence(of: first)] ?? SegmentRetryState())
+            retryState: retryStates[sequence(of: first)] ?? SegmentRetryState(), unreadable: unreadable)
     }
 
     /// Acknowledges delivered or failed units in `acks.log`; keeps a retry schedule in the checkpoint.

@@ -12,7 +12,7 @@ import Darwin
 #endif
 
 /// The segments' lifecycle at its edges: the active segment once all of it is delivered, an append whose
-/// `fsync` failed.
+/// `fsync` failed, a record that cannot be read back.
 @Suite struct FileStoreLifecycleTests {
     static func directory(_ name: String) -> URL {
         FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString)")
@@ -92,5 +92,47 @@ import Darwin
         let claim = try #require(
             try await store.claim(tenant: "default", maximumMessages: 100, maximumBytes: 1 << 20, lease: .zero))
         #expect(claim.messages.map(\.messageID) == ["before-0", "after-0"])
+    }
+
+    /// `pread` fails (EIO) for every claim: the pipeline reports each failed claim, and on the third the
+    /// units are set aside and reported as failed with a reason, so `flush()` returns instead of retrying
+    /// forever; the store keeps them, and a reopen whose reads work delivers them.
+    @Test func aRecordThatCannotBeReadIsReportedAfterThreeAttemptsAndKept() async throws {
+        let path = Self.directory("pread-fails")
+        defer { try? FileManager.default.removeItem(at: path) }
+        let clock = VirtualClock()
+        let failing = Locked(true)
+        let (counters, reasons) = try await {
+            let store = try FileMessageStore(
+                directory: path, configuration: .init(), fsync: { fsync($0) },
+                pread: { descriptor, buffer, count, offset in
+                    guard failing.withLock({ $0 }) else { return pread(descriptor, buffer, count, offset) }
+                    errno = EIO
+                    return -1
+                })
+            return try await SegmentPipeline.withPipeline(
+                writeKey: WriteKey("wk"), transport: RecordingTransport(), store: store, clock: clock,
+                wallClock: clock.wallClock
+            ) { pipeline in
+                let outcomes = await pipeline.outcomes(bufferingPolicy: .unbounded)
+                try await pipeline.record(contentsOf: try Self.units(3, tag: "unreadable"))
+                await pipeline.flush()
+                var reasons: [SegmentDeliveryError] = []
+                for await outcome in outcomes {
+                    guard case .failed(let messages, let reason) = outcome, messages.isEmpty else { continue }
+                    reasons.append(reason)
+                    if reasons.count == 3 { break }
+                }
+                return (await pipeline.counters, reasons)
+            }
+        }()
+        #expect(counters.storeFailures == 3, "two failed claims, then the units set aside")
+        #expect(counters.delivered == 0)
+        #expect(reasons.allSatisfy { $0.code == .storeFailure })
+        #expect(reasons.last?.description.contains("could not be read 3 times: kept in the store") == true)
+        #expect(reasons.last?.underlying is FileStoreError)
+        failing.withLock { $0 = false }
+        let store = try FileMessageStore(directory: path)
+        #expect(try await store.recover(tenant: "default").messages == 3, "kept")
     }
 }
