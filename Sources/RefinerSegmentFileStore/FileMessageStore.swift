@@ -455,7 +455,8 @@ public actor FileMessageStore: SegmentMessageStore {
                 unreadable.append(
                     SegmentClaim.Unreadable(
                         messageCount: Int(entry.messages),
-                        detail: "\(entry.messages) messages at \(location) are damaged on disk: dropped"))
+                        detail: "\(entry.messages) messages at \(location) are damaged on disk: dropped",
+                        isKept: false))
             case .failed(let error):
                 // Not claimable again in this process (claimed by no one); still held, and read again when the
                 // store is next opened.
@@ -471,7 +472,7 @@ public actor FileMessageStore: SegmentMessageStore {
                     messageCount: setAside.messages,
                     detail: "\(setAside.messages) messages from \(location) on could not be read "
                         + "\(Self.readAttempts) times: kept in the store, to be read again when it is next opened",
-                    underlying: error))
+                    underlying: error, isKept: true))
         }
         try acknowledge(damaged, tenant: number)
         guard let first = keys.first, let first else {

@@ -135,4 +135,25 @@ import Darwin
         let store = try FileMessageStore(directory: path)
         #expect(try await store.recover(tenant: "default").messages == 3, "kept")
     }
+
+    /// A record damaged on disk after the store opened is left out of the claim and reported in it, dropped.
+    @Test func aRecordDamagedSinceOpeningIsReportedInTheClaimAndDropped() async throws {
+        let path = Self.directory("damaged-since-open")
+        defer { try? FileManager.default.removeItem(at: path) }
+        let store = try FileMessageStore(directory: path)
+        #expect(try await store.append(try Self.units(2, tag: "d"), tenant: "default") == 2)
+        let name = try #require(
+            try FileManager.default.contentsOfDirectory(atPath: path.path).first { $0.hasPrefix("segment-") })
+        let file = try FileHandle(forUpdating: path.appendingPathComponent(name))
+        try file.seek(toOffset: UInt64(SegmentRecord.headerSize + 40))
+        try file.write(contentsOf: Data("#".utf8))
+        try file.close()
+        let claim = try #require(
+            try await store.claim(tenant: "default", maximumMessages: 10, maximumBytes: 1 << 20, lease: .zero))
+        #expect(claim.messages.map(\.messageID) == ["d-1"])
+        #expect(claim.unreadable.count == 1)
+        #expect(claim.unreadable.first?.messageCount == 1)
+        #expect(claim.unreadable.first?.isKept == false)
+        #expect(try await store.usage(tenant: "default").messages == 1, "the damaged one is dropped")
+    }
 }

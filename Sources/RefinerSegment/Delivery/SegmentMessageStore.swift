@@ -86,8 +86,9 @@ public struct SegmentClaim: Sendable {
     /// The retry state left by earlier attempts (after a restart, or a release).
     public var retryState: SegmentRetryState
     /// Units at the front that the store could not read back (not in ``messages``, and no longer
-    /// claimable): the pipeline reports each as a failed outcome and counts their messages as done. A claim
-    /// may hold only these, with no messages.
+    /// claimable): the pipeline reports each as a failed outcome (code `storeFailure` when kept,
+    /// `storeDamaged` when dropped) and counts their messages as done. A claim may hold only these, with no
+    /// messages.
     public var unreadable: [Unreadable]
 
     /// Units a store could not read back for a claim: a read that kept failing (kept in the store), or a
@@ -99,12 +100,16 @@ public struct SegmentClaim: Sendable {
         public var detail: String
         /// The error the read failed with, if any.
         public var underlying: (any Error)?
+        /// Whether the store still holds them (a read that failed: tried again later) rather than dropped
+        /// them (damaged).
+        public var isKept: Bool
 
         /// Creates a report.
-        public init(messageCount: Int, detail: String, underlying: (any Error)? = nil) {
+        public init(messageCount: Int, detail: String, underlying: (any Error)? = nil, isKept: Bool) {
             self.messageCount = messageCount
             self.detail = detail
             self.underlying = underlying
+            self.isKept = isKept
         }
     }
 

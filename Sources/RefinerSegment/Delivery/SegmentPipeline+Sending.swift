@@ -98,9 +98,9 @@ extension SegmentPipeline {
         return nil
     }
 
-    /// Reports units a claim could not read back, each as a failed outcome with code `storeFailure` (counted
-    /// in ``Counters/storeFailures``), and counts their messages as done, so `flush()` and a drain do not wait
-    /// for them. Where they went (kept in the store, or dropped) is the store's to say, in the reason.
+    /// Reports units a claim could not read back, each as a failed outcome with code `storeFailure` (kept in
+    /// the store) or `storeDamaged` (dropped), counted in ``Counters/storeFailures``, and counts their messages
+    /// as done, so `flush()` and a drain do not wait for them.
     private func skipUnreadable(_ unreadable: [SegmentClaim.Unreadable]) {
         var count = 0
         for units in unreadable {
@@ -110,7 +110,8 @@ extension SegmentPipeline {
                 .failed(
                     [],
                     reason: SegmentDeliveryError(
-                        code: .storeFailure, underlyingDescription: units.underlying.map { redact("\($0)") },
+                        code: units.isKept ? .storeFailure : .storeDamaged,
+                        underlyingDescription: units.underlying.map { redact("\($0)") },
                         underlying: units.underlying, detail: units.detail)))
         }
         claimedThrough += count
