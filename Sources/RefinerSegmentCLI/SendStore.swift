@@ -48,7 +48,12 @@ actor SendStore: SegmentMessageStore {
     }
 
     func append(_ units: [[SegmentMessage]], tenant: String) async throws -> Int {
-        let cursors = nextCursors.withLock { Array($0.prefix(units.count)) }
+        // Taken before the append, so that a second append under way meanwhile takes the cursors after these;
+        // what this one does not accept goes back to the front.
+        let cursors = nextCursors.withLock { cursors in
+            defer { cursors.removeFirst(min(units.count, cursors.count)) }
+            return Array(cursors.prefix(units.count))
+        }
         // Each unit's mark: its cursor, or the last known before it (which covers less: never too much).
         var marks: [[UInt8]] = []
         marks.reserveCapacity(units.count)
@@ -57,19 +62,26 @@ actor SendStore: SegmentMessageStore {
             if index < cursors.count, let cursor = cursors[index] { latest = cursor.encoded }
             marks.append(latest)
         }
-        let accepted = try await base.append(units, tenant: tenant, marks: marks)
+        let accepted: Int
+        do {
+            accepted = try await base.append(units, tenant: tenant, marks: marks)
+        } catch {
+            nextCursors.withLock { $0.insert(contentsOf: cursors, at: 0) }
+            throw error
+        }
         appends += 1
         if appends == killAfterAppends { raise(SIGKILL) }
-        nextCursors.withLock { $0.removeFirst(min(accepted, $0.count)) }
+        if accepted < cursors.count { nextCursors.withLock { $0.insert(contentsOf: cursors[accepted...], at: 0) } }
         guard accepted > 0 else { return accepted }
         carried = marks[accepted - 1]
         guard let cursor = cursors.prefix(accepted).last(where: { $0 != nil }) ?? nil else { return accepted }
         do {
             try cursor.write(in: directory)
-        } catch  where !cursorCopyFailed {
+        } catch {
+            // Noted once: it is only a copy (the store keeps the cursor).
+            if !cursorCopyFailed { cursorFailure.withLock { $0 = "\(error)" } }
             cursorCopyFailed = true
-            cursorFailure.withLock { $0 = "\(error)" }
-        } catch {}
+        }
         return accepted
     }
 
