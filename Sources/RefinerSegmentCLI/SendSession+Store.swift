@@ -12,8 +12,9 @@ import RefinerSegmentFileStore
 ///   profiles are what one run would have) but not recorded again. Any other file is read from its start,
 ///   and the cursor then follows it.
 /// - A pipe or a terminal cannot be checked before it is read: it is read in full and keeps no cursor
-///   (the cursor of an earlier file is left alone).
-/// - The cursor is removed once a run read its input to the end and the store is empty: the job is done.
+///   (the cursor of an earlier file is left alone: its units carry that cursor again).
+/// - The cursor lives in the store (``SendStore``); it is cleared (an empty mark, and its copy removed) once
+///   a run read its input to the end and the store is empty: the job is done.
 struct StoreMode: Sendable {
     let store: SendStore
     let directory: String

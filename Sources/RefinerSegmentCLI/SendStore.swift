@@ -3,7 +3,7 @@ import RefinerSegment
 import RefinerSegmentFileStore
 
 /// The durable store under `send --store DIR`: a ``FileMessageStore`` with the two things `send` adds, each
-/// in the order that makes a crash between its two writes repeat work rather than lose it.
+/// written so that no crash loses work or does it twice where that can be avoided.
 ///
 /// - **The input cursor is written with the append.** Each append carries the ``InputCursor`` of its last
 ///   unit as the store's mark, in the same write (``FileMessageStore/append(_:tenant:marks:)``), so no crash
