@@ -1,5 +1,6 @@
 import Foundation
 import RefinerSegment
+import RefinerSegmentFileStore
 import RefinerSegmentTesting
 import Testing
 
@@ -188,6 +189,47 @@ import Darwin
         // Every message exactly once at the server, and the summary counts each once.
         #expect(SendInput.ids(acceptedBy: healthy).sorted() == workspace.expected.sorted(), "\(stderr)")
         #expect(stderr.contains("600 of 600 lines read"), "\(stderr)")
+        #expect(stderr.contains("1200 delivered, 0 failed"), "\(stderr)")
+    }
+
+    /// What an append cut short inside its write leaves: units after the cursor, without their mark (made
+    /// here by appending the next lines' messages with no mark). The re-run that resumes drops them and reads
+    /// those lines again: each message once at the server.
+    @Test(.enabled(if: enabled, missing))
+    func aRerunDropsWhatAnUnfinishedAppendLeftAfterTheCursor() async throws {
+        let workspace = try Workspace(count: 600, tag: "cut")
+        defer { workspace.remove() }
+        let stalling = try LoopbackHTTPServer { _ in .hold }
+        defer { stalling.stop() }
+        let first = try workspace.launch(
+            [
+                "send", "--endpoint", stalling.baseURL.absoluteString, "--store", "store", "--failed", "failed.jsonl",
+                "in.jsonl",
+            ], name: "first", environment: ["REFINER_SEGMENT_TEST_KILL_AFTER_APPENDS": "1"])
+        guard await workspace.finish(first) else { return }
+        do {
+            // The kill came before the cursor's copy was written: the store's own mark says where it got.
+            let store = try FileMessageStore(directory: workspace.url("store"))
+            let cursor = try JSONSerialization.jsonObject(with: Data(try #require(store.markAtOpen)))
+            let line = try #require((cursor as? [String: Any])?["line"] as? Int)
+            try #require(line < 596)
+            let orphans = try (line..<line + 4).map { index in
+                [
+                    try SegmentMessage(
+                        json: Array(
+                            #"{"type":"identify","messageId":"refiner-cut-\#(index)-identify","userId":"u"}"#.utf8))
+                ]
+            }
+            #expect(try await store.append(orphans, tenant: "default") == 4)
+        }
+        let healthy = try LoopbackHTTPServer()
+        defer { healthy.stop() }
+        let rerun = try workspace.send(healthy, name: "rerun")
+        guard await workspace.finish(rerun) else { return }
+        let stderr = workspace.text("rerun.err")
+        #expect(rerun.terminationStatus == 0, "\(stderr)")
+        #expect(stderr.contains("store held 4 messages of an append the earlier run did not finish"), "\(stderr)")
+        #expect(SendInput.ids(acceptedBy: healthy).sorted() == workspace.expected.sorted(), "\(stderr)")
         #expect(stderr.contains("1200 delivered, 0 failed"), "\(stderr)")
     }
 
