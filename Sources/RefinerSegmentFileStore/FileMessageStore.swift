@@ -493,7 +493,9 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
         var setAside: (messages: Int, first: (location: String, error: any Error)?) = (0, nil)
         for (position, read) in zip(picked, reads) {
             let entry = tenants[number].entries[position]
-            let location = "\(segmentName(entry.segment)) offset \(entry.offset)"
+            // Made only for a unit that needs it: a claim of 1,000 good units named each one's file (an
+            // `NSString` path operation and an interpolation each), a tenth of a batched run's CPU time.
+            var location: String { "\(segmentName(entry.segment)) offset \(entry.offset)" }
             switch read {
             case .messages(let unit):
                 tenants[number].mark(position, .claimed)
