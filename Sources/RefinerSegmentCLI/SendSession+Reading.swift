@@ -110,10 +110,12 @@ extension SendSession {
     static func messages(
         of bytes: [UInt8], process: (SurveyResponse) throws -> [SegmentMessage]
     ) throws -> [SegmentMessage] {
+        if let response = InputShape.onePassResponse(bytes) { return try process(response) }
+        // Only now can the bytes be invalid UTF-8 (the reader checks every byte of a record it reads): the
+        // check picks the words for that.
         guard UTF8Validation.isValid(bytes) else {
             throw RefinerSegmentError(code: .invalidInput, detail: "not valid UTF-8")
         }
-        if let response = InputShape.onePassResponse(bytes) { return try process(response) }
         let shape = InputShape(of: bytes)
         guard shape.isResponse else { return try shape.messages(from: bytes) }
         return try process(try shape.response(from: bytes))

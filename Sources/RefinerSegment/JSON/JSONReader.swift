@@ -18,22 +18,30 @@ struct JSONReader {
         _ bytes: some Collection<UInt8>, _ body: (JSONReader) throws(JSONDecodingError) -> Result
     ) throws(JSONDecodingError) -> Result {
         func read(_ buffer: UnsafeBufferPointer<UInt8>) -> Swift.Result<Result, JSONDecodingError> {
-            do {
-                let tape = try JSONTape(bytes: buffer)
-                // The tape is not empty and its bytes have a base address: an empty input is a syntax error.
-                return .success(try body(JSONReader(base: buffer.baseAddress!, tape: tape)))
-            } catch let error as JSONSyntaxError {
-                return .failure(JSONDecodingError(.syntax(error)))
-            } catch let error as JSONDecodingError {
-                return .failure(error)
+            do throws(JSONDecodingError) {
+                return .success(try withDocument(buffer: buffer, body))
             } catch {
-                return .failure(JSONDecodingError(.invalid("\(error)")))
+                return .failure(error)
             }
         }
         let result =
             bytes.withContiguousStorageIfAvailable(read)
             ?? Array(bytes).withUnsafeBufferPointer(read)
         return try result.get()
+    }
+
+    /// Reads `buffer` (alive and unchanged during the call) and passes the reader to `body`.
+    static func withDocument<Result>(
+        buffer: UnsafeBufferPointer<UInt8>, _ body: (JSONReader) throws(JSONDecodingError) -> Result
+    ) throws(JSONDecodingError) -> Result {
+        let tape: JSONTape
+        do {
+            tape = try JSONTape(bytes: buffer)
+        } catch {
+            throw JSONDecodingError(.syntax(error))
+        }
+        // The tape is not empty and its bytes have a base address: an empty input is a syntax error.
+        return try body(JSONReader(base: buffer.baseAddress!, tape: tape))
     }
 
     /// The document itself.

@@ -14,13 +14,26 @@ extension SurveyResponse {
     /// - Throws: ``RefinerSegmentError`` with code ``RefinerSegmentError/Code/invalidInput`` that names the
     ///   field that is missing or wrong (`answers[2].question.text`), or says the bytes are not JSON and where
     ///   (invalid UTF-8 and a nesting deeper than 512 levels included).
+    @inlinable
     public init(json: some Collection<UInt8>) throws(RefinerSegmentError) {
-        do {
-            self = try JSONReader.withDocument(json) { reader throws(JSONDecodingError) in
-                try SurveyResponse(reader, JSONReader.root)
-            }
+        // Inlined into the caller, so that a byte array (or any contiguous bytes) goes straight to the
+        // non-generic reader: the generic body, called from another module, ran unspecialized.
+        let result =
+            json.withContiguousStorageIfAvailable(Self.read(json:))
+            ?? Array(json).withUnsafeBufferPointer(Self.read(json:))
+        self = try result.get()
+    }
+
+    /// The response in `json` (the reader of ``init(json:)``), or the error.
+    @usableFromInline
+    static func read(json: UnsafeBufferPointer<UInt8>) -> Result<SurveyResponse, RefinerSegmentError> {
+        do throws(JSONDecodingError) {
+            return .success(
+                try JSONReader.withDocument(buffer: json) { reader throws(JSONDecodingError) in
+                    try SurveyResponse(reader, JSONReader.root)
+                })
         } catch {
-            throw RefinerSegmentError(code: .invalidInput, detail: error.detail)
+            return .failure(RefinerSegmentError(code: .invalidInput, detail: error.detail))
         }
     }
 
