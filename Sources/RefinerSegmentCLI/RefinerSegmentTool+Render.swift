@@ -29,6 +29,7 @@ extension RefinerSegmentTool {
         var profiles = try CollectedProfiles.open(options.values["--profiles"], io: io)
         defer { profiles.close() }
         var output = OutputBuffer(write: io.writeOutput)
+        let repeated = RepeatedStrings()
         var rejected = 0
         var accepted = 0
         var ignored = 0
@@ -45,7 +46,7 @@ extension RefinerSegmentTool {
                 if bytes.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
                 do {
                     let response: SurveyResponse
-                    if let read = InputShape.onePassResponse(bytes) {
+                    if let read = InputShape.onePassResponse(bytes, repeated: repeated) {
                         response = read
                     } else {
                         // Only now can the bytes be invalid UTF-8 (the reader checks every byte of a record it

@@ -12,6 +12,8 @@ import Foundation
 struct JSONReader {
     let base: UnsafePointer<UInt8>
     let tape: JSONTape
+    /// The last document's strings, to reuse where they repeat (see ``string(_:place:)``); nil: none.
+    var repeated: RepeatedStrings? = nil
 
     /// Reads `bytes` and passes the reader, whose value at token 0 is the document, to `body`.
     static func withDocument<Result>(
@@ -32,7 +34,8 @@ struct JSONReader {
 
     /// Reads `buffer` (alive and unchanged during the call) and passes the reader to `body`.
     static func withDocument<Result>(
-        buffer: UnsafeBufferPointer<UInt8>, _ body: (JSONReader) throws(JSONDecodingError) -> Result
+        buffer: UnsafeBufferPointer<UInt8>, repeated: RepeatedStrings? = nil,
+        _ body: (JSONReader) throws(JSONDecodingError) -> Result
     ) throws(JSONDecodingError) -> Result {
         let tape: JSONTape
         do {
@@ -41,17 +44,17 @@ struct JSONReader {
             throw JSONDecodingError(.syntax(error))
         }
         // The tape is not empty and its bytes have a base address: an empty input is a syntax error.
-        return try body(JSONReader(base: buffer.baseAddress!, tape: tape))
+        return try body(JSONReader(base: buffer.baseAddress!, tape: tape, repeated: repeated))
     }
 
     /// The document itself.
     static let root = 0
 
-    func kind(_ index: Int) -> JSONTape.Kind { tape.tokens[index].kind }
+    func kind(_ index: Int) -> JSONTape.Kind { tape[index].kind }
 
     /// The index of the token after the value at `index`.
     func after(_ index: Int) -> Int {
-        let token = tape.tokens[index]
+        let token = tape[index]
         switch token.kind {
         case .object, .array: return token.end
         default: return index + 1
@@ -64,7 +67,7 @@ struct JSONReader {
     /// `JSONDecoder` does), or `nil`.
     @inline(__always)
     func member(_ name: StaticString, of object: Int) -> Int? {
-        let end = tape.tokens[object].end
+        let end = tape[object].end
         var index = object + 1
         while index < end {
             if isName(index, name) { return index + 1 }
@@ -77,7 +80,7 @@ struct JSONReader {
     func forEachMember(
         of object: Int, _ body: (_ name: Int, _ value: Int) throws(JSONDecodingError) -> Void
     ) throws(JSONDecodingError) {
-        let end = tape.tokens[object].end
+        let end = tape[object].end
         var index = object + 1
         while index < end {
             try body(index, index + 1)
@@ -89,7 +92,7 @@ struct JSONReader {
     func forEachElement(
         of array: Int, _ body: (_ offset: Int, _ value: Int) throws(JSONDecodingError) -> Void
     ) throws(JSONDecodingError) {
-        let end = tape.tokens[array].end
+        let end = tape[array].end
         var index = array + 1
         var offset = 0
         while index < end {
@@ -103,7 +106,7 @@ struct JSONReader {
     func elementCount(of array: Int) -> Int {
         var count = 0
         var index = array + 1
-        let end = tape.tokens[array].end
+        let end = tape[array].end
         while index < end {
             index = after(index)
             count += 1
@@ -115,7 +118,7 @@ struct JSONReader {
     /// bytes are constants.
     @inline(__always)
     private func isName(_ index: Int, _ name: StaticString) -> Bool {
-        let token = tape.tokens[index]
+        let token = tape[index]
         let length = name.utf8CodeUnitCount
         if token.isComplex { return isEscapedName(index, name) }
         guard token.end - token.start == length else { return false }
@@ -151,7 +154,7 @@ struct JSONReader {
     /// The string at `index` read as a date (``Timestamp``), without making a `String` of it unless it has
     /// escapes; nil when it is not a date.
     func date(_ index: Int) -> Date? {
-        let token = tape.tokens[index]
+        let token = tape[index]
         guard !token.isComplex else { return Timestamp.date(from: string(index)) }
         return Timestamp.date(fromUTF8: UnsafeBufferPointer(start: base + token.start, count: token.end - token.start))
     }
@@ -165,7 +168,7 @@ struct JSONReader {
 
     /// The string at `index`, its escapes resolved (the tape checked them).
     func string(_ index: Int) -> String {
-        let token = tape.tokens[index]
+        let token = tape[index]
         let count = token.end - token.start
         let source = base + token.start
         guard token.isComplex else {
@@ -211,10 +214,19 @@ struct JSONReader {
         }
     }
 
+    /// The string at `index`, the same `String` as `place` of the last document's when its bytes are the same
+    /// and the reader has ``repeated`` strings (see ``RepeatedStrings``).
+    @inline(__always)
+    func string(_ index: Int, place: Int) -> String {
+        let token = tape[index]
+        guard let repeated, !token.isComplex else { return string(index) }
+        return repeated.string(UnsafeBufferPointer(start: base + token.start, count: token.end - token.start), at: place)
+    }
+
     /// The number at `index` as an integer, when its value is integral and fits 64 bits: exactly, from its
     /// digits (`10`, `10.0` and `1e1` alike; `9007199254740993` stays itself, which a `Double` cannot hold).
     func integer(_ index: Int) -> Int64? {
-        let token = tape.tokens[index]
+        let token = tape[index]
         var at = token.start
         let end = token.end
         let isNegative = base[at] == UInt8(ascii: "-")
@@ -286,7 +298,7 @@ struct JSONReader {
 
     /// The number at `index` as the nearest `Double`, or `nil` when it is too large for one.
     func decimal(_ index: Int) -> Double? {
-        let token = tape.tokens[index]
+        let token = tape[index]
         let text = String(
             decoding: UnsafeBufferPointer(start: base + token.start, count: token.end - token.start), as: UTF8.self)
         guard let value = Double(text), value.isFinite else { return nil }
@@ -380,6 +392,18 @@ extension JSONReader {
     func requiredString(_ name: StaticString, of object: Int) throws(JSONDecodingError) -> String {
         // A required value is never nil: `value` throws for absent and `null`.
         string(try value(name, of: object, kind: .string, expected: "a string", isOptional: false)!)
+    }
+
+    /// A required string member, reused from `place` when it repeats (``string(_:place:)``).
+    func requiredString(_ name: StaticString, of object: Int, place: Int) throws(JSONDecodingError) -> String {
+        string(try value(name, of: object, kind: .string, expected: "a string", isOptional: false)!, place: place)
+    }
+
+    /// An optional string member, reused from `place` when it repeats (``string(_:place:)``).
+    func optionalString(_ name: StaticString, of object: Int, place: Int) throws(JSONDecodingError) -> String? {
+        try value(name, of: object, kind: .string, expected: "a string", isOptional: true).map {
+            string($0, place: place)
+        }
     }
 
     /// An optional string member: `nil` when absent or `null`.

@@ -52,8 +52,8 @@ extension SurveyResponse {
         let surveyIndex = try reader.object("survey", of: index, isOptional: false)!
         let survey = try decoding(.name("survey")) { () throws(JSONDecodingError) in
             Survey(
-                id: try reader.requiredString("id", of: surveyIndex),
-                name: try reader.optionalString("name", of: surveyIndex))
+                id: try reader.requiredString("id", of: surveyIndex, place: RepeatedStrings.Place.surveyID),
+                name: try reader.optionalString("name", of: surveyIndex, place: RepeatedStrings.Place.surveyName))
         }
         let userIndex = try reader.object("user", of: index, isOptional: false)!
         let user = try decoding(.name("user")) { () throws(JSONDecodingError) in
@@ -75,7 +75,7 @@ extension SurveyResponse {
                 try reader.forEachElement(of: answersIndex) { offset, element throws(JSONDecodingError) in
                     try decoding(.index(offset)) { () throws(JSONDecodingError) in
                         try reader.check(element, is: .object, expected: "an object")
-                        answers.append(try Answer(reader, element))
+                        answers.append(try Answer(reader, element, position: offset))
                     }
                 }
             }
@@ -122,11 +122,11 @@ extension Traits {
 }
 
 extension Answer {
-    /// Decodes the answer at `index` (an object), as ``init(from:)`` does.
-    init(_ reader: JSONReader, _ index: Int) throws(JSONDecodingError) {
+    /// Decodes the answer at `index` (an object) at `position` in its response, as ``init(from:)`` does.
+    init(_ reader: JSONReader, _ index: Int, position: Int) throws(JSONDecodingError) {
         let questionIndex = try reader.object("question", of: index, isOptional: false)!
         let question = try decoding(.name("question")) { () throws(JSONDecodingError) in
-            try Question(reader, questionIndex)
+            try Question(reader, questionIndex, places: RepeatedStrings.Place.question(position))
         }
         var value: AnswerValue?
         if let valueIndex = reader.member("value", of: index) {
@@ -144,11 +144,12 @@ extension Answer {
 }
 
 extension Question {
-    /// Decodes the question at `index` (an object), as ``init(from:)`` does.
-    init(_ reader: JSONReader, _ index: Int) throws(JSONDecodingError) {
-        let id = try reader.requiredString("id", of: index)
-        let text = try reader.requiredString("text", of: index)
-        let propertyName = try reader.optionalString("property", of: index)
+    /// Decodes the question at `index` (an object), as ``init(from:)`` does; its strings repeat at `places`,
+    /// `places + 1` and `places + 2` (``RepeatedStrings/Place``).
+    init(_ reader: JSONReader, _ index: Int, places: Int) throws(JSONDecodingError) {
+        let id = try reader.requiredString("id", of: index, place: places)
+        let text = try reader.requiredString("text", of: index, place: places + 1)
+        let propertyName = try reader.optionalString("property", of: index, place: places + 2)
         var attribution = Attribution.user
         // Names matched as bytes; a `String` is made only for anything else.
         if let nameIndex = try reader.optionalStringIndex("attribution", of: index) {

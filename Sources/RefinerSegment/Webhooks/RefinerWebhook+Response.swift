@@ -144,9 +144,24 @@ extension SurveyResponse {
     /// The response in `json` in either shape (the reader of ``init(jsonOrRefinerWebhook:)``), or the error.
     @usableFromInline
     static func read(jsonOrRefinerWebhook json: UnsafeBufferPointer<UInt8>) -> Result<SurveyResponse, RefinerSegmentError> {
+        read(jsonOrRefinerWebhook: json, repeated: nil)
+    }
+
+    /// Reads a response from one JSON record in either shape, as ``init(jsonOrRefinerWebhook:)`` does, values
+    /// and errors alike, reusing the strings of the last response read with `repeated` where they repeat:
+    /// the command-line tool's read loop, where a backfill repeats one survey's questions line after line.
+    package init(jsonOrRefinerWebhook json: [UInt8], repeated: RepeatedStrings) throws(RefinerSegmentError) {
+        self = try json.withUnsafeBufferPointer { buffer throws(RefinerSegmentError) in
+            try Self.read(jsonOrRefinerWebhook: buffer, repeated: repeated).get()
+        }
+    }
+
+    private static func read(
+        jsonOrRefinerWebhook json: UnsafeBufferPointer<UInt8>, repeated: RepeatedStrings?
+    ) -> Result<SurveyResponse, RefinerSegmentError> {
         let record: ShapedRecord
         do throws(JSONDecodingError) {
-            record = try JSONReader.withDocument(buffer: json, ShapedRecord.init)
+            record = try JSONReader.withDocument(buffer: json, repeated: repeated, ShapedRecord.init)
         } catch {
             return .failure(RefinerSegmentError(code: .invalidInput, detail: error.detail))
         }
