@@ -10,10 +10,13 @@ import Foundation
 /// a `null` where a value is due, a wrong type, an invalid value, each with its path), so that the detail of a
 /// ``RefinerSegmentError`` reads as before; syntax errors also say where the document stopped being JSON.
 struct JSONReader {
+    // Plain pointers only, so that copying a reader (into every decoder and closure) retains nothing: the
+    // tape and the repeated strings stay alive for the call of `withDocument` that made the reader.
     let base: UnsafePointer<UInt8>
-    let tape: JSONTape
-    /// The last document's strings, to reuse where they repeat (see ``string(_:place:)``); nil: none.
-    var repeated: RepeatedStrings? = nil
+    /// The tape's tokens.
+    let tokens: UnsafePointer<JSONTape.Token>
+    /// The strings of ``RepeatedStrings`` to reuse where they repeat (see ``string(_:place:)``); nil: none.
+    let repeated: UnsafeMutablePointer<String>?
 
     /// Reads `bytes` and passes the reader, whose value at token 0 is the document, to `body`.
     static func withDocument<Result>(
@@ -44,17 +47,19 @@ struct JSONReader {
             throw JSONDecodingError(.syntax(error))
         }
         // The tape is not empty and its bytes have a base address: an empty input is a syntax error.
-        return try body(JSONReader(base: buffer.baseAddress!, tape: tape, repeated: repeated))
+        return try withExtendedLifetime((tape, repeated)) { () throws(JSONDecodingError) in
+            try body(JSONReader(base: buffer.baseAddress!, tokens: tape.tokens, repeated: repeated?.strings))
+        }
     }
 
     /// The document itself.
     static let root = 0
 
-    func kind(_ index: Int) -> JSONTape.Kind { tape[index].kind }
+    func kind(_ index: Int) -> JSONTape.Kind { tokens[index].kind }
 
     /// The index of the token after the value at `index`.
     func after(_ index: Int) -> Int {
-        let token = tape[index]
+        let token = tokens[index]
         switch token.kind {
         case .object, .array: return token.end
         default: return index + 1
@@ -67,7 +72,7 @@ struct JSONReader {
     /// `JSONDecoder` does), or `nil`.
     @inline(__always)
     func member(_ name: StaticString, of object: Int) -> Int? {
-        let end = tape[object].end
+        let end = tokens[object].end
         var index = object + 1
         while index < end {
             if isName(index, name) { return index + 1 }
@@ -80,7 +85,7 @@ struct JSONReader {
     func forEachMember(
         of object: Int, _ body: (_ name: Int, _ value: Int) throws(JSONDecodingError) -> Void
     ) throws(JSONDecodingError) {
-        let end = tape[object].end
+        let end = tokens[object].end
         var index = object + 1
         while index < end {
             try body(index, index + 1)
@@ -92,7 +97,7 @@ struct JSONReader {
     func forEachElement(
         of array: Int, _ body: (_ offset: Int, _ value: Int) throws(JSONDecodingError) -> Void
     ) throws(JSONDecodingError) {
-        let end = tape[array].end
+        let end = tokens[array].end
         var index = array + 1
         var offset = 0
         while index < end {
@@ -106,7 +111,7 @@ struct JSONReader {
     func elementCount(of array: Int) -> Int {
         var count = 0
         var index = array + 1
-        let end = tape[array].end
+        let end = tokens[array].end
         while index < end {
             index = after(index)
             count += 1
@@ -118,7 +123,7 @@ struct JSONReader {
     /// bytes are constants.
     @inline(__always)
     private func isName(_ index: Int, _ name: StaticString) -> Bool {
-        let token = tape[index]
+        let token = tokens[index]
         let length = name.utf8CodeUnitCount
         if token.isComplex { return isEscapedName(index, name) }
         guard token.end - token.start == length else { return false }
@@ -154,7 +159,7 @@ struct JSONReader {
     /// The string at `index` read as a date (``Timestamp``), without making a `String` of it unless it has
     /// escapes; nil when it is not a date.
     func date(_ index: Int) -> Date? {
-        let token = tape[index]
+        let token = tokens[index]
         guard !token.isComplex else { return Timestamp.date(from: string(index)) }
         return Timestamp.date(fromUTF8: UnsafeBufferPointer(start: base + token.start, count: token.end - token.start))
     }
@@ -168,7 +173,7 @@ struct JSONReader {
 
     /// The string at `index`, its escapes resolved (the tape checked them).
     func string(_ index: Int) -> String {
-        let token = tape[index]
+        let token = tokens[index]
         let count = token.end - token.start
         let source = base + token.start
         guard token.isComplex else {
@@ -218,15 +223,16 @@ struct JSONReader {
     /// and the reader has ``repeated`` strings (see ``RepeatedStrings``).
     @inline(__always)
     func string(_ index: Int, place: Int) -> String {
-        let token = tape[index]
+        let token = tokens[index]
         guard let repeated, !token.isComplex else { return string(index) }
-        return repeated.string(UnsafeBufferPointer(start: base + token.start, count: token.end - token.start), at: place)
+        return RepeatedStrings.string(
+            UnsafeBufferPointer(start: base + token.start, count: token.end - token.start), at: place, in: repeated)
     }
 
     /// The number at `index` as an integer, when its value is integral and fits 64 bits: exactly, from its
     /// digits (`10`, `10.0` and `1e1` alike; `9007199254740993` stays itself, which a `Double` cannot hold).
     func integer(_ index: Int) -> Int64? {
-        let token = tape[index]
+        let token = tokens[index]
         var at = token.start
         let end = token.end
         let isNegative = base[at] == UInt8(ascii: "-")
@@ -298,7 +304,7 @@ struct JSONReader {
 
     /// The number at `index` as the nearest `Double`, or `nil` when it is too large for one.
     func decimal(_ index: Int) -> Double? {
-        let token = tape[index]
+        let token = tokens[index]
         let text = String(
             decoding: UnsafeBufferPointer(start: base + token.start, count: token.end - token.start), as: UTF8.self)
         guard let value = Double(text), value.isFinite else { return nil }

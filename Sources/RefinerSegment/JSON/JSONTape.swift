@@ -33,8 +33,9 @@ struct JSONTape {
     /// increment (no uniqueness and capacity checks through the array), and reading one has no bounds check
     /// (indices come from the tape itself: a container's `end`, the token after a value).
     private let storage: Storage
-    /// The storage's tokens once read (kept here, so that reading a token does not go through the class).
-    private let tokens: UnsafeMutablePointer<Token>
+    /// The storage's tokens once read (kept here, so that reading a token does not go through the class),
+    /// valid while the tape is.
+    let tokens: UnsafePointer<Token>
 
     /// The number of tokens.
     let count: Int
@@ -48,7 +49,7 @@ struct JSONTape {
         // About one token per eight bytes in typical documents; the buffer grows when a document has more.
         storage = Storage(capacity: bytes.count / 8 + 16)
         try Self.read(bytes, into: storage)
-        tokens = storage.tokens
+        tokens = UnsafePointer(storage.tokens)
         count = storage.count
     }
 

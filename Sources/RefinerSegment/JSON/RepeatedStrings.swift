@@ -13,8 +13,9 @@ package final class RepeatedStrings {
     /// The places kept: the survey's id and name, and three strings for each of the first 42 answers.
     package static let capacity = 128
 
-    /// The strings by place (a `let` pointer: reading and writing one is not a class property access).
-    private let strings: UnsafeMutablePointer<String>
+    /// The strings by place, valid while this object is: readers hold the pointer, not the object, so that
+    /// copying a reader retains nothing.
+    let strings: UnsafeMutablePointer<String>
 
     /// No strings yet.
     package init() {
@@ -35,11 +36,13 @@ package final class RepeatedStrings {
         static func question(_ answer: Int) -> Int { 2 + 3 * answer }
     }
 
-    /// The string at `index` (a string token without escapes), from `place` when the bytes are the same as
-    /// the string kept there, or made and kept there.
+    /// The string of `bytes` (a string token without escapes): the one kept at `place` of `strings` when its
+    /// bytes are the same, or made and kept there.
     @inline(__always)
-    func string(_ bytes: UnsafeBufferPointer<UInt8>, at place: Int) -> String {
-        guard place < Self.capacity else { return String(decoding: bytes, as: UTF8.self) }
+    static func string(
+        _ bytes: UnsafeBufferPointer<UInt8>, at place: Int, in strings: UnsafeMutablePointer<String>
+    ) -> String {
+        guard place < capacity else { return String(decoding: bytes, as: UTF8.self) }
         let slot = strings + place
         let isSame = slot.pointee.utf8.withContiguousStorageIfAvailable { kept in
             Self.equal(UnsafeRawBufferPointer(kept), UnsafeRawBufferPointer(bytes))
