@@ -436,14 +436,68 @@ extension JSONReader {
         throw JSONDecodingError(found == .null ? .null : .wrongType(expected: expected))
     }
 
+    /// The value indices of the members named `names.0` to `names.4` of the object at `object`, found in one
+    /// walk of it, each the first of its name as ``member(_:of:)`` finds it; nil for an absent one. Then
+    /// ``checked(_:_:kind:expected:isOptional:)`` checks each as ``value(_:of:kind:expected:isOptional:)``
+    /// would have, in the order of the `Codable` decoder, so that errors are the same.
+    @inline(__always)
+    func members(
+        _ names: (StaticString, StaticString, StaticString, StaticString, StaticString), of object: Int
+    ) -> (Int?, Int?, Int?, Int?, Int?) {
+        var found: (Int?, Int?, Int?, Int?, Int?) = (nil, nil, nil, nil, nil)
+        let end = tokens[object].end
+        var index = object + 1
+        while index < end {
+            // Names differ from each other, so a member is at most one of them.
+            if found.0 == nil, isName(index, names.0) {
+                found.0 = index + 1
+            } else if found.1 == nil, isName(index, names.1) {
+                found.1 = index + 1
+            } else if found.2 == nil, isName(index, names.2) {
+                found.2 = index + 1
+            } else if found.3 == nil, isName(index, names.3) {
+                found.3 = index + 1
+            } else if found.4 == nil, isName(index, names.4) {
+                found.4 = index + 1
+            }
+            index = after(index + 1)
+        }
+        return found
+    }
+
+    /// The string member `name` found at `found` (``members(_:of:)``), required, reused from `place` when it
+    /// repeats.
+    func requiredString(at found: Int?, _ name: StaticString, place: Int) throws(JSONDecodingError) -> String {
+        string(try checked(found, name, kind: .string, expected: "a string", isOptional: false)!, place: place)
+    }
+
+    /// The string member `name` found at `found` (``members(_:of:)``), optional, reused from `place` when it
+    /// repeats.
+    func optionalString(at found: Int?, _ name: StaticString, place: Int) throws(JSONDecodingError) -> String? {
+        try checked(found, name, kind: .string, expected: "a string", isOptional: true).map { string($0, place: place) }
+    }
+
+    /// The index of the optional string member `name` found at `found` (``members(_:of:)``).
+    func optionalStringIndex(at found: Int?, _ name: StaticString) throws(JSONDecodingError) -> Int? {
+        try checked(found, name, kind: .string, expected: "a string", isOptional: true)
+    }
+
     private func value(
         _ name: StaticString, of object: Int, kind: JSONTape.Kind, expected: String, isOptional: Bool
+    ) throws(JSONDecodingError) -> Int? {
+        try checked(member(name, of: object), name, kind: kind, expected: expected, isOptional: isOptional)
+    }
+
+    /// Checks the value of member `name` at `index` (nil: absent) as `decode` and `decodeIfPresent` do.
+    @inline(__always)
+    func checked(
+        _ index: Int?, _ name: StaticString, kind: JSONTape.Kind, expected: String, isOptional: Bool
     ) throws(JSONDecodingError) -> Int? {
         // The path's name is made only for an error: making it costs more than finding the member.
         func key() -> [JSONDecodingError.PathComponent] {
             [.name(name.withUTF8Buffer { String(decoding: $0, as: UTF8.self) })]
         }
-        guard let index = member(name, of: object) else {
+        guard let index else {
             if isOptional { return nil }
             throw JSONDecodingError(.missing, at: key())
         }

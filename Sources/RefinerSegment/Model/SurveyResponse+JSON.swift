@@ -147,12 +147,14 @@ extension Question {
     /// Decodes the question at `index` (an object), as ``init(from:)`` does; its strings repeat at `places`,
     /// `places + 1` and `places + 2` (``RepeatedStrings/Place``).
     init(_ reader: JSONReader, _ index: Int, places: Int) throws(JSONDecodingError) {
-        let id = try reader.requiredString("id", of: index, place: places)
-        let text = try reader.requiredString("text", of: index, place: places + 1)
-        let propertyName = try reader.optionalString("property", of: index, place: places + 2)
+        // One walk of the members finds all five; they are then checked in the `Codable` decoder's order.
+        let found = reader.members(("id", "text", "property", "attribution", "kind"), of: index)
+        let id = try reader.requiredString(at: found.0, "id", place: places)
+        let text = try reader.requiredString(at: found.1, "text", place: places + 1)
+        let propertyName = try reader.optionalString(at: found.2, "property", place: places + 2)
         var attribution = Attribution.user
         // Names matched as bytes; a `String` is made only for anything else.
-        if let nameIndex = try reader.optionalStringIndex("attribution", of: index) {
+        if let nameIndex = try reader.optionalStringIndex(at: found.3, "attribution") {
             if reader.isString(nameIndex, "account") {
                 attribution = .account
             } else if !reader.isString(nameIndex, "user") {
@@ -165,7 +167,7 @@ extension Question {
                 attribution = value
             }
         }
-        let kind = try reader.optionalStringIndex("kind", of: index).map { Kind(reader, $0) }
+        let kind = try reader.optionalStringIndex(at: found.4, "kind").map { Kind(reader, $0) }
         // Stored directly, not through `init(id:...)`: delegating made a copy of the question.
         self.id = id
         self.text = text
