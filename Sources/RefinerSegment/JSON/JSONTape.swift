@@ -203,7 +203,8 @@ struct JSONTape {
                     try readString(&index)
                 case UInt8(ascii: "{"), UInt8(ascii: "["):
                     guard depth < JSONTape.maximumDepth else {
-                        throw JSONSyntaxError("arrays and objects nest deeper than \(JSONTape.maximumDepth) levels", at: index)
+                        throw JSONSyntaxError(
+                            "arrays and objects nest deeper than \(JSONTape.maximumDepth) levels", at: index)
                     }
                     let isObject = byte == UInt8(ascii: "{")
                     append(isObject ? .object : .array, false, index, open)

@@ -143,7 +143,9 @@ extension SurveyResponse {
 
     /// The response in `json` in either shape (the reader of ``init(jsonOrRefinerWebhook:)``), or the error.
     @usableFromInline
-    static func read(jsonOrRefinerWebhook json: UnsafeBufferPointer<UInt8>) -> Result<SurveyResponse, RefinerSegmentError> {
+    static func read(jsonOrRefinerWebhook json: UnsafeBufferPointer<UInt8>) -> Result<
+        SurveyResponse, RefinerSegmentError
+    > {
         read(jsonOrRefinerWebhook: json, repeated: nil)
     }
 
