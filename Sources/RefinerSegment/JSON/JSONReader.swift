@@ -436,33 +436,64 @@ extension JSONReader {
         throw JSONDecodingError(found == .null ? .null : .wrongType(expected: expected))
     }
 
-    /// The value indices of the members named `names.0` to `names.4` of the object at `object`, found in one
-    /// walk of it, each the first of its name as ``member(_:of:)`` finds it; nil for an absent one. Then
-    /// ``checked(_:_:kind:expected:isOptional:)`` checks each as ``value(_:of:kind:expected:isOptional:)``
-    /// would have, in the order of the `Codable` decoder, so that errors are the same.
+    /// The value indices of the members named `names.0` to `names.5` (nil: no name) of the object at
+    /// `object`, found in one walk of it, each the first of its name as ``member(_:of:)`` finds it; nil for
+    /// an absent one. Then ``checked(_:_:kind:expected:isOptional:)`` checks each as
+    /// ``value(_:of:kind:expected:isOptional:)`` would have, in the order of the `Codable` decoder, so that
+    /// errors are the same.
     @inline(__always)
     func members(
-        _ names: (StaticString, StaticString, StaticString, StaticString, StaticString), of object: Int
-    ) -> (Int?, Int?, Int?, Int?, Int?) {
-        var found: (Int?, Int?, Int?, Int?, Int?) = (nil, nil, nil, nil, nil)
+        _ names: (StaticString?, StaticString?, StaticString?, StaticString?, StaticString?, StaticString?),
+        of object: Int
+    ) -> (Int?, Int?, Int?, Int?, Int?, Int?) {
+        var found: (Int?, Int?, Int?, Int?, Int?, Int?) = (nil, nil, nil, nil, nil, nil)
         let end = tokens[object].end
         var index = object + 1
         while index < end {
             // Names differ from each other, so a member is at most one of them.
-            if found.0 == nil, isName(index, names.0) {
+            if found.0 == nil, let name = names.0, isName(index, name) {
                 found.0 = index + 1
-            } else if found.1 == nil, isName(index, names.1) {
+            } else if found.1 == nil, let name = names.1, isName(index, name) {
                 found.1 = index + 1
-            } else if found.2 == nil, isName(index, names.2) {
+            } else if found.2 == nil, let name = names.2, isName(index, name) {
                 found.2 = index + 1
-            } else if found.3 == nil, isName(index, names.3) {
+            } else if found.3 == nil, let name = names.3, isName(index, name) {
                 found.3 = index + 1
-            } else if found.4 == nil, isName(index, names.4) {
+            } else if found.4 == nil, let name = names.4, isName(index, name) {
                 found.4 = index + 1
+            } else if found.5 == nil, let name = names.5, isName(index, name) {
+                found.5 = index + 1
             }
             index = after(index + 1)
         }
         return found
+    }
+
+    /// The value of member `name` found at `found` (``members(_:of:)``), checked to be an object; `nil` when
+    /// absent or `null` if `isOptional`.
+    func object(at found: Int?, _ name: StaticString, isOptional: Bool) throws(JSONDecodingError) -> Int? {
+        try checked(found, name, kind: .object, expected: "an object", isOptional: isOptional)
+    }
+
+    /// The value of member `name` found at `found` (``members(_:of:)``), checked to be an array; `nil` when
+    /// absent or `null` if `isOptional`.
+    func array(at found: Int?, _ name: StaticString, isOptional: Bool) throws(JSONDecodingError) -> Int? {
+        try checked(found, name, kind: .array, expected: "an array", isOptional: isOptional)
+    }
+
+    /// The string member `name` found at `found` (``members(_:of:)``), required.
+    func requiredString(at found: Int?, _ name: StaticString) throws(JSONDecodingError) -> String {
+        string(try checked(found, name, kind: .string, expected: "a string", isOptional: false)!)
+    }
+
+    /// The string member `name` found at `found` (``members(_:of:)``), optional.
+    func optionalString(at found: Int?, _ name: StaticString) throws(JSONDecodingError) -> String? {
+        try checked(found, name, kind: .string, expected: "a string", isOptional: true).map(string)
+    }
+
+    /// The index of the required string member `name` found at `found` (``members(_:of:)``).
+    func requiredStringIndex(at found: Int?, _ name: StaticString) throws(JSONDecodingError) -> Int {
+        try checked(found, name, kind: .string, expected: "a string", isOptional: false)!
     }
 
     /// The string member `name` found at `found` (``members(_:of:)``), required, reused from `place` when it

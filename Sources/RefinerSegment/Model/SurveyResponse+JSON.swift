@@ -40,36 +40,39 @@ extension SurveyResponse {
     /// Decodes the response at `index`, as ``init(from:)`` does.
     init(_ reader: JSONReader, _ index: Int) throws(JSONDecodingError) {
         try reader.check(index, is: .object, expected: "an object")
-        let id = try reader.requiredString("id", of: index)
+        // One walk of the members finds all six; they are then checked in the `Codable` decoder's order.
+        let found = reader.members(("id", "completedAt", "survey", "user", "account", "answers"), of: index)
+        let id = try reader.requiredString(at: found.0, "id")
         // Read from its bytes: the text becomes a `String` only for the error.
-        let completedAtIndex = try reader.requiredStringIndex("completedAt", of: index)
+        let completedAtIndex = try reader.requiredStringIndex(at: found.1, "completedAt")
         guard let completedAt = reader.date(completedAtIndex) else {
             let completedAtText = reader.string(completedAtIndex)
             throw JSONDecodingError(
                 .invalid("'\(completedAtText)' is not an ISO-8601 date-time such as 2026-11-20T10:15:00.000Z"),
                 at: [.name("completedAt")])
         }
-        let surveyIndex = try reader.object("survey", of: index, isOptional: false)!
+        let surveyIndex = try reader.object(at: found.2, "survey", isOptional: false)!
         let survey = try decoding(.name("survey")) { () throws(JSONDecodingError) in
             Survey(
                 id: try reader.requiredString("id", of: surveyIndex, place: RepeatedStrings.Place.surveyID),
                 name: try reader.optionalString("name", of: surveyIndex, place: RepeatedStrings.Place.surveyName))
         }
-        let userIndex = try reader.object("user", of: index, isOptional: false)!
+        let userIndex = try reader.object(at: found.3, "user", isOptional: false)!
         let user = try decoding(.name("user")) { () throws(JSONDecodingError) in
-            User(
-                id: try reader.optionalString("id", of: userIndex),
-                anonymousID: try reader.optionalString("anonymousId", of: userIndex),
-                email: try reader.optionalString("email", of: userIndex))
+            let members = reader.members(("id", "anonymousId", "email", nil, nil, nil), of: userIndex)
+            return User(
+                id: try reader.optionalString(at: members.0, "id"),
+                anonymousID: try reader.optionalString(at: members.1, "anonymousId"),
+                email: try reader.optionalString(at: members.2, "email"))
         }
         var account: Account?
-        if let accountIndex = try reader.object("account", of: index, isOptional: true) {
+        if let accountIndex = try reader.object(at: found.4, "account", isOptional: true) {
             account = try decoding(.name("account")) { () throws(JSONDecodingError) in
                 try Account(reader, accountIndex)
             }
         }
         var answers: [Answer] = []
-        if let answersIndex = try reader.array("answers", of: index, isOptional: true) {
+        if let answersIndex = try reader.array(at: found.5, "answers", isOptional: true) {
             answers.reserveCapacity(reader.elementCount(of: answersIndex))
             try decoding(.name("answers")) { () throws(JSONDecodingError) in
                 try reader.forEachElement(of: answersIndex) { offset, element throws(JSONDecodingError) in
@@ -148,7 +151,7 @@ extension Question {
     /// `places + 1` and `places + 2` (``RepeatedStrings/Place``).
     init(_ reader: JSONReader, _ index: Int, places: Int) throws(JSONDecodingError) {
         // One walk of the members finds all five; they are then checked in the `Codable` decoder's order.
-        let found = reader.members(("id", "text", "property", "attribution", "kind"), of: index)
+        let found = reader.members(("id", "text", "property", "attribution", "kind", nil), of: index)
         let id = try reader.requiredString(at: found.0, "id", place: places)
         let text = try reader.requiredString(at: found.1, "text", place: places + 1)
         let propertyName = try reader.optionalString(at: found.2, "property", place: places + 2)
