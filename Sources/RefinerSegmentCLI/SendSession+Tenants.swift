@@ -144,7 +144,8 @@ final class TenantSendSession: Sendable {
             await running
             await reported
             let left = await storeMode?.end(
-                tenants: options.tenants.names, inputComplete: stopSignal.withLock({ $0 }) == nil && !summary.readFailed)
+                tenants: options.tenants.names, inputComplete: stopSignal.withLock({ $0 }) == nil && !summary.readFailed
+            )
             let status = await finish(summary, held: held, left: left)
             tasks.cancelAll()
             return status
