@@ -207,8 +207,8 @@ final class TenantSendSession: Sendable {
             }
             let name = SignalListener.name(of: number)
             if first {
-                io.writeError(
-                    "refiner-segment: \(name) received: stopping; undelivered messages go to the failed files\n")
+                let whereTo = storeMode.map { "stay in \($0.directory)" } ?? "go to the failed files"
+                io.writeError("refiner-segment: \(name) received: stopping; undelivered messages \(whereTo)\n")
                 group.triggerGracefulShutdown()
                 continue
             }
