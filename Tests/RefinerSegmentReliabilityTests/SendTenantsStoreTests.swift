@@ -146,4 +146,23 @@ import Darwin
         texts.append(("failed.down.jsonl", String(decoding: failed, as: UTF8.self)))
         Self.expectNoKey(in: texts)
     }
+
+    @Test(.enabled(if: SendStoreTests.enabled, SendStoreTests.missing))
+    func aSecondSendTenantsOnTheSameStoreIsRefusedNamingTheFirst() async throws {
+        let workspace = try SendStoreTests.Workspace(count: 0, tag: "tenants-lock")
+        defer { workspace.remove() }
+        try Data(Self.input().utf8).write(to: workspace.url("in.jsonl"))
+        let holding = try (0..<3).map { _ in try LoopbackHTTPServer { _ in .hold } }
+        defer { for server in holding { server.stop() } }
+        try Self.writeTenants(Array(zip(Self.tenants, holding)), in: workspace)
+        let first = try Self.send(workspace, name: "first")
+        #expect(await eventually { holding.contains { !$0.requests.isEmpty } || !first.isRunning })
+        let second = try Self.send(workspace, name: "second")
+        guard await workspace.finish(second) else { return }
+        await workspace.killHard(first)
+        let holder = "store is in use by process \(first.processIdentifier)"
+        #expect(second.terminationStatus == 1)
+        #expect(workspace.text("second.err").contains(holder), "\(workspace.text("second.err"))")
+        #expect(!workspace.text("second.err").contains("lines read"), "the refused run read nothing")
+    }
 }
