@@ -287,11 +287,14 @@ final class TenantSendSession: Sendable {
         var summary = ReadSummary()
         var profiles: [String: CollectedProfiles] = [:]
         var pending: Pending?
+        /// `--store`: units of one tenant read and not yet recorded, recorded together (one append, one cursor).
+        var batch: [Pending] = []
         while stopSignal.withLock({ $0 }) == nil {
             if let unit = pending, !reader.canReadWithoutWaiting() {
                 pending = nil
-                await record(unit, summary: &summary)
+                await enqueue(unit, batch: &batch, summary: &summary)
             }
+            if !batch.isEmpty, !reader.canReadWithoutWaiting() { await recordBatch(&batch, summary: &summary) }
             let step = summary.step(&reader, io: io)
             guard case .record(let span, let bytes) = step else {
                 if case .end = step { break }
@@ -340,7 +343,7 @@ final class TenantSendSession: Sendable {
             }
             if let unit = pending {
                 pending = nil
-                await record(unit, summary: &summary)
+                await enqueue(unit, batch: &batch, summary: &summary)
             }
             let unit = Pending(
                 tenant: tenant, serial: part.ledger.add(messages), key: key ?? "", location: location,
@@ -348,10 +351,13 @@ final class TenantSendSession: Sendable {
             if key != nil {
                 pending = unit
             } else {
-                await record(unit, summary: &summary)
+                await enqueue(unit, batch: &batch, summary: &summary)
             }
         }
-        if let unit = pending, stopSignal.withLock({ $0 }) == nil { await record(unit, summary: &summary) }
+        if let unit = pending, stopSignal.withLock({ $0 }) == nil {
+            await enqueue(unit, batch: &batch, summary: &summary)
+        }
+        if !batch.isEmpty, stopSignal.withLock({ $0 }) == nil { await recordBatch(&batch, summary: &summary) }
         for store in profiles.values { store.close() }
         summary.bytesConsumed = reader.bytesConsumed
         return summary
@@ -383,11 +389,64 @@ final class TenantSendSession: Sendable {
         return tenant
     }
 
+    /// Records a unit at once, or with `--store` adds it to the batch: a batch holds consecutive units of
+    /// one tenant, recorded once full, when the next unit is another tenant's, or when the input would make
+    /// the reader wait. Batches are recorded in input order, each append carrying its last unit's cursor, so
+    /// the cursor never passes a unit of any tenant that is not stored.
+    private func enqueue(_ unit: Pending, batch: inout [Pending], summary: inout ReadSummary) async {
+        guard storeMode != nil else { return await record(unit, summary: &summary) }
+        guard !unit.messages.isEmpty else {
+            // Nothing to store (the group would pass over it, and the cursors would no longer line up).
+            parts[unit.tenant]?.ledger.accepted(unit.serial)
+            return
+        }
+        if let last = batch.last, last.tenant != unit.tenant { await recordBatch(&batch, summary: &summary) }
+        batch.append(unit)
+        if batch.count >= SendSession.storeBatchUnits { await recordBatch(&batch, summary: &summary) }
+    }
+
+    /// Records a batch of one tenant's units in one call, their cursors named first; a unit the group
+    /// refuses is skipped and reported, as one at a time would be. Returns early when the group stopped on a
+    /// signal (the units left are after the cursor: the re-run reads them again).
+    private func recordBatch(_ batch: inout [Pending], summary: inout ReadSummary) async {
+        guard let storeMode, let tenant = batch.first?.tenant, let part = parts[tenant] else {
+            batch = []
+            return
+        }
+        var rest = batch[...]
+        batch = []
+        while !rest.isEmpty {
+            storeMode.prepare(ends: rest.map { (line: $0.lastLine, offset: $0.endOffset) })
+            let before = await group.status(of: tenant)?.counters.accepted ?? 0
+            do {
+                try await group.record(contentsOf: rest.map(\.messages), tenant: tenant)
+                for unit in rest { part.ledger.accepted(unit.serial) }
+                rest = []
+            } catch {
+                // The units before the one that failed were accepted: as many messages as the counter moved.
+                var accepted = (await group.status(of: tenant)?.counters.accepted ?? 0) - before
+                while let unit = rest.first, unit.messages.count <= accepted {
+                    accepted -= unit.messages.count
+                    part.ledger.accepted(unit.serial)
+                    rest.removeFirst()
+                }
+                if error.code == .shutDown, stopSignal.withLock({ $0 }) != nil { return }
+                if let unit = rest.popFirst() {
+                    part.ledger.remove(unit.serial)
+                    summary.skipped += 1
+                    io.writeError("\(unit.location): skipped: \(error)\n")
+                }
+            }
+            if let failure = storeMode.takeCursorFailure() {
+                // Only the copy: the store keeps the cursor itself, so reading goes on.
+                io.writeError("refiner-segment: \(failure) (a copy for reading; the store keeps the cursor)\n")
+            }
+        }
+    }
+
+    /// Records one unit without a store.
     private func record(_ unit: Pending, summary: inout ReadSummary) async {
         guard let part = parts[unit.tenant] else { return }
-        // With a store, the append carries the unit's cursor (one unit at a time, in input order, so the
-        // cursor never passes a unit of any tenant that is not stored).
-        if !unit.messages.isEmpty { storeMode?.prepare(ends: [(line: unit.lastLine, offset: unit.endOffset)]) }
         do {
             try await group.record(unit.messages, tenant: unit.tenant)
             part.ledger.accepted(unit.serial)
@@ -396,10 +455,6 @@ final class TenantSendSession: Sendable {
             part.ledger.remove(unit.serial)
             summary.skipped += 1
             io.writeError("\(unit.location): skipped: \(error)\n")
-        }
-        if let failure = storeMode?.takeCursorFailure() {
-            // Only the copy: the store keeps the cursor itself, so reading goes on.
-            io.writeError("refiner-segment: \(failure) (a copy for reading; the store keeps the cursor)\n")
         }
     }
 
