@@ -28,6 +28,17 @@ import Darwin
         return lines.joined(separator: "\n") + "\n"
     }
 
+    /// The input with each tenant's responses together: all of `acme`'s, then `globex`'s, then `down`'s.
+    static func groupedInput() -> String {
+        var lines: [String] = []
+        for tenant in tenants {
+            for index in 1...perTenant {
+                lines.append(SendTenantsTests.response("\(tenant.prefix(1))\(index)", tenant: tenant))
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
     /// A tenant's messageIds in the input, sorted.
     static func expected(_ tenant: String) -> [String] {
         (1...perTenant).flatMap { index in
@@ -145,6 +156,39 @@ import Darwin
         }
         texts.append(("failed.down.jsonl", String(decoding: failed, as: UTF8.self)))
         Self.expectNoKey(in: texts)
+    }
+
+    /// Consecutive units of one tenant go in one append with one cursor: killed after its second append
+    /// (acme's ten lines, then globex's), the re-run sends what the store holds, reads down's lines only,
+    /// and every message reaches its tenant's server once.
+    @Test(.enabled(if: SendStoreTests.enabled, SendStoreTests.missing))
+    func aKilledRunOfATenantByTenantInputIsFinishedWithEachMessageOnce() async throws {
+        let workspace = try SendStoreTests.Workspace(count: 0, tag: "tenants-grouped")
+        defer { workspace.remove() }
+        try Data(Self.groupedInput().utf8).write(to: workspace.url("in.jsonl"))
+        let holding = try (0..<3).map { _ in try LoopbackHTTPServer { _ in .hold } }
+        defer { for server in holding { server.stop() } }
+        try Self.writeTenants(Array(zip(Self.tenants, holding)), in: workspace)
+        let first = try Self.send(
+            workspace, name: "first", environment: ["REFINER_SEGMENT_TEST_KILL_AFTER_APPENDS": "2"])
+        guard await workspace.finish(first) else { return }
+        #expect(first.terminationReason == .uncaughtSignal && first.terminationStatus == SIGKILL)
+        let healthy = try (0..<3).map { _ in try LoopbackHTTPServer() }
+        defer { for server in healthy { server.stop() } }
+        try Self.writeTenants(Array(zip(Self.tenants, healthy)), in: workspace)
+        let rerun = try Self.send(workspace, name: "rerun")
+        guard await workspace.finish(rerun) else { return }
+        let stderr = workspace.text("rerun.err")
+        #expect(rerun.terminationStatus == 0, "\(stderr)")
+        for (tenant, server) in zip(Self.tenants, healthy) {
+            #expect(SendInput.ids(acceptedBy: server).sorted() == Self.expected(tenant), "\(tenant): \(stderr)")
+        }
+        #expect(stderr.contains("store holds 40 messages from an earlier run (acme 20, globex 20)"), "\(stderr)")
+        #expect(
+            stderr.contains("acme: 0 messages (and 20 held in store from an earlier run): 20 delivered"), "\(stderr)")
+        #expect(stderr.contains("down: 20 messages: 20 delivered, 0 failed"), "\(stderr)")
+        #expect(stderr.contains("30 of 30 lines read, 20 messages for 3 tenants: 60 delivered, 0 failed"), "\(stderr)")
+        #expect(stderr.contains("20 lines accepted by an earlier run were not sent again"), "\(stderr)")
     }
 
     @Test(.enabled(if: SendStoreTests.enabled, SendStoreTests.missing))
