@@ -191,6 +191,44 @@ import Darwin
         #expect(stderr.contains("20 lines accepted by an earlier run were not sent again"), "\(stderr)")
     }
 
+    /// A stop signal leaves what is undelivered in the store, said per tenant in the summary, not in the
+    /// failed files; the re-run delivers it all.
+    @Test(.enabled(if: SendStoreTests.enabled, SendStoreTests.missing))
+    func aStopSignalLeavesEachTenantsUndeliveredMessagesInTheStore() async throws {
+        let workspace = try SendStoreTests.Workspace(count: 0, tag: "tenants-signal")
+        defer { workspace.remove() }
+        try Data(Self.input().utf8).write(to: workspace.url("in.jsonl"))
+        let holding = try (0..<3).map { _ in try LoopbackHTTPServer { _ in .hold } }
+        defer { for server in holding { server.stop() } }
+        try Self.writeTenants(Array(zip(Self.tenants, holding)), in: workspace)
+        let first = try Self.send(workspace, name: "first")
+        #expect(
+            await eventually {
+                workspace.text("store/input-cursor.json").contains(#""line":30"#) || !first.isRunning
+            })
+        kill(first.processIdentifier, SIGINT)
+        guard await workspace.finish(first) else { return }
+        let stderr = workspace.text("first.err")
+        #expect(first.terminationStatus == 130, "\(stderr)")
+        #expect(stderr.contains("undelivered messages stay in store"), "\(stderr)")
+        for tenant in Self.tenants {
+            #expect(stderr.contains("\(tenant): 20 messages: 0 delivered"), "\(stderr)")
+        }
+        #expect(stderr.components(separatedBy: "20 messages left in store").count == 4, "\(stderr)")
+        for tenant in Self.tenants {
+            #expect(!FileManager.default.fileExists(atPath: workspace.path("failed.\(tenant).jsonl")))
+        }
+        let healthy = try (0..<3).map { _ in try LoopbackHTTPServer() }
+        defer { for server in healthy { server.stop() } }
+        try Self.writeTenants(Array(zip(Self.tenants, healthy)), in: workspace)
+        let rerun = try Self.send(workspace, name: "rerun")
+        guard await workspace.finish(rerun) else { return }
+        #expect(rerun.terminationStatus == 0, "\(workspace.text("rerun.err"))")
+        for (tenant, server) in zip(Self.tenants, healthy) {
+            #expect(SendInput.ids(acceptedBy: server).sorted() == Self.expected(tenant), "\(tenant)")
+        }
+    }
+
     @Test(.enabled(if: SendStoreTests.enabled, SendStoreTests.missing))
     func aSecondSendTenantsOnTheSameStoreIsRefusedNamingTheFirst() async throws {
         let workspace = try SendStoreTests.Workspace(count: 0, tag: "tenants-lock")
