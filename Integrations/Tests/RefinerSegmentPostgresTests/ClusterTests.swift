@@ -70,11 +70,15 @@ struct ClusterTests {
     /// Kills every process still running when a cluster test passes its bound: a hung instance fails the test,
     /// with what happened until then, instead of hanging it.
     static let bound = Duration.seconds(180)
+    /// The drain's bound: with the whole integrations suite running at once on a loaded 2-core machine (load
+    /// average 20), three debug drills had delivered 156,000 of the 200,000 messages when 180 s passed; like
+    /// `bound`, it only catches a hung instance, it is not a speed requirement.
+    static let drainBound = Duration.seconds(360)
 
     @Test func threeInstancesDrainTwentyTenantsWhileOneIsKilled() async throws {
         let url = try #require(TestDatabase.url)
         let run = ClusterRun()
-        try await run.bounded(by: Self.bound) {
+        try await run.bounded(by: Self.drainBound) {
             try await TestDatabase.withSchema { client, schema in
                 try await Self.drainWhileOneIsKilled(url: url, schema: schema, client: client, run: run)
             }
