@@ -131,6 +131,7 @@ let package = Package(
             name: "refiner-segment-postgres-drill",
             dependencies: [
                 "RefinerSegmentPostgres",
+                "RefinerSegmentAsyncHTTPClient",
                 .product(name: "RefinerSegment", package: "refiner-segment"),
                 .product(name: "RefinerSegmentURLSession", package: "refiner-segment"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

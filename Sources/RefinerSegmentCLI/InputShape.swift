@@ -77,9 +77,13 @@ enum InputShape: Equatable {
     /// and cannot be a Segment message (the raw bytes `"messageId"` appear nowhere in it); nil otherwise, and
     /// then the record's shape and that shape's decoder say what it is, or what is wrong with it. What `send`
     /// and `render` try first.
-    static func onePassResponse(_ record: [UInt8]) -> SurveyResponse? {
+    ///
+    /// With `repeated`, strings that repeat the last response's (the survey, the questions) are reused from it
+    /// (``RepeatedStrings``): the same values, made once for a whole backfill.
+    static func onePassResponse(_ record: [UInt8], repeated: RepeatedStrings? = nil) -> SurveyResponse? {
         guard !mayBeMessage(record) else { return nil }
-        return try? SurveyResponse(jsonOrRefinerWebhook: record)
+        guard let repeated else { return try? SurveyResponse(jsonOrRefinerWebhook: record) }
+        return try? SurveyResponse(jsonOrRefinerWebhook: record, repeated: repeated)
     }
 
     /// Whether the raw bytes `"messageId"` appear in the record: ``init(of:)`` compares raw member names, so

@@ -29,6 +29,7 @@ extension RefinerSegmentTool {
         var profiles = try CollectedProfiles.open(options.values["--profiles"], io: io)
         defer { profiles.close() }
         var output = OutputBuffer(write: io.writeOutput)
+        let repeated = RepeatedStrings()
         var rejected = 0
         var accepted = 0
         var ignored = 0
@@ -44,10 +45,17 @@ extension RefinerSegmentTool {
             case .record(let lines, let bytes):
                 if bytes.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
                 do {
-                    guard UTF8Validation.isValid(bytes) else {
-                        throw RefinerSegmentError(code: .invalidInput, detail: "not valid UTF-8")
+                    let response: SurveyResponse
+                    if let read = InputShape.onePassResponse(bytes, repeated: repeated) {
+                        response = read
+                    } else {
+                        // Only now can the bytes be invalid UTF-8 (the reader checks every byte of a record it
+                        // reads): the check picks the words for that.
+                        guard UTF8Validation.isValid(bytes) else {
+                            throw RefinerSegmentError(code: .invalidInput, detail: "not valid UTF-8")
+                        }
+                        response = try InputShape(of: bytes).response(from: bytes)
                     }
-                    let response = try InputShape.response(inRecord: bytes)
                     for message in try profiles.process(response, with: builder) { output.appendLine(message.json) }
                     accepted += 1
                 } catch let error as RefinerSegmentError where error.code == .unhandledEvent {

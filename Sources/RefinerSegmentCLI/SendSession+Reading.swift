@@ -20,6 +20,7 @@ extension SendSession {
     /// line can be read without waiting: on a live pipe nothing is held back for input that has not come.
     func read(_ input: any ByteSource) async -> ReadSummary {
         var reader = RecordReader(source: input)
+        let repeated = RepeatedStrings()
         var summary = ReadSummary()
         var store: CollectedProfiles
         do {
@@ -52,7 +53,9 @@ extension SendSession {
             let location = InputRecord.location(span)
             let messages: [SegmentMessage]
             do {
-                messages = try Self.messages(of: bytes) { try store.process($0, with: options.builder) }
+                messages = try Self.messages(of: bytes, repeated: repeated) {
+                    try store.process($0, with: options.builder)
+                }
             } catch let error as RefinerSegmentError where error.code == .unhandledEvent {
                 // A webhook about something else than a completed survey: nothing to send, nothing wrong.
                 io.writeError("\(location): ignored: \(error)\n")
@@ -107,13 +110,17 @@ extension SendSession {
     /// A response is read in one parse when it can be (``InputShape/onePassResponse(_:)``, as `render` reads
     /// it); anything else is told by its shape and read by that shape's decoder, so values and errors are
     /// those of the shape path. `send` and `send --tenants` both read through here.
+    ///
+    /// With `repeated`, strings that repeat the last response's are reused from it (``RepeatedStrings``).
     static func messages(
-        of bytes: [UInt8], process: (SurveyResponse) throws -> [SegmentMessage]
+        of bytes: [UInt8], repeated: RepeatedStrings? = nil, process: (SurveyResponse) throws -> [SegmentMessage]
     ) throws -> [SegmentMessage] {
+        if let response = InputShape.onePassResponse(bytes, repeated: repeated) { return try process(response) }
+        // Only now can the bytes be invalid UTF-8 (the reader checks every byte of a record it reads): the
+        // check picks the words for that.
         guard UTF8Validation.isValid(bytes) else {
             throw RefinerSegmentError(code: .invalidInput, detail: "not valid UTF-8")
         }
-        if let response = InputShape.onePassResponse(bytes) { return try process(response) }
         let shape = InputShape(of: bytes)
         guard shape.isResponse else { return try shape.messages(from: bytes) }
         return try process(try shape.response(from: bytes))

@@ -3,7 +3,7 @@
 //   refiner-segment-postgres-drill migrate URL SCHEMA          (creates the schema when missing)
 //   refiner-segment-postgres-drill enqueue URL SCHEMA [tenants=20] [units=1000] [first=0] [perStatement=500]
 //   refiner-segment-postgres-drill deliver URL SCHEMA endpoint=http://127.0.0.1:PORT [owner=NAME] [leaseMs=30000]
-//       [concurrency=4] [channel=NAME] [untilEmpty=1]
+//       [concurrency=4] [batch=2500] [channel=NAME] [untilEmpty=1] [transport=asynchttpclient|urlsession]
 //   refiner-segment-postgres-drill profiles URL SCHEMA input=FILE [tasks=8] [seed=1]
 //
 // SCHEMA is the PostgreSQL schema that holds the tables (set as the connections' search_path); it must exist and
@@ -14,6 +14,7 @@ import Logging
 import NIOConcurrencyHelpers
 import PostgresNIO
 import RefinerSegment
+import RefinerSegmentAsyncHTTPClient
 import RefinerSegmentPostgres
 import RefinerSegmentURLSession
 
@@ -142,11 +143,19 @@ struct Drill: Sendable {
             logger: logger
         )
         let endpoint = SegmentEndpoint(baseURL: endpointURL)
+        // AsyncHTTPClient by default, what a server on SwiftNIO sends with; URLSession (FoundationNetworking on
+        // Linux, which sends the body chunked) to compare.
+        let transport: any SegmentTransport
+        switch options["transport"] ?? "asynchttpclient" {
+        case "asynchttpclient": transport = AsyncHTTPClientTransport()
+        case "urlsession": transport = URLSessionTransport()
+        case let other: fail("transport must be asynchttpclient or urlsession, got '\(other)'", status: 64)
+        }
         let sender = PostgresOutboxSender(
             outbox: outbox,
-            transport: URLSessionTransport(),
+            transport: transport,
             configuration: .init(
-                concurrency: option("concurrency", 4), maximumBatchMessages: option("batch", 1000),
+                concurrency: option("concurrency", 4), maximumBatchMessages: option("batch", 2500),
                 idlePoll: .seconds(1)),
             destination: { tenant in .init(writeKey: WriteKey("wk-" + tenant), endpoint: endpoint) },
             onEvent: { event in

@@ -70,11 +70,15 @@ struct ClusterTests {
     /// Kills every process still running when a cluster test passes its bound: a hung instance fails the test,
     /// with what happened until then, instead of hanging it.
     static let bound = Duration.seconds(180)
+    /// The drain's bound: with the whole integrations suite running at once on a loaded 2-core machine (load
+    /// average 20), three debug drills had delivered 156,000 of the 200,000 messages when 180 s passed; like
+    /// `bound`, it only catches a hung instance, it is not a speed requirement.
+    static let drainBound = Duration.seconds(360)
 
     @Test func threeInstancesDrainTwentyTenantsWhileOneIsKilled() async throws {
         let url = try #require(TestDatabase.url)
         let run = ClusterRun()
-        try await run.bounded(by: Self.bound) {
+        try await run.bounded(by: Self.drainBound) {
             try await TestDatabase.withSchema { client, schema in
                 try await Self.drainWhileOneIsKilled(url: url, schema: schema, client: client, run: run)
             }
@@ -134,6 +138,7 @@ struct ClusterTests {
 
         // Every message delivered, each under its own messageId and with its own body.
         let accepted = standIn.acceptedMessages()
+        run.note("read back \(accepted.count) accepted messages")
         var ids: Set<String> = []
         var mismatched = 0
         for (writeKey, messageID, message) in accepted {
@@ -209,13 +214,15 @@ struct ClusterTests {
         }
     }
 
+    /// The acceptance as written: a `Retry-After: 30` for one tenant stops that tenant's requests from all three
+    /// instances for 30 s (within the 180 s bound), and its messages go out once the pause is over.
     static func pauseOneTenant(url: String, schema: String, client: PostgresClient, run: ClusterRun) async throws {
         let units = 300
         _ = try await Self.enqueue(url: url, schema: schema, units: units, run: run)
-        // tenant-07's first request is answered 429 with Retry-After: 3 (the spec's 30 s, shortened).
+        // tenant-07's first request is answered 429 with Retry-After: 30.
         let standIn = try SegmentStandIn { writeKey, earlier in
             writeKey == "wk-tenant-07" && earlier == 0
-                ? .status(429, headerFields: ["Retry-After": "3"], body: "slow down")
+                ? .status(429, headerFields: ["Retry-After": "30"], body: "slow down")
                 : .status(200, body: "{}")
         }
         defer { standIn.server.stop() }
@@ -236,21 +243,32 @@ struct ClusterTests {
         )
         var pausedUntil: Date?
         for try await (until) in rows.decode(Date?.self) { pausedUntil = until }
-        let pauseEnd = try #require(pausedUntil)
+        let pauseEnd = try #require(pausedUntil, run.comment)
         let slow = standIn.arrivals(of: "wk-tenant-07")
-        let refusal = try #require(slow.first)
+        let refusal = try #require(slow.first, run.comment)
         #expect(refusal.status == 429)
-        #expect(pauseEnd.timeIntervalSince(refusal.at) >= 2.9)
-        // No instance sent tenant-07 anything during the pause; afterwards it was delivered.
-        #expect(slow.dropFirst().allSatisfy { $0.at >= pauseEnd })
-        #expect(slow.count >= 2)
+        #expect(pauseEnd.timeIntervalSince(refusal.at) >= 29.9, run.comment)
+        // No instance sent tenant-07 anything for 30 s after the refusal, nor before the stored pause ended...
+        let during = slow.dropFirst().filter { $0.at.timeIntervalSince(refusal.at) < 30 || $0.at < pauseEnd }
+        #expect(during.isEmpty, "\(during.count) requests of tenant-07 during its pause\n\(run.progress)")
+        // ...nor claimed a batch of it (the claims in the database's time, of every instance).
+        let claimsOfSlow = processes.flatMap { process in
+            process.events.filter { $0["e"] as? String == "claimed" && $0["tenant"] as? String == "tenant-07" }
+                .map { (owner: $0["owner"] as? String ?? "", at: $0["at"] as? Double ?? 0) }
+        }.sorted { $0.at < $1.at }
+        let early = claimsOfSlow.dropFirst().filter { $0.at < pauseEnd.timeIntervalSince1970 * 1000 - 1 }
+        #expect(early.isEmpty, "claims of tenant-07 within its pause: \(early)\n\(run.progress)")
+        // Afterwards it was delivered, and soon: a sleeping worker wakes when the pause ends.
+        let resumed = try #require(slow.dropFirst().first, "tenant-07 never sent again\n\(run.progress)")
+        #expect(resumed.status == 200)
+        #expect(resumed.at.timeIntervalSince(pauseEnd) < 15, run.comment)
         // The others were not held back: they were sent during the pause (unless all were done before it).
         let others = (0..<Self.tenants).filter { $0 != 7 }
             .flatMap { standIn.arrivals(of: String(format: "wk-tenant-%02d", $0)) }
         #expect(
             others.contains { $0.at >= refusal.at && $0.at < pauseEnd } || others.allSatisfy { $0.at < refusal.at })
         let ids = Set(standIn.acceptedMessages().map(\.messageID))
-        #expect(ids.count == Self.tenants * units * 2)
+        #expect(ids.count == Self.tenants * units * 2, run.comment)
     }
 
     /// The throughput figure of Docs/Performance.md: three instances enqueue 200,000 messages of 20 tenants, then
@@ -294,11 +312,12 @@ struct ClusterTests {
 }
 
 /// What a cluster test saw, with the time since it started: shown with a failed expectation only (a passing test
-/// prints nothing), and a bound on the whole test that kills its processes, so a hung instance fails the test
+/// prints nothing), and a bound on the test's processes that kills them, so a hung instance fails the test
 /// instead of hanging it.
 final class ClusterRun: Sendable {
     private let start = ContinuousClock.now
-    private let state = NIOLockedValueBox<(lines: [String], processes: [DrillProcess])>(([], []))
+    private let state = NIOLockedValueBox<(lines: [String], processes: [DrillProcess], expired: Bool)>(
+        ([], [], false))
 
     /// Notes a step.
     func note(_ text: String) {
@@ -306,10 +325,17 @@ final class ClusterRun: Sendable {
         state.withLockedValue { $0.lines.append(String(format: "[%6.1f s] ", elapsed) + text) }
     }
 
-    /// Keeps a process to kill should the bound pass.
+    /// Keeps a process to kill should the bound pass; kills it at once if the bound has passed.
     func track(_ process: DrillProcess) -> DrillProcess {
-        state.withLockedValue { $0.processes.append(process) }
+        let expired = state.withLockedValue { state in
+            state.processes.append(process)
+            return state.expired
+        }
         note("started \(process.name)")
+        if expired {
+            Issue.record("\(process.name) started after the cluster test's bound\n\(progress)")
+            process.kill()
+        }
         return process
     }
 
@@ -319,15 +345,25 @@ final class ClusterRun: Sendable {
     /// The steps so far, as an expectation's comment.
     var comment: Comment { Comment(rawValue: progress) }
 
-    /// Runs `body`; if it has not returned after `bound`, records an issue with the progress and kills every
-    /// process tracked, so that `body`'s waits return and its expectations fail.
+    /// Runs `body`; if a process it started still runs `bound` after the start, or one starts later, records an
+    /// issue with the progress and kills it, so that `body`'s waits return and its expectations fail. What `body`
+    /// checks once its processes are done is not bounded (it has nothing left to hang on, and on a loaded machine
+    /// reading 200,000 messages back takes a while).
     func bounded(by bound: Duration, _ body: @Sendable () async throws -> Void) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 guard (try? await Task.sleep(for: bound)) != nil else { return }
-                self.note("the bound of \(bound) passed: killing every process")
-                Issue.record("the cluster test took longer than \(bound)\n\(self.progress)")
-                for process in self.state.withLockedValue({ $0.processes }) { process.kill() }
+                let running = self.state.withLockedValue { state in
+                    state.expired = true
+                    return state.processes.filter { !$0.hasExited }
+                }
+                guard !running.isEmpty else {
+                    self.note("the bound of \(bound) passed with every process done")
+                    return
+                }
+                self.note("the bound of \(bound) passed: killing \(running.map(\.name))")
+                Issue.record("the cluster test's processes ran longer than \(bound)\n\(self.progress)")
+                for process in running { process.kill() }
             }
             try await body()
             group.cancelAll()

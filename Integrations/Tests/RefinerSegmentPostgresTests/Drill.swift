@@ -96,6 +96,9 @@ final class DrillProcess: Sendable {
         for event in parsed { onEvent(event, self) }
     }
 
+    /// Whether the process has exited.
+    var hasExited: Bool { state.withLockedValue { $0.status != nil } }
+
     /// Sends SIGKILL: the process dies at once, leases and all. Nothing once it has exited (its pid may be reused).
     func kill() {
         guard state.withLockedValue({ $0.status == nil }) else { return }

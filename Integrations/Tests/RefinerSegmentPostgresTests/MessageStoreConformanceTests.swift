@@ -191,6 +191,27 @@ struct MessageStoreConformanceTests {
         }
     }
 
+    /// Review doubt: `setPause(until: nil)` wrote NULL whatever was stored, so an instance whose short pause
+    /// ended cleared another instance's longer one, and a shorter pause replaced a longer one.
+    @Test func aPauseIsOnlyExtendedNeverShortenedByAnotherInstance() async throws {
+        try await TestDatabase.withSchema { client, schema in
+            let long = TestDatabase.outbox(client, schema, owner: "long")
+            let short = TestDatabase.outbox(client, schema, owner: "short")
+            _ = try await long.append([TestDatabase.unit("a")], tenant: "acme")
+            let end = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 + 60).rounded())
+            try await long.setPause(until: end, tenant: "acme")
+            try await short.setPause(until: Date().addingTimeInterval(1), tenant: "acme")
+            #expect(try await short.usage(tenant: "acme").pausedUntil == end, "a shorter pause keeps the longer one")
+            try await short.setPause(until: nil, tenant: "acme")
+            #expect(try await short.usage(tenant: "acme").pausedUntil == end, "a clear of another pause keeps it")
+            #expect(try await Self.claim(short) == nil)
+            // The instance that set it may clear it (its pipeline waited it out).
+            try await long.setPause(until: nil, tenant: "acme")
+            #expect(try await short.usage(tenant: "acme").pausedUntil == nil)
+            #expect(try await Self.claim(short) != nil)
+        }
+    }
+
     @Test func aPipelineOnTheOutboxDeliversEverythingInOrderAndLeavesNothingBehind() async throws {
         try await TestDatabase.withSchema { client, schema in
             let store = TestDatabase.outbox(client, schema)

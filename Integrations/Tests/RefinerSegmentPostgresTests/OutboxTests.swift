@@ -187,6 +187,58 @@ struct OutboxTests {
         }
     }
 
+    /// Review doubt: a claim that ignored `retry_at` sent a batch waiting for its retry early when the tenant was
+    /// taken by name (`acquire(tenant:)`, the pipeline's way) rather than by ``PostgresOutbox/acquireTenant()``.
+    @Test func aBatchWaitingForItsRetryIsNotClaimedEarlyByAnyInstance() async throws {
+        try await TestDatabase.withSchema { client, schema in
+            let first = TestDatabase.outbox(client, schema, owner: "first")
+            let second = TestDatabase.outbox(client, schema, owner: "second")
+            try await first.enqueue([TestDatabase.unit("a"), TestDatabase.unit("b")], tenant: "acme")
+            _ = try #require(try await first.acquireTenant())
+            let batch = try #require(try await first.claimBatch(of: "acme", maximumMessages: 2))
+            try await first.retryLater(batch, after: .seconds(60))
+            // Still holding the tenant: its next messages wait behind the failed batch.
+            #expect(try await first.claimBatch(of: "acme") == nil)
+            try await first.releaseTenant("acme")
+            #expect(try await second.acquire(tenant: "acme") == false)
+            #expect(try await second.claimBatch(of: "acme") == nil)
+            #expect(
+                try await second.claim(tenant: "acme", maximumMessages: 10, maximumBytes: 1 << 20, lease: .seconds(30))
+                    == nil)
+            #expect(try await second.usage(tenant: "acme").claimableMessages == 0)
+            // The wait ends: the batch that failed comes first.
+            try await client.query("UPDATE refiner_segment_tenants SET retry_at = now()")
+            #expect(try await second.acquire(tenant: "acme"))
+            let again = try #require(try await second.claimBatch(of: "acme", maximumMessages: 2))
+            #expect(again.segmentMessages.map(\.messageID) == ["a-0", "a-1"])
+        }
+    }
+
+    @Test func settlingAndClaimingTheNextBatchIsOneStatementWithTheSameEffects() async throws {
+        try await TestDatabase.withSchema { client, schema in
+            let outbox = TestDatabase.outbox(client, schema)
+            let units = (0..<5).map { TestDatabase.unit("u\($0)") }
+            try await outbox.enqueue(units, tenant: "acme")
+            _ = try #require(try await outbox.acquireTenant())
+            let first = try #require(try await outbox.claimBatch(of: "acme", maximumMessages: 4))
+            #expect(first.segmentMessages.map(\.messageID) == ["u0-0", "u0-1", "u1-0", "u1-1"])
+            // A retry wait left from an earlier failure ends with the delivery, as with settleDelivered alone.
+            try await client.query("UPDATE refiner_segment_tenants SET retry_at = now() + interval '1 hour'")
+            let second = try #require(
+                try await outbox.settleDelivered(first.messages, claimingNextOf: "acme", maximumMessages: 4))
+            #expect(second.segmentMessages.map(\.messageID) == ["u2-0", "u2-1", "u3-0", "u3-1"])
+            #expect(try await outbox.usage().first?.retryAt == nil)
+            #expect(try await TestDatabase.count("refiner_segment_outbox", client) == 6)
+            // The tenant lost (another instance took it after the lease): the delivered rows go all the same.
+            try await client.query("UPDATE refiner_segment_tenants SET sender_owner = 'someone else'")
+            #expect(try await outbox.settleDelivered(second.messages, claimingNextOf: "acme") == nil)
+            #expect(try await TestDatabase.count("refiner_segment_outbox", client) == 2)
+            await #expect(throws: PostgresStoreError.self) {
+                _ = try await outbox.settleDelivered(first.messages, claimingNextOf: "other")
+            }
+        }
+    }
+
     @Test func badInputIsRefusedBeforeAnythingIsStored() async throws {
         try await TestDatabase.withSchema { client, schema in
             let outbox = TestDatabase.outbox(client, schema)

@@ -10,24 +10,23 @@ import Foundation
 /// a `null` where a value is due, a wrong type, an invalid value, each with its path), so that the detail of a
 /// ``RefinerSegmentError`` reads as before; syntax errors also say where the document stopped being JSON.
 struct JSONReader {
+    // Plain pointers only, so that copying a reader (into every decoder and closure) retains nothing: the
+    // tape and the repeated strings stay alive for the call of `withDocument` that made the reader.
     let base: UnsafePointer<UInt8>
-    let tape: JSONTape
+    /// The tape's tokens.
+    let tokens: UnsafePointer<JSONTape.Token>
+    /// The strings of ``RepeatedStrings`` to reuse where they repeat (see ``string(_:place:)``); nil: none.
+    let repeated: UnsafeMutablePointer<String>?
 
     /// Reads `bytes` and passes the reader, whose value at token 0 is the document, to `body`.
     static func withDocument<Result>(
         _ bytes: some Collection<UInt8>, _ body: (JSONReader) throws(JSONDecodingError) -> Result
     ) throws(JSONDecodingError) -> Result {
         func read(_ buffer: UnsafeBufferPointer<UInt8>) -> Swift.Result<Result, JSONDecodingError> {
-            do {
-                let tape = try JSONTape(bytes: buffer)
-                // The tape is not empty and its bytes have a base address: an empty input is a syntax error.
-                return .success(try body(JSONReader(base: buffer.baseAddress!, tape: tape)))
-            } catch let error as JSONSyntaxError {
-                return .failure(JSONDecodingError(.syntax(error)))
-            } catch let error as JSONDecodingError {
-                return .failure(error)
+            do throws(JSONDecodingError) {
+                return .success(try withDocument(buffer: buffer, body))
             } catch {
-                return .failure(JSONDecodingError(.invalid("\(error)")))
+                return .failure(error)
             }
         }
         let result =
@@ -36,14 +35,31 @@ struct JSONReader {
         return try result.get()
     }
 
+    /// Reads `buffer` (alive and unchanged during the call) and passes the reader to `body`.
+    static func withDocument<Result>(
+        buffer: UnsafeBufferPointer<UInt8>, repeated: RepeatedStrings? = nil,
+        _ body: (JSONReader) throws(JSONDecodingError) -> Result
+    ) throws(JSONDecodingError) -> Result {
+        let tape: JSONTape
+        do {
+            tape = try JSONTape(bytes: buffer)
+        } catch {
+            throw JSONDecodingError(.syntax(error))
+        }
+        // The tape is not empty and its bytes have a base address: an empty input is a syntax error.
+        return try withExtendedLifetime((tape, repeated)) { () throws(JSONDecodingError) in
+            try body(JSONReader(base: buffer.baseAddress!, tokens: tape.tokens, repeated: repeated?.strings))
+        }
+    }
+
     /// The document itself.
     static let root = 0
 
-    func kind(_ index: Int) -> JSONTape.Kind { tape.tokens[index].kind }
+    func kind(_ index: Int) -> JSONTape.Kind { tokens[index].kind }
 
     /// The index of the token after the value at `index`.
     func after(_ index: Int) -> Int {
-        let token = tape.tokens[index]
+        let token = tokens[index]
         switch token.kind {
         case .object, .array: return token.end
         default: return index + 1
@@ -56,7 +72,7 @@ struct JSONReader {
     /// `JSONDecoder` does), or `nil`.
     @inline(__always)
     func member(_ name: StaticString, of object: Int) -> Int? {
-        let end = tape.tokens[object].end
+        let end = tokens[object].end
         var index = object + 1
         while index < end {
             if isName(index, name) { return index + 1 }
@@ -69,7 +85,7 @@ struct JSONReader {
     func forEachMember(
         of object: Int, _ body: (_ name: Int, _ value: Int) throws(JSONDecodingError) -> Void
     ) throws(JSONDecodingError) {
-        let end = tape.tokens[object].end
+        let end = tokens[object].end
         var index = object + 1
         while index < end {
             try body(index, index + 1)
@@ -81,7 +97,7 @@ struct JSONReader {
     func forEachElement(
         of array: Int, _ body: (_ offset: Int, _ value: Int) throws(JSONDecodingError) -> Void
     ) throws(JSONDecodingError) {
-        let end = tape.tokens[array].end
+        let end = tokens[array].end
         var index = array + 1
         var offset = 0
         while index < end {
@@ -95,7 +111,7 @@ struct JSONReader {
     func elementCount(of array: Int) -> Int {
         var count = 0
         var index = array + 1
-        let end = tape.tokens[array].end
+        let end = tokens[array].end
         while index < end {
             index = after(index)
             count += 1
@@ -107,7 +123,7 @@ struct JSONReader {
     /// bytes are constants.
     @inline(__always)
     private func isName(_ index: Int, _ name: StaticString) -> Bool {
-        let token = tape.tokens[index]
+        let token = tokens[index]
         let length = name.utf8CodeUnitCount
         if token.isComplex { return isEscapedName(index, name) }
         guard token.end - token.start == length else { return false }
@@ -143,7 +159,7 @@ struct JSONReader {
     /// The string at `index` read as a date (``Timestamp``), without making a `String` of it unless it has
     /// escapes; nil when it is not a date.
     func date(_ index: Int) -> Date? {
-        let token = tape.tokens[index]
+        let token = tokens[index]
         guard !token.isComplex else { return Timestamp.date(from: string(index)) }
         return Timestamp.date(fromUTF8: UnsafeBufferPointer(start: base + token.start, count: token.end - token.start))
     }
@@ -157,7 +173,7 @@ struct JSONReader {
 
     /// The string at `index`, its escapes resolved (the tape checked them).
     func string(_ index: Int) -> String {
-        let token = tape.tokens[index]
+        let token = tokens[index]
         let count = token.end - token.start
         let source = base + token.start
         guard token.isComplex else {
@@ -203,10 +219,20 @@ struct JSONReader {
         }
     }
 
+    /// The string at `index`, the same `String` as `place` of the last document's when its bytes are the same
+    /// and the reader has ``repeated`` strings (see ``RepeatedStrings``).
+    @inline(__always)
+    func string(_ index: Int, place: Int) -> String {
+        let token = tokens[index]
+        guard let repeated, !token.isComplex else { return string(index) }
+        return RepeatedStrings.string(
+            UnsafeBufferPointer(start: base + token.start, count: token.end - token.start), at: place, in: repeated)
+    }
+
     /// The number at `index` as an integer, when its value is integral and fits 64 bits: exactly, from its
     /// digits (`10`, `10.0` and `1e1` alike; `9007199254740993` stays itself, which a `Double` cannot hold).
     func integer(_ index: Int) -> Int64? {
-        let token = tape.tokens[index]
+        let token = tokens[index]
         var at = token.start
         let end = token.end
         let isNegative = base[at] == UInt8(ascii: "-")
@@ -278,7 +304,7 @@ struct JSONReader {
 
     /// The number at `index` as the nearest `Double`, or `nil` when it is too large for one.
     func decimal(_ index: Int) -> Double? {
-        let token = tape.tokens[index]
+        let token = tokens[index]
         let text = String(
             decoding: UnsafeBufferPointer(start: base + token.start, count: token.end - token.start), as: UTF8.self)
         guard let value = Double(text), value.isFinite else { return nil }
@@ -374,6 +400,18 @@ extension JSONReader {
         string(try value(name, of: object, kind: .string, expected: "a string", isOptional: false)!)
     }
 
+    /// A required string member, reused from `place` when it repeats (``string(_:place:)``).
+    func requiredString(_ name: StaticString, of object: Int, place: Int) throws(JSONDecodingError) -> String {
+        string(try value(name, of: object, kind: .string, expected: "a string", isOptional: false)!, place: place)
+    }
+
+    /// An optional string member, reused from `place` when it repeats (``string(_:place:)``).
+    func optionalString(_ name: StaticString, of object: Int, place: Int) throws(JSONDecodingError) -> String? {
+        try value(name, of: object, kind: .string, expected: "a string", isOptional: true).map {
+            string($0, place: place)
+        }
+    }
+
     /// An optional string member: `nil` when absent or `null`.
     func optionalString(_ name: StaticString, of object: Int) throws(JSONDecodingError) -> String? {
         try value(name, of: object, kind: .string, expected: "a string", isOptional: true).map(string)
@@ -398,14 +436,99 @@ extension JSONReader {
         throw JSONDecodingError(found == .null ? .null : .wrongType(expected: expected))
     }
 
+    /// The value indices of the members named `names.0` to `names.5` (nil: no name) of the object at
+    /// `object`, found in one walk of it, each the first of its name as ``member(_:of:)`` finds it; nil for
+    /// an absent one. Then ``checked(_:_:kind:expected:isOptional:)`` checks each as
+    /// ``value(_:of:kind:expected:isOptional:)`` would have, in the order of the `Codable` decoder, so that
+    /// errors are the same.
+    @inline(__always)
+    func members(
+        _ names: (StaticString?, StaticString?, StaticString?, StaticString?, StaticString?, StaticString?),
+        of object: Int
+    ) -> (Int?, Int?, Int?, Int?, Int?, Int?) {
+        var found: (Int?, Int?, Int?, Int?, Int?, Int?) = (nil, nil, nil, nil, nil, nil)
+        let end = tokens[object].end
+        var index = object + 1
+        while index < end {
+            // Names differ from each other, so a member is at most one of them.
+            if found.0 == nil, let name = names.0, isName(index, name) {
+                found.0 = index + 1
+            } else if found.1 == nil, let name = names.1, isName(index, name) {
+                found.1 = index + 1
+            } else if found.2 == nil, let name = names.2, isName(index, name) {
+                found.2 = index + 1
+            } else if found.3 == nil, let name = names.3, isName(index, name) {
+                found.3 = index + 1
+            } else if found.4 == nil, let name = names.4, isName(index, name) {
+                found.4 = index + 1
+            } else if found.5 == nil, let name = names.5, isName(index, name) {
+                found.5 = index + 1
+            }
+            index = after(index + 1)
+        }
+        return found
+    }
+
+    /// The value of member `name` found at `found` (``members(_:of:)``), checked to be an object; `nil` when
+    /// absent or `null` if `isOptional`.
+    func object(at found: Int?, _ name: StaticString, isOptional: Bool) throws(JSONDecodingError) -> Int? {
+        try checked(found, name, kind: .object, expected: "an object", isOptional: isOptional)
+    }
+
+    /// The value of member `name` found at `found` (``members(_:of:)``), checked to be an array; `nil` when
+    /// absent or `null` if `isOptional`.
+    func array(at found: Int?, _ name: StaticString, isOptional: Bool) throws(JSONDecodingError) -> Int? {
+        try checked(found, name, kind: .array, expected: "an array", isOptional: isOptional)
+    }
+
+    /// The string member `name` found at `found` (``members(_:of:)``), required.
+    func requiredString(at found: Int?, _ name: StaticString) throws(JSONDecodingError) -> String {
+        string(try checked(found, name, kind: .string, expected: "a string", isOptional: false)!)
+    }
+
+    /// The string member `name` found at `found` (``members(_:of:)``), optional.
+    func optionalString(at found: Int?, _ name: StaticString) throws(JSONDecodingError) -> String? {
+        try checked(found, name, kind: .string, expected: "a string", isOptional: true).map(string)
+    }
+
+    /// The index of the required string member `name` found at `found` (``members(_:of:)``).
+    func requiredStringIndex(at found: Int?, _ name: StaticString) throws(JSONDecodingError) -> Int {
+        try checked(found, name, kind: .string, expected: "a string", isOptional: false)!
+    }
+
+    /// The string member `name` found at `found` (``members(_:of:)``), required, reused from `place` when it
+    /// repeats.
+    func requiredString(at found: Int?, _ name: StaticString, place: Int) throws(JSONDecodingError) -> String {
+        string(try checked(found, name, kind: .string, expected: "a string", isOptional: false)!, place: place)
+    }
+
+    /// The string member `name` found at `found` (``members(_:of:)``), optional, reused from `place` when it
+    /// repeats.
+    func optionalString(at found: Int?, _ name: StaticString, place: Int) throws(JSONDecodingError) -> String? {
+        try checked(found, name, kind: .string, expected: "a string", isOptional: true).map { string($0, place: place) }
+    }
+
+    /// The index of the optional string member `name` found at `found` (``members(_:of:)``).
+    func optionalStringIndex(at found: Int?, _ name: StaticString) throws(JSONDecodingError) -> Int? {
+        try checked(found, name, kind: .string, expected: "a string", isOptional: true)
+    }
+
     private func value(
         _ name: StaticString, of object: Int, kind: JSONTape.Kind, expected: String, isOptional: Bool
+    ) throws(JSONDecodingError) -> Int? {
+        try checked(member(name, of: object), name, kind: kind, expected: expected, isOptional: isOptional)
+    }
+
+    /// Checks the value of member `name` at `index` (nil: absent) as `decode` and `decodeIfPresent` do.
+    @inline(__always)
+    func checked(
+        _ index: Int?, _ name: StaticString, kind: JSONTape.Kind, expected: String, isOptional: Bool
     ) throws(JSONDecodingError) -> Int? {
         // The path's name is made only for an error: making it costs more than finding the member.
         func key() -> [JSONDecodingError.PathComponent] {
             [.name(name.withUTF8Buffer { String(decoding: $0, as: UTF8.self) })]
         }
-        guard let index = member(name, of: object) else {
+        guard let index else {
             if isOptional { return nil }
             throw JSONDecodingError(.missing, at: key())
         }

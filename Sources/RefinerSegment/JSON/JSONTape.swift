@@ -29,27 +29,106 @@ struct JSONTape {
         var end: Int
     }
 
-    private(set) var tokens: [Token] = []
+    /// The tokens, in document order. A plain buffer, not an array: appending a token is then a store and an
+    /// increment (no uniqueness and capacity checks through the array), and reading one has no bounds check
+    /// (indices come from the tape itself: a container's `end`, the token after a value).
+    private let storage: Storage
+    /// The storage's tokens once read (kept here, so that reading a token does not go through the class),
+    /// valid while the tape is.
+    let tokens: UnsafePointer<Token>
+
+    /// The number of tokens.
+    let count: Int
+
+    /// The token at `index` (less than ``count``).
+    @inline(__always)
+    subscript(index: Int) -> Token { tokens[index] }
 
     /// Reads `bytes` (which must stay alive and unchanged while the tape is used).
     init(bytes: UnsafeBufferPointer<UInt8>) throws(JSONSyntaxError) {
-        tokens.reserveCapacity(bytes.count / 8 + 4)
-        try read(bytes)
+        // About one token per eight bytes in typical documents; the buffer grows when a document has more.
+        storage = Storage(capacity: bytes.count / 8 + 16)
+        try Self.read(bytes, into: storage)
+        tokens = UnsafePointer(storage.tokens)
+        count = storage.count
+    }
+
+    /// The buffer of tokens; ``JSONTape`` is its only user, and a tape is not shared between threads.
+    private final class Storage {
+        var tokens: UnsafeMutablePointer<Token>
+        var capacity: Int
+        var count = 0
+
+        init(capacity: Int) {
+            tokens = .allocate(capacity: capacity)
+            self.capacity = capacity
+        }
+
+        /// Doubles the capacity, keeping the first `count` tokens.
+        func grow(keeping count: Int) {
+            let larger = UnsafeMutablePointer<Token>.allocate(capacity: capacity * 2)
+            larger.moveInitialize(from: tokens, count: count)
+            tokens.deallocate()
+            tokens = larger
+            capacity *= 2
+        }
+
+        deinit { tokens.deallocate() }  // `Token` is a trivial type: nothing to deinitialize
     }
 
     // MARK: Reading
 
-    private mutating func read(_ bytes: UnsafeBufferPointer<UInt8>) throws(JSONSyntaxError) {
+    private static func read(_ bytes: UnsafeBufferPointer<UInt8>, into storage: Storage) throws(JSONSyntaxError) {
         guard let base = bytes.baseAddress, !bytes.isEmpty else {
             throw JSONSyntaxError("the input is empty", at: 0)
         }
-        let count = bytes.count
-        var index = 0
-        if count >= 3, base[0] == 0xEF, base[1] == 0xBB, base[2] == 0xBF { index = 3 }
-        /// Open containers: their token indices.
-        var open: [Int] = []
-        open.reserveCapacity(8)
+        var reader = Reader(base: base, count: bytes.count, storage: storage)
+        defer { storage.count = reader.written }
+        try reader.read()
+    }
 
+    /// The state of one read, in a struct of its own: its methods change it in place, where closures over
+    /// local variables would box them and check each access for exclusivity at run time.
+    private struct Reader {
+        let base: UnsafePointer<UInt8>
+        let count: Int
+        let storage: Storage
+        var tokens: UnsafeMutablePointer<Token>
+        var capacity: Int
+        var written = 0
+        /// The innermost open container's token (-1: none). While a container is open, its token's `end`
+        /// holds the container open around it, so the open containers need no stack of their own.
+        var open = -1
+        var depth = 0
+
+        init(base: UnsafePointer<UInt8>, count: Int, storage: Storage) {
+            self.base = base
+            self.count = count
+            self.storage = storage
+            tokens = storage.tokens
+            capacity = storage.capacity
+        }
+
+        @inline(__always)
+        mutating func append(_ kind: Kind, _ isComplex: Bool, _ start: Int, _ end: Int) {
+            if written == capacity {
+                storage.grow(keeping: written)
+                tokens = storage.tokens
+                capacity = storage.capacity
+            }
+            tokens[written] = Token(kind: kind, isComplex: isComplex, start: start, end: end)
+            written += 1
+        }
+
+        @inline(__always)
+        mutating func close() {
+            let parent = tokens[open].end
+            tokens[open].end = written
+            open = parent
+            depth -= 1
+        }
+
+        @inline(__always)
         func skipSpace(_ index: inout Int) {
             while index < count {
                 switch base[index] {
@@ -59,95 +138,146 @@ struct JSONTape {
             }
         }
 
-        skipSpace(&index)
-        value: while true {
-            // A value is due at `index`.
-            guard index < count else { throw JSONSyntaxError("the input ends where a value is due", at: index) }
-            let byte = base[index]
-            switch byte {
-            case UInt8(ascii: "{"), UInt8(ascii: "["):
-                guard open.count < Self.maximumDepth else {
-                    throw JSONSyntaxError("arrays and objects nest deeper than \(Self.maximumDepth) levels", at: index)
-                }
-                let isObject = byte == UInt8(ascii: "{")
-                open.append(tokens.count)
-                tokens.append(Token(kind: isObject ? .object : .array, isComplex: false, start: index, end: 0))
-                index += 1
-                skipSpace(&index)
-                if index < count, base[index] == (isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")) {
-                    tokens[open.removeLast()].end = tokens.count
-                    index += 1
-                } else {
-                    if isObject { try readName(base, count, &index, skipSpace) }
-                    continue value
-                }
-            case UInt8(ascii: "\""):
-                try readString(base, count, &index)
-            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-                try readNumber(base, count, &index)
-            case UInt8(ascii: "t"):
-                try readLiteral("true", .true, base, count, &index)
-            case UInt8(ascii: "f"):
-                try readLiteral("false", .false, base, count, &index)
-            case UInt8(ascii: "n"):
-                try readLiteral("null", .null, base, count, &index)
-            default:
-                throw JSONSyntaxError.unexpected(base, count, at: index, expecting: "a value")
-            }
-            // After a value: a separator, the end of containers, or the end of the input.
+        /// Reads a string from its opening quote at `index`, checking escapes, surrogate pairs and UTF-8.
+        @inline(__always)
+        mutating func readString(_ index: inout Int) throws(JSONSyntaxError) {
+            let start = index + 1
+            var at = start
+            var hasEscape = false
             while true {
-                skipSpace(&index)
-                guard let container = open.last else {
-                    guard index == count else {
-                        throw JSONSyntaxError.unexpected(base, count, at: index, expecting: "the end of the input")
-                    }
-                    return
-                }
-                let isObject = tokens[container].kind == .object
-                let closing = isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")
-                guard index < count else {
-                    throw JSONSyntaxError("the input ends inside an \(isObject ? "object" : "array")", at: index)
-                }
-                if base[index] == UInt8(ascii: ",") {
-                    index += 1
-                    skipSpace(&index)
-                    // One trailing comma is accepted, as JSONDecoder does.
-                    if index < count, base[index] == closing {
-                        tokens[open.removeLast()].end = tokens.count
-                        index += 1
+                // Plain ASCII, the common case, eight bytes at a time; the first byte that is not goes below.
+                if at + 8 <= count {
+                    let special = JSONTape.specialBytes(
+                        UInt64(littleEndian: UnsafeRawPointer(base + at).loadUnaligned(as: UInt64.self)))
+                    if special == 0 {
+                        at += 8
                         continue
                     }
-                    if isObject { try readName(base, count, &index, skipSpace) }
-                    continue value
+                    at += special.trailingZeroBitCount >> 3
+                } else if at >= count {
+                    throw JSONSyntaxError("the input ends inside a string", at: at)
                 }
-                guard base[index] == closing else {
-                    throw JSONSyntaxError.unexpected(
-                        base, count, at: index, expecting: isObject ? "',' or '}'" : "',' or ']'")
+                let byte = base[at]
+                if byte == UInt8(ascii: "\"") { break }
+                if byte == UInt8(ascii: "\\") {
+                    hasEscape = true
+                    at = try JSONTape.checkEscape(base, count, at)
+                } else if byte < 0x20 {
+                    throw JSONSyntaxError(
+                        "a control character (U+00\(JSONTape.hex(byte))) is not escaped in a string", at: at)
+                } else if byte >= 0x80 {
+                    at = try UTF8Check.sequenceEnd(base, count, at)
+                } else {
+                    at += 1
                 }
-                tokens[open.removeLast()].end = tokens.count
-                index += 1
+            }
+            append(.string, hasEscape, start, at)
+            index = at + 1
+        }
+
+        /// Reads a member name and its colon, and the space after them.
+        @inline(__always)
+        mutating func readName(_ index: inout Int) throws(JSONSyntaxError) {
+            guard index < count, base[index] == UInt8(ascii: "\"") else {
+                throw JSONSyntaxError.unexpected(base, count, at: index, expecting: "a member name")
+            }
+            try readString(&index)
+            skipSpace(&index)
+            guard index < count, base[index] == UInt8(ascii: ":") else {
+                throw JSONSyntaxError.unexpected(base, count, at: index, expecting: "':'")
+            }
+            index += 1
+            skipSpace(&index)
+        }
+
+        mutating func read() throws(JSONSyntaxError) {
+            var index = 0
+            if count >= 3, base[0] == 0xEF, base[1] == 0xBB, base[2] == 0xBF { index = 3 }
+            skipSpace(&index)
+            value: while true {
+                // A value is due at `index`.
+                guard index < count else { throw JSONSyntaxError("the input ends where a value is due", at: index) }
+                let byte = base[index]
+                switch byte {
+                case UInt8(ascii: "\""):
+                    try readString(&index)
+                case UInt8(ascii: "{"), UInt8(ascii: "["):
+                    guard depth < JSONTape.maximumDepth else {
+                        throw JSONSyntaxError(
+                            "arrays and objects nest deeper than \(JSONTape.maximumDepth) levels", at: index)
+                    }
+                    let isObject = byte == UInt8(ascii: "{")
+                    append(isObject ? .object : .array, false, index, open)
+                    open = written - 1
+                    depth += 1
+                    index += 1
+                    skipSpace(&index)
+                    if index < count, base[index] == (isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")) {
+                        close()
+                        index += 1
+                    } else {
+                        if isObject { try readName(&index) }
+                        continue value
+                    }
+                case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                    let (isComplex, end) = try JSONTape.readNumber(base, count, index)
+                    append(.number, isComplex, index, end)
+                    index = end
+                case UInt8(ascii: "t"):
+                    try JSONTape.checkLiteral("true", base, count, index)
+                    append(.true, false, index, index + 4)
+                    index += 4
+                case UInt8(ascii: "f"):
+                    try JSONTape.checkLiteral("false", base, count, index)
+                    append(.false, false, index, index + 5)
+                    index += 5
+                case UInt8(ascii: "n"):
+                    try JSONTape.checkLiteral("null", base, count, index)
+                    append(.null, false, index, index + 4)
+                    index += 4
+                default:
+                    throw JSONSyntaxError.unexpected(base, count, at: index, expecting: "a value")
+                }
+                // After a value: a separator, the end of containers, or the end of the input.
+                while true {
+                    skipSpace(&index)
+                    guard open >= 0 else {
+                        guard index == count else {
+                            throw JSONSyntaxError.unexpected(base, count, at: index, expecting: "the end of the input")
+                        }
+                        return
+                    }
+                    let isObject = tokens[open].kind == .object
+                    let closing = isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")
+                    guard index < count else {
+                        throw JSONSyntaxError("the input ends inside an \(isObject ? "object" : "array")", at: index)
+                    }
+                    if base[index] == UInt8(ascii: ",") {
+                        index += 1
+                        skipSpace(&index)
+                        // One trailing comma is accepted, as JSONDecoder does.
+                        if index < count, base[index] == closing {
+                            close()
+                            index += 1
+                            continue
+                        }
+                        if isObject { try readName(&index) }
+                        continue value
+                    }
+                    guard base[index] == closing else {
+                        throw JSONSyntaxError.unexpected(
+                            base, count, at: index, expecting: isObject ? "',' or '}'" : "',' or ']'")
+                    }
+                    close()
+                    index += 1
+                }
             }
         }
     }
 
-    /// Reads a member name and its colon, and the space after them.
-    private mutating func readName(
-        _ base: UnsafePointer<UInt8>, _ count: Int, _ index: inout Int, _ skipSpace: (inout Int) -> Void
-    ) throws(JSONSyntaxError) {
-        guard index < count, base[index] == UInt8(ascii: "\"") else {
-            throw JSONSyntaxError.unexpected(base, count, at: index, expecting: "a member name")
-        }
-        try readString(base, count, &index)
-        skipSpace(&index)
-        guard index < count, base[index] == UInt8(ascii: ":") else {
-            throw JSONSyntaxError.unexpected(base, count, at: index, expecting: "':'")
-        }
-        index += 1
-        skipSpace(&index)
-    }
-
-    private mutating func readLiteral(
-        _ literal: StaticString, _ kind: Kind, _ base: UnsafePointer<UInt8>, _ count: Int, _ index: inout Int
+    /// Checks the literal at `index`.
+    private static func checkLiteral(
+        _ literal: StaticString, _ base: UnsafePointer<UInt8>, _ count: Int, _ index: Int
     ) throws(JSONSyntaxError) {
         let length = literal.utf8CodeUnitCount
         guard index + length <= count else {
@@ -156,15 +286,14 @@ struct JSONTape {
         for offset in 0..<length where base[index + offset] != literal.utf8Start[offset] {
             throw JSONSyntaxError.unexpected(base, count, at: index, expecting: "a value")
         }
-        tokens.append(Token(kind: kind, isComplex: false, start: index, end: index + length))
-        index += length
     }
 
-    /// Reads a number: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
-    private mutating func readNumber(
-        _ base: UnsafePointer<UInt8>, _ count: Int, _ index: inout Int
-    ) throws(JSONSyntaxError) {
-        let start = index
+    /// Reads a number: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`; whether it has a fraction or
+    /// an exponent, and its end.
+    private static func readNumber(
+        _ base: UnsafePointer<UInt8>, _ count: Int, _ start: Int
+    ) throws(JSONSyntaxError) -> (isComplex: Bool, end: Int) {
+        var index = start
         func isDigit(_ at: Int) -> Bool { at < count && base[at] &- UInt8(ascii: "0") < 10 }
         func digits(_ index: inout Int) throws(JSONSyntaxError) {
             guard isDigit(index) else {
@@ -190,44 +319,7 @@ struct JSONTape {
             if index < count, base[index] == UInt8(ascii: "+") || base[index] == UInt8(ascii: "-") { index += 1 }
             try digits(&index)
         }
-        tokens.append(Token(kind: .number, isComplex: isComplex, start: start, end: index))
-    }
-
-    /// Reads a string from its opening quote, checking escapes, surrogate pairs and UTF-8.
-    private mutating func readString(
-        _ base: UnsafePointer<UInt8>, _ count: Int, _ index: inout Int
-    ) throws(JSONSyntaxError) {
-        let start = index + 1
-        var at = start
-        var hasEscape = false
-        while true {
-            // Plain ASCII, the common case, eight bytes at a time; the first byte that is not goes below.
-            if at + 8 <= count {
-                let special = Self.specialBytes(
-                    UInt64(littleEndian: UnsafeRawPointer(base + at).loadUnaligned(as: UInt64.self)))
-                if special == 0 {
-                    at += 8
-                    continue
-                }
-                at += special.trailingZeroBitCount >> 3
-            } else if at >= count {
-                throw JSONSyntaxError("the input ends inside a string", at: at)
-            }
-            let byte = base[at]
-            if byte == UInt8(ascii: "\"") { break }
-            if byte == UInt8(ascii: "\\") {
-                hasEscape = true
-                at = try Self.checkEscape(base, count, at)
-            } else if byte < 0x20 {
-                throw JSONSyntaxError("a control character (U+00\(Self.hex(byte))) is not escaped in a string", at: at)
-            } else if byte >= 0x80 {
-                at = try UTF8Check.sequenceEnd(base, count, at)
-            } else {
-                at += 1
-            }
-        }
-        tokens.append(Token(kind: .string, isComplex: hasEscape, start: start, end: at))
-        index = at + 1
+        return (isComplex, index)
     }
 
     /// Checks the escape at `at` (a backslash) and returns the index after it.

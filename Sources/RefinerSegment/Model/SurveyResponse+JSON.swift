@@ -14,55 +14,71 @@ extension SurveyResponse {
     /// - Throws: ``RefinerSegmentError`` with code ``RefinerSegmentError/Code/invalidInput`` that names the
     ///   field that is missing or wrong (`answers[2].question.text`), or says the bytes are not JSON and where
     ///   (invalid UTF-8 and a nesting deeper than 512 levels included).
+    @inlinable
     public init(json: some Collection<UInt8>) throws(RefinerSegmentError) {
-        do {
-            self = try JSONReader.withDocument(json) { reader throws(JSONDecodingError) in
-                try SurveyResponse(reader, JSONReader.root)
-            }
+        // Inlined into the caller, so that a byte array (or any contiguous bytes) goes straight to the
+        // non-generic reader: the generic body, called from another module, ran unspecialized.
+        let result =
+            json.withContiguousStorageIfAvailable(Self.read(json:))
+            ?? Array(json).withUnsafeBufferPointer(Self.read(json:))
+        self = try result.get()
+    }
+
+    /// The response in `json` (the reader of ``init(json:)``), or the error.
+    @usableFromInline
+    static func read(json: UnsafeBufferPointer<UInt8>) -> Result<SurveyResponse, RefinerSegmentError> {
+        do throws(JSONDecodingError) {
+            return .success(
+                try JSONReader.withDocument(buffer: json) { reader throws(JSONDecodingError) in
+                    try SurveyResponse(reader, JSONReader.root)
+                })
         } catch {
-            throw RefinerSegmentError(code: .invalidInput, detail: error.detail)
+            return .failure(RefinerSegmentError(code: .invalidInput, detail: error.detail))
         }
     }
 
     /// Decodes the response at `index`, as ``init(from:)`` does.
     init(_ reader: JSONReader, _ index: Int) throws(JSONDecodingError) {
         try reader.check(index, is: .object, expected: "an object")
-        let id = try reader.requiredString("id", of: index)
+        // One walk of the members finds all six; they are then checked in the `Codable` decoder's order.
+        let found = reader.members(("id", "completedAt", "survey", "user", "account", "answers"), of: index)
+        let id = try reader.requiredString(at: found.0, "id")
         // Read from its bytes: the text becomes a `String` only for the error.
-        let completedAtIndex = try reader.requiredStringIndex("completedAt", of: index)
+        let completedAtIndex = try reader.requiredStringIndex(at: found.1, "completedAt")
         guard let completedAt = reader.date(completedAtIndex) else {
             let completedAtText = reader.string(completedAtIndex)
             throw JSONDecodingError(
                 .invalid("'\(completedAtText)' is not an ISO-8601 date-time such as 2026-11-20T10:15:00.000Z"),
                 at: [.name("completedAt")])
         }
-        let surveyIndex = try reader.object("survey", of: index, isOptional: false)!
+        let surveyIndex = try reader.object(at: found.2, "survey", isOptional: false)!
         let survey = try decoding(.name("survey")) { () throws(JSONDecodingError) in
             Survey(
-                id: try reader.requiredString("id", of: surveyIndex),
-                name: try reader.optionalString("name", of: surveyIndex))
+                id: try reader.requiredString("id", of: surveyIndex, place: RepeatedStrings.Place.surveyID),
+                name: try reader.optionalString("name", of: surveyIndex, place: RepeatedStrings.Place.surveyName))
         }
-        let userIndex = try reader.object("user", of: index, isOptional: false)!
+        let userIndex = try reader.object(at: found.3, "user", isOptional: false)!
         let user = try decoding(.name("user")) { () throws(JSONDecodingError) in
-            User(
-                id: try reader.optionalString("id", of: userIndex),
-                anonymousID: try reader.optionalString("anonymousId", of: userIndex),
-                email: try reader.optionalString("email", of: userIndex))
+            let members = reader.members(("id", "anonymousId", "email", nil, nil, nil), of: userIndex)
+            return User(
+                id: try reader.optionalString(at: members.0, "id"),
+                anonymousID: try reader.optionalString(at: members.1, "anonymousId"),
+                email: try reader.optionalString(at: members.2, "email"))
         }
         var account: Account?
-        if let accountIndex = try reader.object("account", of: index, isOptional: true) {
+        if let accountIndex = try reader.object(at: found.4, "account", isOptional: true) {
             account = try decoding(.name("account")) { () throws(JSONDecodingError) in
                 try Account(reader, accountIndex)
             }
         }
         var answers: [Answer] = []
-        if let answersIndex = try reader.array("answers", of: index, isOptional: true) {
+        if let answersIndex = try reader.array(at: found.5, "answers", isOptional: true) {
             answers.reserveCapacity(reader.elementCount(of: answersIndex))
             try decoding(.name("answers")) { () throws(JSONDecodingError) in
                 try reader.forEachElement(of: answersIndex) { offset, element throws(JSONDecodingError) in
                     try decoding(.index(offset)) { () throws(JSONDecodingError) in
                         try reader.check(element, is: .object, expected: "an object")
-                        answers.append(try Answer(reader, element))
+                        answers.append(try Answer(reader, element, position: offset))
                     }
                 }
             }
@@ -109,11 +125,11 @@ extension Traits {
 }
 
 extension Answer {
-    /// Decodes the answer at `index` (an object), as ``init(from:)`` does.
-    init(_ reader: JSONReader, _ index: Int) throws(JSONDecodingError) {
+    /// Decodes the answer at `index` (an object) at `position` in its response, as ``init(from:)`` does.
+    init(_ reader: JSONReader, _ index: Int, position: Int) throws(JSONDecodingError) {
         let questionIndex = try reader.object("question", of: index, isOptional: false)!
         let question = try decoding(.name("question")) { () throws(JSONDecodingError) in
-            try Question(reader, questionIndex)
+            try Question(reader, questionIndex, places: RepeatedStrings.Place.question(position))
         }
         var value: AnswerValue?
         if let valueIndex = reader.member("value", of: index) {
@@ -131,14 +147,17 @@ extension Answer {
 }
 
 extension Question {
-    /// Decodes the question at `index` (an object), as ``init(from:)`` does.
-    init(_ reader: JSONReader, _ index: Int) throws(JSONDecodingError) {
-        let id = try reader.requiredString("id", of: index)
-        let text = try reader.requiredString("text", of: index)
-        let propertyName = try reader.optionalString("property", of: index)
+    /// Decodes the question at `index` (an object), as ``init(from:)`` does; its strings repeat at `places`,
+    /// `places + 1` and `places + 2` (``RepeatedStrings/Place``).
+    init(_ reader: JSONReader, _ index: Int, places: Int) throws(JSONDecodingError) {
+        // One walk of the members finds all five; they are then checked in the `Codable` decoder's order.
+        let found = reader.members(("id", "text", "property", "attribution", "kind", nil), of: index)
+        let id = try reader.requiredString(at: found.0, "id", place: places)
+        let text = try reader.requiredString(at: found.1, "text", place: places + 1)
+        let propertyName = try reader.optionalString(at: found.2, "property", place: places + 2)
         var attribution = Attribution.user
         // Names matched as bytes; a `String` is made only for anything else.
-        if let nameIndex = try reader.optionalStringIndex("attribution", of: index) {
+        if let nameIndex = try reader.optionalStringIndex(at: found.3, "attribution") {
             if reader.isString(nameIndex, "account") {
                 attribution = .account
             } else if !reader.isString(nameIndex, "user") {
@@ -151,7 +170,7 @@ extension Question {
                 attribution = value
             }
         }
-        let kind = try reader.optionalStringIndex("kind", of: index).map { Kind(reader, $0) }
+        let kind = try reader.optionalStringIndex(at: found.4, "kind").map { Kind(reader, $0) }
         // Stored directly, not through `init(id:...)`: delegating made a copy of the question.
         self.id = id
         self.text = text

@@ -131,25 +131,46 @@ extension SurveyResponse {
     /// is parsed once. The command-line tool reads every input record through this initializer.
     ///
     /// - Throws: ``RefinerSegmentError`` as the initializer for the detected shape does.
+    @inlinable
     public init(jsonOrRefinerWebhook json: some Collection<UInt8>) throws(RefinerSegmentError) {
-        let record: ShapedRecord
-        do {
-            record = try JSONReader.withDocument(json) { reader throws(JSONDecodingError) in
-                let root = JSONReader.root
-                try reader.check(root, is: .object, expected: "an object")
-                if reader.member("triggered_event", of: root) != nil
-                    || (reader.member("response", of: root) != nil && reader.member("form", of: root) != nil)
-                {
-                    return .webhook(try RefinerWebhook(reader, root))
-                }
-                return .response(try SurveyResponse(reader, root))
-            }
-        } catch {
-            throw RefinerSegmentError(code: .invalidInput, detail: error.detail)
+        // Inlined into the caller, so that a byte array (or any contiguous bytes) goes straight to the
+        // non-generic reader: the generic body, called from another module, ran unspecialized.
+        let result =
+            json.withContiguousStorageIfAvailable(Self.read(jsonOrRefinerWebhook:))
+            ?? Array(json).withUnsafeBufferPointer(Self.read(jsonOrRefinerWebhook:))
+        self = try result.get()
+    }
+
+    /// The response in `json` in either shape (the reader of ``init(jsonOrRefinerWebhook:)``), or the error.
+    @usableFromInline
+    static func read(jsonOrRefinerWebhook json: UnsafeBufferPointer<UInt8>) -> Result<
+        SurveyResponse, RefinerSegmentError
+    > {
+        read(jsonOrRefinerWebhook: json, repeated: nil)
+    }
+
+    /// Reads a response from one JSON record in either shape, as ``init(jsonOrRefinerWebhook:)`` does, values
+    /// and errors alike, reusing the strings of the last response read with `repeated` where they repeat:
+    /// the command-line tool's read loop, where a backfill repeats one survey's questions line after line.
+    package init(jsonOrRefinerWebhook json: [UInt8], repeated: RepeatedStrings) throws(RefinerSegmentError) {
+        self = try json.withUnsafeBufferPointer { buffer throws(RefinerSegmentError) in
+            try Self.read(jsonOrRefinerWebhook: buffer, repeated: repeated).get()
         }
-        switch record {
-        case .response(let response): self = response
-        case .webhook(let webhook): self = try webhook.makeResponse()
+    }
+
+    private static func read(
+        jsonOrRefinerWebhook json: UnsafeBufferPointer<UInt8>, repeated: RepeatedStrings?
+    ) -> Result<SurveyResponse, RefinerSegmentError> {
+        let record: ShapedRecord
+        do throws(JSONDecodingError) {
+            record = try JSONReader.withDocument(buffer: json, repeated: repeated, ShapedRecord.init)
+        } catch {
+            return .failure(RefinerSegmentError(code: .invalidInput, detail: error.detail))
+        }
+        do throws(RefinerSegmentError) {
+            return .success(try record.response())
+        } catch {
+            return .failure(error)
         }
     }
 }
@@ -158,4 +179,25 @@ extension SurveyResponse {
 private enum ShapedRecord {
     case response(SurveyResponse)
     case webhook(RefinerWebhook)
+
+    /// Tells the shape from the top-level names of the document and decodes it by that shape.
+    init(_ reader: JSONReader) throws(JSONDecodingError) {
+        let root = JSONReader.root
+        try reader.check(root, is: .object, expected: "an object")
+        if reader.member("triggered_event", of: root) != nil
+            || (reader.member("response", of: root) != nil && reader.member("form", of: root) != nil)
+        {
+            self = .webhook(try RefinerWebhook(reader, root))
+        } else {
+            self = .response(try SurveyResponse(reader, root))
+        }
+    }
+
+    /// The response the record holds (a webhook's, made by ``RefinerWebhook/makeResponse()``).
+    consuming func response() throws(RefinerSegmentError) -> SurveyResponse {
+        switch consume self {
+        case .response(let response): return response
+        case .webhook(let webhook): return try webhook.makeResponse()
+        }
+    }
 }

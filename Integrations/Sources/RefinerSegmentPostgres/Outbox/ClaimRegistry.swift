@@ -1,8 +1,11 @@
+import Foundation
 import NIOConcurrencyHelpers
 
 /// The batches an instance holds for the core pipeline, by claim id: what lets a settlement by index range find
 /// the rows, and tells when the instance holds nothing more of a tenant (so its sender lease can go). Bounded by
-/// the claims in flight; an entry goes when every message is settled or the claim released.
+/// the claims in flight; an entry goes when every message is settled or the claim released. It also keeps the end
+/// of the last `Retry-After` pause this instance's pipeline set per tenant, so that its clear never ends a longer
+/// pause another instance set since.
 final class ClaimRegistry: Sendable {
     private struct Entry {
         var batch: OutboxBatch
@@ -11,6 +14,7 @@ final class ClaimRegistry: Sendable {
     private struct State {
         var entries: [UInt64: Entry] = [:]
         var nextID: UInt64 = 1
+        var pauses: [String: Date] = [:]
     }
     private let state = NIOLockedValueBox(State())
 
@@ -58,5 +62,15 @@ final class ClaimRegistry: Sendable {
             let idle = !state.entries.values.contains { $0.batch.tenant == entry.batch.tenant }
             return (entry.batch, unsettled, idle)
         }
+    }
+
+    /// Remembers the end of a pause this instance set for a tenant.
+    func notePause(_ end: Date, tenant: String) {
+        state.withLockedValue { $0.pauses[tenant] = end }
+    }
+
+    /// Forgets and returns the end of the pause this instance last set for a tenant.
+    func takePause(tenant: String) -> Date? {
+        state.withLockedValue { $0.pauses.removeValue(forKey: tenant) }
     }
 }

@@ -46,12 +46,14 @@ extension PostgresOutbox {
     }
 
     /// Claims the tenant's oldest messages, whole units, up to the limits, and renews the tenant's sender lease;
-    /// `nil` when this instance no longer holds the tenant or nothing is ready.
+    /// `nil` when this instance no longer holds the tenant, the tenant waits for a retry (`retry_at`, on every
+    /// instance: its later messages wait behind the batch that failed), or nothing is ready.
     ///
     /// One statement: rows are locked with `FOR UPDATE SKIP LOCKED`, cut to the longest run of whole units within
     /// the limits (the first unit always goes, so an odd head never blocks the tenant), and leased to this
     /// instance with the tenant lease's expiry. The rows are updated through an array of their sequences (an
-    /// index scan on the primary key whatever the planner's statistics say about a young table). Rows of an expired lease (a killed instance's) are claimed again, first.
+    /// index scan on the primary key whatever the planner's statistics say about a young table). Rows of an
+    /// expired lease (a killed instance's) are claimed again, first.
     /// - Parameters:
     ///   - maximumMessages: At most this many messages (Segment takes 2,500).
     ///   - maximumBytes: At most this many bytes of message JSON, a comma per message included: the batch limit
@@ -62,90 +64,135 @@ extension PostgresOutbox {
         maximumBytes: Int = SegmentBatch.maximumBytes - 200,
         lease: Duration? = nil
     ) async throws -> OutboxBatch? {
-        let owner = configuration.owner
-        let lease = lease ?? configuration.lease
         do {
-            let rows = try await client.query(
-                """
-                WITH renewed AS (
-                    UPDATE refiner_segment_tenants
-                    SET sender_until = now() + \(lease.milliseconds) * interval '1 millisecond'
-                    WHERE tenant = \(tenant) AND sender_owner = \(owner)
-                    RETURNING sender_until
-                ), locked AS (
-                    SELECT o.sequence, o.unit, o.unit_size, octet_length(o.payload) + 1 AS bytes
-                    FROM refiner_segment_outbox AS o
-                    WHERE o.tenant = \(tenant)
-                      AND (o.lease_owner IS NULL OR o.lease_until <= now())
-                      AND EXISTS (SELECT 1 FROM renewed)
-                    ORDER BY o.sequence
-                    LIMIT \(maximumMessages)
-                    FOR UPDATE SKIP LOCKED
-                ), units AS (
-                    SELECT unit, min(sequence) AS first, count(*) AS present, max(unit_size) AS size,
-                        sum(sum(bytes)) OVER (ORDER BY min(sequence)) AS running
-                    FROM locked GROUP BY unit
-                ), chosen AS (
-                    SELECT unit FROM units
-                    WHERE first = (SELECT min(first) FROM units)
-                       OR first < coalesce(
-                           (SELECT min(first) FROM units WHERE present < size OR running > \(maximumBytes)),
-                           9223372036854775807)
-                ), picked AS (
-                    SELECT array_agg(sequence) AS sequences FROM locked WHERE unit IN (SELECT unit FROM chosen)
-                )
-                UPDATE refiner_segment_outbox AS o
-                SET lease_owner = \(owner), lease_until = (SELECT sender_until FROM renewed), attempts = o.attempts + 1
-                WHERE o.tenant = \(tenant) AND o.sequence = ANY((SELECT sequences FROM picked)::int8[])
-                RETURNING o.sequence, o.unit, o.message_id, o.response_id, o.kind, o.payload, o.attempts,
-                    o.first_failure_at, o.lease_until, now(), o.failures, o.retry_count
-                """,
-                logger: logger
-            )
-            var messages: [OutboxMessage] = []
-            var leaseUntil: Date?
-            var claimedAt: Date?
-            for try await row in rows.decode(
-                (Int64, Int64, String, String?, String, ByteBuffer, Int32, Date?, Date, Date, Int32, Int32).self
-            ) {
-                let (sequence, unit, messageID, responseID, kind, payload, attempts, firstFailure, until, now) =
-                    (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9)
-                messages.append(
-                    OutboxMessage(
-                        tenant: tenant,
-                        sequence: sequence,
-                        unit: unit,
-                        message: SegmentMessage(
-                            kind: SegmentMessage.Kind(rawValue: kind),
-                            messageID: messageID,
-                            responseID: responseID,
-                            json: Array(buffer: payload)
-                        ),
-                        attempts: Int(attempts),
-                        firstFailureAt: firstFailure,
-                        failures: Int(row.10),
-                        retryCount: Int(row.11)
-                    )
-                )
-                leaseUntil = until
-                claimedAt = now
-            }
-            guard let leaseUntil, let claimedAt else { return nil }
-            messages.sort { $0.sequence < $1.sequence }
-            return OutboxBatch(
-                tenant: tenant,
-                messages: messages,
-                owner: owner,
-                claimedAt: claimedAt,
-                leaseUntil: leaseUntil
-            )
+            return try await claim(
+                of: tenant, settling: [], maximumMessages: maximumMessages, maximumBytes: maximumBytes,
+                lease: lease ?? configuration.lease)
         } catch {
             throw PostgresStoreError.wrapping(error, "claiming a batch of tenant \(tenant)")
         }
     }
 
-    /// Takes (or renews) this instance's sender lease on one tenant; `false` when another instance holds it or
-    /// the tenant is paused.
+    /// Deletes delivered messages of a held tenant and claims its next batch, in one statement: one round trip
+    /// and one commit per batch where ``settleDelivered(_:)`` then ``claimBatch(of:maximumMessages:maximumBytes:lease:)``
+    /// take two of each. What each does is unchanged: the delivered rows go whoever holds them now, the tenant's
+    /// retry wait ends, and the claim is that of `claimBatch` (`nil` when this instance no longer holds the
+    /// tenant or nothing is ready; the delivered rows are deleted all the same).
+    ///
+    /// - Parameter delivered: Messages of `tenant` that Segment accepted.
+    public func settleDelivered(
+        _ delivered: [OutboxMessage],
+        claimingNextOf tenant: String,
+        maximumMessages: Int = SegmentBatch.maximumMessages,
+        maximumBytes: Int = SegmentBatch.maximumBytes - 200,
+        lease: Duration? = nil
+    ) async throws -> OutboxBatch? {
+        guard delivered.allSatisfy({ $0.tenant == tenant }) else {
+            throw PostgresStoreError(.invalidInput, "delivered messages of another tenant than \(tenant)")
+        }
+        do {
+            return try await claim(
+                of: tenant, settling: delivered.map(\.sequence), maximumMessages: maximumMessages,
+                maximumBytes: maximumBytes, lease: lease ?? configuration.lease)
+        } catch {
+            throw PostgresStoreError.wrapping(
+                error, "deleting \(delivered.count) delivered messages of \(tenant) and claiming the next batch")
+        }
+    }
+
+    /// The claim statement, deleting the `settling` rows first (delivered) when there are any.
+    ///
+    /// The tenant row is updated once (a statement may not update a row twice): the renewal of the sender lease
+    /// also ends the retry wait when delivered rows were deleted. The claim's scan sees the statement's snapshot,
+    /// where the rows being deleted are still there: they are left out by their sequences.
+    private func claim(
+        of tenant: String, settling: [Int64], maximumMessages: Int, maximumBytes: Int, lease: Duration
+    ) async throws -> OutboxBatch? {
+        let owner = configuration.owner
+        let rows = try await client.query(
+            """
+            WITH deleted AS (
+                DELETE FROM refiner_segment_outbox
+                WHERE tenant = \(tenant) AND sequence = ANY(\(settling)::int8[])
+                RETURNING 1
+            ), renewed AS (
+                UPDATE refiner_segment_tenants
+                SET sender_until = now() + \(lease.milliseconds) * interval '1 millisecond',
+                    retry_at = CASE WHEN EXISTS (SELECT 1 FROM deleted) THEN NULL ELSE retry_at END
+                WHERE tenant = \(tenant) AND sender_owner = \(owner)
+                RETURNING sender_until, retry_at IS NULL OR retry_at <= now() AS ready
+            ), locked AS (
+                SELECT o.sequence, o.unit, o.unit_size, octet_length(o.payload) + 1 AS bytes
+                FROM refiner_segment_outbox AS o
+                WHERE o.tenant = \(tenant)
+                  AND (o.lease_owner IS NULL OR o.lease_until <= now())
+                  AND o.sequence <> ALL(\(settling)::int8[])
+                  AND EXISTS (SELECT 1 FROM renewed WHERE ready)
+                ORDER BY o.sequence
+                LIMIT \(maximumMessages)
+                FOR UPDATE SKIP LOCKED
+            ), units AS (
+                SELECT unit, min(sequence) AS first, count(*) AS present, max(unit_size) AS size,
+                    sum(sum(bytes)) OVER (ORDER BY min(sequence)) AS running
+                FROM locked GROUP BY unit
+            ), chosen AS (
+                SELECT unit FROM units
+                WHERE first = (SELECT min(first) FROM units)
+                   OR first < coalesce(
+                       (SELECT min(first) FROM units WHERE present < size OR running > \(maximumBytes)),
+                       9223372036854775807)
+            ), picked AS (
+                SELECT array_agg(sequence) AS sequences FROM locked WHERE unit IN (SELECT unit FROM chosen)
+            )
+            UPDATE refiner_segment_outbox AS o
+            SET lease_owner = \(owner), lease_until = (SELECT sender_until FROM renewed), attempts = o.attempts + 1
+            WHERE o.tenant = \(tenant) AND o.sequence = ANY((SELECT sequences FROM picked)::int8[])
+            RETURNING o.sequence, o.unit, o.message_id, o.response_id, o.kind, o.payload, o.attempts,
+                o.first_failure_at, o.lease_until, now(), o.failures, o.retry_count
+            """,
+            logger: logger
+        )
+        var messages: [OutboxMessage] = []
+        var leaseUntil: Date?
+        var claimedAt: Date?
+        for try await row in rows.decode(
+            (Int64, Int64, String, String?, String, ByteBuffer, Int32, Date?, Date, Date, Int32, Int32).self
+        ) {
+            let (sequence, unit, messageID, responseID, kind, payload, attempts, firstFailure, until, now) =
+                (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9)
+            messages.append(
+                OutboxMessage(
+                    tenant: tenant,
+                    sequence: sequence,
+                    unit: unit,
+                    message: SegmentMessage(
+                        kind: SegmentMessage.Kind(rawValue: kind),
+                        messageID: messageID,
+                        responseID: responseID,
+                        json: Array(buffer: payload)
+                    ),
+                    attempts: Int(attempts),
+                    firstFailureAt: firstFailure,
+                    failures: Int(row.10),
+                    retryCount: Int(row.11)
+                )
+            )
+            leaseUntil = until
+            claimedAt = now
+        }
+        guard let leaseUntil, let claimedAt else { return nil }
+        messages.sort { $0.sequence < $1.sequence }
+        return OutboxBatch(
+            tenant: tenant,
+            messages: messages,
+            owner: owner,
+            claimedAt: claimedAt,
+            leaseUntil: leaseUntil
+        )
+    }
+
+    /// Takes (or renews) this instance's sender lease on one tenant; `false` when another instance holds it, the
+    /// tenant is paused, or it waits for a retry.
     public func acquire(tenant: String, lease: Duration? = nil) async throws -> Bool {
         let lease = lease ?? configuration.lease
         do {
@@ -157,6 +204,7 @@ extension PostgresOutbox {
                 SET sender_owner = EXCLUDED.sender_owner, sender_until = EXCLUDED.sender_until
                 WHERE (t.sender_owner IS NULL OR t.sender_until <= now() OR t.sender_owner = EXCLUDED.sender_owner)
                   AND (t.paused_until IS NULL OR t.paused_until <= now())
+                  AND (t.retry_at IS NULL OR t.retry_at <= now())
                 RETURNING 1
                 """,
                 logger: logger
@@ -199,11 +247,19 @@ extension PostgresOutbox {
     /// Gives up this instance's sender lease on a tenant, so any instance may take it; wakes the others when the
     /// tenant still has messages.
     public func releaseTenant(_ tenant: String) async throws {
+        try await releaseTenant(tenant, endingRetryWait: false)
+    }
+
+    /// Gives up the sender lease; with `endingRetryWait`, also ends the tenant's retry wait (the holder that set
+    /// it with ``recordRetry(_:failures:retryCount:firstFailure:nextAttempt:)`` gave its claims back, and the
+    /// retry state went back with the rows, for the next holder to follow).
+    func releaseTenant(_ tenant: String, endingRetryWait: Bool) async throws {
         do {
             try await client.query(
                 """
                 WITH released AS (
-                    UPDATE refiner_segment_tenants SET sender_owner = NULL
+                    UPDATE refiner_segment_tenants
+                    SET sender_owner = NULL, retry_at = CASE WHEN \(endingRetryWait) THEN NULL ELSE retry_at END
                     WHERE tenant = \(tenant) AND sender_owner = \(configuration.owner)
                     RETURNING tenant
                 )

@@ -82,7 +82,7 @@ extension PostgresOutbox: SegmentMessageStore {
     public func release(_ claim: SegmentClaim) async throws {
         guard let (batch, unsettled, tenantIdle) = claims.remove(claim.id) else { return }
         try await returnMessages(unsettled, of: batch)
-        if tenantIdle { try await releaseTenant(batch.tenant) }
+        if tenantIdle { try await releaseTenant(batch.tenant, endingRetryWait: true) }
     }
 
     /// Frees at once what an earlier run under this instance's owner name still held (another owner's claims
@@ -105,7 +105,8 @@ extension PostgresOutbox: SegmentMessageStore {
                     SELECT
                         coalesce(bool_and(
                             (t.sender_owner IS NULL OR t.sender_until <= now() OR t.sender_owner = \(configuration.owner))
-                            AND (t.paused_until IS NULL OR t.paused_until <= now())), true) AS open,
+                            AND (t.paused_until IS NULL OR t.paused_until <= now())
+                            AND (t.retry_at IS NULL OR t.retry_at <= now())), true) AS open,
                         max(CASE WHEN t.paused_until > now() THEN t.paused_until END) AS paused
                     FROM refiner_segment_tenants AS t WHERE t.tenant = \(tenant)
                 ), free AS (
@@ -131,9 +132,34 @@ extension PostgresOutbox: SegmentMessageStore {
         }
     }
 
-    /// Stores the pause on the tenant's row, where every instance reads it; `nil` clears it.
+    /// Stores the pause on the tenant's row, where every instance reads it, keeping a longer one already there
+    /// (another instance's); `nil` ends it only if it is no longer than the last pause this instance set (or is
+    /// over), so one instance's clear never shortens a later, longer pause of another.
     public func setPause(until end: Date?, tenant: String) async throws {
-        try await setPausedUntil(end, tenant: tenant)
+        do {
+            if let end {
+                claims.notePause(end, tenant: tenant)
+                try await client.query(
+                    """
+                    INSERT INTO refiner_segment_tenants AS t (tenant, paused_until) VALUES (\(tenant), \(end))
+                    ON CONFLICT (tenant) DO UPDATE
+                    SET paused_until = greatest(t.paused_until, EXCLUDED.paused_until)
+                    """,
+                    logger: logger
+                )
+            } else {
+                let mine = claims.takePause(tenant: tenant)
+                try await client.query(
+                    """
+                    UPDATE refiner_segment_tenants SET paused_until = NULL
+                    WHERE tenant = \(tenant) AND (paused_until <= now() OR paused_until <= \(mine))
+                    """,
+                    logger: logger
+                )
+            }
+        } catch {
+            throw PostgresStoreError.wrapping(error, "setting the pause of tenant \(tenant)")
+        }
     }
 
     /// Nothing: the outbox keeps what is left for the next run, or another instance.

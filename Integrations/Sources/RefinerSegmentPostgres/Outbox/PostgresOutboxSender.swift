@@ -171,7 +171,13 @@ public struct PostgresOutboxSender: Sendable {
     }
 
     /// Sends batches of a held tenant, then hands it back.
+    ///
+    /// A batch Segment accepted whole is deleted by the statement that claims the next one
+    /// (``PostgresOutbox/settleDelivered(_:claimingNextOf:maximumMessages:maximumBytes:lease:)``): one round trip
+    /// and one commit per batch. The turn's last one is deleted on its own.
     private func serve(_ tenant: String) async throws {
+        // Delivered (2xx) and not deleted yet: the next claim deletes them, or the end of the turn.
+        var accepted: [OutboxMessage] = []
         do {
             guard let destination = try await destination(tenant) else {
                 outbox.logger.warning(
@@ -181,24 +187,42 @@ public struct PostgresOutboxSender: Sendable {
                 return
             }
             let budget = SegmentBatch.maximumBytes - SegmentBatch.envelopeBytes(writeKey: destination.writeKey)
-            for _ in 0..<max(1, configuration.batchesPerTurn) {
-                guard
-                    let batch = try await outbox.claimBatch(
-                        of: tenant,
-                        maximumMessages: configuration.maximumBatchMessages,
-                        maximumBytes: budget
-                    )
-                else { break }
+            turn: for _ in 0..<max(1, configuration.batchesPerTurn) {
+                let claimed: OutboxBatch?
+                if accepted.isEmpty {
+                    claimed = try await outbox.claimBatch(
+                        of: tenant, maximumMessages: configuration.maximumBatchMessages, maximumBytes: budget)
+                } else {
+                    claimed = try await outbox.settleDelivered(
+                        accepted, claimingNextOf: tenant, maximumMessages: configuration.maximumBatchMessages,
+                        maximumBytes: budget)
+                    onEvent(.delivered(tenant: tenant, accepted))
+                    accepted = []
+                }
+                guard let batch = claimed else { break }
                 onEvent(.claimed(batch))
-                guard try await deliver(batch, to: destination) else { break }
+                switch try await deliver(batch, to: destination) {
+                case .accepted: accepted = batch.messages
+                case .settled: break
+                case .stop: break turn
+                }
                 // A batch well short of both limits emptied the tenant: skip the claim that would find nothing
                 // (anything enqueued since wakes a worker, or is found at the tenant's next turn).
                 let bytes = batch.messages.reduce(0) { $0 + $1.message.byteCount + 1 }
                 if batch.messages.count < configuration.maximumBatchMessages / 2 && bytes < budget / 2 { break }
             }
+            if !accepted.isEmpty {
+                try await outbox.settleDelivered(accepted)
+                onEvent(.delivered(tenant: tenant, accepted))
+                accepted = []
+            }
         } catch {
-            // Cancelled or failed: the tenant's lease runs out by itself; hand it back when the server answers.
-            if !(error is CancellationError) { try? await outbox.releaseTenant(tenant) }
+            // Cancelled or failed: the tenant's lease runs out by itself; hand it back when the server answers, and
+            // delete what was delivered (else it is sent again once the lease ends: harmless, messageIds repeat).
+            if !(error is CancellationError) {
+                if !accepted.isEmpty { try? await outbox.settleDelivered(accepted) }
+                try? await outbox.releaseTenant(tenant)
+            }
             throw error
         }
         try await outbox.releaseTenant(tenant)
@@ -206,13 +230,25 @@ public struct PostgresOutboxSender: Sendable {
 
     /// What became of the part of a batch that was not settled on the spot.
     private enum Verdict {
+        /// Segment took the whole batch (2xx); its rows are not deleted yet.
+        case accepted
         case settled
         case retry(reason: String)
         case pause(Duration)
     }
 
-    /// Sends a batch while renewing its lease; `true` when the tenant may go on with its next batch.
-    private func deliver(_ batch: OutboxBatch, to destination: Destination) async throws -> Bool {
+    /// What the tenant's turn does after a batch.
+    private enum Outcome {
+        /// Delivered and still to delete: the next claim deletes it, or the end of the turn.
+        case accepted
+        /// Settled (delivered in parts, or failed for good): on with the next batch.
+        case settled
+        /// Paused or waiting for a retry: the turn ends.
+        case stop
+    }
+
+    /// Sends a batch while renewing its lease, and says whether the tenant may go on with its next batch.
+    private func deliver(_ batch: OutboxBatch, to destination: Destination) async throws -> Outcome {
         let verdict = try await withThrowingTaskGroup(of: Verdict?.self) { group in
             group.addTask { try await send(batch.messages, of: batch, to: destination) }
             group.addTask {
@@ -233,12 +269,14 @@ public struct PostgresOutboxSender: Sendable {
             return verdict ?? .settled
         }
         switch verdict {
+        case .accepted:
+            return .accepted
         case .settled:
-            return true
+            return .settled
         case .pause(let duration):
             try await outbox.pause(batch, for: duration)
             onEvent(.paused(tenant: batch.tenant, for: duration))
-            return false
+            return .stop
         case .retry(let reason):
             let attempts = batch.messages.map(\.attempts).max() ?? 1
             let firstFailure = batch.messages.compactMap(\.firstFailureAt).min() ?? Date()
@@ -250,15 +288,16 @@ public struct PostgresOutboxSender: Sendable {
                 let reason = "gave up after \(attempts) attempts: \(reason)"
                 try await outbox.deadLetter(batch.messages, reason: reason)
                 onEvent(.failed(tenant: batch.tenant, batch.messages, reason: reason))
-                return true
+                return .settled
             }
             try await outbox.retryLater(batch, after: delay)
             onEvent(.retrying(tenant: batch.tenant, after: delay, reason: reason))
-            return false
+            return .stop
         }
     }
 
-    /// Sends messages of a batch; settles delivered and dropped ones at once, and says what to do with the rest.
+    /// Sends messages of a batch; settles delivered parts and dropped ones at once (the whole batch delivered is
+    /// left to the caller to delete), and says what to do with the rest.
     private func send(_ messages: [OutboxMessage], of batch: OutboxBatch, to destination: Destination) async throws
         -> Verdict
     {
@@ -289,6 +328,7 @@ public struct PostgresOutboxSender: Sendable {
         }
         switch SegmentRetryPolicy.disposition(forStatus: response.statusCode) {
         case .success:
+            if messages.count == batch.messages.count { return .accepted }
             try await outbox.settleDelivered(messages)
             onEvent(.delivered(tenant: batch.tenant, messages))
             return .settled
