@@ -82,6 +82,7 @@ struct JSONWriter: ~Copyable {
     }
 
     /// Writes `"key":`; the value must follow.
+    @inline(__always)
     mutating func key(_ key: String) {
         separate()
         appendQuoted(key)
@@ -89,7 +90,9 @@ struct JSONWriter: ~Copyable {
         needsComma = false
     }
 
-    /// Writes `"key":` for a key known to need no escaping (a static ASCII name).
+    /// Writes `"key":` for a key known to need no escaping (a static ASCII name). Inlined, so that the
+    /// name's length and bytes are constants at the call.
+    @inline(__always)
     mutating func rawKey(_ key: StaticString) {
         separate()
         reserve(key.utf8CodeUnitCount + 3)
@@ -102,6 +105,7 @@ struct JSONWriter: ~Copyable {
         needsComma = false
     }
 
+    @inline(__always)
     mutating func string(_ value: String) {
         separate()
         appendQuoted(value)
@@ -235,12 +239,14 @@ struct JSONWriter: ~Copyable {
         count += buffer.count
     }
 
+    @inline(__always)
     private mutating func append(_ text: StaticString) {
         reserve(text.utf8CodeUnitCount)
         (base + count).update(from: text.utf8Start, count: text.utf8CodeUnitCount)
         count += text.utf8CodeUnitCount
     }
 
+    @inline(__always)
     private mutating func appendQuoted(_ string: String) {
         // A native string lends its bytes without a copy or a retain; any other is made native first.
         if let done = string.utf8.withContiguousStorageIfAvailable({ appendQuoted(utf8: $0) }) { return done }
@@ -347,12 +353,15 @@ struct JSONWriter: ~Copyable {
 
     /// Whether any of eight bytes is a control character, a quote, a backslash, or the lead byte of U+2028,
     /// U+2029 or U+0085 (SWAR: a byte is flagged when it is below 0x20, or equal to 0x22, 0x5C, 0xE2 or 0xC2;
-    /// other bytes of 0x80 and above never are).
+    /// other bytes of 0x80 and above never are). A word of ASCII, the common case (every trait key), skips
+    /// the two tests for lead bytes.
     @inline(__always)
     private static func needsEscape(_ word: UInt64) -> Bool {
-        (SWAR.bytes(below: 0x20, in: word) | SWAR.bytes(equalTo: 0x22, in: word)
-            | SWAR.bytes(equalTo: 0x5C, in: word) | SWAR.bytes(equalTo: 0xE2, in: word)
-            | SWAR.bytes(equalTo: 0xC2, in: word)) != 0
+        let ascii =
+            SWAR.bytes(below: 0x20, in: word) | SWAR.bytes(equalTo: 0x22, in: word)
+            | SWAR.bytes(equalTo: 0x5C, in: word)
+        guard SWAR.nonASCIIBytes(in: word) != 0 else { return ascii != 0 }
+        return (ascii | SWAR.bytes(equalTo: 0xE2, in: word) | SWAR.bytes(equalTo: 0xC2, in: word)) != 0
     }
 
     private mutating func appendEscaped(_ byte: UInt8) {

@@ -125,9 +125,12 @@ public struct CollectedTraits: Sendable, Hashable {
     /// at its place in that order, and replaces a trait with the same key.
     func writeMembers(to writer: inout JSONWriter, extra: (key: String, value: String)? = nil) {
         guard let extra else {
-            for index in storage.indices {
-                writer.key(storage[index].key)
-                writer.value(storage[index].value)
+            // Over the buffer: its entries are read in place, not copied out one by one.
+            storage.withUnsafeBufferPointer { entries in
+                for index in entries.indices {
+                    writer.key(entries[index].key)
+                    writer.value(entries[index].value)
+                }
             }
             return
         }

@@ -12,8 +12,11 @@ extension SegmentCallBuilder {
     ///   message. A profile that grew past the limit never rejects a response: its calls are split (see
     ///   ``makeMessages(for:profile:)``).
     public func changes(for response: SurveyResponse) throws(RefinerSegmentError) -> ProfileChanges {
-        try validate(response)
-        let resolved = try traitKeys(for: response)
+        // A survey seen before: its question ids were checked when its keys were cached.
+        let cached = cachedTraitKeys(for: response)
+        try validate(response, questionIDsAreChecked: cached != nil)
+        let resolved: ResolvedKeys
+        if let cached { resolved = cached } else { resolved = try resolveTraitKeys(for: response) }
         let keys = resolved.keys
         // Validated: the user has an id or an anonymous id.
         let user = ProfileKey(userOf: response.user) ?? .anonymousUser("")
