@@ -90,6 +90,30 @@ struct JSONWriter: ~Copyable {
         needsComma = false
     }
 
+    /// Writes `"key":` for a key known to need no escaping (a trait key the normalizer made: `[a-z0-9_]`),
+    /// copying its bytes without a scan.
+    mutating func plainKey(_ key: String) {
+        assert(key.utf8.allSatisfy(Self.isPlainKeyByte), "a plain key needs escaping")
+        let done: Void? = key.utf8.withContiguousStorageIfAvailable { utf8 in
+            separate()
+            let length = utf8.count
+            reserve(length + 3)
+            base[count] = UInt8(ascii: "\"")
+            if let source = utf8.baseAddress { (base + count + 1).update(from: source, count: length) }
+            count += length + 1
+            base[count] = UInt8(ascii: "\"")
+            base[count + 1] = UInt8(ascii: ":")
+            count += 2
+            needsComma = false
+        }
+        if done == nil { self.key(key) }
+    }
+
+    /// Whether a byte may be in a key that ``plainKey(_:)`` writes: what the normalizer's keys are made of.
+    static func isPlainKeyByte(_ byte: UInt8) -> Bool {
+        byte &- UInt8(ascii: "a") < 26 || byte &- UInt8(ascii: "0") < 10 || byte == UInt8(ascii: "_")
+    }
+
     /// Writes `"key":` for a key known to need no escaping (a static ASCII name). Inlined, so that the
     /// name's length and bytes are constants at the call.
     @inline(__always)

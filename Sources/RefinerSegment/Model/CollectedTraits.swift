@@ -23,12 +23,32 @@ public struct CollectedTraits: Sendable, Hashable {
         public var value: AnswerValue
         /// When it was answered.
         public var answeredAt: AnswerTime
+        /// Whether the key is known to need no JSON escaping (the normalizer made it), so that encoding
+        /// copies it without a scan. Not part of the value: it takes no part in `==` or hashing.
+        var isPlainKey: Bool
 
         /// Creates an entry.
         public init(key: String, value: AnswerValue, answeredAt: AnswerTime) {
+            self.init(key: key, value: value, answeredAt: answeredAt, isPlainKey: false)
+        }
+
+        init(key: String, value: AnswerValue, answeredAt: AnswerTime, isPlainKey: Bool) {
             self.key = key
             self.value = value
             self.answeredAt = answeredAt
+            self.isPlainKey = isPlainKey
+        }
+
+        /// Equal when the key, the value and the time are.
+        public static func == (lhs: Entry, rhs: Entry) -> Bool {
+            lhs.key == rhs.key && lhs.value == rhs.value && lhs.answeredAt == rhs.answeredAt
+        }
+
+        /// Hashes the key, the value and the time, consistently with `==`.
+        public func hash(into hasher: inout Hasher) {
+            hasher.combine(key)
+            hasher.combine(value)
+            hasher.combine(answeredAt)
         }
     }
 
@@ -41,7 +61,16 @@ public struct CollectedTraits: Sendable, Hashable {
     /// Traits known without a time, each counted as answered at `answeredAt`.
     public init(_ traits: Traits, answeredAt: AnswerTime = .distantPast) {
         storage.reserveCapacity(traits.count)
-        for (key, value) in traits { storage.append(Entry(key: key, value: value, answeredAt: answeredAt)) }
+        appendAll(traits, answeredAt: answeredAt)
+    }
+
+    /// Appends every trait of `traits` (sorted) to storage that is empty or sorts before them.
+    private mutating func appendAll(_ traits: Traits, answeredAt: AnswerTime) {
+        for position in traits.indices {
+            let (key, value) = traits[position]
+            storage.append(
+                Entry(key: key, value: value, answeredAt: answeredAt, isPlainKey: traits.isPlainKey(at: position)))
+        }
     }
 
     /// The number of traits.
@@ -104,18 +133,21 @@ public struct CollectedTraits: Sendable, Hashable {
         guard !storage.isEmpty else {
             // A newcomer: the traits are sorted already.
             storage.reserveCapacity(traits.count)
-            for (key, value) in traits { storage.append(Entry(key: key, value: value, answeredAt: answeredAt)) }
+            appendAll(traits, answeredAt: answeredAt)
             return
         }
         // Both are sorted by key: walk them together, about one comparison per key (keys from the builder's
         // cache share their storage with the stored ones, which makes comparing them a pointer comparison).
         var cursor = 0
-        for (key, value) in traits {
+        for position in traits.indices {
+            let (key, value) = traits[position]
             while cursor < storage.count, storage[cursor].key < key { cursor += 1 }
             if cursor < storage.count, storage[cursor].key == key {
                 _ = replace(at: cursor, value: value, answeredAt: answeredAt)
             } else {
-                storage.insert(Entry(key: key, value: value, answeredAt: answeredAt), at: cursor)
+                let entry = Entry(
+                    key: key, value: value, answeredAt: answeredAt, isPlainKey: traits.isPlainKey(at: position))
+                storage.insert(entry, at: cursor)
             }
             cursor += 1
         }
@@ -128,7 +160,11 @@ public struct CollectedTraits: Sendable, Hashable {
             // Over the buffer: its entries are read in place, not copied out one by one.
             storage.withUnsafeBufferPointer { entries in
                 for index in entries.indices {
-                    writer.key(entries[index].key)
+                    if entries[index].isPlainKey {
+                        writer.plainKey(entries[index].key)
+                    } else {
+                        writer.key(entries[index].key)
+                    }
                     writer.value(entries[index].value)
                 }
             }

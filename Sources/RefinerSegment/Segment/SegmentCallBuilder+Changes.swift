@@ -39,12 +39,12 @@ extension SegmentCallBuilder {
             guard let value = answers[index].value else { continue }
             if hasAccount, answers[index].question.attribution == .account {
                 if appendsAccountTraits {
-                    changes.accountTraits.appendSorted(keys[index], value)
+                    changes.accountTraits.appendSorted(keys[index], value, isPlainKey: true)
                 } else {
                     changes.accountTraits[keys[index]] = value
                 }
             } else {
-                changes.userTraits.appendSorted(keys[index], value)
+                changes.userTraits.appendSorted(keys[index], value, isPlainKey: true)
             }
         }
         if let email = response.user.email, !email.isEmpty { changes.email = email }

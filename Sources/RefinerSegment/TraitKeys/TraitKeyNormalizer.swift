@@ -236,12 +236,13 @@ public struct TraitKeyNormalizer: Sendable, Hashable {
         into output: UnsafeMutableBufferPointer<UInt8>,
         at start: Int
     ) -> Int? {
-        var end = start
-        var pendingSeparator = false
-        let count = input.count
-        var index = 0
         // One table load per byte: a letter or digit folds to itself lowercased, the rest to a separator.
-        return asciiFold.withUnsafeBufferPointer { fold -> Int? in
+        asciiFold.withUnsafeBufferPointer { fold -> Int? in
+            // Declared in the closure, so that they stay in registers.
+            var end = start
+            var pendingSeparator = false
+            let count = input.count
+            var index = 0
             let apostrophe = UInt8(ascii: "'")
             while index < count {
                 let raw = input[index]
