@@ -92,6 +92,7 @@ struct JSONWriter: ~Copyable {
 
     /// Writes `"key":` for a key known to need no escaping (a trait key the normalizer made: `[a-z0-9_]`),
     /// copying its bytes without a scan.
+    @inline(__always)
     mutating func plainKey(_ key: String) {
         assert(key.utf8.allSatisfy(Self.isPlainKeyByte), "a plain key needs escaping")
         let done: Void? = key.utf8.withContiguousStorageIfAvailable { utf8 in
@@ -175,6 +176,7 @@ struct JSONWriter: ~Copyable {
     }
 
     /// Writes an answer value. Decimals must be finite and dates representable (the builder checks first).
+    @inline(__always)
     mutating func value(_ value: AnswerValue) {
         switch value {
         case .string(let string): self.string(string)

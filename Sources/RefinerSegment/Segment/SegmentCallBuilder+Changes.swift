@@ -23,10 +23,11 @@ extension SegmentCallBuilder {
         var changes = ProfileChanges(
             user: user, answeredAt: AnswerTime(completedAt: response.completedAt, responseID: response.id))
         changes.userTraits.reserveCapacity(response.answers.count)
-        if let account = response.account {
-            changes.account = .account(account.id)
-            changes.accountTraits.reserveCapacity(account.traits.count + response.answers.count)
-            for (name, value) in account.traits {
+        if let accountID = response.account?.id {
+            changes.account = .account(accountID)
+            let hostTraits = response.account?.traits ?? Traits()
+            changes.accountTraits.reserveCapacity(hostTraits.count + response.answers.count)
+            for (name, value) in hostTraits {
                 changes.accountTraits[normalizer.key(for: name, questionID: name)] = value
             }
         }

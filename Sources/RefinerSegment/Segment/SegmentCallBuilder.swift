@@ -207,8 +207,10 @@ public struct SegmentCallBuilder: Sendable {
         // each message is written after them and gets its own copy of its bytes.
         var writer = JSONWriter(capacity: 1024)
         let parts = writeSharedParts(of: response, to: &writer)
+        // The closures capture what they write, not the builder (a copy of it would retain all it holds).
+        let emailKey = self.emailKey
         let identify = encode(.identify, response: response, parts: parts, writer: &writer) { writer in
-            writeIdentifyTraits(of: user, to: &writer)
+            user.traits.writeMembers(to: &writer, extra: user.email.map { (emailKey, $0) })
         }
         if identify.json.count <= configuration.maximumMessageBytes {
             messages.append(identify)
@@ -262,11 +264,6 @@ public struct SegmentCallBuilder: Sendable {
                 writer.value(value)
             }
         }
-    }
-
-    /// The user's traits and `<prefix>email` (which wins over a trait of the same key), in key order.
-    private func writeIdentifyTraits(of user: UserProfile, to writer: inout JSONWriter) {
-        user.traits.writeMembers(to: &writer, extra: user.email.map { (emailKey, $0) })
     }
 
     /// The traits `identify` carries, with their times, in key order (the split path).
