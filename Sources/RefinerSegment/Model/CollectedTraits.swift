@@ -60,17 +60,7 @@ public struct CollectedTraits: Sendable, Hashable {
 
     /// Traits known without a time, each counted as answered at `answeredAt`.
     public init(_ traits: Traits, answeredAt: AnswerTime = .distantPast) {
-        storage.reserveCapacity(traits.count)
-        appendAll(traits, answeredAt: answeredAt)
-    }
-
-    /// Appends every trait of `traits` (sorted) to storage that is empty or sorts before them.
-    private mutating func appendAll(_ traits: Traits, answeredAt: AnswerTime) {
-        for position in traits.indices {
-            let (key, value) = traits[position]
-            storage.append(
-                Entry(key: key, value: value, answeredAt: answeredAt, isPlainKey: traits.isPlainKey(at: position)))
-        }
+        mergeAscending(traits.entriesWithPlainness, count: traits.count, answeredAt: answeredAt)
     }
 
     /// The number of traits.
@@ -130,23 +120,34 @@ public struct CollectedTraits: Sendable, Hashable {
 
     /// Merges every trait of `traits`, all answered at `answeredAt`.
     public mutating func merge(_ traits: Traits, answeredAt: AnswerTime) {
+        mergeAscending(traits.entriesWithPlainness, count: traits.count, answeredAt: answeredAt)
+    }
+
+    /// Merges `count` traits given in ascending key order (distinct keys), all answered at `answeredAt`.
+    ///
+    /// Both are sorted by key, so one walk over both does it, about one comparison per key (keys from the
+    /// builder's cache share their storage with the stored ones, which makes comparing them a pointer
+    /// comparison); a newcomer's traits are appended.
+    mutating func mergeAscending(
+        _ traits: some Sequence<(key: String, value: AnswerValue, isPlainKey: Bool)>, count: Int,
+        answeredAt: AnswerTime
+    ) {
         guard !storage.isEmpty else {
-            // A newcomer: the traits are sorted already.
-            storage.reserveCapacity(traits.count)
-            appendAll(traits, answeredAt: answeredAt)
+            storage.reserveCapacity(count)
+            for trait in traits {
+                storage.append(
+                    Entry(key: trait.key, value: trait.value, answeredAt: answeredAt, isPlainKey: trait.isPlainKey))
+            }
             return
         }
-        // Both are sorted by key: walk them together, about one comparison per key (keys from the builder's
-        // cache share their storage with the stored ones, which makes comparing them a pointer comparison).
         var cursor = 0
-        for position in traits.indices {
-            let (key, value) = traits[position]
-            while cursor < storage.count, storage[cursor].key < key { cursor += 1 }
-            if cursor < storage.count, storage[cursor].key == key {
-                _ = replace(at: cursor, value: value, answeredAt: answeredAt)
+        for trait in traits {
+            while cursor < storage.count, storage[cursor].key < trait.key { cursor += 1 }
+            if cursor < storage.count, storage[cursor].key == trait.key {
+                _ = replace(at: cursor, value: trait.value, answeredAt: answeredAt)
             } else {
                 let entry = Entry(
-                    key: key, value: value, answeredAt: answeredAt, isPlainKey: traits.isPlainKey(at: position))
+                    key: trait.key, value: trait.value, answeredAt: answeredAt, isPlainKey: trait.isPlainKey)
                 storage.insert(entry, at: cursor)
             }
             cursor += 1

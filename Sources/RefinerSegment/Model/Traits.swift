@@ -71,9 +71,10 @@ public struct Traits: Sendable, Hashable {
         storage.append(Entry(key: key, value: value, isPlainKey: isPlainKey))
     }
 
-    /// Whether the key at `position` is known to need no JSON escaping (see ``appendSorted(_:_:isPlainKey:)``).
-    func isPlainKey(at position: Int) -> Bool {
-        storage[position].isPlainKey
+    /// The traits in key order, each with whether its key is known to need no JSON escaping (see
+    /// ``appendSorted(_:_:isPlainKey:)``).
+    var entriesWithPlainness: some Sequence<(key: String, value: AnswerValue, isPlainKey: Bool)> {
+        storage.lazy.map { (key: $0.key, value: $0.value, isPlainKey: $0.isPlainKey) }
     }
 
     /// Sets every trait of `other` on these traits; where both have a key, `other`'s value wins.

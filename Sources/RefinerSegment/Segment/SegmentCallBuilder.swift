@@ -284,7 +284,8 @@ public struct SegmentCallBuilder: Sendable {
         messages: [SegmentMessage], profile: CollectedProfile
     ) {
         var updated = profile
-        updated.apply(try changes(for: response))
+        // The common case merges the response straight into the profile; the rest goes through the changes.
+        if !(try applyDirectly(response, to: &updated)) { updated.apply(try changes(for: response)) }
         return (try encodeMessages(for: response, profile: updated), updated)
     }
 

@@ -245,9 +245,7 @@ public struct TraitKeyNormalizer: Sendable, Hashable {
             var index = 0
             let apostrophe = UInt8(ascii: "'")
             while index < count {
-                let raw = input[index]
-                if raw >= 0x80 { return nil }
-                let byte = fold[Int(raw)]
+                let byte = fold[Int(input[index])]
                 if byte > apostrophe {
                     if pendingSeparator, end > start {
                         output[end] = UInt8(ascii: "_")
@@ -256,7 +254,19 @@ public struct TraitKeyNormalizer: Sendable, Hashable {
                     pendingSeparator = false
                     output[end] = byte
                     end += 1
-                } else if byte == apostrophe, index > 0, index + 1 < count, fold[Int(input[index - 1])] > apostrophe,
+                    index += 1
+                    // The rest of the word, in a tight loop.
+                    while index < count {
+                        let next = fold[Int(input[index])]
+                        guard next > apostrophe else { break }
+                        output[end] = next
+                        end += 1
+                        index += 1
+                    }
+                    continue
+                }
+                if byte == nonASCII { return nil }
+                if byte == apostrophe, index > 0, index + 1 < count, fold[Int(input[index - 1])] > apostrophe,
                     fold[Int(input[index + 1])] > apostrophe
                 {
                     // `What's` -> `whats`: an apostrophe inside a word is no word boundary.
@@ -269,9 +279,13 @@ public struct TraitKeyNormalizer: Sendable, Hashable {
         }
     }
 
+    /// What ``asciiFold`` maps a byte of 0x80 and above to: the ASCII fold stops there.
+    private static let nonASCII: UInt8 = 1
+
     /// What each byte folds to in ``foldASCII(_:into:at:)``: `a-z` and `0-9` for letters and digits (lowercased),
-    /// the apostrophe for itself, 0 for a separator (every other byte, non-ASCII included).
+    /// the apostrophe for itself, ``nonASCII`` for bytes of 0x80 and above, 0 for a separator (any other byte).
     private static let asciiFold: [UInt8] = (0..<256).map { value in
+        guard value < 0x80 else { return nonASCII }
         let byte = lowercased(UInt8(value))
         if isAlphanumeric(byte) { return byte }
         return byte == UInt8(ascii: "'") ? byte : 0
