@@ -309,9 +309,16 @@ struct JSONWriter: ~Copyable {
                 offset = length - 8
                 word = input.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
             } else {
+                // A short string (most answer values): its bytes gathered into a word padded with spaces, with
+                // no call to `memcpy`.
                 offset = 0
                 var padded: UInt64 = 0x2020_2020_2020_2020
-                withUnsafeMutableBytes(of: &padded) { $0.baseAddress!.copyMemory(from: input, byteCount: length) }
+                var position = 0
+                while position < length {
+                    let shift = UInt64(8 * position)
+                    padded = padded & ~(0xFF << shift) | UInt64(source[position]) << shift
+                    position += 1
+                }
                 word = padded
             }
             if !Self.needsEscape(word) {
