@@ -205,25 +205,7 @@ public struct TraitKeyNormalizer: Sendable, Hashable {
     /// scalar folds to more than twice its UTF-8 length: the table's longest, `㎯` -> `rad s2`, is 6 bytes
     /// from 3). Returns the bytes written.
     static func transliterate(_ input: UnsafeBufferPointer<UInt8>, into output: UnsafeMutablePointer<UInt8>) -> Int {
-        let table = TransliterationTable.shared
-        var end = 0
-        var index = 0
-        while index < input.count {
-            let lead = input[index]
-            if lead < 0x80 {
-                output[end] = lead
-                end += 1
-                index += 1
-                continue
-            }
-            // Swift strings hold valid UTF-8, so a lead byte tells the sequence's length.
-            let length = lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4
-            var value = UInt32(lead) & (lead < 0xE0 ? 0x1F : lead < 0xF0 ? 0x0F : 0x07)
-            for offset in 1..<length { value = value << 6 | UInt32(input[index + offset] & 0x3F) }
-            index += length
-            end += table.write(value, to: output + end)
-        }
-        return end
+        TransliterationTable.shared.transliterate(input, into: output)
     }
 
     /// Steps 3, 5 and 6 over ASCII bytes: lowercase, drop in-word apostrophes, runs of others to one `_`.
