@@ -73,7 +73,10 @@ let package = Package(
         // and the built executable), and the write key kept out of everything that can be printed.
         .testTarget(
             name: "RefinerSegmentReliabilityTests",
-            dependencies: ["RefinerSegment", "RefinerSegmentURLSession", "RefinerSegmentTesting", "RefinerSegmentCLI"]
+            dependencies: [
+                "RefinerSegment", "RefinerSegmentURLSession", "RefinerSegmentTesting", "RefinerSegmentCLI",
+                "RefinerSegmentFileStore",
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -7,8 +7,11 @@ import RefinerSegment
 ///
 /// It names the input by its content, not its path: ``byteOffset`` (the end of ``line``) and a digest of
 /// every byte before it. A re-run whose input starts with exactly those bytes resumes; any other input is
-/// read from its start. It lives in `DIR/input-cursor.json`, written whole (temp file, rename) after the
-/// store's append of the unit it covers is durable, so it never runs ahead of what the store holds.
+/// read from its start. It lives in the store itself, as the mark of the append of the units it covers
+/// (``FileMessageStore/append(_:tenant:marks:)``: one write, one `fsync`), so a crash can never leave those
+/// units stored and the cursor before them, nor the cursor past units that were not stored. A copy is
+/// written to `DIR/input-cursor.json` after each append for whoever looks while `send` holds the store's
+/// lock; nothing reads it back.
 struct InputCursor: Codable, Hashable, Sendable {
     /// The cursor file's format.
     var version = 1
@@ -26,28 +29,32 @@ struct InputCursor: Codable, Hashable, Sendable {
         URL(fileURLWithPath: directory).appendingPathComponent("input-cursor.json").path
     }
 
-    /// The cursor kept in `directory`, if any, or why the file there is not one.
+    /// The cursor a store's mark holds, if any, or why the mark is not one (an empty mark, or none, is no
+    /// cursor: the store was new, or its last job was done).
     ///
-    /// A cursor that cannot be read (cut by a power failure, written by another version) is never guessed
-    /// at: the input is then read from its start, which sends some units again and skips none.
-    static func read(in directory: String) -> (cursor: InputCursor?, problem: String?) {
-        let path = path(in: directory)
-        guard FileManager.default.fileExists(atPath: path) else { return (nil, nil) }
-        guard let data = FileManager.default.contents(atPath: path),
-            let cursor = try? JSONDecoder().decode(InputCursor.self, from: data), cursor.version == 1
-        else {
-            return (nil, "\(path) is not an input cursor this version can read (it is replaced by the next one)")
+    /// A cursor that cannot be read (written by another version) is never guessed at: the input is then read
+    /// from its start, which sends some units again and skips none.
+    static func decode(mark: [UInt8]?) -> (cursor: InputCursor?, problem: String?) {
+        guard let mark, !mark.isEmpty else { return (nil, nil) }
+        guard let cursor = try? JSONDecoder().decode(InputCursor.self, from: Data(mark)), cursor.version == 1 else {
+            return (nil, "the store's input cursor is not one this version can read (it is replaced by the next one)")
         }
         return (cursor, nil)
     }
 
-    /// Writes the cursor whole: a temp file renamed over the old one.
+    /// The cursor as a store's mark: its JSON, keys sorted.
+    var encoded: [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        // A struct of strings and integers always encodes.
+        return (try? [UInt8](encoder.encode(self))) ?? []
+    }
+
+    /// Writes the copy for reading whole: a temp file renamed over the old one.
     func write(in directory: String) throws {
         let path = Self.path(in: directory)
         let temp = path + ".tmp"
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let bytes = [UInt8](try encoder.encode(self)) + [UInt8(ascii: "\n")]
+        let bytes = encoded + [UInt8(ascii: "\n")]
         let descriptor = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard descriptor >= 0 else { throw Self.error("cannot create '\(temp)'") }
         var offset = 0
@@ -62,14 +69,11 @@ struct InputCursor: Codable, Hashable, Sendable {
             offset += written
         }
         close(descriptor)
-        // Neither the file nor the directory is synced (a process crash loses neither: they are in the page
-        // cache). A power cut may leave the previous cursor, or an unreadable one, which ``read(in:)`` takes
-        // as none: the re-run then sends some units again, which Segment drops by messageId; it never skips
-        // one. The store's appends are synced by its own policy.
+        // Not synced: it is a copy for reading, never read back (the store's mark is the cursor).
         guard rename(temp, path) == 0 else { throw Self.error("cannot rename '\(temp)' to '\(path)'") }
     }
 
-    /// Removes the cursor (the job is done: its input was read to the end and the store is empty).
+    /// Removes the copy (the job is done: its input was read to the end and the store is empty).
     static func remove(in directory: String) throws {
         let path = path(in: directory)
         guard unlink(path) == 0 || errno == ENOENT else { throw error("cannot remove '\(path)'") }

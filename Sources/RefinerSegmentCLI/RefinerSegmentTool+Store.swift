@@ -53,7 +53,7 @@ struct StoreReport {
             throw ToolError("\(error): its status is read once that run has ended")
         }
         let status = try await store.status()
-        let (cursor, cursorProblem) = InputCursor.read(in: directory)
+        let (cursor, cursorProblem) = InputCursor.decode(mark: store.markAtOpen)
         return StoreReport(
             directory: directory, status: status, cursor: cursor, cursorProblem: cursorProblem, now: now)
     }

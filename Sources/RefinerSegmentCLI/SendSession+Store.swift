@@ -12,8 +12,9 @@ import RefinerSegmentFileStore
 ///   profiles are what one run would have) but not recorded again. Any other file is read from its start,
 ///   and the cursor then follows it.
 /// - A pipe or a terminal cannot be checked before it is read: it is read in full and keeps no cursor
-///   (the cursor of an earlier file is left alone).
-/// - The cursor is removed once a run read its input to the end and the store is empty: the job is done.
+///   (the cursor of an earlier file is left alone: its units carry that cursor again).
+/// - The cursor lives in the store (``SendStore``); it is cleared (an empty mark, and its copy removed) once
+///   a run read its input to the end and the store is empty: the job is done.
 struct StoreMode: Sendable {
     let store: SendStore
     let directory: String
@@ -32,7 +33,7 @@ struct StoreMode: Sendable {
         store = try SendStore(directory: directory, undelivered: undelivered)
         self.directory = directory
         self.inputName = inputName
-        let (cursor, problem) = InputCursor.read(in: directory)
+        let (cursor, problem) = InputCursor.decode(mark: store.base.markAtOpen)
         var notes: [String] = []
         if let problem { notes.append("\(problem); the input is read from its start") }
         guard let file = input as? FileHandleSource, file.byteCount != nil else {
@@ -86,7 +87,7 @@ struct StoreMode: Sendable {
         store.nextCursors.withLock { $0 = cursors }
     }
 
-    /// Why the last cursor could not be written, once (the reading loop then stops).
+    /// Why the copy of the cursor could not be written, the first time.
     func takeCursorFailure() -> String? {
         store.cursorFailure.withLock { failure in
             defer { failure = nil }
@@ -94,9 +95,24 @@ struct StoreMode: Sendable {
         }
     }
 
-    /// Prints what the run starts with: the notes, and how many messages an earlier run left.
+    /// Prints what the run starts with: the notes, and how many messages an earlier run left. When the run
+    /// resumes, first drops what an append cut short left after the cursor: it is read again from the input.
+    /// Before the pipeline runs.
     func announce(tenant: String, io: ToolIO) async {
         for note in notes { io.writeError("refiner-segment: \(note)\n") }
+        if resume != nil {
+            do {
+                let dropped = try await store.base.discardUnitsAfterMark()
+                if dropped > 0 {
+                    io.writeError(
+                        "refiner-segment: \(directory) held \(dropped) messages of an append the earlier run did not "
+                            + "finish: they are dropped and read again from \(inputName)\n")
+                }
+            } catch {
+                io.writeError(
+                    "refiner-segment: \(error): what an unfinished append left in \(directory) may be sent twice\n")
+            }
+        }
         let held = (try? await store.usage(tenant: tenant).messages) ?? 0
         if held > 0 {
             io.writeError(
@@ -117,6 +133,7 @@ struct StoreMode: Sendable {
         }
         guard inputComplete, tracker != nil else { return (0, nil) }
         do {
+            try await store.base.setMark([])
             try InputCursor.remove(in: directory)
         } catch {
             return (0, "\(error)")
@@ -131,8 +148,7 @@ extension SendSession {
 
     /// Records the batch's units in one call (``SegmentPipeline/record(contentsOf:)``); a unit the pipeline
     /// refuses is skipped and reported, as one at a time would be. False when the pipeline stopped on a
-    /// signal (the units left are after the cursor: the re-run reads them again), or the cursor could not be
-    /// written.
+    /// signal (the units left are after the cursor: the re-run reads them again).
     func recordBatch(_ batch: inout [PendingUnit], summary: inout ReadSummary) async -> Bool {
         guard let storeMode else { return true }
         var rest = batch[...]
@@ -160,10 +176,8 @@ extension SendSession {
                 }
             }
             if let failure = storeMode.takeCursorFailure() {
-                // Reading on would accept records a re-run could not tell from new ones.
-                io.writeError("refiner-segment: \(failure); reading stops here\n")
-                summary.readFailed = true
-                return false
+                // Only the copy: the store keeps the cursor itself, so reading goes on.
+                io.writeError("refiner-segment: \(failure) (a copy for reading; the store keeps the cursor)\n")
             }
         }
         return true

@@ -3,12 +3,13 @@ import RefinerSegment
 import RefinerSegmentFileStore
 
 /// The durable store under `send --store DIR`: a ``FileMessageStore`` with the two things `send` adds, each
-/// in the order that makes a crash between its two writes repeat work rather than lose it.
+/// written so that no crash loses work or does it twice where that can be avoided.
 ///
-/// - **The input cursor follows the append.** Units are appended (durable by the store's sync policy), then
-///   the ``InputCursor`` naming the line the last one came from is written. A crash between the two leaves
-///   those units both in the store and after the cursor: the re-run sends them twice under the same
-///   messageIds, which Segment keeps once.
+/// - **The input cursor is written with the append.** Each append carries the ``InputCursor`` of its last
+///   unit as the store's mark, in the same write (``FileMessageStore/append(_:tenant:marks:)``), so no crash
+///   leaves units stored and the cursor before them (the re-run would record them again: sent and counted
+///   twice). An append cut short inside its write may leave units without their mark; the re-run that
+///   resumes drops them (``FileMessageStore/discardUnitsAfterMark()``) and reads them again.
 /// - **The failed file comes before the settlement.** Messages that failed for good are appended to the
 ///   failed file (synced), and only then settled in the store. A crash between the two leaves them in the
 ///   store: the re-run fails them again and writes them again, never neither.
@@ -19,8 +20,17 @@ actor SendStore: SegmentMessageStore {
     /// The cursors of the units the reading loop is about to record, in order (`nil` where not known); an
     /// append takes as many as it accepted units from the front.
     nonisolated let nextCursors = Locked<[InputCursor?]>([])
-    /// Why the cursor could not be written, once that happened (the reading loop then stops).
+    /// Why the copy of the cursor (`input-cursor.json`) could not be written, the first time.
     nonisolated let cursorFailure = Locked<String?>(nil)
+    private var cursorCopyFailed = false
+    /// The mark a unit without a cursor of its own carries: the latest one (a pipe's units keep an earlier
+    /// file's cursor, which they do not move).
+    private var carried: [UInt8]
+    /// Tests only: `REFINER_SEGMENT_TEST_KILL_AFTER_APPENDS=N` makes the process `SIGKILL` itself right after
+    /// its N-th append returns, the one moment a crash test cannot hit by timing.
+    private let killAfterAppends = ProcessInfo.processInfo.environment["REFINER_SEGMENT_TEST_KILL_AFTER_APPENDS"]
+        .flatMap { Int($0) }
+    private var appends = 0
 
     /// Opens the store in `directory`.
     ///
@@ -34,21 +44,43 @@ actor SendStore: SegmentMessageStore {
         }
         self.directory = directory
         self.undelivered = undelivered
+        carried = base.markAtOpen ?? []
     }
 
     func append(_ units: [[SegmentMessage]], tenant: String) async throws -> Int {
-        let accepted = try await base.append(units, tenant: tenant)
-        let cursor = nextCursors.withLock { cursors -> InputCursor? in
-            let taken = cursors.prefix(accepted)
-            cursors.removeFirst(taken.count)
-            // The last accepted unit's, or the last known before it (which covers less: never too much).
-            return taken.last { $0 != nil } ?? nil
+        // Taken before the append, so that a second append under way meanwhile takes the cursors after these;
+        // what this one does not accept goes back to the front.
+        let cursors = nextCursors.withLock { cursors in
+            defer { cursors.removeFirst(min(units.count, cursors.count)) }
+            return Array(cursors.prefix(units.count))
         }
-        guard let cursor else { return accepted }
+        // Each unit's mark: its cursor, or the last known before it (which covers less: never too much).
+        var marks: [[UInt8]] = []
+        marks.reserveCapacity(units.count)
+        var latest = carried
+        for index in units.indices {
+            if index < cursors.count, let cursor = cursors[index] { latest = cursor.encoded }
+            marks.append(latest)
+        }
+        let accepted: Int
+        do {
+            accepted = try await base.append(units, tenant: tenant, marks: marks)
+        } catch {
+            nextCursors.withLock { $0.insert(contentsOf: cursors, at: 0) }
+            throw error
+        }
+        appends += 1
+        if appends == killAfterAppends { raise(SIGKILL) }
+        if accepted < cursors.count { nextCursors.withLock { $0.insert(contentsOf: cursors[accepted...], at: 0) } }
+        guard accepted > 0 else { return accepted }
+        carried = marks[accepted - 1]
+        guard let cursor = cursors.prefix(accepted).last(where: { $0 != nil }) ?? nil else { return accepted }
         do {
             try cursor.write(in: directory)
         } catch {
-            cursorFailure.withLock { $0 = "\(error)" }
+            // Noted once: it is only a copy (the store keeps the cursor).
+            if !cursorCopyFailed { cursorFailure.withLock { $0 = "\(error)" } }
+            cursorCopyFailed = true
         }
         return accepted
     }

@@ -12,6 +12,13 @@ extension FileMessageStore {
     struct Checkpoint: Codable {
         var retryStates: [UInt64: SegmentRetryState] = [:]
         var pauses: [String: Date] = [:]
+        /// The latest mark when it was set here, or its segment went (absent in older checkpoints).
+        var mark: CheckpointMark?
+    }
+
+    struct CheckpointMark: Codable {
+        var sequence: UInt64
+        var bytes: Data
     }
 
     struct Opened {
@@ -23,6 +30,7 @@ extension FileMessageStore {
         var nextSequence: UInt64 = 1
         var checkpoint = Checkpoint()
         var damage: [SegmentStoreDamage] = []
+        var mark: Mark?
     }
 
     /// Reads the directory: acknowledgements first, then every segment, each in one read into one reused
@@ -33,6 +41,12 @@ extension FileMessageStore {
         var opened = Opened()
         var damage: [SegmentStoreDamage] = []
         var buffer: [UInt8] = []
+        if let data = FileManager.default.contents(atPath: directory.appendingPathComponent("checkpoint.json").path) {
+            opened.checkpoint = (try? JSONDecoder().decode(Checkpoint.self, from: data)) ?? Checkpoint()
+        }
+        var foundMark: Mark?
+        /// Segments with nothing unsettled, deleted once the latest mark is safe.
+        var empty: [(ordinal: UInt32, segment: Segment, settled: [UInt64])] = []
         let acksPath = directory.appendingPathComponent("acks.log").path
         var settled = Set<UInt64>()
         try scanFile(acksPath, buffer: &buffer, damage: &damage) { buffer, _, sequence, payload in
@@ -78,6 +92,12 @@ extension FileMessageStore {
                     if first == nil {
                         first = sequence
                         segment.first = sequence
+                    }
+                    if let bytes = UnitCodec.mark(UnsafeRawBufferPointer(rebasing: buffer[payload])) {
+                        if sequence > foundMark?.sequence ?? 0 {
+                            foundMark = Mark(sequence: sequence, bytes: bytes, segment: ordinal, isCheckpointed: false)
+                        }
+                        return
                     }
                     guard !settled.contains(sequence) else {
                         settledHere.append(sequence)
@@ -125,13 +145,34 @@ extension FileMessageStore {
                 }
                 segment.size = size
                 if segment.live == 0 {
-                    unlink(path)
+                    empty.append((ordinal, segment, settledHere))
                 } else {
                     opened.segments[ordinal] = segment
                     opened.storedBytes += size
                     needed += settledHere
                 }
             }
+        }
+        opened.mark = latestMark(checkpoint: opened.checkpoint, found: foundMark)
+        if let mark = opened.mark {
+            opened.nextSequence = max(opened.nextSequence, mark.sequence + 1)
+        }
+        for (ordinal, segment, settledHere) in empty {
+            if let mark = opened.mark, mark.segment == ordinal {
+                // Its units are settled, but its mark is the latest: the checkpoint keeps it before it goes.
+                var checkpoint = opened.checkpoint
+                checkpoint.mark = CheckpointMark(sequence: mark.sequence, bytes: Data(mark.bytes))
+                if (try? writeCheckpoint(checkpoint, in: directory)) == nil {
+                    opened.segments[ordinal] = segment
+                    opened.storedBytes += segment.size
+                    needed += settledHere
+                    continue
+                }
+                opened.checkpoint = checkpoint
+                opened.mark?.segment = nil
+                opened.mark?.isCheckpointed = true
+            }
+            unlink(segment.path)
         }
         for number in opened.tenants.indices {
             let entries = opened.tenants[number].entries
@@ -143,9 +184,6 @@ extension FileMessageStore {
         let record = SegmentRecord(sequence: opened.nextSequence, payload: UnitCodec.encodeSequences(needed.sorted()))
         try replace(acksPath, with: needed.isEmpty ? [] : record.encoded())
         if needed.isEmpty == false { opened.nextSequence += 1 }
-        if let data = FileManager.default.contents(atPath: directory.appendingPathComponent("checkpoint.json").path) {
-            opened.checkpoint = (try? JSONDecoder().decode(Checkpoint.self, from: data)) ?? Checkpoint()
-        }
         opened.damage = damage
         return opened
     }
@@ -302,6 +340,50 @@ extension FileMessageStore {
         pending.removeAll(keepingCapacity: true)
     }
 
+    /// Undoes the records of an append that threw (its write or its `fsync` failed), so that a reopen never
+    /// delivers what a caller was told failed. Records at the end of the active segment, with nothing
+    /// written after them (`writtenThrough` is where this append's write ended), are cut off; any others (in
+    /// an earlier segment, or with another append's records after them) are acknowledged, and a mark written
+    /// with them is superseded in the checkpoint. After a failed `fsync` the active segment is sealed: the
+    /// next append starts a new file rather than trust this one further.
+    ///
+    /// An acknowledgement is synced lazily: a power cut soon after may bring such records back (at least
+    /// once), a crash of the process does not.
+    func abandon(_ entries: ArraySlice<Entry>, writtenThrough end: (segment: UInt32, size: Int)?, mark written: Mark?) {
+        guard !entries.isEmpty else { return }
+        var left = Array(entries)
+        var markCut = false
+        if let end, let active, active.segment == end.segment, segments[end.segment]?.size == end.size,
+            let start = left.lazy.filter({ $0.segment == end.segment }).map({ Int($0.offset) }).min(),
+            ftruncate(active.descriptor, off_t(start)) == 0
+        {
+            segments[end.segment]?.size = start
+            storedBytes -= end.size - start
+            left.removeAll { $0.segment == end.segment }
+            markCut = written?.segment == end.segment
+        }
+        if !left.isEmpty {
+            let record = SegmentRecord(
+                sequence: nextSequence, payload: UnitCodec.encodeSequences(left.map { sequence(of: $0.key) }))
+            nextSequence += 1
+            if (try? Self.writeAll(acks, record.encoded(), path: "acks.log")) != nil { commit.noteWrittenLazily(acks) }
+        }
+        if written != nil, !markCut {
+            // The mark record is still on disk and later than the one in force: the checkpoint outranks it.
+            mark = Mark(sequence: nextSequence, bytes: mark?.bytes ?? [], segment: nil, isCheckpointed: false)
+            nextSequence += 1
+            try? writeCheckpoint()
+        }
+        for entry in entries { segments[entry.segment]?.live -= 1 }
+        if let end, let active, active.segment == end.segment {
+            commit.retire(active.descriptor)
+            self.active = nil
+        }
+        for segment in Set(entries.map(\.segment)) where segments[segment]?.live == 0 && segment != active?.segment {
+            deleteSegment(segment)
+        }
+    }
+
     func startSegment(first sequence: UInt64) throws {
         if let active {
             commit.retire(active.descriptor)
@@ -318,7 +400,9 @@ extension FileMessageStore {
     }
 
     func deleteSegment(_ segment: UInt32) {
-        guard let removed = segments.removeValue(forKey: segment) else { return }
+        guard segments[segment] != nil, markAllowsDeleting(segment),
+            let removed = segments.removeValue(forKey: segment)
+        else { return }
         unlink(removed.path)
         storedBytes -= removed.size
         if let reader, reader.segment == segment {
@@ -344,15 +428,33 @@ extension FileMessageStore {
             tenants[number].mark(position, .settled)
             retryStates[sequence] = nil
             segments[entry.segment]?.live -= 1
-            if segments[entry.segment]?.live == 0, entry.segment != active?.segment { deleteSegment(entry.segment) }
+            if segments[entry.segment]?.live == 0 {
+                // The active segment too: a store that delivered everything holds nothing, on disk or against
+                // its bound. The next append starts a new file (an append in flight counts its units live, so
+                // it never loses its segment here).
+                if let active, active.segment == entry.segment {
+                    commit.retire(active.descriptor)
+                    self.active = nil
+                }
+                deleteSegment(entry.segment)
+            }
         }
         tenants[number].compact()
     }
 
+    /// What reading a unit's record back gave.
+    enum ReadUnit {
+        case messages([SegmentMessage])
+        /// The record no longer checks out (checksum, sequence, length).
+        case damaged
+        /// The file could not be opened or read.
+        case failed(any Error)
+    }
+
     /// Reads the entries' records back (one `pread` for each run of adjacent records), checks each one's
-    /// checksum and sequence again, and decodes its messages; `nil` for a record that no longer checks out.
-    func readUnits(_ entries: [Entry]) throws -> [[SegmentMessage]?] {
-        var units: [[SegmentMessage]?] = []
+    /// checksum and sequence again, and decodes its messages.
+    func readUnits(_ entries: [Entry]) -> [ReadUnit] {
+        var units: [ReadUnit] = []
         units.reserveCapacity(entries.count)
         var start = 0
         while start < entries.count {
@@ -363,34 +465,42 @@ extension FileMessageStore {
                 end += 1
             }
             let segment = entries[start].segment
-            let descriptor = try readDescriptor(segment)
             let first = Int(entries[start].offset)
             let count = Int(entries[end - 1].offset + entries[end - 1].length) - first
-            let bytes = try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-                var done = 0
-                while done < count {
-                    let read = pread(descriptor, buffer.baseAddress! + done, count - done, off_t(first + done))
-                    if read < 0, errno == EINTR { continue }
-                    guard read > 0 else {
-                        initialized = 0
-                        throw FileStoreError.io(
-                            "read", path: segments[segment]?.path ?? "", errno: read == 0 ? EIO : errno)
+            let bytes: [UInt8]
+            do {
+                let descriptor = try readDescriptor(segment)
+                bytes = try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+                    var done = 0
+                    while done < count {
+                        let read = readAt(descriptor, buffer.baseAddress! + done, count - done, off_t(first + done))
+                        if read < 0, errno == EINTR { continue }
+                        guard read > 0 else {
+                            initialized = 0
+                            throw FileStoreError.io(
+                                "read", path: segments[segment]?.path ?? "", errno: read == 0 ? EIO : errno)
+                        }
+                        done += read
                     }
-                    done += read
+                    initialized = count
                 }
-                initialized = count
+            } catch {
+                units += Array(repeating: .failed(error), count: end - start)
+                start = end
+                continue
             }
             bytes.withUnsafeBytes { buffer in
                 for entry in entries[start..<end] {
                     let offset = Int(entry.offset) - first
                     guard let found = SegmentRecord.check(buffer, at: offset),
                         found.payload.upperBound == offset + Int(entry.length),
-                        found.sequence == sequence(of: entry.key)
+                        found.sequence == sequence(of: entry.key),
+                        let messages = UnitCodec.messages(UnsafeRawBufferPointer(rebasing: buffer[found.payload]))
                     else {
-                        units.append(nil)
+                        units.append(.damaged)
                         continue
                     }
-                    units.append(UnitCodec.messages(UnsafeRawBufferPointer(rebasing: buffer[found.payload])))
+                    units.append(.messages(messages))
                 }
             }
             start = end
@@ -410,8 +520,14 @@ extension FileMessageStore {
     }
 
     func writeCheckpoint() throws {
-        let data = try JSONEncoder().encode(Checkpoint(retryStates: retryStates, pauses: pauses))
-        try Self.replace(directory.appendingPathComponent("checkpoint.json").path, with: [UInt8](data))
+        let kept = mark.map { CheckpointMark(sequence: $0.sequence, bytes: Data($0.bytes)) }
+        try Self.writeCheckpoint(Checkpoint(retryStates: retryStates, pauses: pauses, mark: kept), in: directory)
+        mark?.isCheckpointed = true
+    }
+
+    static func writeCheckpoint(_ checkpoint: Checkpoint, in directory: URL) throws {
+        let data = try JSONEncoder().encode(checkpoint)
+        try replace(directory.appendingPathComponent("checkpoint.json").path, with: [UInt8](data))
     }
 }
 

@@ -159,6 +159,17 @@ public actor FileMessageStore: SegmentMessageStore {
         var front: Entry? { entries[head...].first { $0.state != .settled } }
     }
 
+    /// The latest mark (``append(_:tenant:marks:)``, ``setMark(_:)``): a caller's note of how far its input
+    /// got, kept with the units it covers.
+    struct Mark {
+        var sequence: UInt64
+        var bytes: [UInt8]
+        /// The segment whose record holds it; `nil` when only the checkpoint does.
+        var segment: UInt32?
+        /// Whether the checkpoint holds it (so its segment may go).
+        var isCheckpointed: Bool
+    }
+
     struct Segment {
         /// The sequence of its first record.
         var first: UInt64
@@ -190,6 +201,16 @@ public actor FileMessageStore: SegmentMessageStore {
     var pauses: [String: Date] = [:]
     var damage: [SegmentStoreDamage] = []
     var damageReported = 0
+    var mark: Mark?
+    /// Failed reads of units at the front, by entry key, for the bound on attempts.
+    var readFailures: [UInt64: Int] = [:]
+    /// How many claims try to read a unit before it is set aside.
+    static let readAttempts = 3
+    /// `pread`, or a stand-in for tests.
+    let readAt: @Sendable (Int32, UnsafeMutableRawPointer, Int, off_t) -> Int
+    /// The mark found on open: the bytes of the latest ``append(_:tenant:marks:)`` or ``setMark(_:)`` that
+    /// completed before the store was last closed (or killed); `nil` when there was none.
+    package nonisolated let markAtOpen: [UInt8]?
 
     /// Opens (or creates) the store in `directory` and reads back what it holds.
     ///
@@ -200,8 +221,10 @@ public actor FileMessageStore: SegmentMessageStore {
 
     /// Opens the store with a stand-in for `fsync` (tests count and hold syncs with it).
     package init(
-        directory: URL, configuration: Configuration, fsync: @escaping @Sendable (Int32) -> Int32
+        directory: URL, configuration: Configuration, fsync: @escaping @Sendable (Int32) -> Int32,
+        pread: @escaping @Sendable (Int32, UnsafeMutableRawPointer, Int, off_t) -> Int = { Glibc.pread($0, $1, $2, $3) }
     ) throws {
+        readAt = pread
         // The segments hold personal data (answers, emails): a directory this creates is its owner's only,
         // and every file in it is created 0600 without following a planted symlink.
         try FileManager.default.createDirectory(
@@ -226,6 +249,8 @@ public actor FileMessageStore: SegmentMessageStore {
         retryStates = opened.checkpoint.retryStates
         pauses = opened.checkpoint.pauses
         damage = opened.damage
+        mark = opened.mark
+        markAtOpen = opened.mark?.bytes
         opened = .init()
         acks = try Self.openAppending(directory.appendingPathComponent("acks.log").path)
     }
@@ -249,6 +274,24 @@ public actor FileMessageStore: SegmentMessageStore {
     /// The units' records are encoded before the call enters the actor, so encoding never holds up the
     /// claims, settlements and other appends the actor serves.
     public nonisolated func append(_ units: [[SegmentMessage]], tenant: String) async throws -> Int {
+        try await appendEncoded(try Self.encode(units, tenant: tenant), tenant: tenant, marks: nil)
+    }
+
+    /// Appends units as ``append(_:tenant:)`` does and, in the same write after the last unit accepted, that
+    /// unit's mark (`marks[accepted - 1]`): opaque bytes the caller reads back as ``markAtOpen`` after a
+    /// restart. The mark and the units it covers reach the disk together: a crash leaves either both or, for
+    /// units written without their mark (a write cut short), units after the last mark, which
+    /// ``discardUnitsAfterMark()`` drops for a caller that records them again.
+    ///
+    /// `send --store` keeps its input cursor this way, so a kill just after an append cannot leave the
+    /// units in the store and the cursor before them.
+    package nonisolated func append(_ units: [[SegmentMessage]], tenant: String, marks: [[UInt8]]) async throws
+        -> Int
+    {
+        try await appendEncoded(try Self.encode(units, tenant: tenant), tenant: tenant, marks: marks)
+    }
+
+    private static func encode(_ units: [[SegmentMessage]], tenant: String) throws -> [EncodedUnit] {
         let appendedAt = Int64((Date().timeIntervalSince1970 * 1000).rounded())
         var encoded: [EncodedUnit] = []
         encoded.reserveCapacity(units.count)
@@ -261,7 +304,7 @@ public actor FileMessageStore: SegmentMessageStore {
             let (payload, jsonBytes) = UnitCodec.encode(unit, tenant: tenant, appendedAt: appendedAt)
             encoded.append(EncodedUnit(payload: payload, jsonBytes: jsonBytes, messages: unit.count))
         }
-        return try await appendEncoded(encoded, tenant: tenant)
+        return encoded
     }
 
     /// A unit's record payload, made off the actor.
@@ -271,7 +314,7 @@ public actor FileMessageStore: SegmentMessageStore {
         var messages: Int
     }
 
-    private func appendEncoded(_ units: [EncodedUnit], tenant: String) async throws -> Int {
+    private func appendEncoded(_ units: [EncodedUnit], tenant: String, marks: [[UInt8]]?) async throws -> Int {
         let number = try tenantNumber(tenant)
         let segmentBytes = min(max(configuration.segmentBytes, 1), Int(Int32.max))
         var accepted = 0
@@ -283,6 +326,9 @@ public actor FileMessageStore: SegmentMessageStore {
         // A segment counts its entries live as soon as they are written, so starting the next segment
         // never deletes one just written.
         var written = 0
+        // Room for the mark, so that it never takes the store past its bound.
+        let markBytes = marks.map { SegmentRecord.headerSize + 8 + ($0.map(\.count).max() ?? 0) } ?? 0
+        var appendedMark: Mark?
         func flush() throws {
             try write(&pending)
             written = added.count
@@ -292,7 +338,7 @@ public actor FileMessageStore: SegmentMessageStore {
                 let payload = unit.payload
                 let recordSize = SegmentRecord.headerSize + payload.count
                 let stored = storedBytes + pending.count
-                guard stored == 0 || stored + recordSize <= configuration.maximumBytes else { break }
+                guard stored == 0 || stored + recordSize + markBytes <= configuration.maximumBytes else { break }
                 if let active, let segment = segments[active.segment] {
                     let size = segment.size + pending.count
                     if (size + recordSize > segmentBytes && size > 0)
@@ -315,17 +361,35 @@ public actor FileMessageStore: SegmentMessageStore {
                 nextSequence += 1
                 accepted += 1
             }
+            if let marks, accepted > 0, accepted <= marks.count, let active {
+                // After the units it covers: a write cut short may keep units without their mark, never the
+                // mark without its units.
+                let bytes = marks[accepted - 1]
+                SegmentRecord.append(sequence: nextSequence, payload: UnitCodec.markPayload(bytes), to: &pending)
+                appendedMark = Mark(
+                    sequence: nextSequence, bytes: bytes, segment: active.segment, isCheckpointed: false)
+                nextSequence += 1
+            }
             try flush()
         } catch {
             for entry in added[written...] { segments[entry.segment]?.live -= 1 }
+            // Written before a new segment was started: undone too, the caller is told the append failed.
+            abandon(added[..<written], writtenThrough: nil, mark: nil)
             throw error
         }
         guard accepted > 0, let active else { return accepted }
         // Indexed (claimable, counted by usage and recover) only once durable by the policy: a recover
         // that runs while this append waits for its fsync does not count the units twice. A unit whose
-        // fsync failed stays on disk unindexed (its segment kept): a reopen finds it (at least once).
-        try await commit.wait(for: commit.noteWritten(active.descriptor))
+        // fsync failed is undone (``abandon(_:writtenThrough:mark:)``): a reopen never delivers what threw.
+        let end = (segment: active.segment, size: segments[active.segment]?.size ?? 0)
+        do {
+            try await commit.wait(for: commit.noteWritten(active.descriptor))
+        } catch {
+            abandon(added[...], writtenThrough: end, mark: appendedMark)
+            throw error
+        }
         for entry in added { tenants[number].add(entry) }
+        if let appendedMark, appendedMark.sequence > mark?.sequence ?? 0 { mark = appendedMark }
         return accepted
     }
 
@@ -353,37 +417,74 @@ public actor FileMessageStore: SegmentMessageStore {
             bytes += unitBytes
         }
         guard !picked.isEmpty else { return nil }
-        let units = try readUnits(picked.map { tenants[number].entries[$0] })
+        let reads = readUnits(picked.map { tenants[number].entries[$0] })
+        // A read that fails is tried again by the next claim (nothing is claimed now), up to
+        // `readAttempts` times; then its units are set aside, kept for the next open, and reported.
+        var failedRead: (any Error)?
+        for (position, read) in zip(picked, reads) {
+            let key = tenants[number].entries[position].key
+            guard case .failed(let error) = read else {
+                readFailures[key] = nil
+                continue
+            }
+            readFailures[key, default: 0] += 1
+            if readFailures[key]! < Self.readAttempts { failedRead = error }
+        }
+        if let failedRead { throw failedRead }
         var messages: [SegmentMessage] = []
         messages.reserveCapacity(messageCount)
         var unitEnds: [Int] = []
         var keys: [UInt64?] = []
-        var unreadable: [UInt64] = []
-        for (position, unit) in zip(picked, units) {
+        var damaged: [UInt64] = []
+        var unreadable: [SegmentClaim.Unreadable] = []
+        var setAside: (messages: Int, first: (location: String, error: any Error)?) = (0, nil)
+        for (position, read) in zip(picked, reads) {
             let entry = tenants[number].entries[position]
-            guard let unit else {
-                unreadable.append(entry.key)
-                damage.append(
-                    SegmentStoreDamage(
-                        location: "\(segmentName(entry.segment)) offset \(entry.offset)", byteCount: Int(entry.length),
-                        isTornTail: false))
-                continue
+            let location = "\(segmentName(entry.segment)) offset \(entry.offset)"
+            switch read {
+            case .messages(let unit):
+                tenants[number].mark(position, .claimed)
+                keys.append(entry.key)
+                messages += unit
+                unitEnds.append(messages.count)
+            case .damaged:
+                // A record damaged on disk since the store opened is never sent: it is dropped, reported
+                // (a failed outcome, and `status().damage`).
+                damaged.append(entry.key)
+                damage.append(SegmentStoreDamage(location: location, byteCount: Int(entry.length), isTornTail: false))
+                unreadable.append(
+                    SegmentClaim.Unreadable(
+                        messageCount: Int(entry.messages),
+                        detail: "\(entry.messages) messages at \(location) are damaged on disk: dropped",
+                        isKept: false))
+            case .failed(let error):
+                // Not claimable again in this process (claimed by no one); still held, and read again when the
+                // store is next opened.
+                readFailures[entry.key] = nil
+                tenants[number].mark(position, .claimed)
+                setAside.messages += Int(entry.messages)
+                setAside.first = setAside.first ?? (location, error)
             }
-            tenants[number].mark(position, .claimed)
-            keys.append(entry.key)
-            messages += unit
-            unitEnds.append(messages.count)
         }
-        // A record damaged on disk since the store opened is never sent: it is dropped and reported in
-        // `status().damage`.
-        try acknowledge(unreadable, tenant: number)
-        guard let first = keys.first, let first else { return nil }
+        if let (location, error) = setAside.first {
+            unreadable.append(
+                SegmentClaim.Unreadable(
+                    messageCount: setAside.messages,
+                    detail: "\(setAside.messages) messages from \(location) on could not be read "
+                        + "\(Self.readAttempts) times: kept in the store, to be read again when it is next opened",
+                    underlying: error, isKept: true))
+        }
+        try acknowledge(damaged, tenant: number)
+        guard let first = keys.first, let first else {
+            return unreadable.isEmpty
+                ? nil : SegmentClaim(id: 0, tenant: tenant, messages: [], unitEnds: [], unreadable: unreadable)
+        }
         let id = nextClaim
         nextClaim += 1
         claims[id] = (number, keys)
         return SegmentClaim(
             id: id, tenant: tenant, messages: messages, unitEnds: unitEnds,
-            retryState: retryStates[sequence(of: first)] ?? SegmentRetryState())
+            retryState: retryStates[sequence(of: first)] ?? SegmentRetryState(), unreadable: unreadable)
     }
 
     /// Acknowledges delivered or failed units in `acks.log`; keeps a retry schedule in the checkpoint.

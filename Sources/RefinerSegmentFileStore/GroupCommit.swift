@@ -44,6 +44,9 @@ final class GroupCommit: @unchecked Sendable {
     /// Descriptors the store is done with: synced, then closed by the thread.
     private var retired: [Int32] = []
     private var waiters: [(ticket: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
+    /// The tickets of the last passes whose `fsync` failed, for a caller that starts waiting only after its
+    /// pass ended (it must get the error too, not success).
+    private var failedPasses: [(tickets: ClosedRange<UInt64>, error: any Error)] = []
     private var stopping = false
     private var started = false
     private var syncs = 0
@@ -103,12 +106,17 @@ final class GroupCommit: @unchecked Sendable {
     func wait(for ticket: UInt64) async throws {
         guard mode == .immediately else { return }
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let done = locked { () -> Bool in
-                if synced >= ticket { return true }
+            let done = locked { () -> Result<Void, any Error>? in
+                if synced >= ticket {
+                    if let failed = failedPasses.last(where: { $0.tickets.contains(ticket) }) {
+                        return .failure(failed.error)
+                    }
+                    return .success(())
+                }
                 waiters.append((ticket, continuation))
-                return false
+                return nil
             }
-            if done { continuation.resume() }
+            if let done { continuation.resume(with: done) }
         }
     }
 
@@ -171,6 +179,10 @@ final class GroupCommit: @unchecked Sendable {
             for descriptor in closing { close(descriptor) }
             condition.lock()
             syncs += descriptors.count
+            if let failure, target > synced {
+                failedPasses.append((synced + 1...target, failure))
+                if failedPasses.count > 64 { failedPasses.removeFirst() }
+            }
             synced = target
             lastPass = Date()
             let ready = waiters.filter { $0.ticket <= target }

@@ -1,5 +1,6 @@
 import Foundation
 import RefinerSegment
+import RefinerSegmentFileStore
 import RefinerSegmentTesting
 import Testing
 
@@ -30,11 +31,13 @@ import Darwin
         func remove() { try? FileManager.default.removeItem(at: directory) }
 
         /// Starts the executable with `arguments`; its standard output and error go to `<name>.out`, `<name>.err`.
-        func launch(_ arguments: [String], name: String) throws -> Process {
+        func launch(_ arguments: [String], name: String, environment: [String: String] = [:]) throws -> Process {
             let process = Process()
             process.executableURL = BuiltTool.url
             process.arguments = arguments
-            process.environment = ["SEGMENT_WRITE_KEY": "wk_store", "PATH": "/usr/bin:/bin"]
+            process.environment = ["SEGMENT_WRITE_KEY": "wk_store", "PATH": "/usr/bin:/bin"].merging(environment) {
+                $1
+            }
             process.currentDirectoryURL = directory
             process.standardInput = FileHandle.nullDevice
             for stream in ["out", "err"] {
@@ -159,6 +162,75 @@ import Darwin
         #expect(stderr.contains("40 lines accepted by an earlier run were not sent again"), "\(stderr)")
         // Every message exactly once: what the store held, and nothing of the input a second time.
         #expect(SendInput.ids(acceptedBy: healthy).sorted() == workspace.expected.sorted(), "\(stderr)")
+    }
+
+    /// A kill right after an append returns, before anything else: the cursor must already cover that
+    /// append's units, or the re-run records them again (sent twice, counted twice).
+    @Test(.enabled(if: enabled, missing))
+    func aKillJustAfterAnAppendIsNeitherSentNorCountedTwice() async throws {
+        let workspace = try Workspace(count: 600, tag: "window")
+        defer { workspace.remove() }
+        let stalling = try LoopbackHTTPServer { _ in .hold }
+        defer { stalling.stop() }
+        let first = try workspace.launch(
+            [
+                "send", "--endpoint", stalling.baseURL.absoluteString, "--store", "store", "--failed", "failed.jsonl",
+                "in.jsonl",
+            ], name: "first", environment: ["REFINER_SEGMENT_TEST_KILL_AFTER_APPENDS": "1"])
+        guard await workspace.finish(first) else { return }
+        #expect(first.terminationReason == .uncaughtSignal && first.terminationStatus == SIGKILL)
+        let healthy = try LoopbackHTTPServer()
+        defer { healthy.stop() }
+        let rerun = try workspace.send(healthy, name: "rerun")
+        guard await workspace.finish(rerun) else { return }
+        let stderr = workspace.text("rerun.err")
+        #expect(rerun.terminationStatus == 0, "\(stderr)")
+        #expect(stderr.contains("lines accepted by an earlier run were not sent again"), "\(stderr)")
+        // Every message exactly once at the server, and the summary counts each once.
+        #expect(SendInput.ids(acceptedBy: healthy).sorted() == workspace.expected.sorted(), "\(stderr)")
+        #expect(stderr.contains("600 of 600 lines read"), "\(stderr)")
+        #expect(stderr.contains("1200 delivered, 0 failed"), "\(stderr)")
+    }
+
+    /// What an append cut short inside its write leaves: units after the cursor, without their mark (made
+    /// here by appending the next lines' messages with no mark). The re-run that resumes drops them and reads
+    /// those lines again: each message once at the server.
+    @Test(.enabled(if: enabled, missing))
+    func aRerunDropsWhatAnUnfinishedAppendLeftAfterTheCursor() async throws {
+        let workspace = try Workspace(count: 600, tag: "cut")
+        defer { workspace.remove() }
+        let stalling = try LoopbackHTTPServer { _ in .hold }
+        defer { stalling.stop() }
+        let first = try workspace.launch(
+            [
+                "send", "--endpoint", stalling.baseURL.absoluteString, "--store", "store", "--failed", "failed.jsonl",
+                "in.jsonl",
+            ], name: "first", environment: ["REFINER_SEGMENT_TEST_KILL_AFTER_APPENDS": "1"])
+        guard await workspace.finish(first) else { return }
+        do {
+            // The kill came before the cursor's copy was written: the store's own mark says where it got.
+            let store = try FileMessageStore(directory: workspace.url("store"))
+            let cursor = try JSONSerialization.jsonObject(with: Data(try #require(store.markAtOpen)))
+            let line = try #require((cursor as? [String: Any])?["line"] as? Int)
+            try #require(line < 596)
+            let orphans = try (line..<line + 4).map { index in
+                [
+                    try SegmentMessage(
+                        json: Array(
+                            #"{"type":"identify","messageId":"refiner-cut-\#(index)-identify","userId":"u"}"#.utf8))
+                ]
+            }
+            #expect(try await store.append(orphans, tenant: "default") == 4)
+        }
+        let healthy = try LoopbackHTTPServer()
+        defer { healthy.stop() }
+        let rerun = try workspace.send(healthy, name: "rerun")
+        guard await workspace.finish(rerun) else { return }
+        let stderr = workspace.text("rerun.err")
+        #expect(rerun.terminationStatus == 0, "\(stderr)")
+        #expect(stderr.contains("store held 4 messages of an append the earlier run did not finish"), "\(stderr)")
+        #expect(SendInput.ids(acceptedBy: healthy).sorted() == workspace.expected.sorted(), "\(stderr)")
+        #expect(stderr.contains("1200 delivered, 0 failed"), "\(stderr)")
     }
 
     @Test(.enabled(if: enabled, missing))

@@ -66,11 +66,11 @@ public struct SegmentDeliveryError: Error, Sendable, CustomStringConvertible, Cu
         /// The server answered with a redirect (3xx), which is never followed: the endpoint is
         /// misconfigured. The batch fails for good; the detail names the `Location`.
         public static let redirected = Code(.redirected)
-        /// The message store could not append, claim or settle; ``SegmentDeliveryError/underlying`` is its
-        /// error.
+        /// The message store could not append, claim, settle or say what it holds, or could not read back
+        /// units it keeps (``SegmentClaim/unreadable``); ``SegmentDeliveryError/underlying`` is its error.
         public static let storeFailure = Code(.storeFailure)
-        /// The message store found a record it cannot read back (a checksum mismatch before its last
-        /// write): what it held is lost, and reported with this code instead of vanishing.
+        /// The message store found a record it cannot read back (a checksum mismatch, on open or at a
+        /// claim): what it held is lost, and reported with this code instead of vanishing.
         public static let storeDamaged = Code(.storeDamaged)
 
         /// The code in words.

@@ -85,17 +85,45 @@ public struct SegmentClaim: Sendable {
     public var unitEnds: [Int]
     /// The retry state left by earlier attempts (after a restart, or a release).
     public var retryState: SegmentRetryState
+    /// Units at the front that the store could not read back (not in ``messages``, and no longer
+    /// claimable): the pipeline reports each as a failed outcome (code `storeFailure` when kept,
+    /// `storeDamaged` when dropped) and counts their messages as done. A claim may hold only these, with no
+    /// messages.
+    public var unreadable: [Unreadable]
+
+    /// Units a store could not read back for a claim: a read that kept failing (kept in the store), or a
+    /// record damaged since it was written (dropped).
+    public struct Unreadable: Sendable {
+        /// How many messages they held.
+        public var messageCount: Int
+        /// Where they are, why they could not be read, and whether the store keeps them.
+        public var detail: String
+        /// The error the read failed with, if any.
+        public var underlying: (any Error)?
+        /// Whether the store still holds them (a read that failed: tried again later) rather than dropped
+        /// them (damaged).
+        public var isKept: Bool
+
+        /// Creates a report.
+        public init(messageCount: Int, detail: String, underlying: (any Error)? = nil, isKept: Bool) {
+            self.messageCount = messageCount
+            self.detail = detail
+            self.underlying = underlying
+            self.isKept = isKept
+        }
+    }
 
     /// Creates a claim; without `unitEnds`, every message is a unit of its own.
     public init(
         id: UInt64, tenant: String, messages: [SegmentMessage], unitEnds: [Int]? = nil,
-        retryState: SegmentRetryState = .init()
+        retryState: SegmentRetryState = .init(), unreadable: [Unreadable] = []
     ) {
         self.id = id
         self.tenant = tenant
         self.messages = messages
         self.unitEnds = unitEnds ?? Array(stride(from: 1, through: messages.count, by: 1))
         self.retryState = retryState
+        self.unreadable = unreadable
     }
 }
 

@@ -49,11 +49,14 @@ extension SegmentPipeline {
             if let memoryStore {
                 usage = memoryStore.usageNow(tenant: tenant)
             } else {
-                guard let read = try? await store.usage(tenant: tenant) else {
+                do {
+                    usage = try await store.usage(tenant: tenant)
+                } catch {
+                    // Reported, not taken as an empty store: the messages are still there.
+                    reportStoreFailure("the store could not say what it holds", error)
                     guard await waitAfterStoreFailure() else { return nil }
                     continue
                 }
-                usage = read
             }
             let generation = work.generation
             let decision = BatchCut.decide(
@@ -80,16 +83,53 @@ extension SegmentPipeline {
                         tenant: tenant, maximumMessages: configuration.batch.maximumMessages,
                         maximumBytes: configuration.batch.maximumBytes - envelopeBytes, lease: Self.claimLease)
                 } catch {
+                    reportStoreFailure("the store could not hand out a batch", error)
                     guard await waitAfterStoreFailure() else { return nil }
                     continue
                 }
                 guard let claim else { continue }
+                if !claim.unreadable.isEmpty { skipUnreadable(claim.unreadable) }
+                if claim.messages.isEmpty { continue }
                 appendedSinceClaim = (0, 0)
                 oldestUnclaimed = usage.claimableMessages > claim.messages.count ? clock.now() : nil
                 return claim
             }
         }
         return nil
+    }
+
+    /// Reports units a claim could not read back, each as a failed outcome with code `storeFailure` (kept in
+    /// the store) or `storeDamaged` (dropped), counted in ``Counters/storeFailures``, and counts their messages
+    /// as done, so `flush()` and a drain do not wait for them.
+    private func skipUnreadable(_ unreadable: [SegmentClaim.Unreadable]) {
+        var count = 0
+        for units in unreadable {
+            count += units.messageCount
+            counters.storeFailures += 1
+            emit(
+                .failed(
+                    [],
+                    reason: SegmentDeliveryError(
+                        code: units.isKept ? .storeFailure : .storeDamaged,
+                        underlyingDescription: units.underlying.map { redact("\($0)") },
+                        underlying: units.underlying, detail: units.detail)))
+        }
+        claimedThrough += count
+        counters.queuedMessages = max(0, counters.queuedMessages - count)
+        roomMayBeFree()
+        resumeFlushWaiters()
+    }
+
+    /// A store call before sending failed: counted (``Counters/storeFailures``) and reported as a
+    /// `.failed([], reason:)` outcome with code `storeFailure`; the caller tries again.
+    private func reportStoreFailure(_ what: String, _ error: any Error) {
+        counters.storeFailures += 1
+        emit(
+            .failed(
+                [],
+                reason: SegmentDeliveryError(
+                    code: .storeFailure, underlyingDescription: redact(String(describing: error)), underlying: error,
+                    detail: what)))
     }
 
     /// A store that cannot be read now (a full disk, a lost connection) keeps its messages: try again after a
