@@ -18,10 +18,6 @@ extension RefinerSegmentTool {
     func send(_ arguments: [String]) async throws -> Int32 {
         // Many workspaces in one run: SendSession+Tenants.swift.
         if arguments.contains(where: { $0 == "--tenants" || $0.hasPrefix("--tenants=") }) {
-            // Not silently in memory when a durable store was asked for.
-            if arguments.contains(where: { $0 == "--store" || $0.hasPrefix("--store=") }) {
-                throw UsageError("--store does not work with --tenants yet: send each tenant's input on its own")
-            }
             return try await sendTenants(arguments)
         }
         let options = try SendOptions(arguments, environment: io.environment)

@@ -104,7 +104,8 @@ public struct RefinerSegmentTool: Sendable {
                                                        {"writeKey" or "writeKeyEnv", "region" or "endpoint"};
                                                        each record's "tenant" field picks one; progress and
                                                        summary per tenant; failed files per tenant
-                                                       (FAILED.NAME.jsonl). Docs/Tenants.md
+                                                       (FAILED.NAME.jsonl); with --store DIR, one store
+                                                       for every tenant. Docs/Tenants.md
                                  --tenant NAME         the tenant of records without a "tenant" field
                                On SIGINT, SIGTERM or SIGHUP it stops reading, delivers for up to 1 s more,
                                writes every message read but not delivered to the failed file and exits 130,

@@ -30,7 +30,15 @@ struct StoreMode: Sendable {
     ///
     /// - Throws: ``ToolError`` when the store is another process's, or cannot be opened.
     init(directory: String, undelivered: UndeliveredSink, input: any ByteSource, inputName: String) throws {
-        store = try SendStore(directory: directory, undelivered: undelivered)
+        try self.init(
+            store: SendStore(directory: directory, undelivered: undelivered), input: input, inputName: inputName)
+    }
+
+    /// Decides whether the input resumes the earlier run whose cursor `store` holds (`send --tenants`
+    /// opens its store with a failed file per tenant).
+    init(store: SendStore, input: any ByteSource, inputName: String) {
+        self.store = store
+        let directory = store.directory
         self.directory = directory
         self.inputName = inputName
         let (cursor, problem) = InputCursor.decode(mark: store.base.markAtOpen)
@@ -80,9 +88,15 @@ struct StoreMode: Sendable {
     /// Names the cursor of each unit about to be recorded, in order: an append of the first k of them writes
     /// the k-th one's (or the last one known before it).
     func prepare(_ units: some Collection<SendSession.PendingUnit>) {
-        let cursors = units.map { unit -> InputCursor? in
-            guard let tracker, let digest = tracker.digest(through: unit.endOffset) else { return nil }
-            return InputCursor(input: inputName, line: unit.lastLine, byteOffset: unit.endOffset, digest: digest.hex)
+        prepare(ends: units.map { (line: $0.lastLine, offset: $0.endOffset) })
+    }
+
+    /// Names the cursor of each unit about to be recorded, in order, by the unit's last line and the input
+    /// offset just past it.
+    func prepare(ends: [(line: Int, offset: Int)]) {
+        let cursors = ends.map { end -> InputCursor? in
+            guard let tracker, let digest = tracker.digest(through: end.offset) else { return nil }
+            return InputCursor(input: inputName, line: end.line, byteOffset: end.offset, digest: digest.hex)
         }
         store.nextCursors.withLock { $0 = cursors }
     }
@@ -99,6 +113,16 @@ struct StoreMode: Sendable {
     /// resumes, first drops what an append cut short left after the cursor: it is read again from the input.
     /// Before the pipeline runs.
     func announce(tenant: String, io: ToolIO) async {
+        let held = await announce(tenants: [tenant], io: io)[tenant] ?? 0
+        if held > 0 {
+            io.writeError(
+                "refiner-segment: \(directory) holds \(held) messages from an earlier run: they are sent first\n")
+        }
+    }
+
+    /// As ``announce(tenant:io:)`` without the line on what is held: returns how many messages the store
+    /// holds for each of `tenants` (after the drop), for the caller to say.
+    func announce(tenants: [String], io: ToolIO) async -> [String: Int] {
         for note in notes { io.writeError("refiner-segment: \(note)\n") }
         if resume != nil {
             do {
@@ -113,32 +137,39 @@ struct StoreMode: Sendable {
                     "refiner-segment: \(error): what an unfinished append left in \(directory) may be sent twice\n")
             }
         }
-        let held = (try? await store.usage(tenant: tenant).messages) ?? 0
-        if held > 0 {
-            io.writeError(
-                "refiner-segment: \(directory) holds \(held) messages from an earlier run: they are sent first\n")
-        }
+        var held: [String: Int] = [:]
+        for tenant in tenants { held[tenant] = (try? await store.usage(tenant: tenant).messages) ?? 0 }
+        return held
     }
 
     /// After the pipeline stopped: how many messages the store still holds, and a sentence for the summary.
     /// Removes the cursor when the job is done (the input was read to its end, the store is empty).
     func end(tenant: String, inputComplete: Bool) async -> (left: Int, note: String?) {
-        let left = (try? await store.usage(tenant: tenant).messages) ?? 0
-        if left > 0 {
-            let what = inputComplete ? "" : " (and the input after the last line accepted)"
-            return (
-                left,
-                "\(left) messages left in \(directory): the next send --store \(directory) sends them first\(what)"
-            )
-        }
-        guard inputComplete, tracker != nil else { return (0, nil) }
+        let (held, failure) = await end(tenants: [tenant], inputComplete: inputComplete)
+        let left = held[tenant] ?? 0
+        return (left, left > 0 ? leftNote(left, inputComplete: inputComplete) : failure)
+    }
+
+    /// As ``end(tenant:inputComplete:)`` for every tenant of a run: what the store still holds for each,
+    /// and why the cursor could not be cleared, if it could not. The job is done only when it holds nothing
+    /// for any of them.
+    func end(tenants: [String], inputComplete: Bool) async -> (left: [String: Int], failure: String?) {
+        var left: [String: Int] = [:]
+        for tenant in tenants { left[tenant] = (try? await store.usage(tenant: tenant).messages) ?? 0 }
+        guard left.values.allSatisfy({ $0 == 0 }), inputComplete, tracker != nil else { return (left, nil) }
         do {
             try await store.base.setMark([])
             try InputCursor.remove(in: directory)
         } catch {
-            return (0, "\(error)")
+            return (left, "\(error)")
         }
-        return (0, nil)
+        return (left, nil)
+    }
+
+    /// The summary's sentence for `left` messages still in the store.
+    func leftNote(_ left: Int, inputComplete: Bool) -> String {
+        let what = inputComplete ? "" : " (and the input after the last line accepted)"
+        return "\(left) messages left in \(directory): the next send --store \(directory) sends them first\(what)"
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import RefinerSegment
+import RefinerSegmentFileStore
 import RefinerSegmentURLSession
 
 /// One run of `refiner-segment send --tenants FILE`: many workspaces in one run, through one
@@ -28,6 +29,8 @@ final class TenantSendSession: Sendable {
         var builder: SegmentCallBuilder.Configuration
         var failedPath: String
         var inputPath: String?
+        /// `--store DIR`: one durable store for every tenant, and the input cursor (``StoreMode``).
+        var storePath: String?
 
         init(_ arguments: [String], environment: [String: String], readFile: (String) throws -> [UInt8]) throws {
             let options = try Options(arguments, valued: Self.valued, flags: ["--track"])
@@ -39,6 +42,8 @@ final class TenantSendSession: Sendable {
             if options.values["--profiles"] != nil {
                 throw UsageError("--profiles is not taken with --tenants (profiles are kept in memory, per tenant)")
             }
+            storePath = options.values["--store"]
+            if storePath?.isEmpty == true { throw UsageError("--store takes a directory") }
             let bytes: [UInt8]
             do {
                 bytes = try readFile(path)
@@ -78,6 +83,9 @@ final class TenantSendSession: Sendable {
     let parts: [String: Part]
     let tallies = Locked([String: Tally]())
     let stopSignal = Locked<Int32?>(nil)
+    /// `--store DIR`: the one store every tenant's messages wait in, and the input cursor; `nil` keeps
+    /// messages in memory.
+    let storeMode: StoreMode?
 
     init(io: ToolIO, options: Settings, transport: some SegmentTransport, input: any ByteSource) throws {
         self.io = io
@@ -95,12 +103,19 @@ final class TenantSendSession: Sendable {
             parts[name] = Part(undelivered: UndeliveredSink(path: path, file: file, io: io), builder: builder)
         }
         self.parts = parts
+        let sinks = parts.mapValues(\.undelivered)
+        storeMode = try options.storePath.map { directory in
+            StoreMode(
+                store: try SendStore(directory: directory) { sinks[$0] }, input: input,
+                inputName: options.inputPath ?? "standard input")
+        }
         let tenants = options.tenants.tenants
         let retry = options.retry
         do {
             group = try SegmentPipelineGroup(
                 transport: transport,
-                configuration: .init(idleTimeout: nil, gracePeriod: SendSession.interruptionGrace)
+                configuration: .init(idleTimeout: nil, gracePeriod: SendSession.interruptionGrace),
+                store: storeMode?.store
             ) { name in
                 guard let tenant = tenants[name] else { return nil }
                 return .init(writeKey: tenant.writeKey, pipeline: .init(endpoint: tenant.endpoint, retry: retry))
@@ -112,21 +127,68 @@ final class TenantSendSession: Sendable {
 
     /// Runs the session to its end and returns the exit status.
     func run(_ input: any ByteSource) async -> Int32 {
+        if let problem = await storeProblem() {
+            io.writeError("refiner-segment: \(problem)\n")
+            return RefinerSegmentTool.failure
+        }
         let outcomes = await group.outcomes(bufferingPolicy: .unbounded)
         let interruptions = io.interruptions()
         return await withTaskGroup(of: Void.self, returning: Int32.self) { tasks in
             tasks.addTask { await self.watch(interruptions) }
+            let held = await openHeld()
             async let running: Void = runGroup()
             async let reported: Void = report(outcomes)
-            let summary = await read(input)
+            let summary = await read(storeMode?.tracked(input) ?? input)
             if stopSignal.withLock({ $0 }) == nil { await group.flush() }
             group.triggerGracefulShutdown()
             await running
             await reported
-            let status = await finish(summary)
+            let left = await storeMode?.end(
+                tenants: options.tenants.names, inputComplete: stopSignal.withLock({ $0 }) == nil && !summary.readFailed
+            )
+            let status = await finish(summary, held: held, left: left)
             tasks.cancelAll()
             return status
         }
+    }
+
+    /// Why the store cannot serve this run: it holds messages of a tenant the tenants file does not name
+    /// (they would wait there unsent, and their job would never be done). Nothing is sent or deleted.
+    private func storeProblem() async -> String? {
+        guard let storeMode else { return nil }
+        let status: FileMessageStore.Status
+        do {
+            status = try await storeMode.store.base.status()
+        } catch {
+            return "--store \(storeMode.directory): \(error)"
+        }
+        let unknown = status.tenants.filter { $0.messages > 0 && options.tenants.tenants[$0.name] == nil }
+        guard !unknown.isEmpty else { return nil }
+        let named = unknown.map { "\($0.messages) of tenant '\(LogText.singleLine($0.name))'" }
+        return "--store \(storeMode.directory) holds messages of tenants that the --tenants file does not name "
+            + "(\(named.joined(separator: ", "))): add them back to it to send them; nothing was sent or deleted"
+    }
+
+    /// With a store: prints what the run starts with, and opens every tenant the store holds messages for
+    /// (they are sent first, whether or not the input names the tenant again). The messages held, by tenant.
+    private func openHeld() async -> [String: Int] {
+        guard let storeMode else { return [:] }
+        let held = await storeMode.announce(tenants: options.tenants.names, io: io)
+        let holding = options.tenants.names.filter { (held[$0] ?? 0) > 0 }
+        guard !holding.isEmpty else { return held }
+        let total = holding.reduce(0) { $0 + (held[$1] ?? 0) }
+        let each = holding.map { "\($0) \(held[$0] ?? 0)" }.joined(separator: ", ")
+        io.writeError(
+            "refiner-segment: \(storeMode.directory) holds \(total) messages from an earlier run (\(each)): they are "
+                + "sent first\n")
+        for tenant in holding {
+            do {
+                try await group.open(tenant: tenant)
+            } catch {
+                io.writeError("refiner-segment: \(error); its messages stay in \(storeMode.directory)\n")
+            }
+        }
+        return held
     }
 
     private func runGroup() async {
@@ -145,18 +207,21 @@ final class TenantSendSession: Sendable {
             }
             let name = SignalListener.name(of: number)
             if first {
-                io.writeError(
-                    "refiner-segment: \(name) received: stopping; undelivered messages go to the failed files\n")
+                let whereTo = storeMode.map { "stay in \($0.directory)" } ?? "go to the failed files"
+                io.writeError("refiner-segment: \(name) received: stopping; undelivered messages \(whereTo)\n")
                 group.triggerGracefulShutdown()
                 continue
             }
             var text = "refiner-segment: \(name) received again: stopping at once"
             for tenant in options.tenants.names {
                 guard let part = parts[tenant] else { continue }
-                part.undelivered.save(part.ledger.takeAll().units)
+                // With a store, what was accepted is in it, and what was not is after the cursor.
+                let units = part.ledger.takeAll().units
+                if storeMode == nil { part.undelivered.save(units) }
                 _ = part.undelivered.finish(InputProgress(isComplete: false, bytesConsumed: 0))
                 if let written = part.undelivered.summary { text += "; \(tenant): " + written }
             }
+            if let storeMode { text += "; what was accepted stays in \(storeMode.directory) for the next run" }
             io.writeError(text + "\n")
             let lost = parts.values.contains { $0.undelivered.lost > 0 }
             io.exit(lost ? RefinerSegmentTool.abandoned : 128 + (stopSignal.withLock { $0 } ?? number))
@@ -185,12 +250,14 @@ final class TenantSendSession: Sendable {
                 part.ledger.settleDelivered(ids)
                 event = "delivered \(ids.count) messages"
             case .failed(let messages, let reason):
-                part.undelivered.save(part.ledger.settleFailed(messages))
+                let units = part.ledger.settleFailed(messages)
+                // With a store, it wrote them to the tenant's failed file before it settled them (SendStore).
+                if storeMode == nil { part.undelivered.save(units) }
                 event = "failed \(messages.count) messages: \(reason)"
             case .retrying(let ids, let retryCount, let delay, let reason):
                 event = "retry \(retryCount) of \(ids.count) messages in \(SendProgress.seconds(delay)): \(reason)"
             case .handedBack(let messages):
-                // They stay in the ledger: the failed file gets them at the end.
+                // They stay in the ledger: the failed file gets them at the end (or they stay in the store).
                 event = "\(messages.count) messages not sent before the run stopped"
             }
             io.writeError(
@@ -210,6 +277,9 @@ final class TenantSendSession: Sendable {
         var key: String
         var location: String
         var messages: [SegmentMessage]
+        /// The unit's last line, and the input offset just past it (for `--store`'s cursor).
+        var lastLine: Int
+        var endOffset: Int
     }
 
     private func read(_ input: any ByteSource) async -> ReadSummary {
@@ -217,16 +287,20 @@ final class TenantSendSession: Sendable {
         var summary = ReadSummary()
         var profiles: [String: CollectedProfiles] = [:]
         var pending: Pending?
+        /// `--store`: units of one tenant read and not yet recorded, recorded together (one append, one cursor).
+        var batch: [Pending] = []
         while stopSignal.withLock({ $0 }) == nil {
             if let unit = pending, !reader.canReadWithoutWaiting() {
                 pending = nil
-                await record(unit, summary: &summary)
+                await enqueue(unit, batch: &batch, summary: &summary)
             }
+            if !batch.isEmpty, !reader.canReadWithoutWaiting() { await recordBatch(&batch, summary: &summary) }
             let step = summary.step(&reader, io: io)
             guard case .record(let span, let bytes) = step else {
                 if case .end = step { break }
                 continue
             }
+            let endOffset = reader.bytesConsumed
             let location = InputRecord.location(span)
             let tenant: String
             do {
@@ -253,27 +327,37 @@ final class TenantSendSession: Sendable {
                 if part.undelivered.isInPlace { part.undelivered.keep(unreadable: bytes) }
                 continue
             }
+            if storeMode?.isCovered(span.upperBound) == true {
+                // Accepted by the earlier run this one resumes: read for the profiles, not recorded again.
+                summary.covered += 1
+                continue
+            }
             let key = messages.count == 1 ? SendSession.responseKey(of: messages[0]) : nil
             if var unit = pending, let key, key == unit.key, unit.tenant == tenant {
                 part.ledger.extend(unit.serial, with: messages)
                 unit.messages += messages
+                unit.lastLine = span.upperBound
+                unit.endOffset = endOffset
                 pending = unit
                 continue
             }
             if let unit = pending {
                 pending = nil
-                await record(unit, summary: &summary)
+                await enqueue(unit, batch: &batch, summary: &summary)
             }
             let unit = Pending(
                 tenant: tenant, serial: part.ledger.add(messages), key: key ?? "", location: location,
-                messages: messages)
+                messages: messages, lastLine: span.upperBound, endOffset: endOffset)
             if key != nil {
                 pending = unit
             } else {
-                await record(unit, summary: &summary)
+                await enqueue(unit, batch: &batch, summary: &summary)
             }
         }
-        if let unit = pending, stopSignal.withLock({ $0 }) == nil { await record(unit, summary: &summary) }
+        if let unit = pending, stopSignal.withLock({ $0 }) == nil {
+            await enqueue(unit, batch: &batch, summary: &summary)
+        }
+        if !batch.isEmpty, stopSignal.withLock({ $0 }) == nil { await recordBatch(&batch, summary: &summary) }
         for store in profiles.values { store.close() }
         summary.bytesConsumed = reader.bytesConsumed
         return summary
@@ -305,6 +389,62 @@ final class TenantSendSession: Sendable {
         return tenant
     }
 
+    /// Records a unit at once, or with `--store` adds it to the batch: a batch holds consecutive units of
+    /// one tenant, recorded once full, when the next unit is another tenant's, or when the input would make
+    /// the reader wait. Batches are recorded in input order, each append carrying its last unit's cursor, so
+    /// the cursor never passes a unit of any tenant that is not stored.
+    private func enqueue(_ unit: Pending, batch: inout [Pending], summary: inout ReadSummary) async {
+        guard storeMode != nil else { return await record(unit, summary: &summary) }
+        guard !unit.messages.isEmpty else {
+            // Nothing to store (the group would pass over it, and the cursors would no longer line up).
+            parts[unit.tenant]?.ledger.accepted(unit.serial)
+            return
+        }
+        if let last = batch.last, last.tenant != unit.tenant { await recordBatch(&batch, summary: &summary) }
+        batch.append(unit)
+        if batch.count >= SendSession.storeBatchUnits { await recordBatch(&batch, summary: &summary) }
+    }
+
+    /// Records a batch of one tenant's units in one call, their cursors named first; a unit the group
+    /// refuses is skipped and reported, as one at a time would be. Returns early when the group stopped on a
+    /// signal (the units left are after the cursor: the re-run reads them again).
+    private func recordBatch(_ batch: inout [Pending], summary: inout ReadSummary) async {
+        guard let storeMode, let tenant = batch.first?.tenant, let part = parts[tenant] else {
+            batch = []
+            return
+        }
+        var rest = batch[...]
+        batch = []
+        while !rest.isEmpty {
+            storeMode.prepare(ends: rest.map { (line: $0.lastLine, offset: $0.endOffset) })
+            let before = await group.status(of: tenant)?.counters.accepted ?? 0
+            do {
+                try await group.record(contentsOf: rest.map(\.messages), tenant: tenant)
+                for unit in rest { part.ledger.accepted(unit.serial) }
+                rest = []
+            } catch {
+                // The units before the one that failed were accepted: as many messages as the counter moved.
+                var accepted = (await group.status(of: tenant)?.counters.accepted ?? 0) - before
+                while let unit = rest.first, unit.messages.count <= accepted {
+                    accepted -= unit.messages.count
+                    part.ledger.accepted(unit.serial)
+                    rest.removeFirst()
+                }
+                if error.code == .shutDown, stopSignal.withLock({ $0 }) != nil { return }
+                if let unit = rest.popFirst() {
+                    part.ledger.remove(unit.serial)
+                    summary.skipped += 1
+                    io.writeError("\(unit.location): skipped: \(error)\n")
+                }
+            }
+            if let failure = storeMode.takeCursorFailure() {
+                // Only the copy: the store keeps the cursor itself, so reading goes on.
+                io.writeError("refiner-segment: \(failure) (a copy for reading; the store keeps the cursor)\n")
+            }
+        }
+    }
+
+    /// Records one unit without a store.
     private func record(_ unit: Pending, summary: inout ReadSummary) async {
         guard let part = parts[unit.tenant] else { return }
         do {
@@ -319,7 +459,13 @@ final class TenantSendSession: Sendable {
     }
 
     /// Writes what is left to each tenant's failed file, prints the summaries and returns the exit status.
-    private func finish(_ summary: ReadSummary) async -> Int32 {
+    ///
+    /// With a store, `held` is what it held for each tenant when the run started and `left` what it still
+    /// holds (with why the cursor could not be cleared): what was read and not delivered stays there, not
+    /// in the failed files.
+    private func finish(
+        _ summary: ReadSummary, held: [String: Int], left: (left: [String: Int], failure: String?)?
+    ) async -> Int32 {
         let signal = stopSignal.withLock { $0 }
         var allDelivered = true
         var lost = false
@@ -331,7 +477,7 @@ final class TenantSendSession: Sendable {
         for tenant in options.tenants.names {
             guard let part = parts[tenant] else { continue }
             let (units, notAccepted) = part.ledger.takeAll()
-            part.undelivered.save(units)
+            if storeMode == nil { part.undelivered.save(units) }
             let note = part.undelivered.finish(
                 part.undelivered.isBroken ? InputProgress(isComplete: false, bytesConsumed: 0) : progress)
             guard let counters = await group.status(of: tenant)?.counters else { continue }
@@ -339,14 +485,21 @@ final class TenantSendSession: Sendable {
             totals.delivered += counters.delivered
             totals.failed += counters.failed
             totals.retries += counters.retries
-            var text =
-                "refiner-segment: \(tenant): \(counters.accepted) messages: \(counters.delivered) delivered, "
-                + "\(counters.failed) failed, \(counters.retries) retries"
+            var text = "refiner-segment: \(tenant): \(counters.accepted) messages"
+            if let storeMode, let earlier = held[tenant], earlier > 0 {
+                text += " (and \(earlier) held in \(storeMode.directory) from an earlier run)"
+            }
+            text +=
+                ": \(counters.delivered) delivered, \(counters.failed) failed, \(counters.retries) retries"
             let notSent = units.reduce(0) { $0 + $1.count } - notAccepted
-            if notSent > 0 { text += ", \(notSent) not sent" }
+            if notSent > 0, storeMode == nil { text += ", \(notSent) not sent" }
             if notAccepted > 0 { text += ", \(notAccepted) read but not queued" }
             if let written = part.undelivered.summary { text += "; " + written }
             if let note { text += "; " + note }
+            if let storeMode, let count = left?.left[tenant], count > 0 {
+                text += "; " + storeMode.leftNote(count, inputComplete: signal == nil && !summary.readFailed)
+                allDelivered = false
+            }
             io.writeError(text + "\n")
             let (toFile, toOutput) = part.undelivered.counts
             if toFile + toOutput > 0 { allDelivered = false }
@@ -356,6 +509,8 @@ final class TenantSendSession: Sendable {
             "refiner-segment: \(summary.lines - summary.skipped) of \(summary.lines) lines read, "
             + "\(totals.accepted) messages for \(options.tenants.names.count) tenants: \(totals.delivered) delivered, "
             + "\(totals.failed) failed, \(totals.retries) retries"
+        if summary.covered > 0 { text += "; \(summary.covered) lines accepted by an earlier run were not sent again" }
+        if let failure = left?.failure { text += "; " + failure }
         if summary.ignored > 0 { text += "; \(summary.ignored) webhooks of other events ignored" }
         if let signal {
             text +=

@@ -16,7 +16,8 @@ import RefinerSegmentFileStore
 actor SendStore: SegmentMessageStore {
     let directory: String
     let base: FileMessageStore
-    private let undelivered: UndeliveredSink
+    /// Where a tenant's messages that failed for good go (`send --tenants` has a failed file per tenant).
+    private let undelivered: @Sendable (String) -> UndeliveredSink?
     /// The cursors of the units the reading loop is about to record, in order (`nil` where not known); an
     /// append takes as many as it accepted units from the front.
     nonisolated let nextCursors = Locked<[InputCursor?]>([])
@@ -37,6 +38,14 @@ actor SendStore: SegmentMessageStore {
     /// - Throws: ``ToolError`` naming the directory, and the pid of the process that holds it when another
     ///   one does.
     init(directory: String, undelivered: UndeliveredSink) throws {
+        try self.init(directory: directory) { _ in undelivered }
+    }
+
+    /// Opens the store in `directory` for many tenants, each with its own failed file (`nil` for a tenant
+    /// that has none: its failed messages stay in the store).
+    ///
+    /// - Throws: As ``init(directory:undelivered:)``.
+    init(directory: String, undelivered: @escaping @Sendable (String) -> UndeliveredSink?) throws {
         do {
             base = try FileMessageStore(directory: URL(fileURLWithPath: directory))
         } catch {
@@ -93,7 +102,7 @@ actor SendStore: SegmentMessageStore {
 
     func settle(_ claim: SegmentClaim, messages range: Range<Int>, as settlement: SegmentSettlement) async throws {
         if case .failed = settlement {
-            guard undelivered.save(Self.units(of: claim, in: range)) else {
+            guard let sink = undelivered(claim.tenant), sink.save(Self.units(of: claim, in: range)) else {
                 // Written nowhere: the store keeps them, and a later run fails them and writes them again.
                 throw ToolError("\(range.count) failed messages could not be written anywhere; the store keeps them")
             }

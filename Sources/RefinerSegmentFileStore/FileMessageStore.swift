@@ -518,9 +518,14 @@ public actor FileMessageStore: SegmentMessageStore {
         }
     }
 
-    /// Reports what the store holds and, once, the damage found on open.
+    /// Makes the tenant's claims claimable again (its pipeline starts: nothing of it is in flight), and
+    /// reports what the store holds for it and, once, the damage found on open.
+    ///
+    /// Only that tenant's claims: in a store shared by a group, a tenant opened while another one sends
+    /// must not hand the other's batches in flight to its next claim (they would be sent twice, and their
+    /// settlement lost).
     public func recover(tenant: String) async throws -> SegmentStoreRecovery {
-        for (id, claim) in claims {
+        for (id, claim) in claims where claim.tenant == tenantNumbers[tenant] {
             for case let key? in claim.keys {
                 if let position = tenants[claim.tenant].position(of: key) {
                     tenants[claim.tenant].mark(position, .ready)

@@ -40,6 +40,26 @@ import Testing
         #expect(claim.messages.map(\.messageID) == ["b-i", "b-g", "c-i", "c-g"])
     }
 
+    /// A group opens tenants one by one on one store: a tenant's recover must leave another tenant's claim
+    /// in flight alone. It released every tenant's claims: `send --tenants --store` sent a batch in its
+    /// retry sleep twice (claimed again by its tenant's next claim) and counted it twice.
+    @Test func aTenantsRecoverLeavesAnotherTenantsClaimInFlight() async throws {
+        let path = directory()
+        defer { try? FileManager.default.removeItem(at: path) }
+        let store = try FileMessageStore(directory: path)
+        #expect(try await store.append([try unit("a1"), try unit("a2")], tenant: "acme") == 2)
+        let claim = try #require(
+            try await store.claim(tenant: "acme", maximumMessages: 2, maximumBytes: 1 << 20, lease: .seconds(60)))
+        #expect(try await store.append([try unit("g1")], tenant: "globex") == 1)
+        _ = try await store.recover(tenant: "globex")
+        let next = try await store.claim(tenant: "acme", maximumMessages: 10, maximumBytes: 1 << 20, lease: .zero)
+        #expect(next?.messages.map(\.messageID) == ["a2-i", "a2-g"], "a1 is still in flight")
+        try await store.settle(claim, messages: 0..<2, as: .delivered)
+        if let next { try await store.settle(next, messages: 0..<2, as: .delivered) }
+        #expect(try await store.usage(tenant: "acme").messages == 0)
+        #expect(try await store.usage(tenant: "globex").messages == 2)
+    }
+
     /// The segments hold answers and emails: under the usual umask 022 they must still be the owner's only,
     /// and a symlink planted where the store writes is refused, not followed.
     @Test func itsFilesAreTheOwnersOnlyAndPlantedSymlinksAreNotFollowed() async throws {

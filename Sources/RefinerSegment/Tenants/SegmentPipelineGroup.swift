@@ -360,6 +360,15 @@ public actor SegmentPipelineGroup {
         }
     }
 
+    /// Opens a tenant from the resolver now, without recording anything, so that it delivers what the
+    /// shared store holds for it from an earlier run (a durable store), as a tenant opened by ``record(_:tenant:)``
+    /// does. Nothing happens when it is open already.
+    ///
+    /// - Throws: ``SegmentTenantError`` naming the tenant, as ``record(_:tenant:)`` does when it cannot open it.
+    public func open(tenant: String) async throws(SegmentTenantError) {
+        _ = try await open(tenant)
+    }
+
     /// The ids of the tenants open now, sorted.
     public var openTenants: [String] {
         tenants.compactMap { if case .open = $0.value { $0.key } else { nil } }.sorted()

@@ -1,0 +1,250 @@
+import Foundation
+import RefinerSegment
+import RefinerSegmentTesting
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `send --tenants FILE --store DIR` on the built executable: three tenants share one store; a run killed
+/// with SIGKILL just after an append is finished by its re-run with every message of each tenant once, and
+/// a store holding a tenant the file no longer names is refused naming it, with nothing deleted.
+@Suite(.serialized) struct SendTenantsStoreTests {
+    static let tenants = ["acme", "globex", "down"]
+    /// Responses per tenant in the input.
+    static let perTenant = 10
+
+    /// The input: each tenant's responses in turn (`acme`, `globex`, `down`, `acme`, ...), one a line.
+    static func input() -> String {
+        var lines: [String] = []
+        for index in 1...perTenant {
+            for tenant in tenants {
+                lines.append(SendTenantsTests.response("\(tenant.prefix(1))\(index)", tenant: tenant))
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The input with each tenant's responses together: all of `acme`'s, then `globex`'s, then `down`'s.
+    static func groupedInput() -> String {
+        var lines: [String] = []
+        for tenant in tenants {
+            for index in 1...perTenant {
+                lines.append(SendTenantsTests.response("\(tenant.prefix(1))\(index)", tenant: tenant))
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// A tenant's messageIds in the input, sorted.
+    static func expected(_ tenant: String) -> [String] {
+        (1...perTenant).flatMap { index in
+            ["identify", "group"].map { "refiner-\(tenant.prefix(1))\(index)-\($0)" }
+        }.sorted()
+    }
+
+    /// Writes `tenants.json` naming `servers` (tenant to server) into the workspace.
+    static func writeTenants(_ servers: [(String, LoopbackHTTPServer)], in workspace: SendStoreTests.Workspace)
+        throws
+    {
+        let entries = servers.map { tenant, server in
+            #""\#(tenant)": {"writeKey": "\#(SendTenantsTests.keys[tenant]!)", "endpoint": "\#(server.baseURL)"}"#
+        }
+        try Data(("{" + entries.joined(separator: ", ") + "}").utf8).write(to: workspace.url("tenants.json"))
+    }
+
+    static func send(_ workspace: SendStoreTests.Workspace, name: String, environment: [String: String] = [:]) throws
+        -> Process
+    {
+        try workspace.launch(
+            [
+                "send", "--tenants", "tenants.json", "--store", "store", "--failed", "failed.jsonl",
+                "--max-retry-duration", "1", "in.jsonl",
+            ], name: name, environment: environment)
+    }
+
+    /// No tenant's write key, nor its Basic credentials, nor a 10-character piece of either, in `texts`.
+    static func expectNoKey(in texts: [(String, String)]) {
+        let forbidden = SecretsTests.forbiddenPieces(of: Array(SendTenantsTests.keys.values))
+        for (what, text) in texts {
+            if let piece = forbidden.first(where: { text.contains($0) }) {
+                Issue.record("\(what) shows a tenant's write key ('\(piece)'): \(text.prefix(2000))")
+            }
+        }
+    }
+
+    @Test(.enabled(if: SendStoreTests.enabled, SendStoreTests.missing))
+    func aKilledRunIsFinishedByItsRerunWithEachTenantsMessagesOnceAndAnUnnamedTenantIsRefused() async throws {
+        let workspace = try SendStoreTests.Workspace(count: 0, tag: "tenants")
+        defer { workspace.remove() }
+        try Data(Self.input().utf8).write(to: workspace.url("in.jsonl"))
+        // First run: servers that never answer; killed right after its fifth append (one unit each: lines 1
+        // to 5, so acme and globex hold two units, down one).
+        let holding = try (0..<3).map { _ in try LoopbackHTTPServer { _ in .hold } }
+        defer { for server in holding { server.stop() } }
+        try Self.writeTenants(Array(zip(Self.tenants, holding)), in: workspace)
+        let first = try Self.send(
+            workspace, name: "first", environment: ["REFINER_SEGMENT_TEST_KILL_AFTER_APPENDS": "5"])
+        guard await workspace.finish(first) else { return }
+        #expect(first.terminationReason == .uncaughtSignal && first.terminationStatus == SIGKILL)
+
+        // What the store holds, per tenant.
+        let status = try workspace.launch(["store", "status", "store"], name: "status")
+        guard await workspace.finish(status) else { return }
+        let held = workspace.text("status.out")
+        #expect(status.terminationStatus == 0, "\(workspace.text("status.err"))")
+        #expect(held.contains("tenant acme: 4 messages waiting"), "\(held)")
+        #expect(held.contains("tenant globex: 4 messages waiting"), "\(held)")
+        #expect(held.contains("tenant down: 2 messages waiting"), "\(held)")
+        #expect(held.contains("accepted through line 5 of in.jsonl"), "\(held)")
+
+        // A tenants file without `down`: refused, naming it; nothing sent, nothing deleted.
+        let healthy = try (0..<2).map { _ in try LoopbackHTTPServer() }
+        let down = try LoopbackHTTPServer { _ in .respond(SegmentResponse(statusCode: 503)) }
+        defer {
+            for server in healthy { server.stop() }
+            down.stop()
+        }
+        try Self.writeTenants([("acme", healthy[0]), ("globex", healthy[1])], in: workspace)
+        let refused = try Self.send(workspace, name: "refused")
+        guard await workspace.finish(refused) else { return }
+        let refusal = workspace.text("refused.err")
+        #expect(refused.terminationStatus == 1, "\(refusal)")
+        #expect(refusal.contains("holds messages of tenants that the --tenants file does not name"), "\(refusal)")
+        #expect(refusal.contains("2 of tenant 'down'"), "\(refusal)")
+        #expect(refusal.contains("nothing was sent or deleted"), "\(refusal)")
+        #expect(healthy.allSatisfy { $0.requests.isEmpty })
+
+        // The re-run with all three (down now answering 503): it sends what the store holds first, reads the
+        // input after line 5, and the down tenant's messages end in its failed file.
+        try Self.writeTenants([("acme", healthy[0]), ("globex", healthy[1]), ("down", down)], in: workspace)
+        let rerun = try Self.send(workspace, name: "rerun")
+        guard await workspace.finish(rerun) else { return }
+        let stderr = workspace.text("rerun.err")
+        #expect(rerun.terminationStatus == 1, "\(stderr)")  // the down tenant's messages failed
+        #expect(SendInput.ids(acceptedBy: healthy[0]).sorted() == Self.expected("acme"), "\(stderr)")
+        #expect(SendInput.ids(acceptedBy: healthy[1]).sorted() == Self.expected("globex"), "\(stderr)")
+        let failed = try #require(try? Data(contentsOf: workspace.url("failed.down.jsonl")), "\(stderr)")
+        #expect(try SendInput.ids(inFailedFile: [UInt8](failed)).sorted() == Self.expected("down"), "\(stderr)")
+        #expect(!FileManager.default.fileExists(atPath: workspace.path("failed.acme.jsonl")))
+        // The summaries count each message once: read now, or held from the killed run.
+        #expect(stderr.contains("store holds 10 messages from an earlier run (acme 4, down 2, globex 4)"), "\(stderr)")
+        #expect(
+            stderr.contains("acme: 16 messages (and 4 held in store from an earlier run): 20 delivered, 0 failed"),
+            "\(stderr)")
+        #expect(
+            stderr.contains("globex: 16 messages (and 4 held in store from an earlier run): 20 delivered, 0 failed"),
+            "\(stderr)")
+        #expect(
+            stderr.contains("down: 18 messages (and 2 held in store from an earlier run): 0 delivered, 20 failed"),
+            "\(stderr)")
+        #expect(stderr.contains("30 of 30 lines read, 50 messages for 3 tenants: 40 delivered, 20 failed"), "\(stderr)")
+        #expect(stderr.contains("5 lines accepted by an earlier run were not sent again"), "\(stderr)")
+
+        // The job is done: the store is empty and its cursor cleared.
+        let after = try workspace.launch(["store", "status", "store"], name: "after")
+        guard await workspace.finish(after) else { return }
+        #expect(!workspace.text("after.out").contains("messages waiting"), "\(workspace.text("after.out"))")
+        #expect(!workspace.text("after.out").contains("accepted through"), "\(workspace.text("after.out"))")
+
+        var texts: [(String, String)] = []
+        for name in ["first", "status", "refused", "rerun", "after"] {
+            for stream in ["out", "err"] { texts.append(("\(name).\(stream)", workspace.text("\(name).\(stream)"))) }
+        }
+        texts.append(("failed.down.jsonl", String(decoding: failed, as: UTF8.self)))
+        Self.expectNoKey(in: texts)
+    }
+
+    /// Consecutive units of one tenant go in one append with one cursor: killed after its second append
+    /// (acme's ten lines, then globex's), the re-run sends what the store holds, reads down's lines only,
+    /// and every message reaches its tenant's server once.
+    @Test(.enabled(if: SendStoreTests.enabled, SendStoreTests.missing))
+    func aKilledRunOfATenantByTenantInputIsFinishedWithEachMessageOnce() async throws {
+        let workspace = try SendStoreTests.Workspace(count: 0, tag: "tenants-grouped")
+        defer { workspace.remove() }
+        try Data(Self.groupedInput().utf8).write(to: workspace.url("in.jsonl"))
+        let holding = try (0..<3).map { _ in try LoopbackHTTPServer { _ in .hold } }
+        defer { for server in holding { server.stop() } }
+        try Self.writeTenants(Array(zip(Self.tenants, holding)), in: workspace)
+        let first = try Self.send(
+            workspace, name: "first", environment: ["REFINER_SEGMENT_TEST_KILL_AFTER_APPENDS": "2"])
+        guard await workspace.finish(first) else { return }
+        #expect(first.terminationReason == .uncaughtSignal && first.terminationStatus == SIGKILL)
+        let healthy = try (0..<3).map { _ in try LoopbackHTTPServer() }
+        defer { for server in healthy { server.stop() } }
+        try Self.writeTenants(Array(zip(Self.tenants, healthy)), in: workspace)
+        let rerun = try Self.send(workspace, name: "rerun")
+        guard await workspace.finish(rerun) else { return }
+        let stderr = workspace.text("rerun.err")
+        #expect(rerun.terminationStatus == 0, "\(stderr)")
+        for (tenant, server) in zip(Self.tenants, healthy) {
+            #expect(SendInput.ids(acceptedBy: server).sorted() == Self.expected(tenant), "\(tenant): \(stderr)")
+        }
+        #expect(stderr.contains("store holds 40 messages from an earlier run (acme 20, globex 20)"), "\(stderr)")
+        #expect(
+            stderr.contains("acme: 0 messages (and 20 held in store from an earlier run): 20 delivered"), "\(stderr)")
+        #expect(stderr.contains("down: 20 messages: 20 delivered, 0 failed"), "\(stderr)")
+        #expect(stderr.contains("30 of 30 lines read, 20 messages for 3 tenants: 60 delivered, 0 failed"), "\(stderr)")
+        #expect(stderr.contains("20 lines accepted by an earlier run were not sent again"), "\(stderr)")
+    }
+
+    /// A stop signal leaves what is undelivered in the store, said per tenant in the summary, not in the
+    /// failed files; the re-run delivers it all.
+    @Test(.enabled(if: SendStoreTests.enabled, SendStoreTests.missing))
+    func aStopSignalLeavesEachTenantsUndeliveredMessagesInTheStore() async throws {
+        let workspace = try SendStoreTests.Workspace(count: 0, tag: "tenants-signal")
+        defer { workspace.remove() }
+        try Data(Self.input().utf8).write(to: workspace.url("in.jsonl"))
+        let holding = try (0..<3).map { _ in try LoopbackHTTPServer { _ in .hold } }
+        defer { for server in holding { server.stop() } }
+        try Self.writeTenants(Array(zip(Self.tenants, holding)), in: workspace)
+        let first = try Self.send(workspace, name: "first")
+        #expect(
+            await eventually {
+                workspace.text("store/input-cursor.json").contains(#""line":30"#) || !first.isRunning
+            })
+        kill(first.processIdentifier, SIGINT)
+        guard await workspace.finish(first) else { return }
+        let stderr = workspace.text("first.err")
+        #expect(first.terminationStatus == 130, "\(stderr)")
+        #expect(stderr.contains("undelivered messages stay in store"), "\(stderr)")
+        for tenant in Self.tenants {
+            #expect(stderr.contains("\(tenant): 20 messages: 0 delivered"), "\(stderr)")
+        }
+        #expect(stderr.components(separatedBy: "20 messages left in store").count == 4, "\(stderr)")
+        for tenant in Self.tenants {
+            #expect(!FileManager.default.fileExists(atPath: workspace.path("failed.\(tenant).jsonl")))
+        }
+        let healthy = try (0..<3).map { _ in try LoopbackHTTPServer() }
+        defer { for server in healthy { server.stop() } }
+        try Self.writeTenants(Array(zip(Self.tenants, healthy)), in: workspace)
+        let rerun = try Self.send(workspace, name: "rerun")
+        guard await workspace.finish(rerun) else { return }
+        #expect(rerun.terminationStatus == 0, "\(workspace.text("rerun.err"))")
+        for (tenant, server) in zip(Self.tenants, healthy) {
+            #expect(SendInput.ids(acceptedBy: server).sorted() == Self.expected(tenant), "\(tenant)")
+        }
+    }
+
+    @Test(.enabled(if: SendStoreTests.enabled, SendStoreTests.missing))
+    func aSecondSendTenantsOnTheSameStoreIsRefusedNamingTheFirst() async throws {
+        let workspace = try SendStoreTests.Workspace(count: 0, tag: "tenants-lock")
+        defer { workspace.remove() }
+        try Data(Self.input().utf8).write(to: workspace.url("in.jsonl"))
+        let holding = try (0..<3).map { _ in try LoopbackHTTPServer { _ in .hold } }
+        defer { for server in holding { server.stop() } }
+        try Self.writeTenants(Array(zip(Self.tenants, holding)), in: workspace)
+        let first = try Self.send(workspace, name: "first")
+        #expect(await eventually { holding.contains { !$0.requests.isEmpty } || !first.isRunning })
+        let second = try Self.send(workspace, name: "second")
+        guard await workspace.finish(second) else { return }
+        await workspace.killHard(first)
+        let holder = "store is in use by process \(first.processIdentifier)"
+        #expect(second.terminationStatus == 1)
+        #expect(workspace.text("second.err").contains(holder), "\(workspace.text("second.err"))")
+        #expect(!workspace.text("second.err").contains("lines read"), "the refused run read nothing")
+    }
+}
