@@ -82,6 +82,7 @@ struct JSONWriter: ~Copyable {
     }
 
     /// Writes `"key":`; the value must follow.
+    @inline(__always)
     mutating func key(_ key: String) {
         separate()
         appendQuoted(key)
@@ -89,7 +90,34 @@ struct JSONWriter: ~Copyable {
         needsComma = false
     }
 
-    /// Writes `"key":` for a key known to need no escaping (a static ASCII name).
+    /// Writes `"key":` for a key known to need no escaping (a trait key the normalizer made: `[a-z0-9_]`),
+    /// copying its bytes without a scan.
+    @inline(__always)
+    mutating func plainKey(_ key: String) {
+        assert(key.utf8.allSatisfy(Self.isPlainKeyByte), "a plain key needs escaping")
+        let done: Void? = key.utf8.withContiguousStorageIfAvailable { utf8 in
+            separate()
+            let length = utf8.count
+            reserve(length + 3)
+            base[count] = UInt8(ascii: "\"")
+            if let source = utf8.baseAddress { (base + count + 1).update(from: source, count: length) }
+            count += length + 1
+            base[count] = UInt8(ascii: "\"")
+            base[count + 1] = UInt8(ascii: ":")
+            count += 2
+            needsComma = false
+        }
+        if done == nil { self.key(key) }
+    }
+
+    /// Whether a byte may be in a key that ``plainKey(_:)`` writes: what the normalizer's keys are made of.
+    static func isPlainKeyByte(_ byte: UInt8) -> Bool {
+        byte &- UInt8(ascii: "a") < 26 || byte &- UInt8(ascii: "0") < 10 || byte == UInt8(ascii: "_")
+    }
+
+    /// Writes `"key":` for a key known to need no escaping (a static ASCII name). Inlined, so that the
+    /// name's length and bytes are constants at the call.
+    @inline(__always)
     mutating func rawKey(_ key: StaticString) {
         separate()
         reserve(key.utf8CodeUnitCount + 3)
@@ -102,6 +130,7 @@ struct JSONWriter: ~Copyable {
         needsComma = false
     }
 
+    @inline(__always)
     mutating func string(_ value: String) {
         separate()
         appendQuoted(value)
@@ -147,6 +176,7 @@ struct JSONWriter: ~Copyable {
     }
 
     /// Writes an answer value. Decimals must be finite and dates representable (the builder checks first).
+    @inline(__always)
     mutating func value(_ value: AnswerValue) {
         switch value {
         case .string(let string): self.string(string)
@@ -235,12 +265,14 @@ struct JSONWriter: ~Copyable {
         count += buffer.count
     }
 
+    @inline(__always)
     private mutating func append(_ text: StaticString) {
         reserve(text.utf8CodeUnitCount)
         (base + count).update(from: text.utf8Start, count: text.utf8CodeUnitCount)
         count += text.utf8CodeUnitCount
     }
 
+    @inline(__always)
     private mutating func appendQuoted(_ string: String) {
         // A native string lends its bytes without a copy or a retain; any other is made native first.
         if let done = string.utf8.withContiguousStorageIfAvailable({ appendQuoted(utf8: $0) }) { return done }
@@ -277,9 +309,16 @@ struct JSONWriter: ~Copyable {
                 offset = length - 8
                 word = input.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
             } else {
+                // A short string (most answer values): its bytes gathered into a word padded with spaces, with
+                // no call to `memcpy`.
                 offset = 0
                 var padded: UInt64 = 0x2020_2020_2020_2020
-                withUnsafeMutableBytes(of: &padded) { $0.baseAddress!.copyMemory(from: input, byteCount: length) }
+                var position = 0
+                while position < length {
+                    let shift = UInt64(8 * position)
+                    padded = padded & ~(0xFF << shift) | UInt64(source[position]) << shift
+                    position += 1
+                }
                 word = padded
             }
             if !Self.needsEscape(word) {
@@ -347,12 +386,15 @@ struct JSONWriter: ~Copyable {
 
     /// Whether any of eight bytes is a control character, a quote, a backslash, or the lead byte of U+2028,
     /// U+2029 or U+0085 (SWAR: a byte is flagged when it is below 0x20, or equal to 0x22, 0x5C, 0xE2 or 0xC2;
-    /// other bytes of 0x80 and above never are).
+    /// other bytes of 0x80 and above never are). A word of ASCII, the common case (every trait key), skips
+    /// the two tests for lead bytes.
     @inline(__always)
     private static func needsEscape(_ word: UInt64) -> Bool {
-        (SWAR.bytes(below: 0x20, in: word) | SWAR.bytes(equalTo: 0x22, in: word)
-            | SWAR.bytes(equalTo: 0x5C, in: word) | SWAR.bytes(equalTo: 0xE2, in: word)
-            | SWAR.bytes(equalTo: 0xC2, in: word)) != 0
+        let ascii =
+            SWAR.bytes(below: 0x20, in: word) | SWAR.bytes(equalTo: 0x22, in: word)
+            | SWAR.bytes(equalTo: 0x5C, in: word)
+        guard SWAR.nonASCIIBytes(in: word) != 0 else { return ascii != 0 }
+        return (ascii | SWAR.bytes(equalTo: 0xE2, in: word) | SWAR.bytes(equalTo: 0xC2, in: word)) != 0
     }
 
     private mutating func appendEscaped(_ byte: UInt8) {

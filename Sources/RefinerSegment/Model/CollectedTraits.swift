@@ -23,12 +23,32 @@ public struct CollectedTraits: Sendable, Hashable {
         public var value: AnswerValue
         /// When it was answered.
         public var answeredAt: AnswerTime
+        /// Whether the key is known to need no JSON escaping (the normalizer made it), so that encoding
+        /// copies it without a scan. Not part of the value: it takes no part in `==` or hashing.
+        var isPlainKey: Bool
 
         /// Creates an entry.
         public init(key: String, value: AnswerValue, answeredAt: AnswerTime) {
+            self.init(key: key, value: value, answeredAt: answeredAt, isPlainKey: false)
+        }
+
+        init(key: String, value: AnswerValue, answeredAt: AnswerTime, isPlainKey: Bool) {
             self.key = key
             self.value = value
             self.answeredAt = answeredAt
+            self.isPlainKey = isPlainKey
+        }
+
+        /// Equal when the key, the value and the time are.
+        public static func == (lhs: Entry, rhs: Entry) -> Bool {
+            lhs.key == rhs.key && lhs.value == rhs.value && lhs.answeredAt == rhs.answeredAt
+        }
+
+        /// Hashes the key, the value and the time, consistently with `==`.
+        public func hash(into hasher: inout Hasher) {
+            hasher.combine(key)
+            hasher.combine(value)
+            hasher.combine(answeredAt)
         }
     }
 
@@ -40,8 +60,7 @@ public struct CollectedTraits: Sendable, Hashable {
 
     /// Traits known without a time, each counted as answered at `answeredAt`.
     public init(_ traits: Traits, answeredAt: AnswerTime = .distantPast) {
-        storage.reserveCapacity(traits.count)
-        for (key, value) in traits { storage.append(Entry(key: key, value: value, answeredAt: answeredAt)) }
+        mergeAscending(traits.entriesWithPlainness, count: traits.count, answeredAt: answeredAt)
     }
 
     /// The number of traits.
@@ -101,21 +120,35 @@ public struct CollectedTraits: Sendable, Hashable {
 
     /// Merges every trait of `traits`, all answered at `answeredAt`.
     public mutating func merge(_ traits: Traits, answeredAt: AnswerTime) {
+        mergeAscending(traits.entriesWithPlainness, count: traits.count, answeredAt: answeredAt)
+    }
+
+    /// Merges `count` traits given in ascending key order (distinct keys), all answered at `answeredAt`.
+    ///
+    /// Both are sorted by key, so one walk over both does it, about one comparison per key (keys from the
+    /// builder's cache share their storage with the stored ones, which makes comparing them a pointer
+    /// comparison); a newcomer's traits are appended.
+    mutating func mergeAscending(
+        _ traits: some Sequence<(key: String, value: AnswerValue, isPlainKey: Bool)>, count: Int,
+        answeredAt: AnswerTime
+    ) {
         guard !storage.isEmpty else {
-            // A newcomer: the traits are sorted already.
-            storage.reserveCapacity(traits.count)
-            for (key, value) in traits { storage.append(Entry(key: key, value: value, answeredAt: answeredAt)) }
+            storage.reserveCapacity(count)
+            for trait in traits {
+                storage.append(
+                    Entry(key: trait.key, value: trait.value, answeredAt: answeredAt, isPlainKey: trait.isPlainKey))
+            }
             return
         }
-        // Both are sorted by key: walk them together, about one comparison per key (keys from the builder's
-        // cache share their storage with the stored ones, which makes comparing them a pointer comparison).
         var cursor = 0
-        for (key, value) in traits {
-            while cursor < storage.count, storage[cursor].key < key { cursor += 1 }
-            if cursor < storage.count, storage[cursor].key == key {
-                _ = replace(at: cursor, value: value, answeredAt: answeredAt)
+        for trait in traits {
+            while cursor < storage.count, storage[cursor].key < trait.key { cursor += 1 }
+            if cursor < storage.count, storage[cursor].key == trait.key {
+                _ = replace(at: cursor, value: trait.value, answeredAt: answeredAt)
             } else {
-                storage.insert(Entry(key: key, value: value, answeredAt: answeredAt), at: cursor)
+                let entry = Entry(
+                    key: trait.key, value: trait.value, answeredAt: answeredAt, isPlainKey: trait.isPlainKey)
+                storage.insert(entry, at: cursor)
             }
             cursor += 1
         }
@@ -125,9 +158,16 @@ public struct CollectedTraits: Sendable, Hashable {
     /// at its place in that order, and replaces a trait with the same key.
     func writeMembers(to writer: inout JSONWriter, extra: (key: String, value: String)? = nil) {
         guard let extra else {
-            for index in storage.indices {
-                writer.key(storage[index].key)
-                writer.value(storage[index].value)
+            // Over the buffer: its entries are read in place, not copied out one by one.
+            storage.withUnsafeBufferPointer { entries in
+                for index in entries.indices {
+                    if entries[index].isPlainKey {
+                        writer.plainKey(entries[index].key)
+                    } else {
+                        writer.key(entries[index].key)
+                    }
+                    writer.value(entries[index].value)
+                }
             }
             return
         }

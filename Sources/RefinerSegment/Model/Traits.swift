@@ -10,6 +10,22 @@ public struct Traits: Sendable, Hashable {
     private struct Entry: Sendable, Hashable {
         var key: String
         var value: AnswerValue
+        /// Whether the key is known to need no JSON escaping (made by the normalizer: `[a-z0-9_]`), so that
+        /// encoding copies it without a scan. Not part of the value: equal traits may differ in it.
+        var isPlainKey = false
+
+        init(key: String, value: AnswerValue, isPlainKey: Bool = false) {
+            self.key = key
+            self.value = value
+            self.isPlainKey = isPlainKey
+        }
+
+        static func == (lhs: Entry, rhs: Entry) -> Bool { lhs.key == rhs.key && lhs.value == rhs.value }
+
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(key)
+            hasher.combine(value)
+        }
     }
 
     /// Creates empty traits.
@@ -48,9 +64,17 @@ public struct Traits: Sendable, Hashable {
     }
 
     /// Appends a trait whose key sorts after every key present (the builder's keys, in their sorted order).
-    mutating func appendSorted(_ key: String, _ value: AnswerValue) {
+    /// `isPlainKey`: the key is the normalizer's, so it needs no escaping.
+    mutating func appendSorted(_ key: String, _ value: AnswerValue, isPlainKey: Bool = false) {
         assert(storage.last.map { $0.key < key } ?? true, "appendSorted out of order")
-        storage.append(Entry(key: key, value: value))
+        assert(!isPlainKey || key.utf8.allSatisfy { JSONWriter.isPlainKeyByte($0) }, "a plain key needs escaping")
+        storage.append(Entry(key: key, value: value, isPlainKey: isPlainKey))
+    }
+
+    /// The traits in key order, each with whether its key is known to need no JSON escaping (see
+    /// ``appendSorted(_:_:isPlainKey:)``).
+    var entriesWithPlainness: some Sequence<(key: String, value: AnswerValue, isPlainKey: Bool)> {
+        storage.lazy.map { (key: $0.key, value: $0.value, isPlainKey: $0.isPlainKey) }
     }
 
     /// Sets every trait of `other` on these traits; where both have a key, `other`'s value wins.

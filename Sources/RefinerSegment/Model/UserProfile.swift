@@ -32,7 +32,8 @@ public struct UserProfile: Sendable, Hashable {
         if let email = changes.email { mergeEmail(email, answeredAt: changes.answeredAt) }
     }
 
-    private mutating func mergeEmail(_ newEmail: String, answeredAt: AnswerTime) {
+    /// Merges an email given at `answeredAt`: the latest wins (ties: the one that sorts last).
+    mutating func mergeEmail(_ newEmail: String, answeredAt: AnswerTime) {
         guard let current = email else {
             email = newEmail
             emailAnsweredAt = answeredAt

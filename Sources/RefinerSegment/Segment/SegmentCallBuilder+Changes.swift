@@ -12,18 +12,22 @@ extension SegmentCallBuilder {
     ///   message. A profile that grew past the limit never rejects a response: its calls are split (see
     ///   ``makeMessages(for:profile:)``).
     public func changes(for response: SurveyResponse) throws(RefinerSegmentError) -> ProfileChanges {
-        try validate(response)
-        let resolved = try traitKeys(for: response)
+        // A survey seen before: its question ids were checked when its keys were cached.
+        let cached = cachedTraitKeys(for: response)
+        try validate(response, questionIDsAreChecked: cached != nil)
+        let resolved: ResolvedKeys
+        if let cached { resolved = cached } else { resolved = try resolveTraitKeys(for: response) }
         let keys = resolved.keys
         // Validated: the user has an id or an anonymous id.
         let user = ProfileKey(userOf: response.user) ?? .anonymousUser("")
         var changes = ProfileChanges(
             user: user, answeredAt: AnswerTime(completedAt: response.completedAt, responseID: response.id))
         changes.userTraits.reserveCapacity(response.answers.count)
-        if let account = response.account {
-            changes.account = .account(account.id)
-            changes.accountTraits.reserveCapacity(account.traits.count + response.answers.count)
-            for (name, value) in account.traits {
+        if let accountID = response.account?.id {
+            changes.account = .account(accountID)
+            let hostTraits = response.account?.traits ?? Traits()
+            changes.accountTraits.reserveCapacity(hostTraits.count + response.answers.count)
+            for (name, value) in hostTraits {
                 changes.accountTraits[normalizer.key(for: name, questionID: name)] = value
             }
         }
@@ -36,12 +40,12 @@ extension SegmentCallBuilder {
             guard let value = answers[index].value else { continue }
             if hasAccount, answers[index].question.attribution == .account {
                 if appendsAccountTraits {
-                    changes.accountTraits.appendSorted(keys[index], value)
+                    changes.accountTraits.appendSorted(keys[index], value, isPlainKey: true)
                 } else {
                     changes.accountTraits[keys[index]] = value
                 }
             } else {
-                changes.userTraits.appendSorted(keys[index], value)
+                changes.userTraits.appendSorted(keys[index], value, isPlainKey: true)
             }
         }
         if let email = response.user.email, !email.isEmpty { changes.email = email }
@@ -58,7 +62,7 @@ extension SegmentCallBuilder {
         -> CollectedProfile
     {
         var profile = profile
-        profile.apply(try changes(for: response))
+        if !(try applyDirectly(response, to: &profile)) { profile.apply(try changes(for: response)) }
         return profile
     }
 
@@ -66,21 +70,19 @@ extension SegmentCallBuilder {
     /// cheap bound first, the exact size only when the bound is over the limit.
     private func checkOwnAnswersFit(_ changes: ProfileChanges, of response: SurveyResponse) throws(RefinerSegmentError)
     {
-        let limit = configuration.maximumMessageBytes
-        let ids =
-            response.id.utf8.count + (response.user.id?.utf8.count ?? 0)
-            + (response.user.anonymousID?.utf8.count ?? 0) + (response.account?.id.utf8.count ?? 0)
-        let envelope = 320 + contextJSON.count + 6 * ids
-        var userBound = envelope + (changes.email.map { 6 * $0.utf8.count + 8 + 6 * emailKey.utf8.count } ?? 0)
-        for (key, value) in changes.userTraits { userBound += Self.upperBound(key: key, value: value) }
-        var accountBound = envelope
-        for (key, value) in changes.accountTraits { accountBound += Self.upperBound(key: key, value: value) }
+        var userTraitBytes = 0
+        for (key, value) in changes.userTraits { userTraitBytes += Self.upperBound(key: key, value: value) }
+        var accountTraitBytes = 0
+        for (key, value) in changes.accountTraits { accountTraitBytes += Self.upperBound(key: key, value: value) }
+        let bounds = ownAnswersBounds(
+            of: response, email: changes.email, userTraitBytes: userTraitBytes, accountTraitBytes: accountTraitBytes)
         // The common case ends here: the bounds fit, and nothing is encoded twice.
+        guard !bounds.fit else { return }
+        let limit = configuration.maximumMessageBytes
+        let userBound = bounds.user
+        let accountBound = bounds.account
         let tracks = configuration.sendsCompletedSurveyEvent
-        let trackBound =
-            envelope + 160 + 6
-            * (response.survey.id.utf8.count + (response.survey.name?.utf8.count ?? 0) + response.id.utf8.count)
-        guard userBound > limit || accountBound > limit || (tracks && trackBound > limit) else { return }
+        let trackBound = bounds.track
         let parts = sharedParts(of: response)
         if userBound > limit {
             var own = UserProfile(traits: CollectedTraits(changes.userTraits, answeredAt: changes.answeredAt))
@@ -118,6 +120,82 @@ extension SegmentCallBuilder {
         }
     }
 
+    /// Cheap upper bounds of the bytes of the response's own `identify`, `group` and `track`, from the bounds
+    /// of its traits' bytes, and whether all of them are within the limit.
+    private func ownAnswersBounds(
+        of response: SurveyResponse, email: String?, userTraitBytes: Int, accountTraitBytes: Int
+    ) -> (user: Int, account: Int, track: Int, fit: Bool) {
+        let limit = configuration.maximumMessageBytes
+        let ids =
+            response.id.utf8.count + (response.user.id?.utf8.count ?? 0)
+            + (response.user.anonymousID?.utf8.count ?? 0) + (response.account?.id.utf8.count ?? 0)
+        let envelope = 320 + contextJSON.count + 6 * ids
+        let userBound =
+            envelope + (email.map { 6 * $0.utf8.count + 8 + 6 * emailKey.utf8.count } ?? 0) + userTraitBytes
+        let accountBound = envelope + accountTraitBytes
+        let tracks = configuration.sendsCompletedSurveyEvent
+        let trackBound =
+            envelope + 160 + 6
+            * (response.survey.id.utf8.count + (response.survey.name?.utf8.count ?? 0) + response.id.utf8.count)
+        let fit = userBound <= limit && accountBound <= limit && (!tracks || trackBound <= limit)
+        return (userBound, accountBound, trackBound, fit)
+    }
+
+    /// ``changes(for:)`` merged straight into `profile` (``CollectedProfile/apply(_:)``), without the changes
+    /// in between: no trait arrays of their own, no second copy of each trait. The same checks in the same
+    /// order, the same merge.
+    ///
+    /// - Returns: `false`, with `profile` untouched, when the response takes the general path: its account
+    ///   has host-known traits (which the answers override within the response), or the cheap bound of its
+    ///   own answers' size is over the limit (the exact check is in ``changes(for:)``).
+    func applyDirectly(_ response: SurveyResponse, to profile: inout CollectedProfile) throws(RefinerSegmentError)
+        -> Bool
+    {
+        guard response.account?.traits.isEmpty ?? true else { return false }
+        let cached = cachedTraitKeys(for: response)
+        try validate(response, questionIDsAreChecked: cached != nil)
+        let resolved: ResolvedKeys
+        if let cached { resolved = cached } else { resolved = try resolveTraitKeys(for: response) }
+        let keys = resolved.keys
+        let answers = response.answers
+        let hasAccount = response.account != nil
+        // Which answers go to the account (as in `changes(for:)`), and the bounds of each side's bytes.
+        var userCount = 0
+        var accountCount = 0
+        var userTraitBytes = 0
+        var accountTraitBytes = 0
+        for index in answers.indices {
+            guard let value = answers[index].value else { continue }
+            let bytes = Self.upperBound(key: keys[index], value: value)
+            if hasAccount, answers[index].question.attribution == .account {
+                accountCount += 1
+                accountTraitBytes += bytes
+            } else {
+                userCount += 1
+                userTraitBytes += bytes
+            }
+        }
+        let email = response.user.email.flatMap { $0.isEmpty ? nil : $0 }
+        guard
+            ownAnswersBounds(
+                of: response, email: email, userTraitBytes: userTraitBytes, accountTraitBytes: accountTraitBytes
+            ).fit
+        else { return false }
+        let time = AnswerTime(completedAt: response.completedAt, responseID: response.id)
+        func traits(ofAccount: Bool) -> AnswerTraits {
+            AnswerTraits(
+                answers: answers, keys: keys, order: resolved.sortedOrder, hasAccount: hasAccount, ofAccount: ofAccount)
+        }
+        if profile.user.traits.isEmpty { profile.user.traits.reserveCapacity(userCount) }
+        profile.user.traits.mergeAscending(traits(ofAccount: false), count: userCount, answeredAt: time)
+        if let email { profile.user.mergeEmail(email, answeredAt: time) }
+        if hasAccount {
+            if profile.account.traits.isEmpty { profile.account.traits.reserveCapacity(accountCount) }
+            profile.account.traits.mergeAscending(traits(ofAccount: true), count: accountCount, answeredAt: time)
+        }
+        return true
+    }
+
     private func ownAnswersTooLarge(_ kind: SegmentMessage.Kind, response: SurveyResponse, size: Int, traits: Traits)
         -> RefinerSegmentError
     {
@@ -138,5 +216,38 @@ extension SegmentCallBuilder {
             case .date: 26
             }
         return 6 * key.utf8.count + 4 + valueBytes
+    }
+}
+
+/// The traits one side (user or account) of a response's answers sets, in key order, each key the normalizer's:
+/// a sequence without closures, so that walking it allocates nothing.
+struct AnswerTraits: Sequence, IteratorProtocol {
+    let answers: [Answer]
+    let keys: [String]
+    /// The answers' positions in key order.
+    let order: [Int]
+    let hasAccount: Bool
+    /// Whether this is the account's side (account-attributed answers of a response with an account).
+    let ofAccount: Bool
+    private var position = 0
+
+    init(answers: [Answer], keys: [String], order: [Int], hasAccount: Bool, ofAccount: Bool) {
+        self.answers = answers
+        self.keys = keys
+        self.order = order
+        self.hasAccount = hasAccount
+        self.ofAccount = ofAccount
+    }
+
+    mutating func next() -> (key: String, value: AnswerValue, isPlainKey: Bool)? {
+        while position < order.count {
+            let index = order[position]
+            position += 1
+            guard let value = answers[index].value,
+                (hasAccount && answers[index].question.attribution == .account) == ofAccount
+            else { continue }
+            return (keys[index], value, true)
+        }
+        return nil
     }
 }

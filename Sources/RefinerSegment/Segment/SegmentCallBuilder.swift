@@ -73,11 +73,16 @@ public struct SegmentCallBuilder: Sendable {
         self.contextJSON = writer.bytes
     }
 
-    /// The trait keys of the response's answers, in order: from the cache when the survey's questions are
-    /// unchanged since it was last seen, else resolved (and cached).
-    func traitKeys(for response: SurveyResponse) throws(RefinerSegmentError) -> ResolvedKeys {
+    /// The cached keys of the response's questions, when the survey's questions are unchanged since the cache
+    /// stored them. The cache stores only keys of validated responses, so a hit also means the question ids
+    /// are non-empty and distinct.
+    func cachedTraitKeys(for response: SurveyResponse) -> ResolvedKeys? {
+        keyCache.keys(surveyID: response.survey.id, answers: response.answers)
+    }
+
+    /// Resolves the keys of a validated response's questions, and caches them.
+    func resolveTraitKeys(for response: SurveyResponse) throws(RefinerSegmentError) -> ResolvedKeys {
         let answers = response.answers
-        if let keys = keyCache.keys(surveyID: response.survey.id, answers: answers) { return keys }
         do {
             let keys = ResolvedKeys(try normalizer.resolveKeys(count: answers.count) { answers[$0].question })
             keyCache.store(keys, surveyID: response.survey.id, answers: answers)
@@ -95,6 +100,12 @@ public struct SegmentCallBuilder: Sendable {
     ///   with neither id nor anonymous id, an empty account id, an empty or repeated question id, a NaN or
     ///   infinite number, a date outside the years 0000 to 9999.
     public func validate(_ response: SurveyResponse) throws(RefinerSegmentError) {
+        try validate(response, questionIDsAreChecked: false)
+    }
+
+    /// ``validate(_:)``; with `questionIDsAreChecked`, without the question-id checks (empty, repeated),
+    /// for a response whose questions the key cache matched: it holds only validated responses' questions.
+    func validate(_ response: SurveyResponse, questionIDsAreChecked: Bool) throws(RefinerSegmentError) {
         guard !response.id.isEmpty else {
             throw RefinerSegmentError(code: .missingResponseID, detail: "the response has an empty id")
         }
@@ -114,6 +125,10 @@ public struct SegmentCallBuilder: Sendable {
         // Surveys have a handful of questions: compare ids pairwise rather than hash them, up to a point.
         var seen: Set<String>? = answers.count > 16 ? Set(minimumCapacity: answers.count) : nil
         for position in answers.indices {
+            guard !questionIDsAreChecked else {
+                try checkValue(of: answers[position], fail)
+                continue
+            }
             let id = answers[position].question.id
             guard !id.isEmpty else {
                 let text = answers[position].question.text
@@ -131,14 +146,7 @@ public struct SegmentCallBuilder: Sendable {
             guard !isRepeated else {
                 throw fail(.duplicateQuestion, "question '\(id)' is answered more than once")
             }
-            switch answers[position].value {
-            case .decimal(let number)? where !number.isFinite:
-                throw fail(.nonFiniteNumber, "question '\(id)' has the answer \(number), which JSON cannot carry")
-            case .date(let date)? where !Timestamp.isRepresentable(date):
-                throw fail(.dateOutOfRange, "question '\(id)' has a date outside the years 0000 to 9999")
-            default:
-                break
-            }
+            try checkValue(of: answers[position], fail)
         }
         if let account = response.account {
             for (name, value) in account.traits {
@@ -151,6 +159,23 @@ public struct SegmentCallBuilder: Sendable {
                     break
                 }
             }
+        }
+    }
+
+    /// Rejects an answer whose value JSON cannot carry: a NaN or infinite number, a date outside 0000 to 9999.
+    @inline(__always)
+    private func checkValue(
+        of answer: Answer, _ fail: (RefinerSegmentError.Code, String) -> RefinerSegmentError
+    ) throws(RefinerSegmentError) {
+        switch answer.value {
+        case .decimal(let number)? where !number.isFinite:
+            let id = answer.question.id
+            throw fail(.nonFiniteNumber, "question '\(id)' has the answer \(number), which JSON cannot carry")
+        case .date(let date)? where !Timestamp.isRepresentable(date):
+            let id = answer.question.id
+            throw fail(.dateOutOfRange, "question '\(id)' has a date outside the years 0000 to 9999")
+        default:
+            break
         }
     }
 
@@ -182,8 +207,10 @@ public struct SegmentCallBuilder: Sendable {
         // each message is written after them and gets its own copy of its bytes.
         var writer = JSONWriter(capacity: 1024)
         let parts = writeSharedParts(of: response, to: &writer)
+        // The closures capture what they write, not the builder (a copy of it would retain all it holds).
+        let emailKey = self.emailKey
         let identify = encode(.identify, response: response, parts: parts, writer: &writer) { writer in
-            writeIdentifyTraits(of: user, to: &writer)
+            user.traits.writeMembers(to: &writer, extra: user.email.map { (emailKey, $0) })
         }
         if identify.json.count <= configuration.maximumMessageBytes {
             messages.append(identify)
@@ -239,11 +266,6 @@ public struct SegmentCallBuilder: Sendable {
         }
     }
 
-    /// The user's traits and `<prefix>email` (which wins over a trait of the same key), in key order.
-    private func writeIdentifyTraits(of user: UserProfile, to writer: inout JSONWriter) {
-        user.traits.writeMembers(to: &writer, extra: user.email.map { (emailKey, $0) })
-    }
-
     /// The traits `identify` carries, with their times, in key order (the split path).
     func identifyTraits(of user: UserProfile) -> [(key: String, value: AnswerValue, answeredAt: AnswerTime)] {
         var items = user.traits.filter { $0.key != emailKey }.map {
@@ -262,7 +284,8 @@ public struct SegmentCallBuilder: Sendable {
         messages: [SegmentMessage], profile: CollectedProfile
     ) {
         var updated = profile
-        updated.apply(try changes(for: response))
+        // The common case merges the response straight into the profile; the rest goes through the changes.
+        if !(try applyDirectly(response, to: &updated)) { updated.apply(try changes(for: response)) }
         return (try encodeMessages(for: response, profile: updated), updated)
     }
 

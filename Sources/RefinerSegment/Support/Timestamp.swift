@@ -40,26 +40,26 @@ enum Timestamp {
         let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         let secondOfDay = Int(seconds - days * 86_400)
         let (year, month, day) = civil(fromDays: days)
-        func digits(_ value: Int, _ count: Int, at offset: Int) {
-            var value = value
-            for position in stride(from: offset + count - 1, through: offset, by: -1) {
-                output[position] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: value % 10)
-                value /= 10
-            }
+        // Two digits at a time, no loop: this runs for every response built and every batch sent.
+        func pair(_ value: Int, at offset: Int) {
+            output[offset] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: value / 10)
+            output[offset + 1] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: value % 10)
         }
-        digits(year, 4, at: 0)
+        pair(year / 100, at: 0)
+        pair(year % 100, at: 2)
         output[4] = UInt8(ascii: "-")
-        digits(month, 2, at: 5)
+        pair(month, at: 5)
         output[7] = UInt8(ascii: "-")
-        digits(day, 2, at: 8)
+        pair(day, at: 8)
         output[10] = UInt8(ascii: "T")
-        digits(secondOfDay / 3600, 2, at: 11)
+        pair(secondOfDay / 3600, at: 11)
         output[13] = UInt8(ascii: ":")
-        digits(secondOfDay / 60 % 60, 2, at: 14)
+        pair(secondOfDay / 60 % 60, at: 14)
         output[16] = UInt8(ascii: ":")
-        digits(secondOfDay % 60, 2, at: 17)
+        pair(secondOfDay % 60, at: 17)
         output[19] = UInt8(ascii: ".")
-        digits(millisecond, 3, at: 20)
+        output[20] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: millisecond / 100)
+        pair(millisecond % 100, at: 21)
         output[23] = UInt8(ascii: "Z")
     }
 

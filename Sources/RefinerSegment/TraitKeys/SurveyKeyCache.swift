@@ -11,12 +11,29 @@ final class SurveyKeyCache: Sendable {
         var keys: ResolvedKeys
     }
 
-    private let entries = Locked<[String: Entry]>([:])
+    private struct State {
+        var entries: [String: Entry] = [:]
+        /// The survey looked up or stored last, and its entry: a backfill or a busy survey asks for the same
+        /// survey again and again, and comparing its id (the same storage, usually) costs less than hashing it.
+        var lastSurveyID: String?
+        var last: Entry?
+    }
+
+    private let state = Locked<State>(State())
 
     /// The cached keys of `answers`' questions in survey `surveyID`, or `nil`.
     func keys(surveyID: String, answers: [Answer]) -> ResolvedKeys? {
-        entries.withLock { entries -> ResolvedKeys? in
-            guard let entry = entries[surveyID], entry.questions.count == answers.count else { return nil }
+        state.withLock { state -> ResolvedKeys? in
+            let entry: Entry
+            if let last = state.last, state.lastSurveyID == surveyID {
+                entry = last
+            } else {
+                guard let found = state.entries[surveyID] else { return nil }
+                entry = found
+                state.lastSurveyID = surveyID
+                state.last = found
+            }
+            guard entry.questions.count == answers.count else { return nil }
             for index in answers.indices {
                 guard entry.questions[index].id == answers[index].question.id,
                     entry.questions[index].text == answers[index].question.text,
@@ -27,12 +44,18 @@ final class SurveyKeyCache: Sendable {
         }
     }
 
-    /// Remembers the keys of `answers`' questions in survey `surveyID`.
+    /// Remembers the keys of `answers`' questions in survey `surveyID`. Only keys of a validated response
+    /// (question ids non-empty and distinct): a hit tells the builder the ids need no checking again.
     func store(_ keys: ResolvedKeys, surveyID: String, answers: [Answer]) {
         let questions = answers.map { ($0.question.id, $0.question.text, $0.question.propertyName) }
-        entries.withLock { entries in
-            if entries.count >= Self.capacity, entries[surveyID] == nil { entries.removeAll(keepingCapacity: true) }
-            entries[surveyID] = Entry(questions: questions, keys: keys)
+        let entry = Entry(questions: questions, keys: keys)
+        state.withLock { state in
+            if state.entries.count >= Self.capacity, state.entries[surveyID] == nil {
+                state.entries.removeAll(keepingCapacity: true)
+            }
+            state.entries[surveyID] = entry
+            state.lastSurveyID = surveyID
+            state.last = entry
         }
     }
 }

@@ -70,14 +70,42 @@ public struct TraitKeyNormalizer: Sendable, Hashable {
     ///   - questionID: The question's id, used for the body when the text yields nothing (an all-CJK or
     ///     emoji-only question), so that no answer is lost for want of a key.
     public func key(for text: String, questionID: String = "") -> String {
-        // The hot path: ASCII text folds straight into the key's storage.
-        if let fast = text.utf8.withContiguousStorageIfAvailable({ makeKey(folding: $0) }), let key = fast {
-            return key
+        let folded = text.utf8.withContiguousStorageIfAvailable { input -> String? in
+            // The hot path: ASCII text folds straight into the key's storage.
+            if Self.isASCII(input) { return makeKey(folding: input) }
+            // Other text is first mapped to ASCII scalar by scalar (steps 1 to 4) into a buffer on the stack,
+            // then folded the same way.
+            return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 2 * input.count) { buffer in
+                let count = Self.transliterate(input, into: buffer.baseAddress!)
+                return makeKey(folding: UnsafeBufferPointer(rebasing: buffer[..<count]))
+            }
         }
-        // Other text is first mapped to ASCII scalar by scalar (steps 1 to 4), then folded the same way.
-        let ascii = Self.transliterated(text)
-        if let key = ascii.withUnsafeBufferPointer({ makeKey(folding: $0) }) { return key }
+        if let folded, let key = folded { return key }
+        if folded == nil {
+            // A string without contiguous UTF-8 (bridged): the same steps over a copy of its bytes.
+            let ascii = Self.transliterated(text)
+            if let key = ascii.withUnsafeBufferPointer({ makeKey(folding: $0) }) { return key }
+        }
+        // Folds to nothing: the fallback body from the question id.
         return String(decoding: keyBytes(for: text, questionID: questionID), as: UTF8.self)
+    }
+
+    /// Whether every byte is ASCII, eight at a time.
+    private static func isASCII(_ input: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let base = input.baseAddress else { return true }
+        let raw = UnsafeRawPointer(base)
+        let count = input.count
+        var index = 0
+        var high: UInt64 = 0
+        while index + 8 <= count {
+            high |= raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            index += 8
+        }
+        while index < count {
+            high |= UInt64(base[index])
+            index += 1
+        }
+        return SWAR.nonASCIIBytes(in: high) == 0
     }
 
     /// The key for ASCII input that folds to a non-empty body (steps 3, 5, 6, 8 and 9), written straight into
@@ -165,32 +193,19 @@ public struct TraitKeyNormalizer: Sendable, Hashable {
 
     /// Steps 1 to 4 scalar by scalar: ASCII letters, digits and apostrophes, with a space for a separator.
     static func transliterated(_ text: String) -> [UInt8] {
-        let table = TransliterationTable.shared
         var text = text
         return text.withUTF8 { input in
-            // No scalar folds to more than twice its UTF-8 length (the table's longest, `㎯` -> `rad s2`,
-            // is 6 bytes from 3), so the output fits without growing.
             [UInt8](unsafeUninitializedCapacity: input.count * 2) { output, count in
-                var end = 0
-                var index = 0
-                while index < input.count {
-                    let lead = input[index]
-                    if lead < 0x80 {
-                        output[end] = lead
-                        end += 1
-                        index += 1
-                        continue
-                    }
-                    // Swift strings hold valid UTF-8, so a lead byte tells the sequence's length.
-                    let length = lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4
-                    var value = UInt32(lead) & (lead < 0xE0 ? 0x1F : lead < 0xF0 ? 0x0F : 0x07)
-                    for offset in 1..<length { value = value << 6 | UInt32(input[index + offset] & 0x3F) }
-                    index += length
-                    end += table.write(value, to: output.baseAddress! + end)
-                }
-                count = end
+                count = transliterate(input, into: output.baseAddress!)
             }
         }
+    }
+
+    /// ``transliterated(_:)`` of valid UTF-8 into `output`, which has room for twice the input's bytes (no
+    /// scalar folds to more than twice its UTF-8 length: the table's longest, `㎯` -> `rad s2`, is 6 bytes
+    /// from 3). Returns the bytes written.
+    static func transliterate(_ input: UnsafeBufferPointer<UInt8>, into output: UnsafeMutablePointer<UInt8>) -> Int {
+        TransliterationTable.shared.transliterate(input, into: output)
     }
 
     /// Steps 3, 5 and 6 over ASCII bytes: lowercase, drop in-word apostrophes, runs of others to one `_`.
@@ -203,32 +218,59 @@ public struct TraitKeyNormalizer: Sendable, Hashable {
         into output: UnsafeMutableBufferPointer<UInt8>,
         at start: Int
     ) -> Int? {
-        var end = start
-        var pendingSeparator = false
-        let count = input.count
-        var index = 0
-        while index < count {
-            let raw = input[index]
-            if raw >= 0x80 { return nil }
-            let byte = lowercased(raw)
-            if isAlphanumeric(byte) {
-                if pendingSeparator, end > start {
-                    output[end] = UInt8(ascii: "_")
+        // One table load per byte: a letter or digit folds to itself lowercased, the rest to a separator.
+        asciiFold.withUnsafeBufferPointer { fold -> Int? in
+            // Declared in the closure, so that they stay in registers.
+            var end = start
+            var pendingSeparator = false
+            let count = input.count
+            var index = 0
+            let apostrophe = UInt8(ascii: "'")
+            while index < count {
+                let byte = fold[Int(input[index])]
+                if byte > apostrophe {
+                    if pendingSeparator, end > start {
+                        output[end] = UInt8(ascii: "_")
+                        end += 1
+                    }
+                    pendingSeparator = false
+                    output[end] = byte
                     end += 1
+                    index += 1
+                    // The rest of the word, in a tight loop.
+                    while index < count {
+                        let next = fold[Int(input[index])]
+                        guard next > apostrophe else { break }
+                        output[end] = next
+                        end += 1
+                        index += 1
+                    }
+                    continue
                 }
-                pendingSeparator = false
-                output[end] = byte
-                end += 1
-            } else if byte == UInt8(ascii: "'"), index > 0, index + 1 < count,
-                isAlphanumeric(lowercased(input[index - 1])), isAlphanumeric(lowercased(input[index + 1]))
-            {
-                // `What's` -> `whats`: an apostrophe inside a word is no word boundary.
-            } else {
-                pendingSeparator = true
+                if byte == nonASCII { return nil }
+                if byte == apostrophe, index > 0, index + 1 < count, fold[Int(input[index - 1])] > apostrophe,
+                    fold[Int(input[index + 1])] > apostrophe
+                {
+                    // `What's` -> `whats`: an apostrophe inside a word is no word boundary.
+                } else {
+                    pendingSeparator = true
+                }
+                index += 1
             }
-            index += 1
+            return end
         }
-        return end
+    }
+
+    /// What ``asciiFold`` maps a byte of 0x80 and above to: the ASCII fold stops there.
+    private static let nonASCII: UInt8 = 1
+
+    /// What each byte folds to in ``foldASCII(_:into:at:)``: `a-z` and `0-9` for letters and digits (lowercased),
+    /// the apostrophe for itself, ``nonASCII`` for bytes of 0x80 and above, 0 for a separator (any other byte).
+    private static let asciiFold: [UInt8] = (0..<256).map { value in
+        guard value < 0x80 else { return nonASCII }
+        let byte = lowercased(UInt8(value))
+        if isAlphanumeric(byte) { return byte }
+        return byte == UInt8(ascii: "'") ? byte : 0
     }
 
     @inline(__always)

@@ -48,32 +48,57 @@ struct TransliterationTable: Sendable {
         self.bytes = bytes
     }
 
-    /// Writes the folded ASCII form of a non-ASCII scalar (letters, digits and apostrophes, nothing for a
-    /// dropped mark, a space for a separator) and returns its length: at most twice the scalar's UTF-8 length.
-    @inline(__always)
-    func write(_ value: UInt32, to output: UnsafeMutablePointer<UInt8>) -> Int {
-        let slot: Int
-        if value < 0x1_0000 {
-            slot = Int(planeZero[Int(value)])
-        } else if let found = supplementary[value] {
-            slot = found < 0 ? Int(Self.dropped) : found
-        } else if let scalar = Unicode.Scalar(value), scalar.properties.generalCategory == .nonspacingMark {
-            slot = Int(Self.dropped)
-        } else {
-            slot = Int(Self.separator)
-        }
-        switch slot {
-        case Int(Self.separator):
-            output[0] = UInt8(ascii: " ")
-            return 1
-        case Int(Self.dropped):
-            return 0
-        default:
-            let range = ranges[slot - 2]
-            bytes.withUnsafeBufferPointer {
-                (output).initialize(from: $0.baseAddress! + range.lowerBound, count: range.count)
+    /// Steps 1 to 4 over valid UTF-8 (see ``TraitKeyNormalizer/transliterate(_:into:)``): ASCII copied, other
+    /// scalars folded. The tables are read through buffer pointers taken once, not array by array per scalar.
+    func transliterate(_ input: UnsafeBufferPointer<UInt8>, into output: UnsafeMutablePointer<UInt8>) -> Int {
+        planeZero.withUnsafeBufferPointer { planeZero in
+            ranges.withUnsafeBufferPointer { ranges in
+                bytes.withUnsafeBufferPointer { bytes in
+                    var end = 0
+                    var index = 0
+                    while index < input.count {
+                        let lead = input[index]
+                        if lead < 0x80 {
+                            output[end] = lead
+                            end += 1
+                            index += 1
+                            continue
+                        }
+                        // Swift strings hold valid UTF-8, so a lead byte tells the sequence's length.
+                        let length = lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4
+                        var value = UInt32(lead) & (lead < 0xE0 ? 0x1F : lead < 0xF0 ? 0x0F : 0x07)
+                        for offset in 1..<length { value = value << 6 | UInt32(input[index + offset] & 0x3F) }
+                        index += length
+                        let slot = value < 0x1_0000 ? Int(planeZero[Int(value)]) : supplementarySlot(value)
+                        switch slot {
+                        case Int(Self.separator):
+                            output[end] = UInt8(ascii: " ")
+                            end += 1
+                        case Int(Self.dropped):
+                            break
+                        default:
+                            // A byte loop: a fold is one to six bytes, fewer than a call to `memmove` costs.
+                            let range = ranges[slot - 2]
+                            var position = range.lowerBound
+                            while position < range.upperBound {
+                                output[end] = bytes[position]
+                                end += 1
+                                position += 1
+                            }
+                        }
+                    }
+                    return end
+                }
             }
-            return range.count
         }
+    }
+
+    /// The slot of a scalar beyond the Basic Multilingual Plane.
+    private func supplementarySlot(_ value: UInt32) -> Int {
+        if let found = supplementary[value] { return found < 0 ? Int(Self.dropped) : found }
+        if let scalar = Unicode.Scalar(value), scalar.properties.generalCategory == .nonspacingMark {
+            return Int(Self.dropped)
+        }
+        return Int(Self.separator)
     }
 }
