@@ -393,6 +393,8 @@ extension FileMessageStore {
         let path = directory.appendingPathComponent(String(format: "segment-%016llx.log", sequence)).path
         let descriptor = try Self.openAppending(path)
         let size = Self.fileSize(path)
+        // A file just made: its directory entry is synced by the pass that syncs its first records.
+        if size == 0 { commit.noteChanged(directoryDescriptor) }
         segments[nextSegment] = Segment(first: sequence, path: path, size: size, live: 0)
         storedBytes += size
         active = (nextSegment, descriptor)

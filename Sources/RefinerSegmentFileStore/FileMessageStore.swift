@@ -191,6 +191,9 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
     /// The segment last read for a claim, kept open for the next.
     var reader: (segment: UInt32, descriptor: Int32)?
     var acks: Int32 = -1
+    /// The store's directory, open to be synced when a segment file is created in it: a new file's name is
+    /// durable only once its directory is, and records in a file whose name is lost are lost with it.
+    var directoryDescriptor: Int32 = -1
     var nextSequence: UInt64 = 1
     /// The bytes of every segment file.
     var storedBytes = 0
@@ -259,11 +262,16 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
         markAtOpen = opened.mark?.bytes
         opened = .init()
         acks = try Self.openAppending(directory.appendingPathComponent("acks.log").path)
+        directoryDescriptor = Glibc.open(directory.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard directoryDescriptor >= 0 else {
+            throw FileStoreError.io("open", path: directory.path, errno: errno)
+        }
     }
 
     deinit {
         if let active { commit.retire(active.descriptor) }
         if acks >= 0 { commit.retire(acks) }
+        if directoryDescriptor >= 0 { commit.retire(directoryDescriptor) }
         if let reader { close(reader.descriptor) }
         commit.stop()
     }

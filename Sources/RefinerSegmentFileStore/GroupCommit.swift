@@ -106,6 +106,17 @@ final class GroupCommit: @unchecked Sendable {
         }
     }
 
+    /// Notes that the directory open as `descriptor` has a new entry (a segment file just made): it is synced
+    /// by the next pass, the one that syncs the new file's first records, so a record reported durable is
+    /// never in a file whose name a power cut could lose.
+    func noteChanged(_ descriptor: Int32) {
+        guard mode != .never else { return }
+        locked {
+            startIfNeeded()
+            dirty.insert(descriptor)
+        }
+    }
+
     /// Notes that `descriptor` was written by someone who does not wait (the acknowledgement log): it is
     /// synced within a second, never holding up a pass that callers wait for.
     func noteWrittenLazily(_ descriptor: Int32) {

@@ -61,14 +61,17 @@ private final class HeldSync: Sendable {
             }
             // Every caller has written its record and waits for a pass (the first one is held, if it began).
             while store.appendsWaitingForSync < callers { await Task.yield() }
-            #expect(held.count <= 1)
+            // At most the first pass began: the new segment and its directory, synced at once.
+            #expect(held.count <= 2)
+            #expect(store.syncPasses.count == 0)
             held.openGate()
             var accepted = 0
             for try await count in group { accepted += count }
             #expect(accepted == callers)
         }
         #expect(
-            store.syncCount <= 2, "at most one held pass and one for everyone who wrote during it: \(store.syncCount)")
+            store.syncPasses.count <= 2,
+            "at most one held pass and one for everyone who wrote during it: \(store.syncPasses.count)")
         #expect(try await store.usage(tenant: "default").messages == callers)
     }
 
@@ -94,6 +97,27 @@ private final class HeldSync: Sendable {
         #expect(try await store.append([try unit("alone")], tenant: "default") == 1)
         #expect(store.syncCount > before)
         #expect(try await store.usage(tenant: "default").messages == 9)
+    }
+
+    /// A segment file just made is named in the directory: the directory is synced by the pass that syncs
+    /// the file's first records, before the append returns, and not again for later records in that file.
+    @Test func aNewSegmentFilesDirectoryIsSyncedBeforeItsFirstAppendReturns() async throws {
+        let path = directory()
+        defer { try? FileManager.default.removeItem(at: path) }
+        let synced = Locked<[Bool]>([])  // per fsync call: was it a directory?
+        let store = try FileMessageStore(
+            directory: path, configuration: .init(),
+            fsync: { descriptor in
+                var info = stat()
+                let isDirectory = fstat(descriptor, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+                synced.withLock { $0.append(isDirectory) }
+                return fsync(descriptor)
+            })
+        #expect(try await store.append([try unit("first")], tenant: "default") == 1)
+        #expect(synced.withLock { $0.filter { $0 }.count } == 1, "the directory, once: \(synced.withLock { $0 })")
+        #expect(synced.withLock { $0.filter { !$0 }.count } >= 1, "and the segment")
+        #expect(try await store.append([try unit("second")], tenant: "default") == 1)
+        #expect(synced.withLock { $0.filter { $0 }.count } == 1, "not again for the same file")
     }
 
     @Test func withTheOperatingSystemPolicyNothingIsSynced() async throws {
