@@ -5,7 +5,7 @@ import Testing
 
 /// A store behind the protocol whose first `held` appends wait until ``open()``, and which notes how many
 /// units each append brought.
-final class GatedStore: SegmentMessageStore {
+final class GatedStore: SegmentMessageStore, ForwardingMessageStore {
     let inner: InMemoryMessageStore
     private let state = Locked((held: 0, waiting: [CheckedContinuation<Void, Never>](), open: false, appends: [Int]()))
 
@@ -41,22 +41,6 @@ final class GatedStore: SegmentMessageStore {
         }
         return try await inner.append(units, tenant: tenant)
     }
-    func claim(tenant: String, maximumMessages: Int, maximumBytes: Int, lease: Duration) async throws
-        -> SegmentClaim?
-    {
-        try await inner.claim(
-            tenant: tenant, maximumMessages: maximumMessages, maximumBytes: maximumBytes, lease: lease)
-    }
-    func settle(_ claim: SegmentClaim, messages range: Range<Int>, as settlement: SegmentSettlement) async throws {
-        try await inner.settle(claim, messages: range, as: settlement)
-    }
-    func release(_ claim: SegmentClaim) async throws { try await inner.release(claim) }
-    func recover(tenant: String) async throws -> SegmentStoreRecovery { try await inner.recover(tenant: tenant) }
-    func usage(tenant: String) async throws -> SegmentStoreUsage { try await inner.usage(tenant: tenant) }
-    func setPause(until end: Date?, tenant: String) async throws {
-        try await inner.setPause(until: end, tenant: tenant)
-    }
-    func handBack(tenant: String) async throws -> [SegmentMessage] { try await inner.handBack(tenant: tenant) }
 }
 
 /// Concurrent `record` callers of a store that is not in memory share appends (group append).
@@ -155,7 +139,7 @@ final class GatedStore: SegmentMessageStore {
 }
 
 /// A store whose first append throws.
-final class FailingOnceStore: SegmentMessageStore {
+final class FailingOnceStore: SegmentMessageStore, ForwardingMessageStore {
     let inner = InMemoryMessageStore()
     private let refused = Locked(-1)
 
@@ -170,20 +154,4 @@ final class FailingOnceStore: SegmentMessageStore {
         if fail { throw CocoaError(.fileWriteOutOfSpace) }
         return try await inner.append(units, tenant: tenant)
     }
-    func claim(tenant: String, maximumMessages: Int, maximumBytes: Int, lease: Duration) async throws
-        -> SegmentClaim?
-    {
-        try await inner.claim(
-            tenant: tenant, maximumMessages: maximumMessages, maximumBytes: maximumBytes, lease: lease)
-    }
-    func settle(_ claim: SegmentClaim, messages range: Range<Int>, as settlement: SegmentSettlement) async throws {
-        try await inner.settle(claim, messages: range, as: settlement)
-    }
-    func release(_ claim: SegmentClaim) async throws { try await inner.release(claim) }
-    func recover(tenant: String) async throws -> SegmentStoreRecovery { try await inner.recover(tenant: tenant) }
-    func usage(tenant: String) async throws -> SegmentStoreUsage { try await inner.usage(tenant: tenant) }
-    func setPause(until end: Date?, tenant: String) async throws {
-        try await inner.setPause(until: end, tenant: tenant)
-    }
-    func handBack(tenant: String) async throws -> [SegmentMessage] { try await inner.handBack(tenant: tenant) }
 }

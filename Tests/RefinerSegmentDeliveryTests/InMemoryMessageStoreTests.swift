@@ -71,13 +71,10 @@ import Testing
 
 /// A store behind the protocol (not the in-memory fast path) whose first claims fail, as a durable store's
 /// may when its disk or its database is away for a moment.
-final class FlakyStore: SegmentMessageStore {
+final class FlakyStore: SegmentMessageStore, ForwardingMessageStore {
     let inner = InMemoryMessageStore()
     private let failures = Locked(2)
 
-    func append(_ units: [[SegmentMessage]], tenant: String) async throws -> Int {
-        try await inner.append(units, tenant: tenant)
-    }
     func claim(tenant: String, maximumMessages: Int, maximumBytes: Int, lease: Duration) async throws
         -> SegmentClaim?
     {
@@ -89,16 +86,6 @@ final class FlakyStore: SegmentMessageStore {
         return try await inner.claim(
             tenant: tenant, maximumMessages: maximumMessages, maximumBytes: maximumBytes, lease: lease)
     }
-    func settle(_ claim: SegmentClaim, messages range: Range<Int>, as settlement: SegmentSettlement) async throws {
-        try await inner.settle(claim, messages: range, as: settlement)
-    }
-    func release(_ claim: SegmentClaim) async throws { try await inner.release(claim) }
-    func recover(tenant: String) async throws -> SegmentStoreRecovery { try await inner.recover(tenant: tenant) }
-    func usage(tenant: String) async throws -> SegmentStoreUsage { try await inner.usage(tenant: tenant) }
-    func setPause(until end: Date?, tenant: String) async throws {
-        try await inner.setPause(until: end, tenant: tenant)
-    }
-    func handBack(tenant: String) async throws -> [SegmentMessage] { try await inner.handBack(tenant: tenant) }
 }
 
 /// A value behind a lock, for the test doubles here.

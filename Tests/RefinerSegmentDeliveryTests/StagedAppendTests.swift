@@ -5,7 +5,7 @@ import Testing
 
 /// A store that appends in two steps, whose durability waits until ``open()``: the units of each step are
 /// noted as they are written.
-final class HeldDurabilityStore: SegmentStagedAppendStore {
+final class HeldDurabilityStore: SegmentStagedAppendStore, ForwardingMessageStore {
     let inner = InMemoryMessageStore()
     private let state = Locked((staged: [Int](), waiting: [CheckedContinuation<Void, Never>](), open: false))
 
@@ -43,22 +43,6 @@ final class HeldDurabilityStore: SegmentStagedAppendStore {
         try await staged.durable()
         return staged.accepted
     }
-    func claim(tenant: String, maximumMessages: Int, maximumBytes: Int, lease: Duration) async throws
-        -> SegmentClaim?
-    {
-        try await inner.claim(
-            tenant: tenant, maximumMessages: maximumMessages, maximumBytes: maximumBytes, lease: lease)
-    }
-    func settle(_ claim: SegmentClaim, messages range: Range<Int>, as settlement: SegmentSettlement) async throws {
-        try await inner.settle(claim, messages: range, as: settlement)
-    }
-    func release(_ claim: SegmentClaim) async throws { try await inner.release(claim) }
-    func recover(tenant: String) async throws -> SegmentStoreRecovery { try await inner.recover(tenant: tenant) }
-    func usage(tenant: String) async throws -> SegmentStoreUsage { try await inner.usage(tenant: tenant) }
-    func setPause(until end: Date?, tenant: String) async throws {
-        try await inner.setPause(until: end, tenant: tenant)
-    }
-    func handBack(tenant: String) async throws -> [SegmentMessage] { try await inner.handBack(tenant: tenant) }
 }
 
 /// A store that appends in two steps is held by a group append only while it writes (pipelined group

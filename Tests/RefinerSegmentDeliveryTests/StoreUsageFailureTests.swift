@@ -5,7 +5,7 @@ import Testing
 
 /// A store (behind the protocol) whose `usage` fails twice: the pipeline reports each failure and tries
 /// again, rather than take the store for empty.
-final class UsageFailingStore: SegmentMessageStore {
+final class UsageFailingStore: SegmentMessageStore, ForwardingMessageStore {
     struct Unreachable: Error, CustomStringConvertible {
         var description: String { "the disk is away" }
     }
@@ -13,20 +13,6 @@ final class UsageFailingStore: SegmentMessageStore {
     let inner = InMemoryMessageStore()
     private let failures = Locked(2)
 
-    func append(_ units: [[SegmentMessage]], tenant: String) async throws -> Int {
-        try await inner.append(units, tenant: tenant)
-    }
-    func claim(tenant: String, maximumMessages: Int, maximumBytes: Int, lease: Duration) async throws
-        -> SegmentClaim?
-    {
-        try await inner.claim(
-            tenant: tenant, maximumMessages: maximumMessages, maximumBytes: maximumBytes, lease: lease)
-    }
-    func settle(_ claim: SegmentClaim, messages range: Range<Int>, as settlement: SegmentSettlement) async throws {
-        try await inner.settle(claim, messages: range, as: settlement)
-    }
-    func release(_ claim: SegmentClaim) async throws { try await inner.release(claim) }
-    func recover(tenant: String) async throws -> SegmentStoreRecovery { try await inner.recover(tenant: tenant) }
     func usage(tenant: String) async throws -> SegmentStoreUsage {
         let fail = failures.withLock { left -> Bool in
             left -= 1
@@ -35,10 +21,6 @@ final class UsageFailingStore: SegmentMessageStore {
         if fail { throw Unreachable() }
         return try await inner.usage(tenant: tenant)
     }
-    func setPause(until end: Date?, tenant: String) async throws {
-        try await inner.setPause(until: end, tenant: tenant)
-    }
-    func handBack(tenant: String) async throws -> [SegmentMessage] { try await inner.handBack(tenant: tenant) }
 }
 
 @Suite struct StoreUsageFailureTests {
