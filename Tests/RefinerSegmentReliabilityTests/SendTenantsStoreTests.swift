@@ -56,6 +56,19 @@ import Darwin
         try Data(("{" + entries.joined(separator: ", ") + "}").utf8).write(to: workspace.url("tenants.json"))
     }
 
+    /// Starts a server for every tenant, answering through `handler` (200 by default), and names them in
+    /// `tenants.json`; the caller stops them.
+    static func serveEveryTenant(
+        in workspace: SendStoreTests.Workspace,
+        handler: (@Sendable (LoopbackHTTPServer.Request) -> LoopbackHTTPServer.Answer)? = nil
+    ) throws -> [LoopbackHTTPServer] {
+        let servers = try tenants.map { _ in
+            try handler.map { try LoopbackHTTPServer(handler: $0) } ?? LoopbackHTTPServer()
+        }
+        try writeTenants(Array(zip(tenants, servers)), in: workspace)
+        return servers
+    }
+
     static func send(_ workspace: SendStoreTests.Workspace, name: String, environment: [String: String] = [:]) throws
         -> Process
     {
@@ -83,9 +96,8 @@ import Darwin
         try Data(Self.input().utf8).write(to: workspace.url("in.jsonl"))
         // First run: servers that never answer; killed right after its fifth append (one unit each: lines 1
         // to 5, so acme and globex hold two units, down one).
-        let holding = try (0..<3).map { _ in try LoopbackHTTPServer { _ in .hold } }
+        let holding = try Self.serveEveryTenant(in: workspace) { _ in .hold }
         defer { for server in holding { server.stop() } }
-        try Self.writeTenants(Array(zip(Self.tenants, holding)), in: workspace)
         let first = try Self.send(
             workspace, name: "first", environment: ["REFINER_SEGMENT_TEST_KILL_AFTER_APPENDS": "5"])
         guard await workspace.finish(first) else { return }
@@ -166,16 +178,14 @@ import Darwin
         let workspace = try SendStoreTests.Workspace(count: 0, tag: "tenants-grouped")
         defer { workspace.remove() }
         try Data(Self.groupedInput().utf8).write(to: workspace.url("in.jsonl"))
-        let holding = try (0..<3).map { _ in try LoopbackHTTPServer { _ in .hold } }
+        let holding = try Self.serveEveryTenant(in: workspace) { _ in .hold }
         defer { for server in holding { server.stop() } }
-        try Self.writeTenants(Array(zip(Self.tenants, holding)), in: workspace)
         let first = try Self.send(
             workspace, name: "first", environment: ["REFINER_SEGMENT_TEST_KILL_AFTER_APPENDS": "2"])
         guard await workspace.finish(first) else { return }
         #expect(first.terminationReason == .uncaughtSignal && first.terminationStatus == SIGKILL)
-        let healthy = try (0..<3).map { _ in try LoopbackHTTPServer() }
+        let healthy = try Self.serveEveryTenant(in: workspace)
         defer { for server in healthy { server.stop() } }
-        try Self.writeTenants(Array(zip(Self.tenants, healthy)), in: workspace)
         let rerun = try Self.send(workspace, name: "rerun")
         guard await workspace.finish(rerun) else { return }
         let stderr = workspace.text("rerun.err")
@@ -198,9 +208,8 @@ import Darwin
         let workspace = try SendStoreTests.Workspace(count: 0, tag: "tenants-signal")
         defer { workspace.remove() }
         try Data(Self.input().utf8).write(to: workspace.url("in.jsonl"))
-        let holding = try (0..<3).map { _ in try LoopbackHTTPServer { _ in .hold } }
+        let holding = try Self.serveEveryTenant(in: workspace) { _ in .hold }
         defer { for server in holding { server.stop() } }
-        try Self.writeTenants(Array(zip(Self.tenants, holding)), in: workspace)
         let first = try Self.send(workspace, name: "first")
         #expect(
             await eventually {
@@ -218,9 +227,8 @@ import Darwin
         for tenant in Self.tenants {
             #expect(!FileManager.default.fileExists(atPath: workspace.path("failed.\(tenant).jsonl")))
         }
-        let healthy = try (0..<3).map { _ in try LoopbackHTTPServer() }
+        let healthy = try Self.serveEveryTenant(in: workspace)
         defer { for server in healthy { server.stop() } }
-        try Self.writeTenants(Array(zip(Self.tenants, healthy)), in: workspace)
         let rerun = try Self.send(workspace, name: "rerun")
         guard await workspace.finish(rerun) else { return }
         #expect(rerun.terminationStatus == 0, "\(workspace.text("rerun.err"))")
@@ -234,9 +242,8 @@ import Darwin
         let workspace = try SendStoreTests.Workspace(count: 0, tag: "tenants-lock")
         defer { workspace.remove() }
         try Data(Self.input().utf8).write(to: workspace.url("in.jsonl"))
-        let holding = try (0..<3).map { _ in try LoopbackHTTPServer { _ in .hold } }
+        let holding = try Self.serveEveryTenant(in: workspace) { _ in .hold }
         defer { for server in holding { server.stop() } }
-        try Self.writeTenants(Array(zip(Self.tenants, holding)), in: workspace)
         let first = try Self.send(workspace, name: "first")
         #expect(await eventually { holding.contains { !$0.requests.isEmpty } || !first.isRunning })
         let second = try Self.send(workspace, name: "second")
