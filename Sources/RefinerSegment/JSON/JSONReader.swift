@@ -233,12 +233,17 @@ struct JSONReader {
     /// digits (`10`, `10.0` and `1e1` alike; `9007199254740993` stays itself, which a `Double` cannot hold).
     func integer(_ index: Int) -> Int64? {
         let token = tokens[index]
-        var at = token.start
-        let end = token.end
+        return Self.integer(base, from: token.start, to: token.end, isComplex: token.isComplex)
+    }
+
+    /// The number in `base[start..<end]` (checked JSON number text; `isComplex` when it has a fraction or an
+    /// exponent) as an integer, as ``integer(_:)`` reads it: also for ``ResponseScanner``.
+    static func integer(_ base: UnsafePointer<UInt8>, from start: Int, to end: Int, isComplex: Bool) -> Int64? {
+        var at = start
         let isNegative = base[at] == UInt8(ascii: "-")
         if isNegative { at += 1 }
         var magnitude: UInt64 = 0
-        if !token.isComplex {
+        if !isComplex {
             while at < end {
                 let (times10, overflow) = magnitude.multipliedReportingOverflow(by: 10)
                 let (sum, carry) = times10.addingReportingOverflow(UInt64(base[at] &- UInt8(ascii: "0")))
@@ -305,8 +310,12 @@ struct JSONReader {
     /// The number at `index` as the nearest `Double`, or `nil` when it is too large for one.
     func decimal(_ index: Int) -> Double? {
         let token = tokens[index]
-        let text = String(
-            decoding: UnsafeBufferPointer(start: base + token.start, count: token.end - token.start), as: UTF8.self)
+        return Self.decimal(base, from: token.start, to: token.end)
+    }
+
+    /// The number in `base[start..<end]` (checked JSON number text) as ``decimal(_:)`` reads it.
+    static func decimal(_ base: UnsafePointer<UInt8>, from start: Int, to end: Int) -> Double? {
+        let text = String(decoding: UnsafeBufferPointer(start: base + start, count: end - start), as: UTF8.self)
         guard let value = Double(text), value.isFinite else { return nil }
         return value
     }

@@ -27,6 +27,8 @@ extension SurveyResponse {
     /// The response in `json` (the reader of ``init(json:)``), or the error.
     @usableFromInline
     static func read(json: UnsafeBufferPointer<UInt8>) -> Result<SurveyResponse, RefinerSegmentError> {
+        // The usual shape decodes while it is scanned; anything else (and every error) goes the general way.
+        if let response = ResponseScanner.response(in: json, repeated: nil) { return .success(response) }
         do throws(JSONDecodingError) {
             return .success(
                 try JSONReader.withDocument(buffer: json) { reader throws(JSONDecodingError) in

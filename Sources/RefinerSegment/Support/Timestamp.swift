@@ -89,14 +89,19 @@ enum Timestamp {
             }
             return value
         }
-        func expect(_ characters: String) -> Bool {
-            guard index < bytes.count, characters.utf8.contains(bytes[index]) else { return false }
+        // Bytes, not a `String` of characters to look in: the generic search cost more than the whole parse.
+        func expect(_ byte: UInt8, or other: UInt8? = nil, or third: UInt8? = nil) -> Bool {
+            guard index < bytes.count else { return false }
+            let found = bytes[index]
+            guard found == byte || found == other || found == third else { return false }
             index += 1
             return true
         }
-        guard let year = number(4), expect("-"), let month = number(2), expect("-"), let day = number(2),
-            expect("Tt "), let hour = number(2), expect(":"), let minute = number(2), expect(":"),
-            let second = number(2)
+        let dash = UInt8(ascii: "-")
+        let colon = UInt8(ascii: ":")
+        guard let year = number(4), expect(dash), let month = number(2), expect(dash), let day = number(2),
+            expect(UInt8(ascii: "T"), or: UInt8(ascii: "t"), or: UInt8(ascii: " ")), let hour = number(2),
+            expect(colon), let minute = number(2), expect(colon), let second = number(2)
         else { return nil }
         guard (1...12).contains(month), (1...daysIn(month: month, year: year)).contains(day), hour < 24,
             minute < 60, second < 61
@@ -121,7 +126,7 @@ enum Timestamp {
                 let sign = bytes[index] == UInt8(ascii: "-") ? -1 : 1
                 index += 1
                 guard let offsetHours = number(2) else { return nil }
-                _ = expect(":")
+                _ = expect(colon)
                 guard let offsetMinutes = number(2), offsetHours < 24, offsetMinutes < 60 else { return nil }
                 offsetSeconds = sign * (offsetHours * 3600 + offsetMinutes * 60)
             }

@@ -161,6 +161,9 @@ extension SurveyResponse {
     private static func read(
         jsonOrRefinerWebhook json: UnsafeBufferPointer<UInt8>, repeated: RepeatedStrings?
     ) -> Result<SurveyResponse, RefinerSegmentError> {
+        // A response of the usual shape decodes while it is scanned; a webhook, anything unusual and every
+        // error go the general way.
+        if let response = ResponseScanner.response(in: json, repeated: repeated) { return .success(response) }
         let record: ShapedRecord
         do throws(JSONDecodingError) {
             record = try JSONReader.withDocument(buffer: json, repeated: repeated, ShapedRecord.init)
