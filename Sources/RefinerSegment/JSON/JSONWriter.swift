@@ -281,16 +281,69 @@ struct JSONWriter: ~Copyable {
     }
 
     private mutating func appendQuoted(utf8: UnsafeBufferPointer<UInt8>) {
-        let length = utf8.count
         // Room for the string, its quotes and a word of slack, so that the fast path stores whole words.
-        reserve(length + 2 + 8)
+        reserve(utf8.count + 2 + 8)
         base[count] = UInt8(ascii: "\"")
         count += 1
-        guard let source = utf8.baseAddress, length > 0 else {
-            base[count] = UInt8(ascii: "\"")
-            count += 1
-            return
+        appendContents(reserved: utf8)
+        base[count] = UInt8(ascii: "\"")
+        count += 1
+    }
+
+    /// Opens a string whose contents follow in pieces (``stringContents(_:)``, ``rawStringContents(_:)``),
+    /// to be closed with ``closeString()``.
+    mutating func openString() {
+        separate()
+        append(UInt8(ascii: "\""))
+    }
+
+    /// Writes `string` escaped, without quotes, inside a string opened with ``openString()``.
+    @inline(__always)
+    mutating func stringContents(_ string: String) {
+        if let done: Void = string.utf8.withContiguousStorageIfAvailable({ utf8 in
+            reserve(utf8.count + 1 + 8)
+            appendContents(reserved: utf8)
+        }) {
+            return done
         }
+        var string = string
+        string.withUTF8 { utf8 in
+            reserve(utf8.count + 1 + 8)
+            appendContents(reserved: utf8)
+        }
+    }
+
+    /// Writes ASCII text that needs no escaping, without quotes, inside a string opened with ``openString()``.
+    @inline(__always)
+    mutating func rawStringContents(_ text: StaticString) {
+        append(text)
+    }
+
+    /// Closes a string opened with ``openString()``.
+    mutating func closeString() {
+        append(UInt8(ascii: "\""))
+        needsComma = true
+    }
+
+    /// Writes a string value known to need no escaping (a static ASCII name).
+    @inline(__always)
+    mutating func rawString(_ text: StaticString) {
+        separate()
+        reserve(text.utf8CodeUnitCount + 2)
+        base[count] = UInt8(ascii: "\"")
+        (base + count + 1).update(from: text.utf8Start, count: text.utf8CodeUnitCount)
+        count += text.utf8CodeUnitCount + 1
+        base[count] = UInt8(ascii: "\"")
+        count += 1
+        needsComma = true
+    }
+
+    /// The escaped bytes of `utf8`, without quotes, with room reserved for them, a word of slack and one more
+    /// byte (the closing quote).
+    @inline(__always)
+    private mutating func appendContents(reserved utf8: UnsafeBufferPointer<UInt8>) {
+        let length = utf8.count
+        guard let source = utf8.baseAddress, length > 0 else { return }
         // The common case needs no escaping: eight bytes checked and copied at a time, the last (short) word
         // padded with spaces or overlapping the one before, so that no byte is looked at alone.
         let output = UnsafeMutableRawPointer(base + count)
@@ -328,8 +381,6 @@ struct JSONWriter: ~Copyable {
         }
         count += index
         if index < length { appendEscaping(source, from: index, length: length) }
-        base[count] = UInt8(ascii: "\"")
-        count += 1
     }
 
     /// The slow path of ``appendQuoted(utf8:)``: bytes from `start` on, escaping what needs it; reserves room

@@ -154,6 +154,18 @@ public struct CollectedTraits: Sendable, Hashable {
         }
     }
 
+    /// ``mergeAscending(_:count:answeredAt:)`` of a response's answers; a newcomer's traits are made straight
+    /// from the answers (each value copied once, not through a tuple of its own).
+    mutating func mergeAnswers(_ traits: AnswerTraits, count: Int, answeredAt: AnswerTime) {
+        guard storage.isEmpty else { return mergeAscending(traits, count: count, answeredAt: answeredAt) }
+        storage.reserveCapacity(count)
+        var traits = traits
+        while let index = traits.nextIndex() {
+            guard let value = traits.answers[index].value else { continue }
+            storage.append(Entry(key: traits.keys[index], value: value, answeredAt: answeredAt, isPlainKey: true))
+        }
+    }
+
     /// Writes the traits as the members of an object, in key order. `extra` (the builder's email) is written
     /// at its place in that order, and replaces a trait with the same key.
     func writeMembers(to writer: inout JSONWriter, extra: (key: String, value: String)? = nil) {
@@ -166,7 +178,12 @@ public struct CollectedTraits: Sendable, Hashable {
                     } else {
                         writer.key(entries[index].key)
                     }
-                    writer.value(entries[index].value)
+                    // A string (most values) is written borrowed in place: `value(_:)` would copy it out.
+                    if case .string = entries[index].value {
+                        entries[index].value.withString { writer.string($0) }
+                    } else {
+                        writer.value(entries[index].value)
+                    }
                 }
             }
             return
@@ -265,6 +282,12 @@ extension CollectedTraits: Codable {
 }
 
 extension AnswerValue {
+    /// Calls `body` with the text of a ``string(_:)`` value, borrowed rather than copied; nothing for others.
+    @inline(__always)
+    func withString(_ body: (borrowing String) -> Void) {
+        if case .string(let text) = self { body(text) }
+    }
+
     /// A total order on values, used only to settle two different answers with equal times, so that the
     /// winner does not depend on the order they were merged in.
     static func orders(_ lhs: AnswerValue, before rhs: AnswerValue) -> Bool {

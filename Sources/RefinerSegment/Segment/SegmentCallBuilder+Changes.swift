@@ -187,11 +187,11 @@ extension SegmentCallBuilder {
                 answers: answers, keys: keys, order: resolved.sortedOrder, hasAccount: hasAccount, ofAccount: ofAccount)
         }
         if profile.user.traits.isEmpty { profile.user.traits.reserveCapacity(userCount) }
-        profile.user.traits.mergeAscending(traits(ofAccount: false), count: userCount, answeredAt: time)
+        profile.user.traits.mergeAnswers(traits(ofAccount: false), count: userCount, answeredAt: time)
         if let email { profile.user.mergeEmail(email, answeredAt: time) }
         if hasAccount {
             if profile.account.traits.isEmpty { profile.account.traits.reserveCapacity(accountCount) }
-            profile.account.traits.mergeAscending(traits(ofAccount: true), count: accountCount, answeredAt: time)
+            profile.account.traits.mergeAnswers(traits(ofAccount: true), count: accountCount, answeredAt: time)
         }
         return true
     }
@@ -240,13 +240,20 @@ struct AnswerTraits: Sequence, IteratorProtocol {
     }
 
     mutating func next() -> (key: String, value: AnswerValue, isPlainKey: Bool)? {
+        guard let index = nextIndex(), let value = answers[index].value else { return nil }
+        return (keys[index], value, true)
+    }
+
+    /// The position in ``answers`` (and ``keys``) of the next trait: an answer with a value, of this side.
+    @inline(__always)
+    mutating func nextIndex() -> Int? {
         while position < order.count {
             let index = order[position]
             position += 1
-            guard let value = answers[index].value,
+            guard answers[index].value != nil,
                 (hasAccount && answers[index].question.attribution == .account) == ofAccount
             else { continue }
-            return (keys[index], value, true)
+            return index
         }
         return nil
     }

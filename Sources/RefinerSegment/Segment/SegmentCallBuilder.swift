@@ -369,14 +369,33 @@ public struct SegmentCallBuilder: Sendable {
         writer: inout JSONWriter,
         writeTraits: (inout JSONWriter) -> Void
     ) -> SegmentMessage {
-        let messageID = MessageID.make(responseID: response.id, kind: kind, part: part)
         let start = parts.bytes == nil ? parts.end : 0
         writer.removeAll(keepingFirst: start)
         writer.beginObject()
         writer.rawKey("type")
-        writer.string(kind.rawValue)
+        let name = MessageID.staticName(of: kind)
+        if let name { writer.rawString(name) } else { writer.string(kind.rawValue) }
         writer.rawKey("messageId")
-        writer.string(messageID)
+        // The id is written straight into the message, and the message keeps where it is rather than a
+        // string of its own; an id that needed escaping (a response id with a quote...) is kept as a string.
+        let idStart = writer.byteCount + 1
+        var writtenID: String? = nil
+        if let name, part == 1, let length = MessageID.plainLength(responseID: response.id, name: name) {
+            writer.openString()
+            writer.rawStringContents("refiner-")
+            writer.stringContents(response.id)
+            writer.rawStringContents("-")
+            writer.rawStringContents(name)
+            writer.closeString()
+            if writer.byteCount - 1 - idStart != length {
+                writtenID = MessageID.make(responseID: response.id, kind: kind, part: part)
+            }
+        } else {
+            let messageID = MessageID.make(responseID: response.id, kind: kind, part: part)
+            writer.string(messageID)
+            if writer.byteCount - 1 - idStart != messageID.utf8.count { writtenID = messageID }
+        }
+        let idRange = (idStart - start)..<(writer.byteCount - 1 - start)
         if let bytes = parts.bytes {
             writer.members(bytes, 0..<parts.timestampStart)
         } else {
@@ -402,8 +421,12 @@ public struct SegmentCallBuilder: Sendable {
         writer.rawKey("context")
         writer.raw(contextJSON)
         writer.endObject()
+        if let writtenID {
+            return SegmentMessage(
+                kind: kind, messageID: writtenID, responseID: response.id, json: writer.bytes(from: start))
+        }
         return SegmentMessage(
-            kind: kind, messageID: messageID, responseID: response.id, json: writer.bytes(from: start))
+            kind: kind, messageIDRange: idRange, responseID: response.id, json: writer.bytes(from: start))
     }
 
     func tooLarge(_ kind: SegmentMessage.Kind, response: SurveyResponse, size: Int, traits: Traits)
