@@ -17,13 +17,29 @@ struct JSONWriter: ~Copyable {
     /// Whether the next member or element needs a comma before it.
     private var needsComma = false
 
+    /// Whether the buffer is the thread's scratch buffer, to be given back (``ScratchBuffer``).
+    private let isScratch: Bool
+
     init(capacity: Int = 512) {
         self.capacity = max(capacity, 16)
         base = .allocate(capacity: self.capacity)
+        isScratch = false
+    }
+
+    /// A writer in the calling thread's scratch buffer of ``ScratchBuffer/capacity`` bytes, given back to the
+    /// thread when the writer ends (unless it grew): for writing what is copied out, once per response.
+    init(threadScratch: Void) {
+        capacity = ScratchBuffer.capacity
+        base = ScratchBuffer.take()
+        isScratch = true
     }
 
     deinit {
-        base.deallocate()
+        if isScratch, capacity == ScratchBuffer.capacity {
+            ScratchBuffer.give(base)
+        } else {
+            base.deallocate()
+        }
     }
 
     /// What has been written, as UTF-8 bytes.
@@ -365,14 +381,19 @@ struct JSONWriter: ~Copyable {
                 // A short string (most answer values): its bytes gathered into a word padded with spaces, with
                 // no call to `memcpy`.
                 offset = 0
-                var padded: UInt64 = 0x2020_2020_2020_2020
-                var position = 0
-                while position < length {
-                    let shift = UInt64(8 * position)
-                    padded = padded & ~(0xFF << shift) | UInt64(source[position]) << shift
-                    position += 1
+                var gathered: UInt64
+                if length >= 4 {
+                    // Two four-byte loads, the second overlapping the first (the same bytes, so OR keeps them).
+                    let low = UInt64(input.loadUnaligned(as: UInt32.self))
+                    let high = UInt64(input.loadUnaligned(fromByteOffset: length - 4, as: UInt32.self))
+                    gathered = low | high << UInt64(8 * (length - 4))
+                } else {
+                    gathered = UInt64(source[0])
+                    if length > 1 { gathered |= UInt64(source[1]) << 8 }
+                    if length > 2 { gathered |= UInt64(source[2]) << 16 }
                 }
-                word = padded
+                let above: UInt64 = ~0 << UInt64(8 * length)
+                word = gathered & ~above | 0x2020_2020_2020_2020 & above
             }
             if !Self.needsEscape(word) {
                 output.storeBytes(of: word, toByteOffset: offset, as: UInt64.self)

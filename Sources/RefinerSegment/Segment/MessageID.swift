@@ -16,10 +16,12 @@ enum MessageID {
     /// The builder's own kinds' names, as static text (they need no escaping).
     @inline(__always)
     static func staticName(of kind: SegmentMessage.Kind) -> StaticString? {
-        if kind == .identify { return "identify" }
-        if kind == .group { return "group" }
-        if kind == .track { return "track" }
-        return nil
+        // By length first: comparing two different short strings is not the cheap case of `==`.
+        switch kind.rawValue.utf8.count {
+        case 8: return kind == .identify ? "identify" : nil
+        case 5: return kind == .group ? "group" : kind == .track ? "track" : nil
+        default: return nil
+        }
     }
 
     /// The length of `refiner-<responseID>-<name>` when it is the id (at most 100 characters), before any

@@ -200,33 +200,45 @@ public struct SegmentCallBuilder: Sendable {
     func encodeMessages(for response: SurveyResponse, profile: CollectedProfile) throws(RefinerSegmentError)
         -> [SegmentMessage]
     {
-        var messages: [SegmentMessage] = []
-        messages.reserveCapacity(configuration.sendsCompletedSurveyEvent ? 3 : 2)
-        let user = profile.user
-        // One scratch buffer for every message of the response, which starts with the members they share;
-        // each message is written after them and gets its own copy of its bytes.
-        var writer = JSONWriter(capacity: 1024)
+        // One scratch buffer for every message of the response (the thread's own, see `ScratchBuffer`), which
+        // starts with the members they share; each message is written after them and gets its own copy of its
+        // bytes.
+        var writer = JSONWriter(threadScratch: ())
         let parts = writeSharedParts(of: response, to: &writer)
         // The closures capture what they write, not the builder (a copy of it would retain all it holds).
+        let user = profile.user
         let emailKey = self.emailKey
         let identify = encode(.identify, response: response, parts: parts, writer: &writer) { writer in
             user.traits.writeMembers(to: &writer, extra: user.email.map { (emailKey, $0) })
         }
-        if identify.json.count <= configuration.maximumMessageBytes {
-            messages.append(identify)
-        } else {
-            messages += try split(
-                .identify, response: response, parts: parts.copied(from: writer), traits: identifyTraits(of: user))
-        }
+        let limit = configuration.maximumMessageBytes
+        var group: SegmentMessage? = nil
         if let account = response.account {
             let traits = profile.account.traits
-            let group = encode(.group, response: response, parts: parts, groupID: account.id, writer: &writer) {
+            group = encode(.group, response: response, parts: parts, groupID: account.id, writer: &writer) {
                 writer in traits.writeMembers(to: &writer)
             }
-            if group.json.count <= configuration.maximumMessageBytes {
+        }
+        // The common case, an identify and a group that fit: the array made at once, with both.
+        if !configuration.sendsCompletedSurveyEvent, identify.json.count <= limit, let built = group,
+            built.json.count <= limit
+        {
+            return [identify, built]
+        }
+        var messages: [SegmentMessage] = []
+        messages.reserveCapacity(configuration.sendsCompletedSurveyEvent ? 3 : 2)
+        if identify.json.count <= limit {
+            messages.append(consume identify)
+        } else {
+            messages += try split(
+                .identify, response: response, parts: parts.copied(from: writer),
+                traits: identifyTraits(of: user))
+        }
+        if let account = response.account, let group {
+            if group.json.count <= limit {
                 messages.append(group)
             } else {
-                let items = traits.map { (key: $0.key, value: $0.value, answeredAt: $0.answeredAt) }
+                let items = profile.account.traits.map { (key: $0.key, value: $0.value, answeredAt: $0.answeredAt) }
                 messages += try split(
                     .group, response: response, parts: parts.copied(from: writer), groupID: account.id, traits: items)
             }

@@ -42,7 +42,8 @@ public struct SegmentMessage: Sendable, Hashable, CustomStringConvertible {
             case .text(let text): return text
             case .inJSON(let start, let count):
                 return json.withUnsafeBufferPointer { bytes in
-                    String(decoding: UnsafeBufferPointer(rebasing: bytes[Int(start)..<Int(start + count)]), as: UTF8.self)
+                    String(
+                        decoding: UnsafeBufferPointer(rebasing: bytes[Int(start)..<Int(start + count)]), as: UTF8.self)
                 }
             }
         }
