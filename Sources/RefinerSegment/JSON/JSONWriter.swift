@@ -116,7 +116,7 @@ struct JSONWriter: ~Copyable {
             let length = utf8.count
             reserve(length + 3)
             base[count] = UInt8(ascii: "\"")
-            if let source = utf8.baseAddress { (base + count + 1).update(from: source, count: length) }
+            if let source = utf8.baseAddress { Self.copy(source, count: length, to: base + count + 1) }
             count += length + 1
             base[count] = UInt8(ascii: "\"")
             base[count + 1] = UInt8(ascii: ":")
@@ -124,6 +124,28 @@ struct JSONWriter: ~Copyable {
             needsComma = false
         }
         if done == nil { self.key(key) }
+    }
+
+    /// Copies a short run of bytes (a key) eight at a time, the last word overlapping the one before: no call
+    /// to `memcpy` for a few dozen bytes.
+    @inline(__always)
+    private static func copy(_ source: UnsafePointer<UInt8>, count length: Int, to target: UnsafeMutablePointer<UInt8>)
+    {
+        guard length >= 8 else {
+            target.update(from: source, count: length)
+            return
+        }
+        let input = UnsafeRawPointer(source)
+        let output = UnsafeMutableRawPointer(target)
+        var offset = 0
+        while offset + 8 < length {
+            output.storeBytes(
+                of: input.loadUnaligned(fromByteOffset: offset, as: UInt64.self), toByteOffset: offset, as: UInt64.self)
+            offset += 8
+        }
+        output.storeBytes(
+            of: input.loadUnaligned(fromByteOffset: length - 8, as: UInt64.self), toByteOffset: length - 8,
+            as: UInt64.self)
     }
 
     /// Whether a byte may be in a key that ``plainKey(_:)`` writes: what the normalizer's keys are made of.

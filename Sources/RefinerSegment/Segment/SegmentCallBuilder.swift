@@ -292,13 +292,16 @@ public struct SegmentCallBuilder: Sendable {
 
     /// Applies a response to a profile and encodes its calls: ``apply(_:to:)`` then
     /// ``makeMessages(for:profile:)``.
-    public func process(_ response: SurveyResponse, profile: CollectedProfile) throws(RefinerSegmentError) -> (
-        messages: [SegmentMessage], profile: CollectedProfile
-    ) {
-        var updated = profile
+    ///
+    /// The profile is taken as the caller's to consume: a profile passed for the last time (a new one, or
+    /// one read from a store and replaced by the result) is updated in place, not copied.
+    public func process(_ response: SurveyResponse, profile: consuming CollectedProfile) throws(RefinerSegmentError)
+        -> (messages: [SegmentMessage], profile: CollectedProfile)
+    {
         // The common case merges the response straight into the profile; the rest goes through the changes.
-        if !(try applyDirectly(response, to: &updated)) { updated.apply(try changes(for: response)) }
-        return (try encodeMessages(for: response, profile: updated), updated)
+        if !(try applyDirectly(response, to: &profile)) { profile.apply(try changes(for: response)) }
+        let messages = try encodeMessages(for: response, profile: profile)
+        return (messages, profile)
     }
 
     /// Members every message of one response carries, encoded once: `"userId":...` and/or
