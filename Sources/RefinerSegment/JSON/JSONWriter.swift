@@ -18,7 +18,7 @@ struct JSONWriter: ~Copyable {
     private var needsComma = false
 
     /// Whether the buffer is the thread's scratch buffer, to be given back (``ScratchBuffer``).
-    private let isScratch: Bool
+    private var isScratch: Bool
 
     init(capacity: Int = 512) {
         self.capacity = max(capacity, 16)
@@ -30,13 +30,18 @@ struct JSONWriter: ~Copyable {
     /// thread when the writer ends (unless it grew): for writing what is copied out, once per response.
     init(threadScratch: Void) {
         capacity = ScratchBuffer.capacity
-        base = ScratchBuffer.take()
-        isScratch = true
+        if let scratch = ScratchBuffer.take() {
+            base = scratch
+            isScratch = true
+        } else {
+            base = .allocate(capacity: capacity)
+            isScratch = false
+        }
     }
 
     deinit {
-        if isScratch, capacity == ScratchBuffer.capacity {
-            ScratchBuffer.give(base)
+        if isScratch {
+            ScratchBuffer.giveBack(base)
         } else {
             base.deallocate()
         }
@@ -284,7 +289,12 @@ struct JSONWriter: ~Copyable {
         let newCapacity = max(capacity * 2, needed)
         let newBase = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
         newBase.update(from: base, count: count)
-        base.deallocate()
+        if isScratch {
+            ScratchBuffer.giveBack(base)
+            isScratch = false
+        } else {
+            base.deallocate()
+        }
         base = newBase
         capacity = newCapacity
     }

@@ -7,35 +7,47 @@ import Musl
 #endif
 
 /// One scratch buffer per thread for the builder's ``JSONWriter``: every response's messages are written in a
-/// buffer of ``capacity`` bytes and copied out, so the buffer is taken from the thread that builds and given
-/// back to it, instead of allocated and freed once per response.
+/// buffer of ``capacity`` bytes and copied out, so the buffer is kept by the thread that builds and lent to
+/// one writer at a time, instead of allocated and freed once per response.
 ///
-/// The buffer is owned by one writer at a time: taking it empties the thread's slot, so a writer made while
-/// another holds it (a split message) allocates its own. Only a buffer of exactly ``capacity`` bytes goes back
-/// (one that grew is freed), and a thread's buffer is freed when the thread ends.
+/// The thread's slot holds the buffer from the first use to the thread's end (a thread-specific value whose
+/// destructor frees it); a flag before the buffer says whether a writer holds it, so lending it and getting it
+/// back are a load and two stores, not calls that change the slot. A writer made while another holds the
+/// buffer (a split message) gets `nil` and allocates its own.
 enum ScratchBuffer {
     /// The bytes of a scratch buffer.
     static let capacity = 1024
+    /// The flag's room before the buffer (a whole alignment unit).
+    private static let headerBytes = 16
 
     private static let key: pthread_key_t = {
         var key = pthread_key_t()
-        let status = pthread_key_create(&key) { buffer in buffer?.deallocate() }
+        let status = pthread_key_create(&key) { block in block?.deallocate() }
         precondition(status == 0, "no thread-specific key for the scratch buffer")
         return key
     }()
 
-    /// The calling thread's buffer of ``capacity`` bytes, taken from it, or a new one.
-    static func take() -> UnsafeMutablePointer<UInt8> {
+    /// The calling thread's buffer of ``capacity`` bytes, now held by the caller until ``giveBack(_:)``; `nil`
+    /// when a writer holds it already.
+    static func take() -> UnsafeMutablePointer<UInt8>? {
         let key = Self.key
-        guard let buffer = pthread_getspecific(key) else { return .allocate(capacity: capacity) }
-        pthread_setspecific(key, nil)
-        return buffer.assumingMemoryBound(to: UInt8.self)
+        let block: UnsafeMutableRawPointer
+        if let existing = pthread_getspecific(key) {
+            block = existing
+            guard !block.load(as: Bool.self) else { return nil }
+        } else {
+            block = .allocate(byteCount: headerBytes + capacity, alignment: headerBytes)
+            guard pthread_setspecific(key, block) == 0 else {
+                block.deallocate()
+                return nil
+            }
+        }
+        block.storeBytes(of: true, as: Bool.self)
+        return (block + headerBytes).bindMemory(to: UInt8.self, capacity: capacity)
     }
 
-    /// Gives a buffer of ``capacity`` bytes back to the calling thread, or frees it if the thread holds one.
-    static func give(_ buffer: UnsafeMutablePointer<UInt8>) {
-        let key = Self.key
-        if pthread_getspecific(key) == nil, pthread_setspecific(key, UnsafeMutableRawPointer(buffer)) == 0 { return }
-        buffer.deallocate()
+    /// Gives back a buffer ``take()`` lent: it stays the thread's, free for the next writer.
+    static func giveBack(_ buffer: UnsafeMutablePointer<UInt8>) {
+        (UnsafeMutableRawPointer(buffer) - headerBytes).storeBytes(of: false, as: Bool.self)
     }
 }

@@ -172,17 +172,19 @@ public struct CollectedTraits: Sendable, Hashable {
         guard let extra else {
             // Over the buffer: its entries are read in place, not copied out one by one.
             storage.withUnsafeBufferPointer { entries in
+                guard let first = entries.baseAddress else { return }
                 for index in entries.indices {
-                    if entries[index].isPlainKey {
-                        writer.plainKey(entries[index].key)
+                    // Read through the pointer, in place: a key or value copied out is retained and released.
+                    let entry = first + index
+                    if entry.pointee.isPlainKey {
+                        writer.plainKey(entry.pointee.key)
                     } else {
-                        writer.key(entries[index].key)
+                        writer.key(entry.pointee.key)
                     }
-                    // A string (most values) is written borrowed in place: `value(_:)` would copy it out.
-                    if case .string = entries[index].value {
-                        entries[index].value.withString { writer.string($0) }
+                    if case .string = entry.pointee.value {
+                        entry.pointee.value.withString { writer.string($0) }
                     } else {
-                        writer.value(entries[index].value)
+                        writer.value(entry.pointee.value)
                     }
                 }
             }

@@ -220,10 +220,11 @@ public struct SegmentCallBuilder: Sendable {
             }
         }
         // The common case, an identify and a group that fit: the array made at once, with both.
-        if !configuration.sendsCompletedSurveyEvent, identify.json.count <= limit, let built = group,
-            built.json.count <= limit
+        if !configuration.sendsCompletedSurveyEvent, identify.json.count <= limit,
+            group.map({ $0.json.count <= limit }) ?? false, let built = group.take()
         {
-            return [identify, built]
+            // Moved into the array, not copied.
+            return [consume identify, built]
         }
         var messages: [SegmentMessage] = []
         messages.reserveCapacity(configuration.sendsCompletedSurveyEvent ? 3 : 2)

@@ -41,7 +41,7 @@ public struct SegmentMessage: Sendable, Hashable, CustomStringConvertible {
             switch storedMessageID {
             case .text(let text): return text
             case .inJSON(let start, let count):
-                return json.withUnsafeBufferPointer { bytes in
+                return storedJSON.withUnsafeBufferPointer { bytes in
                     String(
                         decoding: UnsafeBufferPointer(rebasing: bytes[Int(start)..<Int(start + count)]), as: UTF8.self)
                 }
@@ -53,11 +53,16 @@ public struct SegmentMessage: Sendable, Hashable, CustomStringConvertible {
     public var responseID: String?
     /// The message as JSON, UTF-8, exactly the bytes that go into the batch.
     public var json: [UInt8] {
-        willSet {
+        get { storedJSON }
+        set {
             // The id leaves the bytes it was read from before they change.
             if case .inJSON = storedMessageID { storedMessageID = .text(messageID) }
+            storedJSON = newValue
         }
     }
+    /// The bytes of ``json`` (a property of its own so that making a message stores them without a copy: an
+    /// observed property is not set in place).
+    private var storedJSON: [UInt8]
     var storedMessageID: StoredMessageID
 
     /// Creates a message from its parts; the JSON must be a complete Segment message object.
@@ -65,7 +70,7 @@ public struct SegmentMessage: Sendable, Hashable, CustomStringConvertible {
         self.kind = kind
         self.storedMessageID = .text(messageID)
         self.responseID = responseID
-        self.json = json
+        self.storedJSON = json
     }
 
     /// A message whose id is `json[messageIDRange]`, bytes that read as the id without unescaping.
@@ -74,7 +79,7 @@ public struct SegmentMessage: Sendable, Hashable, CustomStringConvertible {
         self.kind = kind
         self.storedMessageID = .inJSON(start: Int32(messageIDRange.lowerBound), count: Int32(messageIDRange.count))
         self.responseID = responseID
-        self.json = json
+        self.storedJSON = json
     }
 
     /// The size Segment counts against its per-message limit: the UTF-8 bytes of the JSON.
