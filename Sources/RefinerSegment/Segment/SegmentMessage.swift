@@ -82,6 +82,19 @@ public struct SegmentMessage: Sendable, Hashable, CustomStringConvertible {
         self.storedJSON = json
     }
 
+    /// Calls `body` with the UTF-8 bytes of ``messageID``, without making a `String` of an id kept in the JSON
+    /// (the file store writes ids this way).
+    package func withMessageIDUTF8<Result>(_ body: (UnsafeBufferPointer<UInt8>) throws -> Result) rethrows -> Result {
+        switch storedMessageID {
+        case .text(var text):
+            return try text.withUTF8(body)
+        case .inJSON(let start, let count):
+            return try storedJSON.withUnsafeBufferPointer { bytes in
+                try body(UnsafeBufferPointer(rebasing: bytes[Int(start)..<Int(start + count)]))
+            }
+        }
+    }
+
     /// The size Segment counts against its per-message limit: the UTF-8 bytes of the JSON.
     public var byteCount: Int { json.count }
 
