@@ -11,8 +11,10 @@ extension PostgresOutbox {
     /// The tenant's claim mark (`claimed_through`) starts again, so the new holder claims from the oldest message
     /// left; when the tenant is taken from a holder whose lease ran out (killed, stalled), what that holder had
     /// claimed and not settled spends an attempt, as a claim did when claims wrote the rows.
-    /// Whether a tenant has messages is a `LATERAL ... LIMIT 1` probe of its index, never a join the planner
-    /// could turn into a scan of the whole outbox (it did, on young tables without statistics).
+    /// Whether a tenant has messages is a `LATERAL ... ORDER BY sequence LIMIT 1` probe of its index, never a join
+    /// the planner could turn into a scan of the whole outbox (it did, on young tables without statistics); the
+    /// order makes it an index scan that stops at the first row, where a bitmap scan read every index entry of the
+    /// tenant, the deleted rows' included (75 ms an acquisition with 200,000 rows in the outbox).
     /// - Parameter held: Tenants this instance already holds, left to it.
     public func acquireTenant(excluding held: [String] = [], lease: Duration? = nil) async throws -> TenantLease? {
         let lease = lease ?? configuration.lease
@@ -22,7 +24,7 @@ extension PostgresOutbox {
                 WITH candidate AS (
                     SELECT c.tenant, c.sender_owner, c.claimed_through FROM refiner_segment_tenants AS c
                     CROSS JOIN LATERAL (
-                        SELECT 1 FROM refiner_segment_outbox AS o WHERE o.tenant = c.tenant LIMIT 1
+                        SELECT 1 FROM refiner_segment_outbox AS o WHERE o.tenant = c.tenant ORDER BY o.sequence LIMIT 1
                     ) AS waiting
                     WHERE (c.sender_owner IS NULL OR c.sender_until <= now())
                       AND (c.paused_until IS NULL OR c.paused_until <= now())
@@ -123,12 +125,13 @@ extension PostgresOutbox {
     /// twice): the renewal of the sender lease, the new mark, and the end of the retry wait when delivered rows
     /// were deleted. The scan sees the statement's snapshot, where the rows being deleted are still there: they
     /// are left out by their sequences (compared only below the last of them: those above the mark are not).
+    /// Rows under a live row lease (a claim of the store protocol's,
+    /// ``claimLeasingRows(of:maximumMessages:maximumBytes:lease:)``) are left out too.
     ///
     /// Every step is linear in the rows it reads whatever plan the statistics of a young table lead to: the
     /// delete joins the sequences as an `unnest` (index probes, never a filter of every row of the tenant against
-    /// the whole array), and the cut between units is computed with window functions over the read rows (a
-    /// join of the rows with their units became a nested loop over the two CTEs, 1.3 million comparisons a batch). Rows under a live row lease (a claim of the store protocol's,
-    /// ``claimLeasingRows(of:maximumMessages:maximumBytes:lease:)``) are left out too.
+    /// the whole array), and the cut between units is computed with window functions over the read rows (a join
+    /// of the rows with their units became a nested loop over two CTEs: 1.3 million comparisons a batch).
     private func claim(
         of tenant: String, settling: [Int64], maximumMessages: Int, maximumBytes: Int, lease: Duration
     ) async throws -> OutboxBatch? {
@@ -355,7 +358,8 @@ extension PostgresOutbox {
                 """
                 WITH released AS (
                     UPDATE refiner_segment_tenants
-                    SET sender_owner = NULL, claimed_through = NULL, retry_at = CASE WHEN \(endingRetryWait) THEN NULL ELSE retry_at END
+                    SET sender_owner = NULL, claimed_through = NULL,
+                        retry_at = CASE WHEN \(endingRetryWait) THEN NULL ELSE retry_at END
                     WHERE tenant = \(tenant) AND sender_owner = \(configuration.owner)
                     RETURNING tenant
                 )

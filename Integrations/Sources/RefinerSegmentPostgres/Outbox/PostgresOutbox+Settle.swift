@@ -6,15 +6,17 @@ extension PostgresOutbox {
     /// Deletes delivered messages, in one statement for the whole batch, and clears the tenant's retry wait.
     ///
     /// Whoever holds the rows now, delivered is a fact: a claimer whose lease ran out deletes them too (the
-    /// instance that claimed them since has sent a copy Segment drops by messageId).
+    /// instance that claimed them since has sent a copy Segment drops by messageId). The sequences are joined as an
+    /// `unnest` (index probes), never compared row by row against the whole array.
     public func settleDelivered(_ messages: [OutboxMessage]) async throws {
         guard let tenant = messages.first?.tenant else { return }
+        let sequences = messages.map(\.sequence)
         do {
             try await client.query(
                 """
                 WITH deleted AS (
-                    DELETE FROM refiner_segment_outbox
-                    WHERE tenant = \(tenant) AND sequence = ANY(\(messages.map(\.sequence))::int8[])
+                    DELETE FROM refiner_segment_outbox AS o USING unnest(\(sequences)::int8[]) AS s(sequence)
+                    WHERE o.tenant = \(tenant) AND o.sequence = s.sequence
                     RETURNING 1
                 )
                 UPDATE refiner_segment_tenants SET retry_at = NULL
