@@ -65,7 +65,9 @@ extension PostgresOutbox {
     /// failure is kept, and the whole tenant waits `delay` (its later messages stay behind it, so order holds) on
     /// every instance.
     ///
-    /// The holder's claim mark goes back before the batch, so the batch is claimed first when the wait ends.
+    /// The holder's claim mark goes back before the batch, so the batch is claimed first when the wait ends. (The
+    /// mark is read without a lock: the main `UPDATE` of the tenant row may run before the `returned` CTE, and a
+    /// locking read of a row this statement already updated finds nothing.)
     public func retryLater(_ batch: OutboxBatch, after delay: Duration) async throws {
         let first = batch.sequences.min() ?? 0
         do {
@@ -74,7 +76,6 @@ extension PostgresOutbox {
                 WITH holder AS (
                     SELECT claimed_through FROM refiner_segment_tenants
                     WHERE tenant = \(batch.tenant) AND sender_owner = \(batch.owner)
-                    FOR NO KEY UPDATE
                 ), returned AS (
                     UPDATE refiner_segment_outbox
                     SET lease_owner = NULL, lease_until = NULL, first_failure_at = coalesce(first_failure_at, now()),
