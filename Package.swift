@@ -22,7 +22,10 @@ let package = Package(
         .target(name: "RefinerSegmentTesting", dependencies: ["RefinerSegment"]),
         // Stores that keep state in files, on Foundation and POSIX alone: the file-backed profile store, and
         // the durable message store (checksummed segment files, an acknowledgement log, a directory lock).
-        .target(name: "RefinerSegmentFileStore", dependencies: ["RefinerSegment"]),
+        .target(name: "RefinerSegmentFileStore", dependencies: ["RefinerSegment", "CRefinerSegmentCRC32C"]),
+        // CRC-32C with the processor's instruction (SSE 4.2, ARMv8 CRC), for the file store's checksums: C,
+        // because Swift cannot call the instruction; the file store falls back to its own table where absent.
+        .target(name: "CRefinerSegmentCRC32C"),
         // The command-line tool's logic, on the core's public API only; a module of its own so tests can drive it
         // in-process with byte buffers instead of spawning the executable.
         .target(

@@ -1,11 +1,18 @@
+import CRefinerSegmentCRC32C
 import Foundation
 
-/// CRC-32C (Castagnoli, the checksum of iSCSI, ext4 and Kafka's record batches), in software, slicing by 8:
-/// eight tables let each step fold eight bytes, several times the speed of the one-table loop, so opening a
-/// store of a gigabyte checks every record in well under a second.
+/// CRC-32C (Castagnoli, the checksum of iSCSI, ext4 and Kafka's record batches).
+///
+/// With the processor's instruction where it has one (SSE 4.2 on x86-64, the CRC extension of ARMv8: eight
+/// bytes an instruction, several times the table's speed), checked once; else in software, slicing by 8:
+/// eight tables let each step fold eight bytes, several times the speed of the one-table loop. Both give
+/// the same values (tested on every length and alignment), so a store written with one reads with the other.
 ///
 /// Chosen over CRC-32 (zlib's) for its better error detection on the short records a segment file holds.
 enum CRC32C {
+    /// Whether this processor has the CRC-32C instruction.
+    static let hasInstruction = refiner_segment_crc32c_available() != 0
+
     /// `tables[k * 256 + byte]`: the checksum step of `byte` followed by `k` zero bytes.
     private static let tables: [UInt32] = {
         var tables = [UInt32](repeating: 0, count: 8 * 256)
@@ -30,6 +37,13 @@ enum CRC32C {
 
     /// The checksum of the bytes at `buffer`, continuing from `crc`.
     static func checksum(_ buffer: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
+        guard hasInstruction, let base = buffer.baseAddress else { return softwareChecksum(buffer, continuing: crc) }
+        return refiner_segment_crc32c(crc, base, buffer.count)
+    }
+
+    /// The checksum of the bytes at `buffer`, continuing from `crc`, from the tables (where the processor has
+    /// no instruction for it; tests compare the two).
+    static func softwareChecksum(_ buffer: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
         var value = ~crc
         tables.withUnsafeBufferPointer { table in
             var index = 0

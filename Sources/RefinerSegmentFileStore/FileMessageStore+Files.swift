@@ -428,6 +428,8 @@ extension FileMessageStore {
             let entry = tenants[number].entries[position]
             guard entry.state != .settled else { continue }
             tenants[number].mark(position, .settled)
+            // A unit settled before any claim took it (dropped after the mark): its messages go too.
+            if entry.state == .ready, recent.removeValue(forKey: key) != nil { recentBytes -= Int(entry.jsonBytes) }
             retryStates[sequence] = nil
             segments[entry.segment]?.live -= 1
             if segments[entry.segment]?.live == 0 {
@@ -451,6 +453,27 @@ extension FileMessageStore {
         case damaged
         /// The file could not be opened or read.
         case failed(any Error)
+    }
+
+    /// The entries' messages: taken out of ``recent`` where they are there, the others read back
+    /// (``readUnits(_:)``); in the entries' order.
+    func recallOrRead(_ entries: [Entry]) -> [ReadUnit] {
+        guard !recent.isEmpty else { return readUnits(entries) }
+        var units: [ReadUnit] = []
+        units.reserveCapacity(entries.count)
+        var unread: [(position: Int, entry: Entry)] = []
+        for entry in entries {
+            if let messages = recent.removeValue(forKey: entry.key) {
+                recentBytes -= Int(entry.jsonBytes)
+                units.append(.messages(messages))
+            } else {
+                unread.append((units.count, entry))
+                units.append(.damaged)
+            }
+        }
+        guard !unread.isEmpty else { return units }
+        for (read, (position, _)) in zip(readUnits(unread.map(\.entry)), unread) { units[position] = read }
+        return units
     }
 
     /// Reads the entries' records back (one `pread` for each run of adjacent records), checks each one's

@@ -209,6 +209,14 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
     var readFailures: [UInt64: Int] = [:]
     /// How many claims try to read a unit before it is set aside.
     static let readAttempts = 3
+    /// The messages of units this process appended and no claim took yet, by entry key, up to
+    /// ``recentLimit`` bytes of JSON: a claim takes them from here instead of reading their records back,
+    /// checking them and decoding them again (a unit's record holds exactly these messages). Units past the
+    /// limit, units of an earlier run, and units handed back after a claim are read from the segment files.
+    var recent: [UInt64: [SegmentMessage]] = [:]
+    var recentBytes = 0
+    /// The bound on ``recent``: 4 MiB of message JSON (0 reads every claim back from disk).
+    let recentLimit: Int
     /// `pread`, or a stand-in for tests.
     let readAt: @Sendable (Int32, UnsafeMutableRawPointer, Int, off_t) -> Int
     /// The mark found on open: the bytes of the latest ``append(_:tenant:marks:)`` or ``setMark(_:)`` that
@@ -226,14 +234,18 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
     ///
     /// - Parameter commitDelay: Whether a pass waits a moment for the callers the last one released
     ///   (``GroupCommit``); off only to measure what it brings.
+    /// - Parameter recentLimit: The bytes of message JSON of units just appended that claims take from memory
+    ///   (``recent``); 0 in tests that damage or fail reads of records this store wrote.
     package init(
         directory: URL, configuration: Configuration, fsync: @escaping @Sendable (Int32) -> Int32,
         pread: @escaping @Sendable (Int32, UnsafeMutableRawPointer, Int, off_t) -> Int = {
             Glibc.pread($0, $1, $2, $3)
         },
-        commitDelay: Bool = true
+        commitDelay: Bool = true,
+        recentLimit: Int = 4 << 20
     ) throws {
         readAt = pread
+        self.recentLimit = recentLimit
         // The segments hold personal data (answers, emails): a directory this creates is its owner's only,
         // and every file in it is created 0600 without following a planted symlink.
         try FileManager.default.createDirectory(
@@ -291,7 +303,7 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
     /// The units' records are encoded before the call enters the actor, so encoding never holds up the
     /// claims, settlements and other appends the actor serves.
     public nonisolated func append(_ units: [[SegmentMessage]], tenant: String) async throws -> Int {
-        let staged = try await stage(try Self.encode(units, tenant: tenant), tenant: tenant, marks: nil)
+        let staged = try await stage(units, try Self.encode(units, tenant: tenant), tenant: tenant, marks: nil)
         try await staged.durable()
         return staged.accepted
     }
@@ -307,7 +319,7 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
     package nonisolated func append(_ units: [[SegmentMessage]], tenant: String, marks: [[UInt8]]) async throws
         -> Int
     {
-        let staged = try await stage(try Self.encode(units, tenant: tenant), tenant: tenant, marks: marks)
+        let staged = try await stage(units, try Self.encode(units, tenant: tenant), tenant: tenant, marks: marks)
         try await staged.durable()
         return staged.accepted
     }
@@ -318,13 +330,16 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
     package nonisolated func stageAppend(_ units: [[SegmentMessage]], tenant: String) async throws
         -> SegmentStagedAppend
     {
-        try await stage(try Self.encode(units, tenant: tenant), tenant: tenant, marks: nil)
+        try await stage(units, try Self.encode(units, tenant: tenant), tenant: tenant, marks: nil)
     }
 
-    private nonisolated func stage(_ units: [EncodedUnit], tenant: String, marks: [[UInt8]]?) async throws
-        -> SegmentStagedAppend
-    {
-        let written = try await writeEncoded(units, tenant: tenant, marks: marks)
+    /// - Parameter messages: The units as given, for ``recent``; `units` are their records' payloads.
+    private nonisolated func stage(
+        _ messages: [[SegmentMessage]], _ units: [EncodedUnit], tenant: String, marks: [[UInt8]]?
+    ) async throws -> SegmentStagedAppend {
+        var appended = try await writeEncoded(units, tenant: tenant, marks: marks)
+        appended.messages = messages
+        let written = appended
         guard written.accepted > 0 else { return SegmentStagedAppend(accepted: 0) {} }
         let commit = self.commit
         return SegmentStagedAppend(accepted: written.accepted) {
@@ -373,9 +388,16 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
         var ticket: UInt64 = 0
         var end: (segment: UInt32, size: Int) = (0, 0)
         var mark: Mark?
+        /// The units appended (their accepted prefix is `entries`), kept in ``recent`` while there is room.
+        var messages: [[SegmentMessage]] = []
     }
 
     private func index(_ written: WrittenUnits) {
+        for (entry, unit) in zip(written.entries, written.messages)
+        where recentBytes + Int(entry.jsonBytes) <= recentLimit {
+            recent[entry.key] = unit
+            recentBytes += Int(entry.jsonBytes)
+        }
         for entry in written.entries { tenants[written.tenant].add(entry) }
         if let appendedMark = written.mark, appendedMark.sequence > mark?.sequence ?? 0 { mark = appendedMark }
     }
@@ -454,7 +476,8 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
             end: (active.segment, segments[active.segment]?.size ?? 0), mark: appendedMark)
     }
 
-    /// Takes whole unclaimed units from the tenant's front and reads their messages back from disk.
+    /// Takes whole unclaimed units from the tenant's front: their messages from memory when this process
+    /// appended them a moment ago (``recent``), else read back from disk, each record checked again.
     public func claim(tenant: String, maximumMessages: Int, maximumBytes: Int, lease: Duration) async throws
         -> SegmentClaim?
     {
@@ -478,7 +501,7 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
             bytes += unitBytes
         }
         guard !picked.isEmpty else { return nil }
-        let reads = readUnits(picked.map { tenants[number].entries[$0] })
+        let reads = recallOrRead(picked.map { tenants[number].entries[$0] })
         // A read that fails is tried again by the next claim (nothing is claimed now), up to
         // `readAttempts` times; then its units are set aside, kept for the next open, and reported.
         var failedRead: (any Error)?

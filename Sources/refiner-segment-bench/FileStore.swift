@@ -18,9 +18,13 @@ func recordDurably(_ pairs: [[SegmentMessage]], callers: Int, perCall: Int, into
     defer { try? FileManager.default.removeItem(at: directory) }
     // BENCH_COMMIT_DELAY=0: without the sync thread's commit delay, to see what it brings.
     let commitDelay = ProcessInfo.processInfo.environment["BENCH_COMMIT_DELAY"] != "0"
+    // BENCH_NO_FSYNC=1: no fsync at all (not durable), to see what the store costs without the disk.
+    let noSync = ProcessInfo.processInfo.environment["BENCH_NO_FSYNC"] == "1"
+    @Sendable func sync(_ descriptor: Int32) -> Int32 { noSync ? 0 : fsync(descriptor) }
     guard
         let store = try? FileMessageStore(
-            directory: directory, configuration: .init(maximumBytes: 1 << 30), fsync: { fsync($0) },
+            directory: directory, configuration: .init(maximumBytes: 1 << 30),
+            fsync: sync,
             commitDelay: commitDelay)
     else {
         progress("  the file store could not be opened in \(directory.path)")

@@ -205,26 +205,36 @@ if runs("pipeline") {
     progress("recording pairs through the pipeline into a transport that answers 200...")
     let pairCount = 200_000
     let pairs = makePairs(pairCount, prefix: "pipe_")
-    let pipelinePairs = await measure(rounds: rounds, operations: pairCount) {
-        let transport = InstantTransport()
-        try? await SegmentPipeline.withPipeline(writeKey: WriteKey("bench"), transport: transport) { pipeline in
-            await recordAll(pairs, into: pipeline)
+    // BENCH_DURABLE_ONLY=1: the durable shapes alone (for a profile of them), their ratios then unset.
+    let durableOnly = ProcessInfo.processInfo.environment["BENCH_DURABLE_ONLY"] == "1"
+    let pipelinePairs =
+        durableOnly
+        ? nil
+        : await measure(rounds: rounds, operations: pairCount) {
+            let transport = InstantTransport()
+            try? await SegmentPipeline.withPipeline(writeKey: WriteKey("bench"), transport: transport) { pipeline in
+                await recordAll(pairs, into: pipeline)
+            }
+            blackhole &+= transport.bytes.value
         }
-        blackhole &+= transport.bytes.value
+    if let pipelinePairs {
+        figures.append(
+            Figure(name: "pipeline_pairs", value: pipelinePairs, unit: "pairs/s", baseline: figures.baselinePairs))
     }
-    figures.append(
-        Figure(name: "pipeline_pairs", value: pipelinePairs, unit: "pairs/s", baseline: figures.baselinePairs))
     // The same pairs recorded 1,000 at a time with `record(contentsOf:)`, the default linger.
-    let batchedPairs = await measure(rounds: rounds, operations: pairCount) {
-        let transport = InstantTransport()
-        try? await SegmentPipeline.withPipeline(writeKey: WriteKey("bench"), transport: transport) { pipeline in
-            await recordAll(pairs, perCall: 1_000, into: pipeline)
+    if !durableOnly {
+        let batchedPairs = await measure(rounds: rounds, operations: pairCount) {
+            let transport = InstantTransport()
+            try? await SegmentPipeline.withPipeline(writeKey: WriteKey("bench"), transport: transport) { pipeline in
+                await recordAll(pairs, perCall: 1_000, into: pipeline)
+            }
+            blackhole &+= transport.bytes.value
         }
-        blackhole &+= transport.bytes.value
+        figures.append(
+            Figure(
+                name: "pipeline_pairs_contents_of", value: batchedPairs, unit: "pairs/s",
+                baseline: figures.baselinePairs))
     }
-    figures.append(
-        Figure(
-            name: "pipeline_pairs_contents_of", value: batchedPairs, unit: "pairs/s", baseline: figures.baselinePairs))
 
     // The same pairs into a file store that fsyncs before `record` returns. First from 256 callers at once,
     // one pair a call (a server's request handlers): they share fsyncs (group commit). Then from 16 callers,

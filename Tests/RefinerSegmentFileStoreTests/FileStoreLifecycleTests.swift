@@ -109,7 +109,7 @@ import Darwin
                     guard failing.withLock({ $0 }) else { return pread(descriptor, buffer, count, offset) }
                     errno = EIO
                     return -1
-                })
+                }, recentLimit: 0)
             return try await SegmentPipeline.withPipeline(
                 writeKey: WriteKey("wk"), transport: RecordingTransport(), store: store, clock: clock,
                 wallClock: clock.wallClock
@@ -140,7 +140,8 @@ import Darwin
     @Test func aRecordDamagedSinceOpeningIsReportedInTheClaimAndDropped() async throws {
         let path = Self.directory("damaged-since-open")
         defer { try? FileManager.default.removeItem(at: path) }
-        let store = try FileMessageStore(directory: path)
+        // Claims read every record back: none is taken from the memory of what was just appended.
+        let store = try FileMessageStore(directory: path, configuration: .init(), fsync: { fsync($0) }, recentLimit: 0)
         #expect(try await store.append(try Self.units(2, tag: "d"), tenant: "default") == 2)
         let name = try #require(
             try FileManager.default.contentsOfDirectory(atPath: path.path).first { $0.hasPrefix("segment-") })
@@ -155,5 +156,33 @@ import Darwin
         #expect(claim.unreadable.first?.messageCount == 1)
         #expect(claim.unreadable.first?.isKept == false)
         #expect(try await store.usage(tenant: "default").messages == 1, "the damaged one is dropped")
+    }
+
+    /// Units just appended are claimed from memory, up to the bound: with every `pread` failing, a claim of
+    /// units within the bound still gets their messages; past the bound (or with none) it must read, and fails.
+    @Test func unitsJustAppendedAreClaimedFromMemoryWithinTheBound() async throws {
+        let unreadable: @Sendable (Int32, UnsafeMutableRawPointer, Int, off_t) -> Int = { _, _, _, _ in
+            errno = EIO
+            return -1
+        }
+        let units = try Self.units(2, tag: "recent")
+        let unitBytes = units[0].reduce(0) { $0 + $1.byteCount }
+        for (limit, claimable) in [(1 << 20, true), (unitBytes, false), (0, false)] {
+            let path = Self.directory("recent-\(limit)")
+            defer { try? FileManager.default.removeItem(at: path) }
+            let store = try FileMessageStore(
+                directory: path, configuration: .init(), fsync: { fsync($0) }, pread: unreadable, recentLimit: limit)
+            #expect(try await store.append(units, tenant: "default") == 2)
+            do {
+                let claim = try await store.claim(
+                    tenant: "default", maximumMessages: 100, maximumBytes: 1 << 20, lease: .zero)
+                #expect(claimable, "limit \(limit): the claim read nothing from disk")
+                #expect(claim?.messages.map(\.messageID) == units.flatMap { $0.map(\.messageID) })
+                #expect(claim?.unreadable.isEmpty == true)
+            } catch {
+                #expect(!claimable, "limit \(limit): \(error)")
+                #expect(error is FileStoreError)
+            }
+        }
     }
 }

@@ -10,6 +10,27 @@ import Testing
         ] as [(String, UInt32)])
     func crc32cMatchesTheStandardCheckValues(text: String, expected: UInt32) {
         #expect(CRC32C.checksum(Array(text.utf8)) == expected)
+        #expect(Array(text.utf8).withUnsafeBytes { CRC32C.softwareChecksum($0) } == expected)
+    }
+
+    /// The processor's instruction (where there is one) and the tables agree on every length around the
+    /// eight-byte steps, at every alignment, and when continued from a previous checksum.
+    @Test func crc32cInstructionAndTablesAgree() {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<300).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        bytes.withUnsafeBytes { all in
+            for start in 0..<9 {
+                for count in 0...(all.count - start - 8) where count < 40 || count % 17 == 0 {
+                    let slice = UnsafeRawBufferPointer(rebasing: all[start..<start + count])
+                    let seed = UInt32(truncatingIfNeeded: count &* 2_654_435_761)
+                    #expect(CRC32C.checksum(slice) == CRC32C.softwareChecksum(slice), "\(start) +\(count)")
+                    #expect(
+                        CRC32C.checksum(slice, continuing: seed) == CRC32C.softwareChecksum(slice, continuing: seed),
+                        "\(start) +\(count), continued")
+                }
+            }
+        }
+        print("CRC-32C instruction on this machine: \(CRC32C.hasInstruction)")
     }
 
     private func segment(_ count: Int) -> (bytes: [UInt8], records: [SegmentRecord], ends: [Int]) {
