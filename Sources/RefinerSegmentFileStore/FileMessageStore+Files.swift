@@ -581,7 +581,7 @@ enum UnitCodec {
         tenant.withUTF8 { bytes.append(contentsOf: $0) }
         for message in unit {
             appendText(message.kind.rawValue, &bytes)
-            appendText(message.messageID, &bytes)
+            message.withMessageIDUTF8 { appendText($0, &bytes) }
             appendText(message.responseID, &bytes)
             append(UInt32(message.json.count), &bytes)
             bytes += message.json
@@ -648,9 +648,13 @@ enum UnitCodec {
             return
         }
         // Copied from the string's contiguous UTF-8, not byte by byte through its view.
-        let count = min(text.utf8.count, Int(UInt16.max) - 1)
+        text.withUTF8 { appendText($0, &bytes) }
+    }
+
+    private static func appendText(_ utf8: UnsafeBufferPointer<UInt8>, _ bytes: inout [UInt8]) {
+        let count = min(utf8.count, Int(UInt16.max) - 1)
         append(UInt16(count), &bytes)
-        text.withUTF8 { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: $0.prefix(count))) }
+        bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8.prefix(count)))
     }
 
     /// A length-prefixed text: `.some(nil)` for none, `nil` when the bytes run out.

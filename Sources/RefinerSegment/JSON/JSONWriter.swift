@@ -17,13 +17,34 @@ struct JSONWriter: ~Copyable {
     /// Whether the next member or element needs a comma before it.
     private var needsComma = false
 
+    /// Whether the buffer is the thread's scratch buffer, to be given back (``ScratchBuffer``).
+    private var isScratch: Bool
+
     init(capacity: Int = 512) {
         self.capacity = max(capacity, 16)
         base = .allocate(capacity: self.capacity)
+        isScratch = false
+    }
+
+    /// A writer in the calling thread's scratch buffer of ``ScratchBuffer/capacity`` bytes, given back to the
+    /// thread when the writer ends (unless it grew): for writing what is copied out, once per response.
+    init(threadScratch: Void) {
+        capacity = ScratchBuffer.capacity
+        if let scratch = ScratchBuffer.take() {
+            base = scratch
+            isScratch = true
+        } else {
+            base = .allocate(capacity: capacity)
+            isScratch = false
+        }
     }
 
     deinit {
-        base.deallocate()
+        if isScratch {
+            ScratchBuffer.giveBack(base)
+        } else {
+            base.deallocate()
+        }
     }
 
     /// What has been written, as UTF-8 bytes.
@@ -100,7 +121,7 @@ struct JSONWriter: ~Copyable {
             let length = utf8.count
             reserve(length + 3)
             base[count] = UInt8(ascii: "\"")
-            if let source = utf8.baseAddress { (base + count + 1).update(from: source, count: length) }
+            if let source = utf8.baseAddress { Self.copy(source, count: length, to: base + count + 1) }
             count += length + 1
             base[count] = UInt8(ascii: "\"")
             base[count + 1] = UInt8(ascii: ":")
@@ -108,6 +129,28 @@ struct JSONWriter: ~Copyable {
             needsComma = false
         }
         if done == nil { self.key(key) }
+    }
+
+    /// Copies a short run of bytes (a key) eight at a time, the last word overlapping the one before: no call
+    /// to `memcpy` for a few dozen bytes.
+    @inline(__always)
+    private static func copy(_ source: UnsafePointer<UInt8>, count length: Int, to target: UnsafeMutablePointer<UInt8>)
+    {
+        guard length >= 8 else {
+            target.update(from: source, count: length)
+            return
+        }
+        let input = UnsafeRawPointer(source)
+        let output = UnsafeMutableRawPointer(target)
+        var offset = 0
+        while offset + 8 < length {
+            output.storeBytes(
+                of: input.loadUnaligned(fromByteOffset: offset, as: UInt64.self), toByteOffset: offset, as: UInt64.self)
+            offset += 8
+        }
+        output.storeBytes(
+            of: input.loadUnaligned(fromByteOffset: length - 8, as: UInt64.self), toByteOffset: length - 8,
+            as: UInt64.self)
     }
 
     /// Whether a byte may be in a key that ``plainKey(_:)`` writes: what the normalizer's keys are made of.
@@ -246,7 +289,12 @@ struct JSONWriter: ~Copyable {
         let newCapacity = max(capacity * 2, needed)
         let newBase = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
         newBase.update(from: base, count: count)
-        base.deallocate()
+        if isScratch {
+            ScratchBuffer.giveBack(base)
+            isScratch = false
+        } else {
+            base.deallocate()
+        }
         base = newBase
         capacity = newCapacity
     }
@@ -281,16 +329,69 @@ struct JSONWriter: ~Copyable {
     }
 
     private mutating func appendQuoted(utf8: UnsafeBufferPointer<UInt8>) {
-        let length = utf8.count
         // Room for the string, its quotes and a word of slack, so that the fast path stores whole words.
-        reserve(length + 2 + 8)
+        reserve(utf8.count + 2 + 8)
         base[count] = UInt8(ascii: "\"")
         count += 1
-        guard let source = utf8.baseAddress, length > 0 else {
-            base[count] = UInt8(ascii: "\"")
-            count += 1
-            return
+        appendContents(reserved: utf8)
+        base[count] = UInt8(ascii: "\"")
+        count += 1
+    }
+
+    /// Opens a string whose contents follow in pieces (``stringContents(_:)``, ``rawStringContents(_:)``),
+    /// to be closed with ``closeString()``.
+    mutating func openString() {
+        separate()
+        append(UInt8(ascii: "\""))
+    }
+
+    /// Writes `string` escaped, without quotes, inside a string opened with ``openString()``.
+    @inline(__always)
+    mutating func stringContents(_ string: String) {
+        if let done: Void = string.utf8.withContiguousStorageIfAvailable({ utf8 in
+            reserve(utf8.count + 1 + 8)
+            appendContents(reserved: utf8)
+        }) {
+            return done
         }
+        var string = string
+        string.withUTF8 { utf8 in
+            reserve(utf8.count + 1 + 8)
+            appendContents(reserved: utf8)
+        }
+    }
+
+    /// Writes ASCII text that needs no escaping, without quotes, inside a string opened with ``openString()``.
+    @inline(__always)
+    mutating func rawStringContents(_ text: StaticString) {
+        append(text)
+    }
+
+    /// Closes a string opened with ``openString()``.
+    mutating func closeString() {
+        append(UInt8(ascii: "\""))
+        needsComma = true
+    }
+
+    /// Writes a string value known to need no escaping (a static ASCII name).
+    @inline(__always)
+    mutating func rawString(_ text: StaticString) {
+        separate()
+        reserve(text.utf8CodeUnitCount + 2)
+        base[count] = UInt8(ascii: "\"")
+        (base + count + 1).update(from: text.utf8Start, count: text.utf8CodeUnitCount)
+        count += text.utf8CodeUnitCount + 1
+        base[count] = UInt8(ascii: "\"")
+        count += 1
+        needsComma = true
+    }
+
+    /// The escaped bytes of `utf8`, without quotes, with room reserved for them, a word of slack and one more
+    /// byte (the closing quote).
+    @inline(__always)
+    private mutating func appendContents(reserved utf8: UnsafeBufferPointer<UInt8>) {
+        let length = utf8.count
+        guard let source = utf8.baseAddress, length > 0 else { return }
         // The common case needs no escaping: eight bytes checked and copied at a time, the last (short) word
         // padded with spaces or overlapping the one before, so that no byte is looked at alone.
         let output = UnsafeMutableRawPointer(base + count)
@@ -312,14 +413,19 @@ struct JSONWriter: ~Copyable {
                 // A short string (most answer values): its bytes gathered into a word padded with spaces, with
                 // no call to `memcpy`.
                 offset = 0
-                var padded: UInt64 = 0x2020_2020_2020_2020
-                var position = 0
-                while position < length {
-                    let shift = UInt64(8 * position)
-                    padded = padded & ~(0xFF << shift) | UInt64(source[position]) << shift
-                    position += 1
+                var gathered: UInt64
+                if length >= 4 {
+                    // Two four-byte loads, the second overlapping the first (the same bytes, so OR keeps them).
+                    let low = UInt64(input.loadUnaligned(as: UInt32.self))
+                    let high = UInt64(input.loadUnaligned(fromByteOffset: length - 4, as: UInt32.self))
+                    gathered = low | high << UInt64(8 * (length - 4))
+                } else {
+                    gathered = UInt64(source[0])
+                    if length > 1 { gathered |= UInt64(source[1]) << 8 }
+                    if length > 2 { gathered |= UInt64(source[2]) << 16 }
                 }
-                word = padded
+                let above: UInt64 = ~0 << UInt64(8 * length)
+                word = gathered & ~above | 0x2020_2020_2020_2020 & above
             }
             if !Self.needsEscape(word) {
                 output.storeBytes(of: word, toByteOffset: offset, as: UInt64.self)
@@ -328,8 +434,6 @@ struct JSONWriter: ~Copyable {
         }
         count += index
         if index < length { appendEscaping(source, from: index, length: length) }
-        base[count] = UInt8(ascii: "\"")
-        count += 1
     }
 
     /// The slow path of ``appendQuoted(utf8:)``: bytes from `start` on, escaping what needs it; reserves room

@@ -154,19 +154,38 @@ public struct CollectedTraits: Sendable, Hashable {
         }
     }
 
+    /// ``mergeAscending(_:count:answeredAt:)`` of a response's answers; a newcomer's traits are made straight
+    /// from the answers (each value copied once, not through a tuple of its own).
+    mutating func mergeAnswers(_ traits: AnswerTraits, count: Int, answeredAt: AnswerTime) {
+        guard storage.isEmpty else { return mergeAscending(traits, count: count, answeredAt: answeredAt) }
+        storage.reserveCapacity(count)
+        var traits = traits
+        while let index = traits.nextIndex() {
+            guard let value = traits.answers[index].value else { continue }
+            storage.append(Entry(key: traits.keys[index], value: value, answeredAt: answeredAt, isPlainKey: true))
+        }
+    }
+
     /// Writes the traits as the members of an object, in key order. `extra` (the builder's email) is written
     /// at its place in that order, and replaces a trait with the same key.
     func writeMembers(to writer: inout JSONWriter, extra: (key: String, value: String)? = nil) {
         guard let extra else {
             // Over the buffer: its entries are read in place, not copied out one by one.
             storage.withUnsafeBufferPointer { entries in
+                guard let first = entries.baseAddress else { return }
                 for index in entries.indices {
-                    if entries[index].isPlainKey {
-                        writer.plainKey(entries[index].key)
+                    // Read through the pointer, in place: a key or value copied out is retained and released.
+                    let entry = first + index
+                    if entry.pointee.isPlainKey {
+                        writer.plainKey(entry.pointee.key)
                     } else {
-                        writer.key(entries[index].key)
+                        writer.key(entry.pointee.key)
                     }
-                    writer.value(entries[index].value)
+                    if case .string = entry.pointee.value {
+                        entry.pointee.value.withString { writer.string($0) }
+                    } else {
+                        writer.value(entry.pointee.value)
+                    }
                 }
             }
             return
@@ -265,6 +284,12 @@ extension CollectedTraits: Codable {
 }
 
 extension AnswerValue {
+    /// Calls `body` with the text of a ``string(_:)`` value, borrowed rather than copied; nothing for others.
+    @inline(__always)
+    func withString(_ body: (borrowing String) -> Void) {
+        if case .string(let text) = self { body(text) }
+    }
+
     /// A total order on values, used only to settle two different answers with equal times, so that the
     /// winner does not depend on the order they were merged in.
     static func orders(_ lhs: AnswerValue, before rhs: AnswerValue) -> Bool {

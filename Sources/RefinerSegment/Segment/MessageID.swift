@@ -13,6 +13,25 @@ enum MessageID {
         return make(responseID: responseID, kind: SegmentMessage.Kind(rawValue: kind.rawValue + "-" + String(part)))
     }
 
+    /// The builder's own kinds' names, as static text (they need no escaping).
+    @inline(__always)
+    static func staticName(of kind: SegmentMessage.Kind) -> StaticString? {
+        // By length first: comparing two different short strings is not the cheap case of `==`.
+        switch kind.rawValue.utf8.count {
+        case 8: return kind == .identify ? "identify" : nil
+        case 5: return kind == .group ? "group" : kind == .track ? "track" : nil
+        default: return nil
+        }
+    }
+
+    /// The length of `refiner-<responseID>-<name>` when it is the id (at most 100 characters), before any
+    /// escaping; nil when the id is the digest form.
+    @inline(__always)
+    static func plainLength(responseID: String, name: StaticString) -> Int? {
+        let length = 9 + responseID.utf8.count + name.utf8CodeUnitCount
+        return length <= maximumLength ? length : nil
+    }
+
     static func make(responseID: String, kind: SegmentMessage.Kind) -> String {
         let length = 9 + responseID.utf8.count + kind.rawValue.utf8.count
         if length <= maximumLength {

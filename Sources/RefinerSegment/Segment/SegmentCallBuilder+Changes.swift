@@ -182,17 +182,23 @@ extension SegmentCallBuilder {
             ).fit
         else { return false }
         let time = AnswerTime(completedAt: response.completedAt, responseID: response.id)
-        func traits(ofAccount: Bool) -> AnswerTraits {
-            AnswerTraits(
-                answers: answers, keys: keys, order: resolved.sortedOrder, hasAccount: hasAccount, ofAccount: ofAccount)
+        // Over the arrays' buffers, which `response` and `resolved` keep alive: walking the answers retains
+        // nothing.
+        answers.withUnsafeBufferPointer { answers in
+            keys.withUnsafeBufferPointer { keys in
+                resolved.sortedOrder.withUnsafeBufferPointer { order in
+                    let user = AnswerTraits(
+                        answers: answers, keys: keys, order: order, hasAccount: hasAccount, ofAccount: false)
+                    profile.user.traits.mergeAnswers(user, count: userCount, answeredAt: time)
+                    if hasAccount {
+                        let account = AnswerTraits(
+                            answers: answers, keys: keys, order: order, hasAccount: hasAccount, ofAccount: true)
+                        profile.account.traits.mergeAnswers(account, count: accountCount, answeredAt: time)
+                    }
+                }
+            }
         }
-        if profile.user.traits.isEmpty { profile.user.traits.reserveCapacity(userCount) }
-        profile.user.traits.mergeAscending(traits(ofAccount: false), count: userCount, answeredAt: time)
         if let email { profile.user.mergeEmail(email, answeredAt: time) }
-        if hasAccount {
-            if profile.account.traits.isEmpty { profile.account.traits.reserveCapacity(accountCount) }
-            profile.account.traits.mergeAscending(traits(ofAccount: true), count: accountCount, answeredAt: time)
-        }
         return true
     }
 
@@ -205,6 +211,7 @@ extension SegmentCallBuilder {
     }
 
     /// At most the bytes `"key":value,` takes in JSON (every byte escaped as `\u00XX` at worst).
+    @inline(__always)
     private static func upperBound(key: String, value: AnswerValue) -> Int {
         let valueBytes =
             switch value {
@@ -221,17 +228,22 @@ extension SegmentCallBuilder {
 
 /// The traits one side (user or account) of a response's answers sets, in key order, each key the normalizer's:
 /// a sequence without closures, so that walking it allocates nothing.
+///
+/// It holds the buffers of arrays its caller keeps alive while it is used (so copying it retains nothing).
 struct AnswerTraits: Sequence, IteratorProtocol {
-    let answers: [Answer]
-    let keys: [String]
+    let answers: UnsafeBufferPointer<Answer>
+    let keys: UnsafeBufferPointer<String>
     /// The answers' positions in key order.
-    let order: [Int]
+    let order: UnsafeBufferPointer<Int>
     let hasAccount: Bool
     /// Whether this is the account's side (account-attributed answers of a response with an account).
     let ofAccount: Bool
     private var position = 0
 
-    init(answers: [Answer], keys: [String], order: [Int], hasAccount: Bool, ofAccount: Bool) {
+    init(
+        answers: UnsafeBufferPointer<Answer>, keys: UnsafeBufferPointer<String>, order: UnsafeBufferPointer<Int>,
+        hasAccount: Bool, ofAccount: Bool
+    ) {
         self.answers = answers
         self.keys = keys
         self.order = order
@@ -240,13 +252,20 @@ struct AnswerTraits: Sequence, IteratorProtocol {
     }
 
     mutating func next() -> (key: String, value: AnswerValue, isPlainKey: Bool)? {
+        guard let index = nextIndex(), let value = answers[index].value else { return nil }
+        return (keys[index], value, true)
+    }
+
+    /// The position in ``answers`` (and ``keys``) of the next trait: an answer with a value, of this side.
+    @inline(__always)
+    mutating func nextIndex() -> Int? {
         while position < order.count {
             let index = order[position]
             position += 1
-            guard let value = answers[index].value,
+            guard answers[index].value != nil,
                 (hasAccount && answers[index].question.attribution == .account) == ofAccount
             else { continue }
-            return (keys[index], value, true)
+            return index
         }
         return nil
     }

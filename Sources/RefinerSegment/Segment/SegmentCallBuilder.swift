@@ -200,33 +200,46 @@ public struct SegmentCallBuilder: Sendable {
     func encodeMessages(for response: SurveyResponse, profile: CollectedProfile) throws(RefinerSegmentError)
         -> [SegmentMessage]
     {
-        var messages: [SegmentMessage] = []
-        messages.reserveCapacity(configuration.sendsCompletedSurveyEvent ? 3 : 2)
-        let user = profile.user
-        // One scratch buffer for every message of the response, which starts with the members they share;
-        // each message is written after them and gets its own copy of its bytes.
-        var writer = JSONWriter(capacity: 1024)
+        // One scratch buffer for every message of the response (the thread's own, see `ScratchBuffer`), which
+        // starts with the members they share; each message is written after them and gets its own copy of its
+        // bytes.
+        var writer = JSONWriter(threadScratch: ())
         let parts = writeSharedParts(of: response, to: &writer)
         // The closures capture what they write, not the builder (a copy of it would retain all it holds).
+        let user = profile.user
         let emailKey = self.emailKey
         let identify = encode(.identify, response: response, parts: parts, writer: &writer) { writer in
             user.traits.writeMembers(to: &writer, extra: user.email.map { (emailKey, $0) })
         }
-        if identify.json.count <= configuration.maximumMessageBytes {
-            messages.append(identify)
-        } else {
-            messages += try split(
-                .identify, response: response, parts: parts.copied(from: writer), traits: identifyTraits(of: user))
-        }
+        let limit = configuration.maximumMessageBytes
+        var group: SegmentMessage? = nil
         if let account = response.account {
             let traits = profile.account.traits
-            let group = encode(.group, response: response, parts: parts, groupID: account.id, writer: &writer) {
+            group = encode(.group, response: response, parts: parts, groupID: account.id, writer: &writer) {
                 writer in traits.writeMembers(to: &writer)
             }
-            if group.json.count <= configuration.maximumMessageBytes {
+        }
+        // The common case, an identify and a group that fit: the array made at once, with both.
+        if !configuration.sendsCompletedSurveyEvent, identify.json.count <= limit,
+            group.map({ $0.json.count <= limit }) ?? false, let built = group.take()
+        {
+            // Moved into the array, not copied.
+            return [consume identify, built]
+        }
+        var messages: [SegmentMessage] = []
+        messages.reserveCapacity(configuration.sendsCompletedSurveyEvent ? 3 : 2)
+        if identify.json.count <= limit {
+            messages.append(consume identify)
+        } else {
+            messages += try split(
+                .identify, response: response, parts: parts.copied(from: writer),
+                traits: identifyTraits(of: user))
+        }
+        if let account = response.account, let group {
+            if group.json.count <= limit {
                 messages.append(group)
             } else {
-                let items = traits.map { (key: $0.key, value: $0.value, answeredAt: $0.answeredAt) }
+                let items = profile.account.traits.map { (key: $0.key, value: $0.value, answeredAt: $0.answeredAt) }
                 messages += try split(
                     .group, response: response, parts: parts.copied(from: writer), groupID: account.id, traits: items)
             }
@@ -280,13 +293,16 @@ public struct SegmentCallBuilder: Sendable {
 
     /// Applies a response to a profile and encodes its calls: ``apply(_:to:)`` then
     /// ``makeMessages(for:profile:)``.
-    public func process(_ response: SurveyResponse, profile: CollectedProfile) throws(RefinerSegmentError) -> (
-        messages: [SegmentMessage], profile: CollectedProfile
-    ) {
-        var updated = profile
+    ///
+    /// The profile is taken as the caller's to consume: a profile passed for the last time (a new one, or
+    /// one read from a store and replaced by the result) is updated in place, not copied.
+    public func process(_ response: SurveyResponse, profile: consuming CollectedProfile) throws(RefinerSegmentError)
+        -> (messages: [SegmentMessage], profile: CollectedProfile)
+    {
         // The common case merges the response straight into the profile; the rest goes through the changes.
-        if !(try applyDirectly(response, to: &updated)) { updated.apply(try changes(for: response)) }
-        return (try encodeMessages(for: response, profile: updated), updated)
+        if !(try applyDirectly(response, to: &profile)) { profile.apply(try changes(for: response)) }
+        let messages = try encodeMessages(for: response, profile: profile)
+        return (messages, profile)
     }
 
     /// Members every message of one response carries, encoded once: `"userId":...` and/or
@@ -369,14 +385,33 @@ public struct SegmentCallBuilder: Sendable {
         writer: inout JSONWriter,
         writeTraits: (inout JSONWriter) -> Void
     ) -> SegmentMessage {
-        let messageID = MessageID.make(responseID: response.id, kind: kind, part: part)
         let start = parts.bytes == nil ? parts.end : 0
         writer.removeAll(keepingFirst: start)
         writer.beginObject()
         writer.rawKey("type")
-        writer.string(kind.rawValue)
+        let name = MessageID.staticName(of: kind)
+        if let name { writer.rawString(name) } else { writer.string(kind.rawValue) }
         writer.rawKey("messageId")
-        writer.string(messageID)
+        // The id is written straight into the message, and the message keeps where it is rather than a
+        // string of its own; an id that needed escaping (a response id with a quote...) is kept as a string.
+        let idStart = writer.byteCount + 1
+        var writtenID: String? = nil
+        if let name, part == 1, let length = MessageID.plainLength(responseID: response.id, name: name) {
+            writer.openString()
+            writer.rawStringContents("refiner-")
+            writer.stringContents(response.id)
+            writer.rawStringContents("-")
+            writer.rawStringContents(name)
+            writer.closeString()
+            if writer.byteCount - 1 - idStart != length {
+                writtenID = MessageID.make(responseID: response.id, kind: kind, part: part)
+            }
+        } else {
+            let messageID = MessageID.make(responseID: response.id, kind: kind, part: part)
+            writer.string(messageID)
+            if writer.byteCount - 1 - idStart != messageID.utf8.count { writtenID = messageID }
+        }
+        let idRange = (idStart - start)..<(writer.byteCount - 1 - start)
         if let bytes = parts.bytes {
             writer.members(bytes, 0..<parts.timestampStart)
         } else {
@@ -402,8 +437,12 @@ public struct SegmentCallBuilder: Sendable {
         writer.rawKey("context")
         writer.raw(contextJSON)
         writer.endObject()
+        if let writtenID {
+            return SegmentMessage(
+                kind: kind, messageID: writtenID, responseID: response.id, json: writer.bytes(from: start))
+        }
         return SegmentMessage(
-            kind: kind, messageID: messageID, responseID: response.id, json: writer.bytes(from: start))
+            kind: kind, messageIDRange: idRange, responseID: response.id, json: writer.bytes(from: start))
     }
 
     func tooLarge(_ kind: SegmentMessage.Kind, response: SurveyResponse, size: Int, traits: Traits)

@@ -22,21 +22,77 @@ public struct SegmentMessage: Sendable, Hashable, CustomStringConvertible {
         public var description: String { rawValue }
     }
 
+    /// Where the message id is: a string of its own, or (a built message) bytes of ``json`` that need no
+    /// unescaping, so that building a message makes no string for its id.
+    enum StoredMessageID: Sendable {
+        case text(String)
+        case inJSON(start: Int32, count: Int32)
+    }
+
     /// The kind of call (`type`).
     public var kind: Kind
     /// The message's `messageId`; Segment drops a second message with the same id.
-    public var messageID: String
+    ///
+    /// A message the builder made keeps its id as bytes of its ``json`` (the `messageId` member, which needs
+    /// no escaping), and reading this property makes the `String` from them; setting it stores the new id
+    /// apart from the JSON, as before, and changing ``json`` keeps the id it had.
+    public var messageID: String {
+        get {
+            switch storedMessageID {
+            case .text(let text): return text
+            case .inJSON(let start, let count):
+                return storedJSON.withUnsafeBufferPointer { bytes in
+                    String(
+                        decoding: UnsafeBufferPointer(rebasing: bytes[Int(start)..<Int(start + count)]), as: UTF8.self)
+                }
+            }
+        }
+        set { storedMessageID = .text(newValue) }
+    }
     /// The response the message was built from, when it was built from one (for reports and errors).
     public var responseID: String?
     /// The message as JSON, UTF-8, exactly the bytes that go into the batch.
-    public var json: [UInt8]
+    public var json: [UInt8] {
+        get { storedJSON }
+        set {
+            // The id leaves the bytes it was read from before they change.
+            if case .inJSON = storedMessageID { storedMessageID = .text(messageID) }
+            storedJSON = newValue
+        }
+    }
+    /// The bytes of ``json`` (a property of its own so that making a message stores them without a copy: an
+    /// observed property is not set in place).
+    private var storedJSON: [UInt8]
+    var storedMessageID: StoredMessageID
 
     /// Creates a message from its parts; the JSON must be a complete Segment message object.
     public init(kind: Kind, messageID: String, responseID: String? = nil, json: [UInt8]) {
         self.kind = kind
-        self.messageID = messageID
+        self.storedMessageID = .text(messageID)
         self.responseID = responseID
-        self.json = json
+        self.storedJSON = json
+    }
+
+    /// A message whose id is `json[messageIDRange]`, bytes that read as the id without unescaping.
+    init(kind: Kind, messageIDRange: Range<Int>, responseID: String?, json: [UInt8]) {
+        precondition(messageIDRange.lowerBound >= 0 && messageIDRange.upperBound <= json.count, "an id in the JSON")
+        self.kind = kind
+        self.storedMessageID = .inJSON(start: Int32(messageIDRange.lowerBound), count: Int32(messageIDRange.count))
+        self.responseID = responseID
+        self.storedJSON = json
+    }
+
+    /// Calls `body` with the UTF-8 bytes of ``messageID``, without making a `String` of an id kept in the JSON
+    /// (the file store writes ids this way).
+    package func withMessageIDUTF8<Result>(_ body: (UnsafeBufferPointer<UInt8>) throws -> Result) rethrows -> Result {
+        switch storedMessageID {
+        case .text(var text):
+            return try text.withUTF8(body)
+        case .inJSON(let start, let count):
+            return try storedJSON.withUnsafeBufferPointer { bytes in
+                try body(UnsafeBufferPointer(rebasing: bytes[Int(start)..<Int(start + count)]))
+            }
+        }
     }
 
     /// The size Segment counts against its per-message limit: the UTF-8 bytes of the JSON.
@@ -44,4 +100,23 @@ public struct SegmentMessage: Sendable, Hashable, CustomStringConvertible {
 
     /// The message's JSON as text.
     public var description: String { String(decoding: json, as: UTF8.self) }
+
+    /// Equal when the kind, the message id, the response id and the JSON are, however the id is stored.
+    public static func == (lhs: SegmentMessage, rhs: SegmentMessage) -> Bool {
+        guard lhs.kind == rhs.kind, lhs.responseID == rhs.responseID, lhs.json == rhs.json else { return false }
+        if case .inJSON(let lhsStart, let lhsCount) = lhs.storedMessageID,
+            case .inJSON(let rhsStart, let rhsCount) = rhs.storedMessageID, lhsStart == rhsStart, lhsCount == rhsCount
+        {
+            return true  // The same bytes of equal JSON.
+        }
+        return lhs.messageID == rhs.messageID
+    }
+
+    /// Hashes what `==` compares.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(kind)
+        hasher.combine(messageID)
+        hasher.combine(responseID)
+        hasher.combine(json)
+    }
 }

@@ -9,6 +9,18 @@ final class SurveyKeyCache: Sendable {
     private struct Entry {
         var questions: [(id: String, text: String, propertyName: String?)]
         var keys: ResolvedKeys
+
+        /// The keys, when `answers` list exactly these questions in this order.
+        func keys(matching answers: [Answer]) -> ResolvedKeys? {
+            guard questions.count == answers.count else { return nil }
+            for index in answers.indices {
+                guard questions[index].id == answers[index].question.id,
+                    questions[index].text == answers[index].question.text,
+                    questions[index].propertyName == answers[index].question.propertyName
+                else { return nil }
+            }
+            return keys
+        }
     }
 
     private struct State {
@@ -24,23 +36,12 @@ final class SurveyKeyCache: Sendable {
     /// The cached keys of `answers`' questions in survey `surveyID`, or `nil`.
     func keys(surveyID: String, answers: [Answer]) -> ResolvedKeys? {
         state.withLock { state -> ResolvedKeys? in
-            let entry: Entry
-            if let last = state.last, state.lastSurveyID == surveyID {
-                entry = last
-            } else {
-                guard let found = state.entries[surveyID] else { return nil }
-                entry = found
-                state.lastSurveyID = surveyID
-                state.last = found
-            }
-            guard entry.questions.count == answers.count else { return nil }
-            for index in answers.indices {
-                guard entry.questions[index].id == answers[index].question.id,
-                    entry.questions[index].text == answers[index].question.text,
-                    entry.questions[index].propertyName == answers[index].question.propertyName
-                else { return nil }
-            }
-            return entry.keys
+            // The last entry is compared where it is (a copy of it would retain its three arrays).
+            if case .some = state.last, state.lastSurveyID == surveyID { return state.last?.keys(matching: answers) }
+            guard let found = state.entries[surveyID] else { return nil }
+            state.lastSurveyID = surveyID
+            state.last = found
+            return found.keys(matching: answers)
         }
     }
 
