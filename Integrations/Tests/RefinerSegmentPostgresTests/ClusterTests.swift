@@ -121,10 +121,15 @@ struct ClusterTests {
         // A settle the victim sent just before it died still commits on the server; look at what it held only
         // once its sessions are gone, or a batch it did deliver would look held and never claimed again.
         try await Self.waitUntilSessionsEnd(named: schema + " victim", client: client)
-        // What the victim held when it died: rows still leased to it (its lease has seconds left).
+        // What the victim held when it died: the rows up to its claim mark on the tenants it still holds (their
+        // sender lease, the lease of what it claimed, has seconds left).
         var held: [Int64: Date] = [:]
         let rows = try await client.query(
-            "SELECT sequence, lease_until FROM refiner_segment_outbox WHERE lease_owner = 'victim'"
+            """
+            SELECT o.sequence, t.sender_until
+            FROM refiner_segment_tenants AS t JOIN refiner_segment_outbox AS o ON o.tenant = t.tenant
+            WHERE t.sender_owner = 'victim' AND o.sequence <= t.claimed_through
+            """
         )
         for try await (sequence, until) in rows.decode((Int64, Date).self) { held[sequence] = until }
         run.note("victim exited (status \(victimStatus)) holding \(held.count) leased messages")

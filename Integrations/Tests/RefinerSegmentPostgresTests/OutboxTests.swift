@@ -11,7 +11,7 @@ struct OutboxTests {
         try await TestDatabase.withSchema { client, _ in
             let again = try await PostgresSchema.migrate(client: client, logger: TestDatabase.logger)
             #expect(again.isEmpty)
-            #expect(try await PostgresSchema.version(client: client, logger: TestDatabase.logger) == 1)
+            #expect(try await PostgresSchema.version(client: client, logger: TestDatabase.logger) == 2)
             try await client.query(
                 "INSERT INTO refiner_segment_schema_versions (version, summary) VALUES (99, 'from the future')"
             )
@@ -44,6 +44,56 @@ struct OutboxTests {
             #expect(second.segmentMessages.map(\.messageID) == ["c-0", "c-1"])
             #expect(try await outbox.claimBatch(of: "acme") == nil)
         }
+    }
+
+    /// The claim of ``PostgresOutbox/claimBatch(of:maximumMessages:maximumBytes:lease:)`` writes the tenant row
+    /// only (the sender lease is the batch's lease): the message rows keep the version they were enqueued with
+    /// through claims and renewals, and a batch given back comes first again, to the same holder or the next.
+    @Test func aClaimWritesTheTenantRowOnly() async throws {
+        try await TestDatabase.withSchema { client, schema in
+            let outbox = TestDatabase.outbox(client, schema)
+            try await outbox.enqueue(
+                [TestDatabase.unit("a"), TestDatabase.unit("b"), TestDatabase.unit("c")], tenant: "acme")
+            let enqueued = try await Self.rowVersions(client)
+            _ = try #require(try await outbox.acquireTenant())
+            let batch = try #require(try await outbox.claimBatch(of: "acme", maximumMessages: 2))
+            #expect(batch.segmentMessages.map(\.messageID) == ["a-0", "a-1"])
+            #expect(try await outbox.renew(batch))
+            let next = try #require(try await outbox.claimBatch(of: "acme", maximumMessages: 2))
+            #expect(next.segmentMessages.map(\.messageID) == ["b-0", "b-1"])
+            #expect(try await Self.rowVersions(client) == enqueued)
+            #expect(try await Self.claimMark(client) == next.sequences.last)
+            // A retry gives the batch back to the holder itself, first once the wait ends; its attempt counts.
+            try await outbox.retryLater(next, after: .seconds(60))
+            #expect(try await outbox.claimBatch(of: "acme") == nil)
+            try await client.query("UPDATE refiner_segment_tenants SET retry_at = now()")
+            let retried = try #require(try await outbox.claimBatch(of: "acme", maximumMessages: 2))
+            #expect(retried.sequences == next.sequences)
+            #expect(retried.messages.allSatisfy { $0.attempts == 2 })
+            // Released: the tenant goes back with what was claimed and not settled, at its front.
+            try await outbox.releaseTenant("acme")
+            #expect(try await Self.claimMark(client) == nil)
+            _ = try #require(try await outbox.acquireTenant())
+            let again = try #require(try await outbox.claimBatch(of: "acme", maximumMessages: 2))
+            #expect(again.sequences == batch.sequences)
+            #expect(again.messages.allSatisfy { $0.attempts == 1 })
+        }
+    }
+
+    /// Each outbox row's physical place and creating transaction, in sequence order: equal when no row was written.
+    static func rowVersions(_ client: PostgresClient) async throws -> [String] {
+        let rows = try await client.query(
+            "SELECT ctid::text || ' ' || xmin::text FROM refiner_segment_outbox ORDER BY sequence")
+        var versions: [String] = []
+        for try await (version) in rows.decode(String.self) { versions.append(version) }
+        return versions
+    }
+
+    /// The `claimed_through` of the only tenant.
+    static func claimMark(_ client: PostgresClient) async throws -> Int64? {
+        let rows = try await client.query("SELECT claimed_through FROM refiner_segment_tenants")
+        for try await (mark) in rows.decode(Int64?.self) { return mark }
+        return nil
     }
 
     @Test func theByteLimitCutsBetweenUnitsButTheHeadAlwaysGoes() async throws {

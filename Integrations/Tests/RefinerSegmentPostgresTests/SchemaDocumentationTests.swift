@@ -18,6 +18,6 @@ struct SchemaDocumentationTests {
                 #expect(text.contains(Self.collapsed(statement) + ";"), "missing from the guide: \(statement)")
             }
         }
-        #expect(PostgresSchema.currentVersion == 1)
+        #expect(PostgresSchema.currentVersion == 2)
     }
 }

@@ -24,13 +24,14 @@ extension PostgresOutbox: SegmentMessageStore {
 
     /// Takes the tenant's sender lease unless another instance holds it or a pause is in force, then claims its
     /// oldest whole units within the bounds (rows of an expired lease first: a killed instance's); `nil` when
-    /// there is nothing this instance may claim now.
+    /// there is nothing this instance may claim now. The rows themselves are leased (`lease_owner`,
+    /// `lease_until`): a pipeline may hold several claims of a tenant and give back any one of them.
     public func claim(tenant: String, maximumMessages: Int, maximumBytes: Int, lease: Duration) async throws
         -> SegmentClaim?
     {
         guard maximumMessages > 0, try await acquire(tenant: tenant, lease: lease) else { return nil }
         guard
-            let batch = try await claimBatch(
+            let batch = try await claimLeasingRows(
                 of: tenant, maximumMessages: maximumMessages, maximumBytes: maximumBytes, lease: lease)
         else {
             if !claims.holds(tenant: tenant) { try await releaseTenant(tenant) }

@@ -6,15 +6,17 @@ extension PostgresOutbox {
     /// Deletes delivered messages, in one statement for the whole batch, and clears the tenant's retry wait.
     ///
     /// Whoever holds the rows now, delivered is a fact: a claimer whose lease ran out deletes them too (the
-    /// instance that claimed them since has sent a copy Segment drops by messageId).
+    /// instance that claimed them since has sent a copy Segment drops by messageId). The sequences are joined as an
+    /// `unnest` (index probes), never compared row by row against the whole array.
     public func settleDelivered(_ messages: [OutboxMessage]) async throws {
         guard let tenant = messages.first?.tenant else { return }
+        let sequences = messages.map(\.sequence)
         do {
             try await client.query(
                 """
                 WITH deleted AS (
-                    DELETE FROM refiner_segment_outbox
-                    WHERE tenant = \(tenant) AND sequence = ANY(\(messages.map(\.sequence))::int8[])
+                    DELETE FROM refiner_segment_outbox AS o USING unnest(\(sequences)::int8[]) AS s(sequence)
+                    WHERE o.tenant = \(tenant) AND o.sequence = s.sequence
                     RETURNING 1
                 )
                 UPDATE refiner_segment_tenants SET retry_at = NULL
@@ -29,21 +31,27 @@ extension PostgresOutbox {
 
     /// Moves messages that failed for good to `refiner_segment_dead_letters` with the reason, in one statement.
     ///
-    /// The reason is stored as given: pass a redacted one (the pipeline's reasons never carry the write key).
+    /// The reason is stored as given: pass a redacted one (the pipeline's reasons never carry the write key). The
+    /// attempts stored are the messages' own (``OutboxMessage/attempts``: the claim that failed included).
     public func deadLetter(_ messages: [OutboxMessage], reason: String) async throws {
         guard let tenant = messages.first?.tenant else { return }
+        let sequences = messages.map(\.sequence)
+        let attempts = messages.map { Int32(clamping: $0.attempts) }
         do {
             try await client.query(
                 """
                 WITH moved AS (
                     DELETE FROM refiner_segment_outbox
-                    WHERE tenant = \(tenant) AND sequence = ANY(\(messages.map(\.sequence))::int8[])
+                    WHERE tenant = \(tenant) AND sequence = ANY(\(sequences)::int8[])
                     RETURNING tenant, sequence, message_id, response_id, kind, payload, enqueued_at, attempts
+                ), claimed AS (
+                    SELECT * FROM unnest(\(sequences)::int8[], \(attempts)::int4[]) AS c(sequence, attempts)
                 )
                 INSERT INTO refiner_segment_dead_letters
                     (tenant, sequence, message_id, response_id, kind, payload, enqueued_at, attempts, reason)
-                SELECT tenant, sequence, message_id, response_id, kind, payload, enqueued_at, attempts, \(reason)
-                FROM moved
+                SELECT m.tenant, m.sequence, m.message_id, m.response_id, m.kind, m.payload, m.enqueued_at,
+                    greatest(m.attempts, c.attempts), \(reason)
+                FROM moved AS m LEFT JOIN claimed AS c ON c.sequence = m.sequence
                 ON CONFLICT (tenant, sequence) DO NOTHING
                 """,
                 logger: logger
@@ -53,21 +61,34 @@ extension PostgresOutbox {
         }
     }
 
-    /// Returns a batch that failed for now: its lease ends, the time of its first failure is kept, and the whole
-    /// tenant waits `delay` (its later messages stay behind it, so order holds) on every instance.
+    /// Returns a batch that failed for now: its lease ends, the failed attempt is counted, the time of its first
+    /// failure is kept, and the whole tenant waits `delay` (its later messages stay behind it, so order holds) on
+    /// every instance.
+    ///
+    /// The holder's claim mark goes back before the batch, so the batch is claimed first when the wait ends. (The
+    /// mark is read without a lock: the main `UPDATE` of the tenant row may run before the `returned` CTE, and a
+    /// locking read of a row this statement already updated finds nothing.)
     public func retryLater(_ batch: OutboxBatch, after delay: Duration) async throws {
+        let first = batch.sequences.min() ?? 0
         do {
             try await client.query(
                 """
-                WITH returned AS (
+                WITH holder AS (
+                    SELECT claimed_through FROM refiner_segment_tenants
+                    WHERE tenant = \(batch.tenant) AND sender_owner = \(batch.owner)
+                ), returned AS (
                     UPDATE refiner_segment_outbox
-                    SET lease_owner = NULL, lease_until = NULL, first_failure_at = coalesce(first_failure_at, now())
+                    SET lease_owner = NULL, lease_until = NULL, first_failure_at = coalesce(first_failure_at, now()),
+                        attempts = attempts + CASE WHEN lease_owner IS NULL THEN 1 ELSE 0 END
                     WHERE tenant = \(batch.tenant) AND sequence = ANY(\(batch.sequences)::int8[])
-                      AND lease_owner = \(batch.owner)
+                      AND (lease_owner = \(batch.owner)
+                        OR (lease_owner IS NULL AND sequence <= (SELECT claimed_through FROM holder)))
                     RETURNING 1
                 )
                 UPDATE refiner_segment_tenants
-                SET retry_at = now() + \(delay.milliseconds) * interval '1 millisecond'
+                SET retry_at = now() + \(delay.milliseconds) * interval '1 millisecond',
+                    claimed_through = CASE WHEN sender_owner = \(batch.owner) AND claimed_through IS NOT NULL
+                        THEN least(claimed_through, \(first) - 1) ELSE claimed_through END
                 WHERE tenant = \(batch.tenant)
                 """,
                 logger: logger
@@ -79,8 +100,10 @@ extension PostgresOutbox {
 
     /// Pauses a tenant on every instance (a `Retry-After` answer) and returns the batch without spending an attempt.
     ///
-    /// No instance acquires the tenant until the pause ends; a pause already longer is kept.
+    /// No instance acquires the tenant until the pause ends; a pause already longer is kept. The holder's claim
+    /// mark goes back before the batch; rows of a store-protocol claim lose their lease and get their attempt back.
     public func pause(_ batch: OutboxBatch, for duration: Duration) async throws {
+        let first = batch.sequences.min() ?? 0
         do {
             try await client.query(
                 """
@@ -93,7 +116,9 @@ extension PostgresOutbox {
                 )
                 UPDATE refiner_segment_tenants
                 SET paused_until = greatest(
-                    coalesce(paused_until, now()), now() + \(duration.milliseconds) * interval '1 millisecond')
+                        coalesce(paused_until, now()), now() + \(duration.milliseconds) * interval '1 millisecond'),
+                    claimed_through = CASE WHEN sender_owner = \(batch.owner) AND claimed_through IS NOT NULL
+                        THEN least(claimed_through, \(first) - 1) ELSE claimed_through END
                 WHERE tenant = \(batch.tenant)
                 """,
                 logger: logger
@@ -202,7 +227,7 @@ extension PostgresOutbox {
                     WHERE tenant = \(tenant) AND lease_owner = \(owner)
                     RETURNING 1
                 )
-                UPDATE refiner_segment_tenants SET sender_owner = NULL
+                UPDATE refiner_segment_tenants SET sender_owner = NULL, claimed_through = NULL
                 WHERE tenant = \(tenant) AND sender_owner = \(owner)
                 """,
                 logger: logger

@@ -77,7 +77,7 @@ extension PostgresOutbox {
                     CASE WHEN t.sender_owner IS NOT NULL THEN t.sender_until ELSE '-infinity' END) AS w
                 FROM refiner_segment_tenants AS t
                 CROSS JOIN LATERAL (
-                    SELECT 1 FROM refiner_segment_outbox AS o WHERE o.tenant = t.tenant LIMIT 1
+                    SELECT 1 FROM refiner_segment_outbox AS o WHERE o.tenant = t.tenant ORDER BY o.sequence LIMIT 1
                 ) AS waiting
             ) AS waits
             WHERE w > now()

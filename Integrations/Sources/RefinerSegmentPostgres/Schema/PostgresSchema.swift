@@ -26,7 +26,7 @@ public enum PostgresSchema {
     }
 
     /// The migrations this version of the library knows, in order.
-    public static let migrations: [Migration] = [version1]
+    public static let migrations: [Migration] = [version1, version2]
 
     /// The newest schema version this library knows.
     public static var currentVersion: Int { migrations.last?.version ?? 0 }
