@@ -158,17 +158,8 @@ extension PostgresOutbox {
                   AND (o.sequence > \(settling.max() ?? -1) OR o.sequence <> ALL(\(settling)::int8[]))
                 ORDER BY o.sequence
                 LIMIT \(maximumMessages)
-            ), measured AS (
-                SELECT l.*, min(l.sequence) OVER unit AS first, count(*) OVER unit AS present
-                FROM locked AS l WINDOW unit AS (PARTITION BY l.unit)
-            ), units AS (
-                SELECT m.*, sum(m.bytes) OVER (ORDER BY m.first) AS running FROM measured AS m
-            ), picked AS (
-                SELECT * FROM units
-                WHERE first = (SELECT min(first) FROM units)
-                   OR first < coalesce(
-                       (SELECT min(first) FROM units WHERE present < unit_size OR running > \(maximumBytes)),
-                       9223372036854775807)
+            ), \(unescaped: Self.unitsWithin(maximumBytes: maximumBytes)), picked AS (
+                SELECT * FROM units WHERE \(unescaped: Self.wholeUnitsWithinTheLimits)
             ), renewed AS (
                 UPDATE refiner_segment_tenants
                 SET sender_until = now() + \(lease.milliseconds) * interval '1 millisecond',
@@ -186,6 +177,32 @@ extension PostgresOutbox {
         )
         return try await batch(of: tenant, from: rows)
     }
+
+    /// The two CTEs both claims cut their batch with, over a CTE `locked` of the tenant's candidate rows
+    /// (`sequence`, `unit`, `unit_size`, `bytes`, in sequence order): `measured` (each row with its unit's first
+    /// sequence and how many of its rows were read) and `units` (with the running bytes up to its unit), with the
+    /// limit in them. `maximumBytes` is an integer written as its digits, never text from outside.
+    static func unitsWithin(maximumBytes: Int) -> String {
+        """
+        measured AS (
+            SELECT l.*, min(l.sequence) OVER unit AS first, count(*) OVER unit AS present
+            FROM locked AS l WINDOW unit AS (PARTITION BY l.unit)
+        ), units AS (
+            SELECT m.*, sum(m.bytes) OVER (ORDER BY m.first) AS running,
+                \(maximumBytes)::int8 AS maximum_bytes
+            FROM measured AS m
+        )
+        """
+    }
+
+    /// The rows of `units` (``unitsWithin(maximumBytes:)``) a claim takes: the longest run of whole units from the
+    /// first, within the bytes; the first unit always, so an odd head never blocks the tenant.
+    static let wholeUnitsWithinTheLimits = """
+        first = (SELECT min(first) FROM units)
+           OR first < coalesce(
+               (SELECT min(first) FROM units WHERE present < unit_size OR running > maximum_bytes),
+               9223372036854775807)
+        """
 
     /// Claims like ``claimBatch(of:maximumMessages:maximumBytes:lease:)``, but leases the rows themselves
     /// (`lease_owner`, `lease_until`, one more attempt): the claims of the store protocol, which may hold several
@@ -216,17 +233,8 @@ extension PostgresOutbox {
                     ORDER BY o.sequence
                     LIMIT \(maximumMessages)
                     FOR UPDATE SKIP LOCKED
-                ), measured AS (
-                    SELECT l.*, min(l.sequence) OVER unit AS first, count(*) OVER unit AS present
-                    FROM locked AS l WINDOW unit AS (PARTITION BY l.unit)
-                ), units AS (
-                    SELECT m.*, sum(m.bytes) OVER (ORDER BY m.first) AS running FROM measured AS m
-                ), picked AS (
-                    SELECT array_agg(sequence) AS sequences FROM units
-                    WHERE first = (SELECT min(first) FROM units)
-                       OR first < coalesce(
-                           (SELECT min(first) FROM units WHERE present < unit_size OR running > \(maximumBytes)),
-                           9223372036854775807)
+                ), \(unescaped: Self.unitsWithin(maximumBytes: maximumBytes)), picked AS (
+                    SELECT array_agg(sequence) AS sequences FROM units WHERE \(unescaped: Self.wholeUnitsWithinTheLimits)
                 )
                 UPDATE refiner_segment_outbox AS o
                 SET lease_owner = \(owner), lease_until = (SELECT sender_until FROM renewed),
