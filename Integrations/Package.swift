@@ -139,12 +139,20 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The tests' child processes (the drills, the example servers): posix_spawn and a blocking waitid instead
+        // of Foundation's Process, whose exit notification was seen to be lost (Docs/Testing.md).
+        .target(
+            name: "ChildProcessTesting",
+            dependencies: [.product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
+            path: "Tests/ChildProcessTesting"
+        ),
         // Against a real server named by REFINER_SEGMENT_POSTGRES_URL (Scripts/with-postgres.sh starts one); every
         // test skips, saying why, when it is unset.
         .testTarget(
             name: "RefinerSegmentPostgresTests",
             dependencies: [
                 "RefinerSegmentPostgres",
+                "ChildProcessTesting",
                 .product(name: "RefinerSegment", package: "refiner-segment"),
                 .product(name: "RefinerSegmentTesting", package: "refiner-segment"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -187,6 +195,7 @@ let package = Package(
             name: "RefinerWebhookBridgeTests",
             dependencies: [
                 "RefinerWebhookBridge",
+                "ChildProcessTesting",
                 "RefinerWebhookIntake",
                 "RefinerSegmentAsyncHTTPClient",
                 .product(name: "RefinerSegment", package: "refiner-segment"),

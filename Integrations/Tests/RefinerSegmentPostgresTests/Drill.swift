@@ -1,9 +1,14 @@
+import ChildProcessTesting
 import Foundation
 import NIOConcurrencyHelpers
 import RefinerSegment
 import RefinerSegmentTesting
+import Testing
 
 /// The built `refiner-segment-postgres-drill`: one instance of a cluster, as a separate process.
+///
+/// Run as a ``ChildProcess``, not a Foundation `Process`: see `Docs/Testing.md` (a wait that relied on
+/// `Process.terminationHandler` alone hung the whole test run when that notification never came).
 final class DrillProcess: Sendable {
     /// The events the process printed, parsed, in order.
     var events: [[String: any Sendable]] { state.withLockedValue { $0.events } }
@@ -14,13 +19,9 @@ final class DrillProcess: Sendable {
         var pending: [UInt8] = []
         var error: [UInt8] = []
         var events: [[String: any Sendable]] = []
-        var exited: CheckedContinuation<Int32, Never>?
-        var status: Int32?
     }
     private let state = NIOLockedValueBox(State())
-    private let process: Process
-    private let output = Pipe()
-    private let error = Pipe()
+    private let child: NIOLockedValueBox<ChildProcess?> = NIOLockedValueBox(nil)
     private let onEvent: @Sendable (_ event: [String: any Sendable], _ process: DrillProcess) -> Void
 
     /// The executable named by REFINER_SEGMENT_POSTGRES_DRILL (a release build, for the throughput figures), or
@@ -52,36 +53,24 @@ final class DrillProcess: Sendable {
         guard let executable = Self.executable else {
             throw DrillError(detail: "refiner-segment-postgres-drill is not built: run swift build --build-tests")
         }
-        process = Process()
         self.onEvent = onEvent
         name = ([arguments.first ?? "drill"] + arguments.filter { $0.hasPrefix("owner=") || $0.hasPrefix("first=") })
             .joined(separator: " ")
-        process.executableURL = executable
-        process.arguments = arguments
-        process.standardOutput = output
-        process.standardError = error
-        process.standardInput = FileHandle.nullDevice
-        output.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            self?.consume(handle.availableData)
+        // The readers start with the child and may call onEvent (which may kill it) before init returns: the
+        // child is set under the same lock that kill() reads it with.
+        let state = self.state
+        try child.withLockedValue { child in
+            child = try ChildProcess(
+                executable,
+                arguments: arguments,
+                standardOutput: .pipe { [weak self] chunk in self?.consume(chunk) },
+                standardError: .pipe { chunk in state.withLockedValue { $0.error += chunk } })
         }
-        error.fileHandleForReading.readabilityHandler = { [state] handle in
-            let bytes = [UInt8](handle.availableData)
-            state.withLockedValue { $0.error += bytes }
-        }
-        process.terminationHandler = { [state] process in
-            let waiter = state.withLockedValue { state -> CheckedContinuation<Int32, Never>? in
-                state.status = process.terminationStatus
-                defer { state.exited = nil }
-                return state.exited
-            }
-            waiter?.resume(returning: process.terminationStatus)
-        }
-        try process.run()
     }
 
-    private func consume(_ data: Data) {
+    private func consume(_ data: [UInt8]) {
         let parsed: [[String: any Sendable]] = state.withLockedValue { state in
-            state.pending += [UInt8](data)
+            state.pending += data
             var lines: [[String: any Sendable]] = []
             while let newline = state.pending.firstIndex(of: UInt8(ascii: "\n")) {
                 let line = Data(state.pending[..<newline])
@@ -97,30 +86,26 @@ final class DrillProcess: Sendable {
     }
 
     /// Whether the process has exited.
-    var hasExited: Bool { state.withLockedValue { $0.status != nil } }
+    var hasExited: Bool { child.withLockedValue { $0?.hasExited ?? false } }
 
     /// Sends SIGKILL: the process dies at once, leases and all. Nothing once it has exited (its pid may be reused).
     func kill() {
-        guard state.withLockedValue({ $0.status == nil }) else { return }
-        _ = Foundation.kill(process.processIdentifier, SIGKILL)
+        // Called from onEvent before init has stored the child, this waits on the lock init holds until then.
+        child.withLockedValue { $0 }?.send(SIGKILL)
     }
 
-    /// Waits for the process to exit and returns its status, once its output is read to the end.
-    func wait() async -> Int32 {
-        let status = await withCheckedContinuation { (continuation: CheckedContinuation<Int32, Never>) in
-            let done = state.withLockedValue { state -> Int32? in
-                if let status = state.status { return status }
-                state.exited = continuation
-                return nil
-            }
-            if let done { continuation.resume(returning: done) }
+    /// Waits for the process to exit and returns its status (the signal's number when one killed it), once its
+    /// output is read to the end. Past `bound` the process is killed, the test fails saying so, and -1 comes
+    /// back: a hung drill fails its test instead of hanging the run.
+    func wait(within bound: Duration = .seconds(600)) async -> Int32 {
+        guard let child = child.withLockedValue({ $0 }) else { return -1 }
+        switch await child.waitOrKill(within: bound) {
+        case .success(let termination):
+            return termination.status
+        case .failure(let timedOut):
+            Issue.record("\(timedOut)\nstandard error:\n\(errorText.suffix(2000))")
+            return -1
         }
-        output.fileHandleForReading.readabilityHandler = nil
-        error.fileHandleForReading.readabilityHandler = nil
-        consume(output.fileHandleForReading.readDataToEndOfFile())
-        let rest = [UInt8](error.fileHandleForReading.readDataToEndOfFile())
-        state.withLockedValue { $0.error += rest }
-        return status
     }
 
     private static func sendable(_ value: Any) -> any Sendable {
