@@ -598,16 +598,6 @@ enum UnitCodec {
         return jsonBytes
     }
 
-    static func encode(_ unit: [SegmentMessage], tenant: String, appendedAt: Int64) -> (
-        payload: [UInt8], jsonBytes: Int
-    ) {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(
-            headerSize + tenant.utf8.count + unit.reduce(0) { $0 + $1.json.count } + unit.count * 48)
-        let jsonBytes = appendPayload(unit, tenant: tenant, appendedAt: appendedAt, to: &bytes)
-        return (bytes, jsonBytes)
-    }
-
     private static func appendPayload(
         _ unit: [SegmentMessage], tenant: String, appendedAt: Int64, to bytes: inout [UInt8]
     ) -> Int {
