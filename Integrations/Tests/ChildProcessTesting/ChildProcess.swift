@@ -235,8 +235,11 @@ package final class ChildProcess: Sendable {
         }
     }
 
-    /// Resumes every waiter once the child has exited and its output has ended.
-    private static func finishIfDone(_ state: inout State) -> (Termination, [CheckedContinuation<Termination?, Never>])? {
+    /// The result and the waiters to resume with it (outside the lock), once the child has exited and its
+    /// output has ended.
+    private typealias Finished = (Termination, [CheckedContinuation<Termination?, Never>])
+
+    private static func finishIfDone(_ state: inout State) -> Finished? {
         guard let result = state.result, !state.waiters.isEmpty else { return nil }
         let waiters = Array(state.waiters.values)
         state.waiters = [:]
@@ -248,7 +251,7 @@ package final class ChildProcess: Sendable {
     private static func watch(_ pid: pid_t, state: NIOLockedValueBox<State>) {
         var info = siginfo_t()
         while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) != 0 && errno == EINTR {}
-        let done = state.withLockedValue { state -> (Termination, [CheckedContinuation<Termination?, Never>])? in
+        let done = state.withLockedValue { state -> Finished? in
             var status: Int32 = 0
             var reaped: pid_t
             repeat { reaped = waitpid(pid, &status, 0) } while reaped == -1 && errno == EINTR
@@ -284,7 +287,7 @@ package final class ChildProcess: Sendable {
             }
         }
         close(fd)
-        let done = state.withLockedValue { state -> (Termination, [CheckedContinuation<Termination?, Never>])? in
+        let done = state.withLockedValue { state -> Finished? in
             state.openReaders -= 1
             return finishIfDone(&state)
         }
