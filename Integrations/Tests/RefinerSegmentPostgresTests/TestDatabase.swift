@@ -28,6 +28,10 @@ enum TestDatabase {
         return logger
     }()
 
+    /// How long a test on a schema may run before it reports itself as hung: longer than any test takes on a
+    /// loaded machine (the drain's own bound is 360 s), shorter than CI's 15 minutes.
+    static let hangReport = Duration.seconds(600)
+
     /// A fresh, migrated schema for one test, a running client whose connections use it, and a name unique to
     /// the test (for the schema, and the NOTIFY channel: channels are not per schema).
     static func withSchema<Result: Sendable>(
@@ -39,7 +43,24 @@ enum TestDatabase {
         configuration.options.additionalStartupParameters = [("search_path", schema)]
         configuration.options.maximumConnections = 16
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
+        // A test that hangs (its body, or the client's shutdown) names itself while the run is still alive:
+        // CI stops a hung run after 15 minutes, with nothing said about which test it was.
+        return try await withThrowingTaskGroup(of: Void.self) { watch in
+            watch.addTask {
+                guard (try? await Task.sleep(for: Self.hangReport)) != nil else { return }
+                Issue.record("still running after \(Self.hangReport), on schema \(schema): hung (Docs/Testing.md)")
+            }
+            defer { watch.cancelAll() }
+            return try await withClient(client, schema: schema, body)
+        }
+    }
+
+    private static func withClient<Result: Sendable>(
+        _ client: PostgresClient,
+        schema: String,
+        _ body: @Sendable (_ client: PostgresClient, _ schema: String) async throws -> Result
+    ) async throws -> Result {
+        try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
             defer { group.cancelAll() }
             try await client.query("CREATE SCHEMA \(unescaped: schema)", logger: logger)
