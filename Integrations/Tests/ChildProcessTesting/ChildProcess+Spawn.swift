@@ -63,11 +63,7 @@ extension ChildProcess {
         sigdelset(&all, SIGKILL)
         sigdelset(&all, SIGSTOP)
         posix_spawnattr_setsigdefault(&attributes, &all)
-        #if canImport(Darwin)
         posix_spawnattr_setflags(&attributes, Int16(flags))
-        #else
-        posix_spawnattr_setflags(&attributes, Int16(flags))
-        #endif
 
         let argv = ([path] + arguments).map { strdup($0) } + [nil]
         defer { for argument in argv { free(argument) } }
