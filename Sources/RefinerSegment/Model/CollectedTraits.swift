@@ -186,7 +186,7 @@ public struct CollectedTraits: Sendable, Hashable {
                         writer.key(entry.pointee.key)
                     }
                     var written = false
-                    if case .string(let text) = entry.pointee.value { written = writer.string(reserved: text) }
+                    entry.pointee.value.withString { written = writer.string(reserved: $0) }
                     if !written { writer.value(entry.pointee.value) }
                 }
             }

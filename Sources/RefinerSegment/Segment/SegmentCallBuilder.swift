@@ -233,31 +233,30 @@ public struct SegmentCallBuilder: Sendable {
         if let groupID = response.account?.id {
             let head = beginMessage(.group, response: response, parts: parts, groupID: groupID, writer: &writer)
             profile.account.traits.writeMembers(to: &writer)
-            group = endMessage(.group, head: head, response: response, writer: &writer)
-        }
-        // The common case, an identify and a group that fit: the array made at once, with both.
-        if !configuration.sendsCompletedSurveyEvent, identify.json.count <= limit,
-            group.map({ $0.json.count <= limit }) ?? false, let built = group.take()
-        {
-            // Moved into the array, not copied.
-            return [consume identify, built]
+            let built = endMessage(.group, head: head, response: response, writer: &writer)
+            // The common case, an identify and a group that fit: the array made at once, with both (through an
+            // optional and its closure, the group was copied and the original freed).
+            if !configuration.sendsCompletedSurveyEvent, identify.byteCount <= limit, built.byteCount <= limit {
+                return [identify, built]
+            }
+            group = built
         }
         var messages: [SegmentMessage] = []
         messages.reserveCapacity(configuration.sendsCompletedSurveyEvent ? 3 : 2)
-        if identify.json.count <= limit {
+        if identify.byteCount <= limit {
             messages.append(consume identify)
         } else {
             messages += try split(
                 .identify, response: response, parts: parts.copied(from: writer),
                 traits: identifyTraits(of: profile.user))
         }
-        if let account = response.account, let group {
-            if group.json.count <= limit {
+        if let groupID = response.account?.id, let group {
+            if group.byteCount <= limit {
                 messages.append(group)
             } else {
                 let items = profile.account.traits.map { (key: $0.key, value: $0.value, answeredAt: $0.answeredAt) }
                 messages += try split(
-                    .group, response: response, parts: parts.copied(from: writer), groupID: account.id, traits: items)
+                    .group, response: response, parts: parts.copied(from: writer), groupID: groupID, traits: items)
             }
         }
         if configuration.sendsCompletedSurveyEvent {
@@ -482,19 +481,24 @@ public struct SegmentCallBuilder: Sendable {
 
     /// Ends a message ``beginMessage(_:part:response:parts:groupID:event:writer:)`` started, after its traits,
     /// and copies it out of the writer.
-    func endMessage(_ kind: SegmentMessage.Kind, head: MessageHead, response: SurveyResponse, writer: inout JSONWriter)
-        -> SegmentMessage
-    {
+    @inline(__always)
+    func endMessage(
+        _ kind: SegmentMessage.Kind, head: consuming MessageHead, response: SurveyResponse, writer: inout JSONWriter
+    ) -> SegmentMessage {
         writer.endObject()
         writer.rawKey("context")
         writer.raw(contextJSON)
         writer.endObject()
-        if let writtenID = head.writtenID {
-            return SegmentMessage(
-                kind: kind, messageID: writtenID, responseID: response.id, json: writer.bytes(from: head.start))
+        // One initializer for either form of the id: two returns made the message in a temporary, copied it
+        // out and destroyed it.
+        let id: SegmentMessage.StoredMessageID
+        if let writtenID = head.writtenID.take() {
+            id = .text(writtenID)
+        } else {
+            id = .inJSON(start: Int32(head.idRange.lowerBound), count: Int32(head.idRange.count))
         }
         return SegmentMessage(
-            kind: kind, messageIDRange: head.idRange, responseID: response.id, json: writer.bytes(from: head.start))
+            kind: kind, storedMessageID: id, responseID: response.id, json: writer.bytes(from: head.start))
     }
 
     func tooLarge(_ kind: SegmentMessage.Kind, response: SurveyResponse, size: Int, traits: Traits)
