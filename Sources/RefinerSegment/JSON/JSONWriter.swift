@@ -324,6 +324,12 @@ struct JSONWriter: ~Copyable {
         needsComma = false
     }
 
+    /// Appends bytes that close what is open (brackets, and members before them), with no comma first.
+    mutating func rawClosing(_ json: [UInt8]) {
+        json.withUnsafeBufferPointer { append($0) }
+        needsComma = true
+    }
+
     /// Appends bytes that are already a complete JSON value.
     mutating func raw(_ json: [UInt8]) {
         separate()

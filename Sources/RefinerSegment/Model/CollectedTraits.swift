@@ -182,9 +182,9 @@ public struct CollectedTraits: Sendable, Hashable {
                     var valueLength = 0
                     if case .string(let text) = entry.pointee.value { valueLength = text.utf8.count }
                     writer.reserveMember(entry.pointee.key.utf8.count + valueLength + 16)
-                    if !(entry.pointee.isPlainKey && writer.plainKey(reserved: entry.pointee.key)) {
-                        writer.key(entry.pointee.key)
-                    }
+                    var keyWritten = false
+                    if entry.pointee.isPlainKey { keyWritten = writer.plainKey(reserved: entry.pointee.key) }
+                    if !keyWritten { writer.key(entry.pointee.key) }
                     var written = false
                     entry.pointee.value.withString { written = writer.string(reserved: $0) }
                     if !written { writer.value(entry.pointee.value) }

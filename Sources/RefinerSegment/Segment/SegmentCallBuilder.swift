@@ -49,6 +49,8 @@ public struct SegmentCallBuilder: Sendable {
     let emailKey: String
     /// `"context":{"library":{...}}` encoded once, appended to every message.
     let contextJSON: [UInt8]
+    /// What ends every message after its traits: `},"context":{"library":{...}}}`, one copy.
+    let messageTail: [UInt8]
     /// Resolved keys of recently seen surveys, shared by copies of this builder.
     private let keyCache = SurveyKeyCache()
 
@@ -71,6 +73,7 @@ public struct SegmentCallBuilder: Sendable {
         writer.endObject()
         writer.endObject()
         self.contextJSON = writer.bytes
+        self.messageTail = Array("},\"context\":".utf8) + writer.bytes + [UInt8(ascii: "}")]
     }
 
     /// The cached keys of the response's questions, when the survey's questions are unchanged since the cache
@@ -485,10 +488,8 @@ public struct SegmentCallBuilder: Sendable {
     func endMessage(
         _ kind: SegmentMessage.Kind, head: consuming MessageHead, response: SurveyResponse, writer: inout JSONWriter
     ) -> SegmentMessage {
-        writer.endObject()
-        writer.rawKey("context")
-        writer.raw(contextJSON)
-        writer.endObject()
+        // The traits' object closed, `context` and the message's end: one copy.
+        writer.rawClosing(messageTail)
         // One initializer for either form of the id: two returns made the message in a temporary, copied it
         // out and destroyed it.
         let id: SegmentMessage.StoredMessageID
