@@ -490,8 +490,9 @@ public struct SegmentCallBuilder: Sendable {
     ) -> SegmentMessage {
         // The traits' object closed, `context` and the message's end: one copy.
         writer.rawClosing(messageTail)
-        // One initializer for either form of the id: two returns made the message in a temporary, copied it
-        // out and destroyed it.
+        // One initializer for either form of the id, the head consumed (the head was copied and destroyed per
+        // message). The compiler still makes the message of borrowed parts and copies it whole once, about
+        // 220 instructions a message (Docs/Performance.md, sixth round).
         let id: SegmentMessage.StoredMessageID
         if let writtenID = head.writtenID.take() {
             id = .text(writtenID)
