@@ -43,6 +43,8 @@ extension RefinerSegmentTool {
                 io.writeError("\(location): skipped: \(reason)\n")
                 rejected += 1
             case .inputFailed(let error):
+                // What the records before it made is printed: they were read and rendered.
+                output.flush()
                 throw error
             case .notResponse(let lines, let error) where error.code == .unhandledEvent:
                 // A webhook about something else than a completed survey: nothing to render, nothing wrong.

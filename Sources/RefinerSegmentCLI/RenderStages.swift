@@ -40,8 +40,11 @@ struct RenderStages: Sendable {
                     handOff.close()
                     thread.join()
                 }
-                while let chunk = handOff.receive() {
-                    for step in chunk { try body(step) }
+                while var chunk = handOff.receive() {
+                    // Taken out of the chunk, not copied: a copy would retain every string of the response, and
+                    // freeing the chunk release them again.
+                    chunk.reverse()
+                    while let step = chunk.popLast() { try body(step) }
                 }
                 return
             }
