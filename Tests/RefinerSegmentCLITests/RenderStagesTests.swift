@@ -187,7 +187,8 @@ private enum MixedInput {
             case 4: lines.append([])
             case 5: lines.append(Array(webhook.utf8))
             case 6: lines.append(Array(pretty.utf8))
-            case 7: lines.append(Array(webhook.replacingOccurrences(of: "Completed Survey", with: "Viewed Survey").utf8))
+            case 7:
+                lines.append(Array(webhook.replacingOccurrences(of: "Completed Survey", with: "Viewed Survey").utf8))
             case 8: lines.append(Array("{\n  \"id\": \"open\",".utf8))  // a document another record interrupts
             case 9: lines.append(Array(#"{"type":"identify","messageId":"m-\#(index)","userId":"u"}"#.utf8))
             case 10: lines.append(Array(good.replacingOccurrences(of: "\"user\": {", with: "\"usr\": {").utf8))
