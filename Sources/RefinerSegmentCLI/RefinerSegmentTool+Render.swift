@@ -35,8 +35,8 @@ extension RefinerSegmentTool {
         var rejected = 0
         var accepted = 0
         var ignored = 0
-        try stages.forEachStep(of: reading) { step in
-            switch step {
+        try stages.forEachStep(of: reading) { (step: consuming RenderStep) in
+            switch consume step {
             case .blank:
                 return
             case .unreadable(let location, let reason):

@@ -27,7 +27,7 @@ struct RenderStages: Sendable {
 
     /// Runs `reading` to its end and hands each step to `body`, in input order, on the calling thread. When
     /// `body` throws, reading stops (the reading thread is joined before this returns) and the error is thrown.
-    func forEachStep(of reading: sending RenderReading, _ body: (RenderStep) throws -> Void) rethrows {
+    func forEachStep(of reading: sending RenderReading, _ body: (consuming RenderStep) throws -> Void) rethrows {
         var pending: RenderReading? = reading
         if isPipelined {
             let handOff = StageHandOff<RenderStep>(capacity: chunksInFlight)
@@ -44,14 +44,14 @@ struct RenderStages: Sendable {
                     // Taken out of the chunk, not copied: a copy would retain every string of the response, and
                     // freeing the chunk release them again.
                     chunk.reverse()
-                    while let step = chunk.popLast() { try body(step) }
+                    while let step = chunk.popLast() { try body(consume step) }
                 }
                 return
             }
         }
         // One thread (or none could be started): the same steps, one after the other.
         guard var reading = pending else { return }
-        while let step = reading.next() { try body(step) }
+        while let step = reading.next() { try body(consume step) }
     }
 }
 
@@ -128,7 +128,7 @@ struct RenderReading {
         var chunk: [RenderStep] = []
         chunk.reserveCapacity(chunkRecords)
         while let step = next() {
-            chunk.append(step)
+            chunk.append(consume step)
             if chunk.count >= chunkRecords || reader.mayWait() {
                 guard handOff.send(chunk) else { return }
                 chunk = []
