@@ -14,7 +14,11 @@ struct RenderStages: Sendable {
     var isPipelined: Bool
     /// Records per chunk handed from the reading stage to the writing stage.
     var chunkRecords = 256
-    /// Chunks that wait at most: with ``chunkRecords``, the bound of records read ahead (about 1,000 lines).
+    /// Input bytes per chunk at most: a chunk goes once its records hold this many (the record that passes the
+    /// bound is its last), so that long records do not multiply what is held ahead.
+    var chunkBytes = 1 << 20
+    /// Chunks that wait at most: with ``chunkRecords`` and ``chunkBytes``, the bound of what is read ahead
+    /// (about 1,000 lines, or about 4 MiB of input and the responses decoded from it).
     var chunksInFlight = 4
 
     /// Two stages when the process may run on more than one processor, else one.
@@ -32,9 +36,10 @@ struct RenderStages: Sendable {
         if isPipelined {
             let handOff = StageHandOff<RenderStep>(capacity: chunksInFlight)
             let chunkRecords = max(1, chunkRecords)
+            let chunkBytes = chunkBytes
             if let thread = JoinedThread.start(
                 &pending,
-                running: { reading in reading.run(into: handOff, chunkRecords: chunkRecords) }
+                running: { reading in reading.run(into: handOff, chunkRecords: chunkRecords, chunkBytes: chunkBytes) }
             ) {
                 defer {
                     handOff.close()
@@ -80,6 +85,8 @@ struct RenderReading {
     /// The survey's and questions' strings of the last response, reused when the next one repeats them.
     private let repeated = RepeatedStrings()
     private var finished = false
+    /// The size of the last record ``next()`` read (0 for one it skipped unread).
+    private(set) var lastRecordByteCount = 0
 
     init(reader: RecordReader) {
         self.reader = reader
@@ -99,11 +106,13 @@ struct RenderReading {
             finished = true
             return .inputFailed(error)
         }
+        lastRecordByteCount = 0
         guard case .record(let lines, let bytes) = record else {
             // Every other kind of record has a problem to report.
             let problem = record.problem ?? (InputRecord.location(record.lines), "not a record")
             return .unreadable(location: problem.location, reason: problem.reason)
         }
+        lastRecordByteCount = bytes.count
         if bytes.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { return .blank }
         if let response = InputShape.onePassResponse(bytes, repeated: repeated) {
             return .response(lines: lines, response)
@@ -120,19 +129,23 @@ struct RenderReading {
         }
     }
 
-    /// Reads every record into `handOff` in chunks of `chunkRecords` steps, then finishes it. A chunk goes
-    /// early when the next record would wait for input (a pipe that is quiet for now), so reports and output
-    /// do not wait for records that have not come; reading stops when the consumer closes the hand-off.
-    mutating func run(into handOff: StageHandOff<RenderStep>, chunkRecords: Int) {
+    /// Reads every record into `handOff` in chunks of `chunkRecords` steps (fewer when their records hold
+    /// `chunkBytes` bytes), then finishes it. A chunk goes early when the next record would wait for input (a
+    /// pipe that is quiet for now), so reports and output do not wait for records that have not come; reading
+    /// stops when the consumer closes the hand-off.
+    mutating func run(into handOff: StageHandOff<RenderStep>, chunkRecords: Int, chunkBytes: Int) {
         defer { handOff.finish() }
         var chunk: [RenderStep] = []
         chunk.reserveCapacity(chunkRecords)
+        var bytes = 0
         while let step = next() {
             chunk.append(consume step)
-            if chunk.count >= chunkRecords || reader.mayWait() {
+            bytes += lastRecordByteCount
+            if chunk.count >= chunkRecords || bytes >= chunkBytes || reader.mayWait() {
                 guard handOff.send(chunk) else { return }
                 chunk = []
                 chunk.reserveCapacity(chunkRecords)
+                bytes = 0
             }
         }
         if !chunk.isEmpty { _ = handOff.send(chunk) }

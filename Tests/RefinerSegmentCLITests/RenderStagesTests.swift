@@ -11,6 +11,7 @@ struct RenderStagesTests {
     static let pipelines: [RenderStages] = [
         RenderStages(isPipelined: true, chunkRecords: 1, chunksInFlight: 1),
         RenderStages(isPipelined: true, chunkRecords: 7, chunksInFlight: 2),
+        RenderStages(isPipelined: true, chunkRecords: 256, chunkBytes: 3_000, chunksInFlight: 2),
         RenderStages(isPipelined: true),
     ]
 
@@ -89,6 +90,18 @@ struct RenderStagesTests {
             if case .notResponse(let lines, _) = step { order.append(lines.lowerBound) }
         }
         #expect(order == Array(stride(from: 3, through: 1_000, by: 3)))
+    }
+
+    @Test func chunksStopAtTheirByteBound() {
+        let line = "not json " + String(repeating: "x", count: 491)  // 500 bytes
+        let input = Array(Array(repeating: line, count: 100).joined(separator: "\n").utf8)
+        var reading = RenderReading(reader: RecordReader(source: MemorySource(input)))
+        let handOff = StageHandOff<RenderStep>(capacity: 1_000)
+        reading.run(into: handOff, chunkRecords: 256, chunkBytes: 2_000)
+        var sizes: [Int] = []
+        while let chunk = handOff.receive() { sizes.append(chunk.count) }
+        // Four records of 500 bytes reach the bound: the fourth is a chunk's last.
+        #expect(sizes == Array(repeating: 4, count: 25))
     }
 
     @Test func handOffKeepsOrderAndReleasesAWaitingProducerOnClose() {
