@@ -294,11 +294,13 @@ extension FileMessageStore {
     }
 
     static func writeAll(_ descriptor: Int32, _ bytes: [UInt8], path: String) throws {
+        try bytes.withUnsafeBytes { try writeAll(descriptor, $0, path: path) }
+    }
+
+    static func writeAll(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
         var written = 0
         while written < bytes.count {
-            let count = bytes.withUnsafeBytes {
-                Glibc.write(descriptor, $0.baseAddress! + written, bytes.count - written)
-            }
+            let count = Glibc.write(descriptor, bytes.baseAddress! + written, bytes.count - written)
             if count < 0, errno == EINTR { continue }
             guard count > 0 else { throw FileStoreError.io("write", path: path, errno: errno) }
             written += count
@@ -327,6 +329,21 @@ extension FileMessageStore {
 
     /// Writes what is pending to the active segment; on failure cuts the file back to what it held, so a
     /// half-written record never sits before later ones.
+    /// Appends `bytes[range]` to the active segment, as ``write(_:)-(inout [UInt8])`` does.
+    func write(_ bytes: [UInt8], _ range: Range<Int>) throws {
+        guard !range.isEmpty, let active, let segment = segments[active.segment] else { return }
+        do {
+            try bytes.withUnsafeBytes {
+                try Self.writeAll(active.descriptor, UnsafeRawBufferPointer(rebasing: $0[range]), path: segment.path)
+            }
+        } catch {
+            _ = ftruncate(active.descriptor, off_t(segment.size))
+            throw error
+        }
+        segments[active.segment]?.size += range.count
+        storedBytes += range.count
+    }
+
     func write(_ pending: inout [UInt8]) throws {
         guard !pending.isEmpty, let active, let segment = segments[active.segment] else { return }
         do {
@@ -567,12 +584,24 @@ extension FileMessageStore {
 enum UnitCodec {
     static let headerSize = 16
 
-    static func encode(_ unit: [SegmentMessage], tenant: String, appendedAt: Int64) -> (
-        payload: [UInt8], jsonBytes: Int
-    ) {
+    /// Appends the unit's record to `bytes`: a record header whose length is set and whose checksum and
+    /// sequence are left zero (``SegmentRecord/seal(_:at:sequence:)`` sets them when the record's place in
+    /// the store is known), then the payload. Returns the unit's JSON bytes.
+    static func appendRecord(
+        _ unit: [SegmentMessage], tenant: String, appendedAt: Int64, to bytes: inout [UInt8]
+    ) -> Int {
+        let start = bytes.count
+        bytes.append(contentsOf: repeatElement(0, count: SegmentRecord.headerSize))
+        let jsonBytes = appendPayload(unit, tenant: tenant, appendedAt: appendedAt, to: &bytes)
+        let length = UInt32(bytes.count - start - SegmentRecord.headerSize).littleEndian
+        bytes.withUnsafeMutableBytes { $0.storeBytes(of: length, toByteOffset: start, as: UInt32.self) }
+        return jsonBytes
+    }
+
+    private static func appendPayload(
+        _ unit: [SegmentMessage], tenant: String, appendedAt: Int64, to bytes: inout [UInt8]
+    ) -> Int {
         let jsonBytes = unit.reduce(0) { $0 + $1.json.count }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(headerSize + tenant.utf8.count + jsonBytes + unit.count * 48)
         append(appendedAt, &bytes)
         append(UInt16(unit.count), &bytes)
         append(UInt16(tenant.utf8.count), &bytes)
@@ -586,7 +615,7 @@ enum UnitCodec {
             append(UInt32(message.json.count), &bytes)
             bytes += message.json
         }
-        return (bytes, jsonBytes)
+        return jsonBytes
     }
 
     /// The fixed header: what opening needs.

@@ -335,9 +335,9 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
 
     /// - Parameter messages: The units as given, for ``recent``; `units` are their records' payloads.
     private nonisolated func stage(
-        _ messages: [[SegmentMessage]], _ units: [EncodedUnit], tenant: String, marks: [[UInt8]]?
+        _ messages: [[SegmentMessage]], _ units: consuming EncodedUnits, tenant: String, marks: [[UInt8]]?
     ) async throws -> SegmentStagedAppend {
-        var appended = try await writeEncoded(units, tenant: tenant, marks: marks)
+        var appended = try await writeEncoded(consume units, tenant: tenant, marks: marks)
         appended.messages = messages
         let written = appended
         guard written.accepted > 0 else { return SegmentStagedAppend(accepted: 0) {} }
@@ -356,27 +356,40 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
         }
     }
 
-    private static func encode(_ units: [[SegmentMessage]], tenant: String) throws -> [EncodedUnit] {
+    /// The units' records, one after another in one buffer, made off the actor; their sequence numbers and
+    /// checksums are set by ``writeEncoded(_:tenant:marks:)``.
+    private static func encode(_ units: [[SegmentMessage]], tenant: String) throws -> EncodedUnits {
         let appendedAt = Int64((Date().timeIntervalSince1970 * 1000).rounded())
-        var encoded: [EncodedUnit] = []
-        encoded.reserveCapacity(units.count)
+        var encoded = EncodedUnits()
+        var capacity = 0
+        for unit in units {
+            capacity += SegmentRecord.headerSize + UnitCodec.headerSize + tenant.utf8.count + unit.count * 48
+            for message in unit { capacity += message.json.count }
+        }
+        encoded.bytes.reserveCapacity(capacity)
+        encoded.units.reserveCapacity(units.count)
         for unit in units {
             guard unit.count <= Int(UInt16.max) else {
-                if !encoded.isEmpty { break }
+                if !encoded.units.isEmpty { break }
                 throw FileStoreError.damaged(
                     "a unit of \(unit.count) messages is more than one record of the file store holds (65535)")
             }
-            let (payload, jsonBytes) = UnitCodec.encode(unit, tenant: tenant, appendedAt: appendedAt)
-            encoded.append(EncodedUnit(payload: payload, jsonBytes: jsonBytes, messages: unit.count))
+            let jsonBytes = UnitCodec.appendRecord(unit, tenant: tenant, appendedAt: appendedAt, to: &encoded.bytes)
+            encoded.units.append(
+                EncodedUnits.Unit(end: encoded.bytes.count, jsonBytes: jsonBytes, messages: unit.count))
         }
         return encoded
     }
 
-    /// A unit's record payload, made off the actor.
-    struct EncodedUnit: Sendable {
-        var payload: [UInt8]
-        var jsonBytes: Int
-        var messages: Int
+    /// Units' records made off the actor: every record in `bytes`, in order, each ending at its unit's `end`.
+    struct EncodedUnits: Sendable {
+        struct Unit: Sendable {
+            var end: Int
+            var jsonBytes: Int
+            var messages: Int
+        }
+        var bytes: [UInt8] = []
+        var units: [Unit] = []
     }
 
     /// What one append wrote: the entries to index (and the mark to keep) once `ticket` is synced, and
@@ -406,13 +419,17 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
         abandon(written.entries[...], writtenThrough: written.end, mark: written.mark)
     }
 
-    private func writeEncoded(_ units: [EncodedUnit], tenant: String, marks: [[UInt8]]?) throws -> WrittenUnits {
+    private func writeEncoded(_ encoded: consuming EncodedUnits, tenant: String, marks: [[UInt8]]?) throws
+        -> WrittenUnits
+    {
         let number = try tenantNumber(tenant)
         let segmentBytes = min(max(configuration.segmentBytes, 1), Int(Int32.max))
+        var bytes = encoded.bytes
+        let units = encoded.units
         var accepted = 0
-        var pending: [UInt8] = []
-        pending.reserveCapacity(
-            min(units.reduce(0) { $0 + SegmentRecord.headerSize + $1.payload.count }, segmentBytes + (1 << 16)))
+        // The records not yet written: bytes[writtenThrough..<end].
+        var writtenThrough = 0
+        var end = 0
         var added: [Entry] = []
         added.reserveCapacity(units.count)
         // A segment counts its entries live as soon as they are written, so starting the next segment
@@ -422,17 +439,19 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
         let markBytes = marks.map { SegmentRecord.headerSize + 8 + ($0.map(\.count).max() ?? 0) } ?? 0
         var appendedMark: Mark?
         func flush() throws {
-            try write(&pending)
+            try write(bytes, writtenThrough..<end)
+            writtenThrough = end
             written = added.count
         }
         do {
             for unit in units {
-                let payload = unit.payload
-                let recordSize = SegmentRecord.headerSize + payload.count
-                let stored = storedBytes + pending.count
+                let start = end
+                let recordSize = unit.end - start
+                let pending = end - writtenThrough
+                let stored = storedBytes + pending
                 guard stored == 0 || stored + recordSize + markBytes <= configuration.maximumBytes else { break }
                 if let active, let segment = segments[active.segment] {
-                    let size = segment.size + pending.count
+                    let size = segment.size + pending
                     if (size + recordSize > segmentBytes && size > 0)
                         || nextSequence - segment.first > UInt64(UInt32.max)
                     {
@@ -446,20 +465,23 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
                 added.append(
                     Entry(
                         key: UInt64(active.segment) << 32 | (nextSequence - segment.first),
-                        offset: UInt32(segment.size + pending.count), length: UInt32(recordSize),
+                        offset: UInt32(segment.size + end - writtenThrough), length: UInt32(recordSize),
                         jsonBytes: UInt32(unit.jsonBytes), messages: UInt16(unit.messages), state: .ready))
                 segments[active.segment]?.live += 1
-                SegmentRecord.append(sequence: nextSequence, payload: payload, to: &pending)
+                SegmentRecord.seal(&bytes, at: start, sequence: nextSequence)
+                end = unit.end
                 nextSequence += 1
                 accepted += 1
             }
             if let marks, accepted > 0, accepted <= marks.count, let active {
                 // After the units it covers: a write cut short may keep units without their mark, never the
                 // mark without its units.
-                let bytes = marks[accepted - 1]
-                SegmentRecord.append(sequence: nextSequence, payload: UnitCodec.markPayload(bytes), to: &pending)
+                let markBytes = marks[accepted - 1]
+                bytes.removeSubrange(end...)
+                SegmentRecord.append(sequence: nextSequence, payload: UnitCodec.markPayload(markBytes), to: &bytes)
+                end = bytes.count
                 appendedMark = Mark(
-                    sequence: nextSequence, bytes: bytes, segment: active.segment, isCheckpointed: false)
+                    sequence: nextSequence, bytes: markBytes, segment: active.segment, isCheckpointed: false)
                 nextSequence += 1
             }
             try flush()

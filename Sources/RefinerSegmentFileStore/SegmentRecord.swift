@@ -33,6 +33,17 @@ struct SegmentRecord: Equatable {
         bytes.append(contentsOf: payload)
     }
 
+    /// Sets the sequence number and the checksum of the record at `offset` in `bytes`, whose length and
+    /// payload are written (``UnitCodec/appendRecord(_:tenant:appendedAt:to:)``).
+    static func seal(_ bytes: inout [UInt8], at offset: Int, sequence: UInt64) {
+        bytes.withUnsafeMutableBytes { buffer in
+            let length = Int(UInt32(littleEndian: buffer.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+            buffer.storeBytes(of: sequence.littleEndian, toByteOffset: offset + 8, as: UInt64.self)
+            let checked = UnsafeRawBufferPointer(rebasing: buffer[offset + 8..<offset + headerSize + length])
+            buffer.storeBytes(of: CRC32C.checksum(checked).littleEndian, toByteOffset: offset + 4, as: UInt32.self)
+        }
+    }
+
     /// The record at `offset` in `buffer` when one is there whole and its checksum holds: its sequence and
     /// where its payload lies; `nil` otherwise.
     static func check(_ buffer: UnsafeRawBufferPointer, at offset: Int) -> (sequence: UInt64, payload: Range<Int>)? {

@@ -76,6 +76,21 @@ func recordAll(_ units: [[SegmentMessage]], perCall: Int, into pipeline: Segment
     await pipeline.flush()
 }
 
+/// Records every pair from `callers` tasks at once, one pair a call, into a pipeline on the in-memory store;
+/// then flushes. The shape of `durable_pipeline_pairs` without the disk.
+func recordConcurrently(_ units: [[SegmentMessage]], callers: Int, into pipeline: SegmentPipeline) async {
+    await withTaskGroup(of: Void.self) { group in
+        for caller in 0..<callers {
+            group.addTask {
+                for index in stride(from: caller, to: units.count, by: callers) {
+                    try? await pipeline.record(units[index])
+                }
+            }
+        }
+    }
+    await pipeline.flush()
+}
+
 /// The resident set size now, in bytes (Linux: /proc/self/statm; elsewhere the peak so far).
 func residentBytes() -> Int {
     #if os(Linux)

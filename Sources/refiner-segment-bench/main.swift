@@ -236,10 +236,26 @@ if runs("pipeline") {
                 baseline: figures.baselinePairs))
     }
 
+    // The same pairs from 256 callers at once, one pair a call, in memory: the shape of
+    // durable_pipeline_pairs below without the disk (its ratio stays to pipeline_pairs).
+    let callers = Int(ProcessInfo.processInfo.environment["BENCH_DURABLE_CALLERS"] ?? "") ?? 256
+    if !durableOnly {
+        let concurrentPairs = await measure(rounds: rounds, operations: pairCount) {
+            let transport = InstantTransport()
+            try? await SegmentPipeline.withPipeline(writeKey: WriteKey("bench"), transport: transport) { pipeline in
+                await recordConcurrently(pairs, callers: callers, into: pipeline)
+            }
+            blackhole &+= transport.bytes.value
+        }
+        figures.append(
+            Figure(
+                name: "pipeline_pairs_concurrent", value: concurrentPairs, unit: "pairs/s",
+                baseline: figures.baselinePairs))
+    }
+
     // The same pairs into a file store that fsyncs before `record` returns. First from 256 callers at once,
     // one pair a call (a server's request handlers): they share fsyncs (group commit). Then from 16 callers,
     // 100 pairs a call (a bridge or `send` passing on what it read). The ratios are to pipeline_pairs.
-    let callers = Int(ProcessInfo.processInfo.environment["BENCH_DURABLE_CALLERS"] ?? "") ?? 256
     for (name, callers, perCall) in [
         ("durable_pipeline_pairs", callers, 1), ("durable_pipeline_pairs_batched", 16, 100),
     ] {

@@ -64,7 +64,7 @@ final class GatedStore: SegmentMessageStore, ForwardingMessageStore {
             group.addTask { try await pipeline.record(pairs[1]) }
             try await eventually { store.held == 2 }
             for pair in pairs[2...] { group.addTask { try await pipeline.record(pair) } }
-            try await eventually { await pipeline.callersWaitingToAppend == 10 }
+            try await eventually { pipeline.callersWaitingToAppend == 10 }
             store.open()
             try await group.waitForAll()
         }
@@ -72,7 +72,34 @@ final class GatedStore: SegmentMessageStore, ForwardingMessageStore {
         #expect(await pipeline.counters.accepted == 24)
         let held = try await store.usage(tenant: "default").claimableMessages
         #expect(held == 24)
-        #expect(await pipeline.callersWaitingToAppend == 0)
+        #expect(pipeline.callersWaitingToAppend == 0)
+    }
+
+    @Test func aCallerOfAGroupReturnsOnlyOnceItsMessagesAreCountedSoAFlushAfterItCoversThem() async throws {
+        // The callers that join a group wait for it off the actor; the one that leads counts the whole group
+        // before any of them returns, so each caller's flush finds its own messages sent.
+        let store = GatedStore(held: 2)
+        let transport = RecordingTransport()
+        let pairs = try (0..<12).map { try Messages.pair("r\($0)") }
+        try await SegmentPipeline.withPipeline(writeKey: Harness.writeKey, transport: transport, store: store) {
+            pipeline in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for pair in pairs {
+                    group.addTask {
+                        try await pipeline.record(pair)
+                        await pipeline.flush()
+                        let sent = await transport.requests.map { String(decoding: $0.body, as: UTF8.self) }
+                        for message in pair {
+                            #expect(sent.contains { $0.contains(message.messageID) }, "\(message.messageID)")
+                        }
+                    }
+                }
+                try await eventually { store.held == 2 && pipeline.callersWaitingToAppend == 10 }
+                store.open()
+                try await group.waitForAll()
+            }
+        }
+        #expect(store.appends == [1, 1, 10])
     }
 
     @Test func aStoreThatTakesPartOfAGroupTakesWholeCallersAndTheRestAreRefused() async throws {
@@ -103,7 +130,7 @@ final class GatedStore: SegmentMessageStore, ForwardingMessageStore {
                     }
                 }
             }
-            try await eventually { await pipeline.callersWaitingToAppend == 6 }
+            try await eventually { pipeline.callersWaitingToAppend == 6 }
             store.open()
             return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
         }

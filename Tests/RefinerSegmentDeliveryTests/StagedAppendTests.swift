@@ -81,6 +81,6 @@ final class HeldDurabilityStore: SegmentStagedAppendStore, ForwardingMessageStor
         }
         #expect(await pipeline.counters.accepted == 24)
         #expect(try await store.usage(tenant: "default").claimableMessages == 24)
-        #expect(await pipeline.callersWaitingToAppend == 0)
+        #expect(pipeline.callersWaitingToAppend == 0)
     }
 }

@@ -60,7 +60,7 @@ extension SegmentPipeline {
         ResponseExcerpt.describe(response: body, sent: sent, secrets: secrets)
     }
 
-    func redact(_ text: String) -> String {
+    nonisolated func redact(_ text: String) -> String {
         var text = text
         for secret in secrets where !secret.isEmpty && text.contains(secret) {
             text = text.replacing(secret, with: "<redacted>")

@@ -11,11 +11,12 @@ extension SegmentPipeline {
     ///   was cancelled while waiting), ``SegmentDeliveryError/Code/messageTooLarge``,
     ///   ``SegmentDeliveryError/Code/unitTooLarge`` or ``SegmentDeliveryError/Code/storeFailure``. Nothing
     ///   is accepted when it throws.
-    public func record(_ messages: [SegmentMessage]) async throws {
+    public nonisolated func record(_ messages: [SegmentMessage]) async throws {
         guard !messages.isEmpty else { return }
-        try checkAccepting()
+        guard memoryStore == nil else { return try await recordInMemory(messages) }
         let bytes = try check(messages)
-        try await accept([messages], bytes: bytes)
+        if mayAppendAtOnce, try await appendInGroup([messages], bytes: bytes) == 1 { return }
+        try await recordWaiting([messages], bytes: bytes)
     }
 
     /// Accepts many units in order, as ``record(_:)`` does each of them, with one call into the actor and
@@ -23,8 +24,7 @@ extension SegmentPipeline {
     ///
     /// - Throws: As ``record(_:)``, for the first unit that cannot be accepted; the units before it were
     ///   accepted, the ones after it were not.
-    public func record(contentsOf units: [[SegmentMessage]]) async throws {
-        try checkAccepting()
+    public nonisolated func record(contentsOf units: [[SegmentMessage]]) async throws {
         var valid: [[SegmentMessage]] = []
         valid.reserveCapacity(units.count)
         var bytes = 0
@@ -38,8 +38,44 @@ extension SegmentPipeline {
             }
             valid.append(unit)
         }
-        if !valid.isEmpty { try await accept(valid, bytes: bytes) }
+        if !valid.isEmpty {
+            if memoryStore == nil, mayAppendAtOnce {
+                let accepted = try await appendInGroup(valid, bytes: bytes)
+                if accepted < valid.count {
+                    let rest = Array(valid[accepted...])
+                    try await recordWaiting(rest, bytes: rest.reduce(0) { $0 + MessageQueue.bytes(of: $1) })
+                }
+            } else {
+                try await recordWaiting(valid, bytes: bytes)
+            }
+        } else {
+            try await recordWaiting([], bytes: 0)
+        }
         if let invalid { throw invalid }
+    }
+
+    /// `record` into the in-memory store: on the actor, without suspending unless the store is full.
+    private func recordInMemory(_ messages: [SegmentMessage]) async throws {
+        try checkAccepting()
+        let bytes = try check(messages)
+        try await accept([messages], bytes: bytes)
+    }
+
+    /// `record` on the actor: checks that the pipeline accepts, then appends, waiting for room as the policy
+    /// says (in order with other waiting callers). Without units, only the check.
+    private func recordWaiting(_ units: [[SegmentMessage]], bytes: Int) async throws {
+        try checkAccepting()
+        guard !units.isEmpty else { return }
+        try await accept(units, bytes: bytes)
+    }
+
+    /// Whether `record` may append to a store that is not in memory without entering the actor: the
+    /// pipeline accepts (no shutdown asked for, not stopped) and no caller waits for room (a newcomer does
+    /// not pass them). Otherwise, or when the store takes less than everything, the caller goes the way of
+    /// the actor (``recordWaiting(_:bytes:)``), which checks again, waits for room or throws.
+    private nonisolated var mayAppendAtOnce: Bool {
+        !shutdownRequested.isOpen && spaceWaiters.isEmptyAndShut == (true, false)
+            && !appendGroup.withLock { $0.spaceTurnPending }
     }
 
     func checkAccepting() throws(SegmentDeliveryError) {
@@ -49,7 +85,7 @@ extension SegmentPipeline {
     }
 
     /// The unit's bytes in a batch body, once it is known to fit one batch.
-    private func check(_ unit: [SegmentMessage]) throws(SegmentDeliveryError) -> Int {
+    private nonisolated func check(_ unit: [SegmentMessage]) throws(SegmentDeliveryError) -> Int {
         let limits = configuration.batch
         for message in unit where message.byteCount > limits.maximumMessageBytes {
             throw SegmentDeliveryError(
@@ -129,37 +165,28 @@ extension SegmentPipeline {
     ///
     /// - Parameter bytes: The units' bytes (``MessageQueue/bytes(of:)`` summed), counted once by the caller.
     private func append(_ units: [[SegmentMessage]], bytes: Int) async throws -> Int {
-        let accepted: Int
-        if let memoryStore {
-            accepted = memoryStore.appendNow(units, tenant: tenant)
-        } else {
-            do {
-                accepted = try await appendInGroup(units)
-            } catch {
-                throw SegmentDeliveryError(
-                    code: .storeFailure, underlyingDescription: redact(String(describing: error)),
-                    underlying: error, detail: "the store did not take the messages; nothing was accepted")
-            }
-        }
+        guard let memoryStore else { return try await appendInGroup(units, bytes: bytes) }
+        let accepted = memoryStore.appendNow(units, tenant: tenant)
         guard accepted > 0 else { return 0 }
-        var messages = 0
-        var acceptedBytes = 0
         if accepted == units.count {
-            for unit in units { messages += unit.count }
-            acceptedBytes = bytes
+            noteAccepted(messages: units.reduce(0) { $0 + $1.count }, bytes: bytes)
         } else {
-            for unit in units.prefix(accepted) {
-                messages += unit.count
-                acceptedBytes += MessageQueue.bytes(of: unit)
-            }
+            let taken = units.prefix(accepted)
+            noteAccepted(
+                messages: taken.reduce(0) { $0 + $1.count }, bytes: taken.reduce(0) { $0 + MessageQueue.bytes(of: $1) })
         }
+        return accepted
+    }
+
+    /// Counts messages the store accepted, and wakes a worker that waits for them.
+    private func noteAccepted(messages: Int, bytes: Int) {
         counters.accepted += messages
         counters.queuedMessages += messages
-        counters.queuedBytes += acceptedBytes
+        counters.queuedBytes += bytes
         storedThrough += messages
         if oldestUnclaimed == nil { oldestUnclaimed = clock.now() }
         appendedSinceClaim.messages += messages
-        appendedSinceClaim.bytes += acceptedBytes
+        appendedSinceClaim.bytes += bytes
         if idleWorkers > 0
             || (lingeringWorkers > 0
                 && (appendedSinceClaim.messages >= configuration.batch.maximumMessages
@@ -167,7 +194,6 @@ extension SegmentPipeline {
         {
             work.signalAll()
         }
-        return accepted
     }
 
     /// Appends to a store that is not in memory together with every caller that comes while appends are
@@ -177,38 +203,49 @@ extension SegmentPipeline {
     /// fsyncs before acknowledging, a crowd of one-unit callers costs one call into the store, one write and
     /// one fsync wait per group instead of one each (group append).
     ///
+    /// The group is gathered behind a lock, off the actor: a caller that joins a group waits for it without
+    /// entering the actor, and the one that leads enters it once, to count what the whole group appended
+    /// before any of its callers returns (so a ``flush()`` after `record` returns covers the messages).
+    ///
     /// A store that appends in two steps (``SegmentStagedAppendStore``, the file store) is held only while
     /// it writes: the next group is written while this one waits for its fsync, so one fsync pass covers
     /// every group written before it began, and a caller waits for about one and a half passes instead of
     /// two and a half (pipelined group commit).
     ///
-    /// - Throws: What the store's `append` threw, to every caller of the group (none of their units was
-    ///   acknowledged).
-    private func appendInGroup(_ units: [[SegmentMessage]]) async throws -> Int {
-        var followers: [AppendGroup.Waiter]
+    /// - Throws: ``SegmentDeliveryError`` with code ``SegmentDeliveryError/Code/storeFailure`` when the
+    ///   store's `append` threw, to every caller of the group (none of their units was acknowledged).
+    private nonisolated func appendInGroup(_ units: [[SegmentMessage]], bytes: Int) async throws -> Int {
         let turns = stagedStore == nil ? AppendGroup.maximumInFlight : AppendGroup.maximumStaging
-        if appendGroup.inFlight >= turns {
-            let turn = await withCheckedContinuation { appendGroup.waiting.append((units, $0)) }
-            switch turn {
-            case .done(let result): return try result.get()
-            // Our turn to lead: the append that ended passed its place on to us, with every caller that
-            // waited with us.
-            case .lead(let group): followers = group
+        let turn = await withCheckedContinuation { (continuation: CheckedContinuation<AppendGroup.Turn, Never>) in
+            let leads = appendGroup.withLock { group -> Bool in
+                guard group.inFlight < turns else {
+                    group.waiting.append((units, bytes, continuation))
+                    return false
+                }
+                group.inFlight += 1
+                return true
             }
-        } else {
-            appendGroup.inFlight += 1
-            followers = []
+            if leads { continuation.resume(returning: .lead([])) }
+        }
+        var followers: [AppendGroup.Waiter]
+        switch turn {
+        case .done(let result): return try result.get()
+        // Our turn to lead: the append that ended passed its place on to us, with every caller that waited
+        // with us.
+        case .lead(let group): followers = group
         }
         if stagedStore != nil, followers.isEmpty {
             // The first of a crowd that a pass released leads alone: let the others that are coming back
             // join it first, so one write and one ticket serve them all.
             await Task.yield()
-            followers = appendGroup.waiting
-            appendGroup.waiting = []
+            followers = appendGroup.withLock { group in
+                defer { group.waiting = [] }
+                return group.waiting
+            }
         }
         var all = units
         for follower in followers { all += follower.units }
-        let result: Result<Int, any Error>
+        var result: Result<Int, SegmentDeliveryError>
         if let stagedStore {
             var passed = false
             do {
@@ -219,60 +256,97 @@ extension SegmentPipeline {
                 result = .success(staged.accepted)
             } catch {
                 if !passed { passAppendTurn() }
-                result = .failure(error)
+                result = .failure(storeFailure(error))
             }
         } else {
             do {
                 result = .success(try await store.append(all, tenant: tenant))
             } catch {
-                result = .failure(error)
+                result = .failure(storeFailure(error))
             }
+            passAppendTurn()
         }
-        var taken = (try? result.get()) ?? 0
+        // Each caller's share of what the store took: a prefix of the group's units, whole callers first.
+        let taken = (try? result.get()) ?? 0
         let own = min(taken, units.count)
-        taken -= own
+        if taken > 0 {
+            // Counted before any caller of the group returns.
+            var messages = 0
+            for unit in all.prefix(taken) { messages += unit.count }
+            var acceptedBytes = Self.bytes(of: units, bytes, taking: own)
+            var left = taken - own
+            for follower in followers where left > 0 {
+                let share = min(left, follower.units.count)
+                acceptedBytes += Self.bytes(of: follower.units, follower.bytes, taking: share)
+                left -= share
+            }
+            await noteAccepted(messages: messages, bytes: acceptedBytes)
+        }
+        var left = taken - own
         for follower in followers {
             switch result {
             case .success:
-                let share = min(taken, follower.units.count)
-                taken -= share
+                let share = min(left, follower.units.count)
+                left -= share
                 follower.continuation.resume(returning: .done(.success(share)))
             case .failure(let error):
                 follower.continuation.resume(returning: .done(.failure(error)))
             }
         }
-        if stagedStore == nil { passAppendTurn() }
         _ = try result.get()
         return own
     }
 
+    /// The bytes of the first `taken` of `units`, whose bytes in all are `bytes`.
+    private static func bytes(of units: [[SegmentMessage]], _ bytes: Int, taking taken: Int) -> Int {
+        taken == units.count ? bytes : units.prefix(taken).reduce(0) { $0 + MessageQueue.bytes(of: $1) }
+    }
+
+    /// The error a `record` caller gets when the store did not take its messages.
+    private nonisolated func storeFailure(_ error: any Error) -> SegmentDeliveryError {
+        SegmentDeliveryError(
+            code: .storeFailure, underlyingDescription: redact(String(describing: error)), underlying: error,
+            detail: "the store did not take the messages; nothing was accepted")
+    }
+
     /// Gives this append's turn to the callers waiting (one of them leads them all), or frees it.
-    private func passAppendTurn() {
-        if appendGroup.waiting.isEmpty {
-            appendGroup.inFlight -= 1
-        } else {
-            var next = appendGroup.waiting
-            appendGroup.waiting = []
-            next.removeFirst().continuation.resume(returning: .lead(next))
+    private nonisolated func passAppendTurn() {
+        let next = appendGroup.withLock { group -> (leader: AppendGroup.Waiter, rest: [AppendGroup.Waiter])? in
+            guard !group.waiting.isEmpty else {
+                group.inFlight -= 1
+                return nil
+            }
+            var next = group.waiting
+            group.waiting = []
+            return (next.removeFirst(), next)
         }
+        next?.leader.continuation.resume(returning: .lead(next?.rest ?? []))
+    }
+
+    /// A waiting caller was woken and has not tried again yet: later callers queue behind it.
+    var spaceTurnPending: Bool {
+        get { appendGroup.withLock { $0.spaceTurnPending } }
+        set { appendGroup.withLock { $0.spaceTurnPending = newValue } }
     }
 }
 
 extension SegmentPipeline {
     /// How many `record` callers wait to join the next group append (tests watch it).
-    package var callersWaitingToAppend: Int { appendGroup.waiting.count }
+    package nonisolated var callersWaitingToAppend: Int { appendGroup.withLock { $0.waiting.count } }
 }
 
-/// The `record` callers waiting to join the next append to a store that is not in memory.
-struct AppendGroup {
+/// The `record` callers waiting to join the next append to a store that is not in memory (behind the
+/// pipeline's lock, so joining a group does not enter the actor), and whether a caller woken to try for
+/// room has not tried yet.
+struct AppendGroup: Sendable {
     /// What a waiting caller is told: lead the next append, or what the one it joined did.
     enum Turn: Sendable {
         /// Lead the next append, for these callers too.
         case lead([Waiter])
-        case done(Result<Int, any Error>)
+        case done(Result<Int, SegmentDeliveryError>)
     }
 
-    typealias Waiter = (units: [[SegmentMessage]], continuation: CheckedContinuation<Turn, Never>)
+    typealias Waiter = (units: [[SegmentMessage]], bytes: Int, continuation: CheckedContinuation<Turn, Never>)
 
     /// Appends under way at once, at most: two, so one group writes while the one before waits for its
     /// fsync, and the callers that come meanwhile gather for the next.
@@ -284,4 +358,6 @@ struct AppendGroup {
     /// This pipeline's appends under way; with ``maximumInFlight`` of them, callers wait in ``waiting``.
     var inFlight = 0
     var waiting: [Waiter] = []
+    /// A caller waiting for room was woken and has not tried again yet: later callers queue behind it.
+    var spaceTurnPending = false
 }

@@ -62,14 +62,12 @@ public actor SegmentPipeline: CustomStringConvertible, CustomReflectable {
     let shutdownRequested = WaitQueue()
     /// Callers waiting for room in the store, in order.
     let spaceWaiters = WaitQueue()
-    /// A waiting caller was woken and has not tried again yet: later callers queue behind it.
-    var spaceTurnPending = false
     /// Workers waiting for messages, or lingering for more.
     let work = WaitQueue()
     var idleWorkers = 0
     var lingeringWorkers = 0
     /// `record` callers of a store that is not in memory, joined into one append (see ``AppendGroup``).
-    var appendGroup = AppendGroup()
+    let appendGroup = Locked(AppendGroup())
     /// Messages appended since the last claim, to wake a lingering worker once a batch is full.
     var appendedSinceClaim = (messages: 0, bytes: 0)
     /// When the oldest unclaimed message was accepted (monotonic), for the linger.

@@ -29,6 +29,9 @@ final class WaitQueue: Sendable {
     /// Whether ``signalForever()`` was called.
     var isOpen: Bool { state.withLock { $0.isOpen } }
 
+    /// Whether no task waits, and whether ``signalForever()`` was called, under one lock.
+    var isEmptyAndShut: (isEmpty: Bool, isOpen: Bool) { state.withLock { ($0.waiters.isEmpty, $0.isOpen) } }
+
     /// Ids a cancellation or a start left behind: always 0 between waits (a test checks it).
     var bookkeeping: Int { state.withLock { $0.starting.count + $0.cancelled.count } }
 
