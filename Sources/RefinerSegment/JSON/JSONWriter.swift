@@ -131,6 +131,62 @@ struct JSONWriter: ~Copyable {
         if done == nil { self.key(key) }
     }
 
+    /// Makes room for `extra` more bytes: before strings are read for writing with the `reserved` methods, so
+    /// that nothing between reading them and writing them can free memory (the compiler then borrows them
+    /// rather than retaining them).
+    @inline(__always)
+    mutating func reserveMember(_ extra: Int) {
+        reserve(extra + 1)
+    }
+
+    /// ``plainKey(_:)`` with room reserved by ``reserveMember(_:)`` for a comma and `key.utf8.count + 3` bytes;
+    /// `false`, having written nothing, for a key without contiguous bytes.
+    @inline(__always)
+    mutating func plainKey(reserved key: borrowing String) -> Bool {
+        let done: Void? = key.utf8.withContiguousStorageIfAvailable { utf8 in
+            if needsComma {
+                base[count] = UInt8(ascii: ",")
+                count += 1
+            }
+            let length = utf8.count
+            base[count] = UInt8(ascii: "\"")
+            if let source = utf8.baseAddress { Self.copy(source, count: length, to: base + count + 1) }
+            count += length + 1
+            base[count] = UInt8(ascii: "\"")
+            base[count + 1] = UInt8(ascii: ":")
+            count += 2
+            needsComma = false
+        }
+        return done != nil
+    }
+
+    /// A string value that needs no escaping, with room reserved by ``reserveMember(_:)`` for a comma, its
+    /// bytes, its quotes and a word of slack; `false`, having written nothing, when it needs escaping (or has
+    /// no contiguous bytes).
+    @inline(__always)
+    mutating func string(reserved text: borrowing String) -> Bool {
+        let done: Bool? = text.utf8.withContiguousStorageIfAvailable { utf8 in
+            let start = count
+            let comma = needsComma
+            if needsComma {
+                base[count] = UInt8(ascii: ",")
+                count += 1
+            }
+            base[count] = UInt8(ascii: "\"")
+            count += 1
+            guard appendPlainContents(reserved: utf8) else {
+                count = start
+                needsComma = comma
+                return false
+            }
+            base[count] = UInt8(ascii: "\"")
+            count += 1
+            needsComma = true
+            return true
+        }
+        return done ?? false
+    }
+
     /// Copies a short run of bytes (a key) eight at a time, the last word overlapping the one before: no call
     /// to `memcpy` for a few dozen bytes.
     @inline(__always)
@@ -266,6 +322,12 @@ struct JSONWriter: ~Copyable {
     /// buffer, each to be appended on its own with ``members(_:_:)``.
     mutating func startMembers() {
         needsComma = false
+    }
+
+    /// Appends bytes that close what is open (brackets, and members before them), with no comma first.
+    mutating func rawClosing(_ json: [UInt8]) {
+        json.withUnsafeBufferPointer { append($0) }
+        needsComma = true
     }
 
     /// Appends bytes that are already a complete JSON value.
@@ -434,6 +496,49 @@ struct JSONWriter: ~Copyable {
         }
         count += index
         if index < length { appendEscaping(source, from: index, length: length) }
+    }
+
+    /// The bytes of `utf8` when none needs escaping, with room reserved as for
+    /// ``appendContents(reserved:)``; `false`, with ``count`` unchanged, when one does. Calls nothing.
+    @inline(__always)
+    private mutating func appendPlainContents(reserved utf8: UnsafeBufferPointer<UInt8>) -> Bool {
+        let length = utf8.count
+        guard let source = utf8.baseAddress, length > 0 else { return true }
+        let output = UnsafeMutableRawPointer(base + count)
+        let input = UnsafeRawPointer(source)
+        var index = 0
+        while index + 8 <= length {
+            let word = input.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            if Self.needsEscape(word) { return false }
+            output.storeBytes(of: word, toByteOffset: index, as: UInt64.self)
+            index += 8
+        }
+        if index < length {
+            let word: UInt64
+            let offset: Int
+            if length >= 8 {
+                offset = length - 8
+                word = input.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+            } else {
+                offset = 0
+                var gathered: UInt64
+                if length >= 4 {
+                    let low = UInt64(input.loadUnaligned(as: UInt32.self))
+                    let high = UInt64(input.loadUnaligned(fromByteOffset: length - 4, as: UInt32.self))
+                    gathered = low | high << UInt64(8 * (length - 4))
+                } else {
+                    gathered = UInt64(source[0])
+                    if length > 1 { gathered |= UInt64(source[1]) << 8 }
+                    if length > 2 { gathered |= UInt64(source[2]) << 16 }
+                }
+                let above: UInt64 = ~0 << UInt64(8 * length)
+                word = gathered & ~above | 0x2020_2020_2020_2020 & above
+            }
+            if Self.needsEscape(word) { return false }
+            output.storeBytes(of: word, toByteOffset: offset, as: UInt64.self)
+        }
+        count += length
+        return true
     }
 
     /// The slow path of ``appendQuoted(utf8:)``: bytes from `start` on, escaping what needs it; reserves room

@@ -176,16 +176,18 @@ public struct CollectedTraits: Sendable, Hashable {
                 for index in entries.indices {
                     // Read through the pointer, in place: a key or value copied out is retained and released.
                     let entry = first + index
-                    if entry.pointee.isPlainKey {
-                        writer.plainKey(entry.pointee.key)
-                    } else {
-                        writer.key(entry.pointee.key)
-                    }
-                    if case .string = entry.pointee.value {
-                        entry.pointee.value.withString { writer.string($0) }
-                    } else {
-                        writer.value(entry.pointee.value)
-                    }
+                    // The common case (a plain key, a string that needs no escaping) with the room for both
+                    // made first, so that nothing between reading the strings and writing them can free memory
+                    // and they need not be retained; anything else is written by the general methods.
+                    var valueLength = 0
+                    if case .string(let text) = entry.pointee.value { valueLength = text.utf8.count }
+                    writer.reserveMember(entry.pointee.key.utf8.count + valueLength + 16)
+                    var keyWritten = false
+                    if entry.pointee.isPlainKey { keyWritten = writer.plainKey(reserved: entry.pointee.key) }
+                    if !keyWritten { writer.key(entry.pointee.key) }
+                    var written = false
+                    entry.pointee.value.withString { written = writer.string(reserved: $0) }
+                    if !written { writer.value(entry.pointee.value) }
                 }
             }
             return

@@ -153,7 +153,14 @@ extension SegmentCallBuilder {
     {
         guard response.account?.traits.isEmpty ?? true else { return false }
         let cached = cachedTraitKeys(for: response)
-        try validate(response, questionIDsAreChecked: cached != nil)
+        // A survey seen before: its question ids were checked when its keys were cached, and its answers'
+        // values are checked in the loop below, in the same order as `validate` checks them (the account has
+        // no host-known traits to check here).
+        if cached == nil {
+            try validate(response, questionIDsAreChecked: false)
+        } else {
+            try validateEnvelope(of: response)
+        }
         let resolved: ResolvedKeys
         if let cached { resolved = cached } else { resolved = try resolveTraitKeys(for: response) }
         let keys = resolved.keys
@@ -165,6 +172,7 @@ extension SegmentCallBuilder {
         var userTraitBytes = 0
         var accountTraitBytes = 0
         for index in answers.indices {
+            if cached != nil { try checkValue(of: answers[index], responseID: response.id) }
             guard let value = answers[index].value else { continue }
             let bytes = Self.upperBound(key: keys[index], value: value)
             if hasAccount, answers[index].question.attribution == .account {

@@ -49,6 +49,8 @@ public struct SegmentCallBuilder: Sendable {
     let emailKey: String
     /// `"context":{"library":{...}}` encoded once, appended to every message.
     let contextJSON: [UInt8]
+    /// What ends every message after its traits: `},"context":{"library":{...}}}`, one copy.
+    let messageTail: [UInt8]
     /// Resolved keys of recently seen surveys, shared by copies of this builder.
     private let keyCache = SurveyKeyCache()
 
@@ -71,6 +73,7 @@ public struct SegmentCallBuilder: Sendable {
         writer.endObject()
         writer.endObject()
         self.contextJSON = writer.bytes
+        self.messageTail = Array("},\"context\":".utf8) + writer.bytes + [UInt8(ascii: "}")]
     }
 
     /// The cached keys of the response's questions, when the survey's questions are unchanged since the cache
@@ -106,27 +109,16 @@ public struct SegmentCallBuilder: Sendable {
     /// ``validate(_:)``; with `questionIDsAreChecked`, without the question-id checks (empty, repeated),
     /// for a response whose questions the key cache matched: it holds only validated responses' questions.
     func validate(_ response: SurveyResponse, questionIDsAreChecked: Bool) throws(RefinerSegmentError) {
-        guard !response.id.isEmpty else {
-            throw RefinerSegmentError(code: .missingResponseID, detail: "the response has an empty id")
-        }
+        try validateEnvelope(of: response)
         func fail(_ code: RefinerSegmentError.Code, _ detail: String) -> RefinerSegmentError {
             RefinerSegmentError(code: code, responseID: response.id, detail: detail)
-        }
-        guard response.user.nonEmptyID != nil || response.user.nonEmptyAnonymousID != nil else {
-            throw fail(.missingUserIdentity, "the user has neither an id nor an anonymous id")
-        }
-        if let account = response.account, account.id.isEmpty {
-            throw fail(.missingAccountID, "the account has an empty id")
-        }
-        guard Timestamp.isRepresentable(response.completedAt) else {
-            throw fail(.dateOutOfRange, "completedAt is outside the years 0000 to 9999")
         }
         let answers = response.answers
         // Surveys have a handful of questions: compare ids pairwise rather than hash them, up to a point.
         var seen: Set<String>? = answers.count > 16 ? Set(minimumCapacity: answers.count) : nil
         for position in answers.indices {
             guard !questionIDsAreChecked else {
-                try checkValue(of: answers[position], fail)
+                try checkValue(of: answers[position], responseID: response.id)
                 continue
             }
             let id = answers[position].question.id
@@ -146,7 +138,36 @@ public struct SegmentCallBuilder: Sendable {
             guard !isRepeated else {
                 throw fail(.duplicateQuestion, "question '\(id)' is answered more than once")
             }
-            try checkValue(of: answers[position], fail)
+            try checkValue(of: answers[position], responseID: response.id)
+        }
+        try validateAccountTraits(of: response)
+    }
+
+    /// The checks of ``validate(_:)`` that come before the answers': the response id, the user's identity,
+    /// the account id, the completion time.
+    @inline(__always)
+    func validateEnvelope(of response: SurveyResponse) throws(RefinerSegmentError) {
+        guard !response.id.isEmpty else {
+            throw RefinerSegmentError(code: .missingResponseID, detail: "the response has an empty id")
+        }
+        func fail(_ code: RefinerSegmentError.Code, _ detail: String) -> RefinerSegmentError {
+            RefinerSegmentError(code: code, responseID: response.id, detail: detail)
+        }
+        guard response.user.nonEmptyID != nil || response.user.nonEmptyAnonymousID != nil else {
+            throw fail(.missingUserIdentity, "the user has neither an id nor an anonymous id")
+        }
+        if let account = response.account, account.id.isEmpty {
+            throw fail(.missingAccountID, "the account has an empty id")
+        }
+        guard Timestamp.isRepresentable(response.completedAt) else {
+            throw fail(.dateOutOfRange, "completedAt is outside the years 0000 to 9999")
+        }
+    }
+
+    /// The last check of ``validate(_:)``: the account's host-known traits JSON must be able to carry.
+    func validateAccountTraits(of response: SurveyResponse) throws(RefinerSegmentError) {
+        func fail(_ code: RefinerSegmentError.Code, _ detail: String) -> RefinerSegmentError {
+            RefinerSegmentError(code: code, responseID: response.id, detail: detail)
         }
         if let account = response.account {
             for (name, value) in account.traits {
@@ -164,16 +185,16 @@ public struct SegmentCallBuilder: Sendable {
 
     /// Rejects an answer whose value JSON cannot carry: a NaN or infinite number, a date outside 0000 to 9999.
     @inline(__always)
-    private func checkValue(
-        of answer: Answer, _ fail: (RefinerSegmentError.Code, String) -> RefinerSegmentError
-    ) throws(RefinerSegmentError) {
+    func checkValue(of answer: Answer, responseID: String) throws(RefinerSegmentError) {
         switch answer.value {
         case .decimal(let number)? where !number.isFinite:
-            let id = answer.question.id
-            throw fail(.nonFiniteNumber, "question '\(id)' has the answer \(number), which JSON cannot carry")
+            throw RefinerSegmentError(
+                code: .nonFiniteNumber, responseID: responseID,
+                detail: "question '\(answer.question.id)' has the answer \(number), which JSON cannot carry")
         case .date(let date)? where !Timestamp.isRepresentable(date):
-            let id = answer.question.id
-            throw fail(.dateOutOfRange, "question '\(id)' has a date outside the years 0000 to 9999")
+            throw RefinerSegmentError(
+                code: .dateOutOfRange, responseID: responseID,
+                detail: "question '\(answer.question.id)' has a date outside the years 0000 to 9999")
         default:
             break
         }
@@ -205,43 +226,40 @@ public struct SegmentCallBuilder: Sendable {
         // bytes.
         var writer = JSONWriter(threadScratch: ())
         let parts = writeSharedParts(of: response, to: &writer)
-        // The closures capture what they write, not the builder (a copy of it would retain all it holds).
-        let user = profile.user
-        let emailKey = self.emailKey
-        let identify = encode(.identify, response: response, parts: parts, writer: &writer) { writer in
-            user.traits.writeMembers(to: &writer, extra: user.email.map { (emailKey, $0) })
-        }
+        // The traits are written from `profile` where it is (a closure would capture copies of its parts, each
+        // retained and released).
+        let identifyHead = beginMessage(.identify, response: response, parts: parts, writer: &writer)
+        profile.user.traits.writeMembers(to: &writer, extra: profile.user.email.map { (emailKey, $0) })
+        let identify = endMessage(.identify, head: identifyHead, response: response, writer: &writer)
         let limit = configuration.maximumMessageBytes
         var group: SegmentMessage? = nil
-        if let account = response.account {
-            let traits = profile.account.traits
-            group = encode(.group, response: response, parts: parts, groupID: account.id, writer: &writer) {
-                writer in traits.writeMembers(to: &writer)
+        if let groupID = response.account?.id {
+            let head = beginMessage(.group, response: response, parts: parts, groupID: groupID, writer: &writer)
+            profile.account.traits.writeMembers(to: &writer)
+            let built = endMessage(.group, head: head, response: response, writer: &writer)
+            // The common case, an identify and a group that fit: the array made at once, with both (through an
+            // optional and its closure, the group was copied and the original freed).
+            if !configuration.sendsCompletedSurveyEvent, identify.byteCount <= limit, built.byteCount <= limit {
+                return [identify, built]
             }
-        }
-        // The common case, an identify and a group that fit: the array made at once, with both.
-        if !configuration.sendsCompletedSurveyEvent, identify.json.count <= limit,
-            group.map({ $0.json.count <= limit }) ?? false, let built = group.take()
-        {
-            // Moved into the array, not copied.
-            return [consume identify, built]
+            group = built
         }
         var messages: [SegmentMessage] = []
         messages.reserveCapacity(configuration.sendsCompletedSurveyEvent ? 3 : 2)
-        if identify.json.count <= limit {
+        if identify.byteCount <= limit {
             messages.append(consume identify)
         } else {
             messages += try split(
                 .identify, response: response, parts: parts.copied(from: writer),
-                traits: identifyTraits(of: user))
+                traits: identifyTraits(of: profile.user))
         }
-        if let account = response.account, let group {
-            if group.json.count <= limit {
+        if let groupID = response.account?.id, let group {
+            if group.byteCount <= limit {
                 messages.append(group)
             } else {
                 let items = profile.account.traits.map { (key: $0.key, value: $0.value, answeredAt: $0.answeredAt) }
                 messages += try split(
-                    .group, response: response, parts: parts.copied(from: writer), groupID: account.id, traits: items)
+                    .group, response: response, parts: parts.copied(from: writer), groupID: groupID, traits: items)
             }
         }
         if configuration.sendsCompletedSurveyEvent {
@@ -385,6 +403,35 @@ public struct SegmentCallBuilder: Sendable {
         writer: inout JSONWriter,
         writeTraits: (inout JSONWriter) -> Void
     ) -> SegmentMessage {
+        let head = beginMessage(
+            kind, part: part, response: response, parts: parts, groupID: groupID, event: event, writer: &writer)
+        writeTraits(&writer)
+        return endMessage(kind, head: head, response: response, writer: &writer)
+    }
+
+    /// Where a message written by ``beginMessage(_:part:response:parts:groupID:event:writer:)`` starts in its
+    /// writer, and its id.
+    struct MessageHead {
+        /// Where the message's bytes start.
+        var start: Int
+        /// The id's bytes, counted from `start`.
+        var idRange: Range<Int>
+        /// The id as a string of its own, when its bytes in the JSON are escaped.
+        var writtenID: String?
+    }
+
+    /// Writes a message up to the members of its `traits` (or `properties`) object, which the caller writes
+    /// next, then ends the message with ``endMessage(_:head:response:writer:)``. `writer` is emptied first
+    /// but for the shared parts at its start when `parts` are there.
+    func beginMessage(
+        _ kind: SegmentMessage.Kind,
+        part: Int = 1,
+        response: SurveyResponse,
+        parts: SharedParts,
+        groupID: String? = nil,
+        event: String? = nil,
+        writer: inout JSONWriter
+    ) -> MessageHead {
         let start = parts.bytes == nil ? parts.end : 0
         writer.removeAll(keepingFirst: start)
         writer.beginObject()
@@ -432,17 +479,28 @@ public struct SegmentCallBuilder: Sendable {
         }
         if kind == .track { writer.rawKey("properties") } else { writer.rawKey("traits") }
         writer.beginObject()
-        writeTraits(&writer)
-        writer.endObject()
-        writer.rawKey("context")
-        writer.raw(contextJSON)
-        writer.endObject()
-        if let writtenID {
-            return SegmentMessage(
-                kind: kind, messageID: writtenID, responseID: response.id, json: writer.bytes(from: start))
+        return MessageHead(start: start, idRange: idRange, writtenID: writtenID)
+    }
+
+    /// Ends a message ``beginMessage(_:part:response:parts:groupID:event:writer:)`` started, after its traits,
+    /// and copies it out of the writer.
+    @inline(__always)
+    func endMessage(
+        _ kind: SegmentMessage.Kind, head: consuming MessageHead, response: SurveyResponse, writer: inout JSONWriter
+    ) -> SegmentMessage {
+        // The traits' object closed, `context` and the message's end: one copy.
+        writer.rawClosing(messageTail)
+        // One initializer for either form of the id, the head consumed (the head was copied and destroyed per
+        // message). The compiler still makes the message of borrowed parts and copies it whole once, about
+        // 220 instructions a message (Docs/Performance.md, sixth round).
+        let id: SegmentMessage.StoredMessageID
+        if let writtenID = head.writtenID.take() {
+            id = .text(writtenID)
+        } else {
+            id = .inJSON(start: Int32(head.idRange.lowerBound), count: Int32(head.idRange.count))
         }
         return SegmentMessage(
-            kind: kind, messageIDRange: idRange, responseID: response.id, json: writer.bytes(from: start))
+            kind: kind, storedMessageID: id, responseID: response.id, json: writer.bytes(from: head.start))
     }
 
     func tooLarge(_ kind: SegmentMessage.Kind, response: SurveyResponse, size: Int, traits: Traits)

@@ -76,8 +76,16 @@ public struct SegmentMessage: Sendable, Hashable, CustomStringConvertible {
     /// A message whose id is `json[messageIDRange]`, bytes that read as the id without unescaping.
     init(kind: Kind, messageIDRange: Range<Int>, responseID: String?, json: [UInt8]) {
         precondition(messageIDRange.lowerBound >= 0 && messageIDRange.upperBound <= json.count, "an id in the JSON")
+        self.init(
+            kind: kind,
+            storedMessageID: .inJSON(start: Int32(messageIDRange.lowerBound), count: Int32(messageIDRange.count)),
+            responseID: responseID, json: json)
+    }
+
+    /// A message from its stored parts (the builder's: one path for either form of the id).
+    init(kind: Kind, storedMessageID: StoredMessageID, responseID: String?, json: consuming [UInt8]) {
         self.kind = kind
-        self.storedMessageID = .inJSON(start: Int32(messageIDRange.lowerBound), count: Int32(messageIDRange.count))
+        self.storedMessageID = storedMessageID
         self.responseID = responseID
         self.storedJSON = json
     }
@@ -96,7 +104,7 @@ public struct SegmentMessage: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The size Segment counts against its per-message limit: the UTF-8 bytes of the JSON.
-    public var byteCount: Int { json.count }
+    public var byteCount: Int { storedJSON.count }
 
     /// The message's JSON as text.
     public var description: String { String(decoding: json, as: UTF8.self) }

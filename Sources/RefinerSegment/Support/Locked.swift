@@ -14,7 +14,9 @@ import Musl
 /// and iOS 16. pthread mutexes exist on every platform the library builds for. Like `NIOLockedValueBox`, it
 /// is `Sendable` only when its value is.
 package final class Locked<Value> {
-    private var value: Value
+    // Unchecked: the mutex makes every access exclusive, so the run-time exclusivity check (two calls and
+    // a thread-local lookup per `withLock`) would only cost.
+    @exclusivity(unchecked) private var value: Value
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
     /// Puts `value` behind the lock.

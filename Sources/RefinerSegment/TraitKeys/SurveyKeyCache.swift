@@ -13,13 +13,19 @@ final class SurveyKeyCache: Sendable {
         /// The keys, when `answers` list exactly these questions in this order.
         func keys(matching answers: [Answer]) -> ResolvedKeys? {
             guard questions.count == answers.count else { return nil }
-            for index in answers.indices {
-                guard questions[index].id == answers[index].question.id,
-                    questions[index].text == answers[index].question.text,
-                    questions[index].propertyName == answers[index].question.propertyName
-                else { return nil }
+            // Over both arrays' buffers: no bounds checks, nothing retained per question.
+            let matches = questions.withUnsafeBufferPointer { questions in
+                answers.withUnsafeBufferPointer { answers in
+                    for index in answers.indices {
+                        guard questions[index].id == answers[index].question.id,
+                            questions[index].text == answers[index].question.text,
+                            questions[index].propertyName == answers[index].question.propertyName
+                        else { return false }
+                    }
+                    return true
+                }
             }
-            return keys
+            return matches ? keys : nil
         }
     }
 
