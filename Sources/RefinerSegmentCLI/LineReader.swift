@@ -38,6 +38,12 @@ struct LineReader {
         finished || buffer[position...].contains(UInt8(ascii: "\n")) || source.isReady()
     }
 
+    /// Whether ``next()`` is about to read from a source that has nothing for it yet (a quiet pipe or terminal),
+    /// and would wait. Cheap: the source is asked only when every buffered byte was handed out.
+    func mayWait() -> Bool {
+        !finished && position == buffer.count && !source.isReady()
+    }
+
     mutating func next() throws -> InputLine? {
         var line: [UInt8] = []
         var dropped = 0

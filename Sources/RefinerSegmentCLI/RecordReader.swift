@@ -87,6 +87,11 @@ struct RecordReader {
         pending != nil || lines.canReadWithoutWaiting()
     }
 
+    /// Whether reading the next record is about to wait for input (see ``LineReader/mayWait()``).
+    func mayWait() -> Bool {
+        pending == nil && lines.mayWait()
+    }
+
     mutating func next() throws -> InputRecord? {
         guard let first = try nextLine() else { return nil }
         switch first {

@@ -13,7 +13,10 @@ extension RefinerSegmentTool {
     /// host: in memory, or with `--profiles FILE` in a ``FileProfileStore`` (kept across runs, so a backfill
     /// split over several runs prints what one run would, and memory does not grow with the number of
     /// distinct users). Deterministic: the same input prints the same bytes.
-    func render(_ arguments: [String]) throws -> Int32 {
+    ///
+    /// Reading and decoding run ahead on a thread of their own where there is more than one processor
+    /// (``RenderStages``); `stages` is for tests.
+    func render(_ arguments: [String], stages: RenderStages = .automatic) throws -> Int32 {
         let options = try Options(arguments, valued: ["--prefix", "--max-length", "--profiles"], flags: ["--track"])
         guard options.positional.count <= 1 else { throw UsageError("render takes at most one FILE") }
         var configuration = SegmentCallBuilder.Configuration()
@@ -25,41 +28,36 @@ extension RefinerSegmentTool {
         } catch {
             throw UsageError(error.detail)
         }
-        var reader = RecordReader(source: try io.openInput(options.positional.first))
+        let reading = RenderReading(reader: RecordReader(source: try io.openInput(options.positional.first)))
         var profiles = try CollectedProfiles.open(options.values["--profiles"], io: io)
         defer { profiles.close() }
         var output = OutputBuffer(write: io.writeOutput)
-        let repeated = RepeatedStrings()
         var rejected = 0
         var accepted = 0
         var ignored = 0
-        while let record = try reader.next() {
-            if let problem = record.problem {
-                io.writeError("\(problem.location): skipped: \(problem.reason)\n")
+        try stages.forEachStep(of: reading) { (step: consuming RenderStep) in
+            switch consume step {
+            case .blank:
+                return
+            case .unreadable(let location, let reason):
+                io.writeError("\(location): skipped: \(reason)\n")
                 rejected += 1
-                continue
-            }
-            switch record {
-            case .tooLong, .unterminated, .interrupted:
-                continue  // reported above
-            case .record(let lines, let bytes):
-                if bytes.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
+            case .inputFailed(let error):
+                // What the records before it made is printed: they were read and rendered.
+                output.flush()
+                throw error
+            case .notResponse(let lines, let error) where error.code == .unhandledEvent:
+                // A webhook about something else than a completed survey: nothing to render, nothing wrong.
+                io.writeError("\(InputRecord.location(lines)): ignored: \(error)\n")
+                ignored += 1
+            case .notResponse(let lines, let error):
+                io.writeError("\(InputRecord.location(lines)): skipped: \(error)\n")
+                rejected += 1
+            case .response(let lines, let response):
                 do {
-                    let response: SurveyResponse
-                    if let read = InputShape.onePassResponse(bytes, repeated: repeated) {
-                        response = read
-                    } else {
-                        // Only now can the bytes be invalid UTF-8 (the reader checks every byte of a record it
-                        // reads): the check picks the words for that.
-                        guard UTF8Validation.isValid(bytes) else {
-                            throw RefinerSegmentError(code: .invalidInput, detail: "not valid UTF-8")
-                        }
-                        response = try InputShape(of: bytes).response(from: bytes)
-                    }
                     for message in try profiles.process(response, with: builder) { output.appendLine(message.json) }
                     accepted += 1
                 } catch let error as RefinerSegmentError where error.code == .unhandledEvent {
-                    // A webhook about something else than a completed survey: nothing to render, nothing wrong.
                     io.writeError("\(InputRecord.location(lines)): ignored: \(error)\n")
                     ignored += 1
                 } catch {
