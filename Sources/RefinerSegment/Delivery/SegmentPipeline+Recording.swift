@@ -245,6 +245,9 @@ extension SegmentPipeline {
         }
         var all = units
         for follower in followers { all += follower.units }
+        // Counted as under way before the store sees it, so a recovery never counts it as well.
+        await beginAppend()
+        defer { endAppend() }
         var result: Result<Int, SegmentDeliveryError>
         if let stagedStore {
             var passed = false
@@ -295,6 +298,58 @@ extension SegmentPipeline {
         }
         _ = try result.get()
         return own
+    }
+
+    /// Waits while the pipeline recovers, then counts an append as under way (``recoverWithoutAppends(_:)``).
+    private nonisolated func beginAppend() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = appendGroup.withLock { group -> Bool in
+                guard group.recovering else {
+                    group.uncounted += 1
+                    return true
+                }
+                group.waitingForRecovery.append(continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+
+    /// An append under way has been counted (or failed): a recovery waiting for the last one goes on.
+    private nonisolated func endAppend() {
+        let recovery = appendGroup.withLock { group -> CheckedContinuation<Void, Never>? in
+            group.uncounted -= 1
+            guard group.uncounted == 0 else { return nil }
+            defer { group.recoveryWaitsForAppends = nil }
+            return group.recoveryWaitsForAppends
+        }
+        recovery?.resume()
+    }
+
+    /// Runs `recover` (the store's recovery and the counting of what it found) with no append under way:
+    /// it waits for the appends under way to be counted, and appends that come meanwhile wait for it to end.
+    /// Otherwise a unit appended while the store counts what it holds could be counted twice (by the
+    /// recovery and by its `record`), and a ``flush()`` would wait for messages that do not exist.
+    func recoverWithoutAppends<T>(_ recover: () async throws -> T) async throws -> T {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = appendGroup.withLock { group -> Bool in
+                group.recovering = true
+                guard group.uncounted > 0 else { return true }
+                group.recoveryWaitsForAppends = continuation
+                return false
+            }
+            if now { continuation.resume() }
+        }
+        defer {
+            let waiting = appendGroup.withLock { group -> [CheckedContinuation<Void, Never>] in
+                group.recovering = false
+                group.uncounted += group.waitingForRecovery.count
+                defer { group.waitingForRecovery = [] }
+                return group.waitingForRecovery
+            }
+            for continuation in waiting { continuation.resume() }
+        }
+        return try await recover()
     }
 
     /// The bytes of the first `taken` of `units`, whose bytes in all are `bytes`.
@@ -360,4 +415,12 @@ struct AppendGroup: Sendable {
     var waiting: [Waiter] = []
     /// A caller waiting for room was woken and has not tried again yet: later callers queue behind it.
     var spaceTurnPending = false
+    /// Group appends begun (or about to be) and not yet counted: their units may be in the store and not
+    /// in the pipeline's counters.
+    var uncounted = 0
+    /// The pipeline recovers (``SegmentPipeline/recoverWithoutAppends(_:)``): group appends wait.
+    var recovering = false
+    var waitingForRecovery: [CheckedContinuation<Void, Never>] = []
+    /// The recovery, waiting for the appends under way to be counted.
+    var recoveryWaitsForAppends: CheckedContinuation<Void, Never>?
 }

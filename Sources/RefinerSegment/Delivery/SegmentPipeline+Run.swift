@@ -102,6 +102,10 @@ extension SegmentPipeline {
     }
 
     private func recover() async throws {
+        try await recoverWithoutAppends { try await recoverNow() }
+    }
+
+    private func recoverNow() async throws {
         let recovery: SegmentStoreRecovery
         do {
             recovery = try await store.recover(tenant: tenant)
