@@ -98,6 +98,8 @@ public final class LoopbackHTTPServer: Sendable {
         var nextTicket = 0
         var connections: Set<Int32> = []
         var stopped = false
+        /// The accepting thread closed the listener: its number may belong to someone else now.
+        var listenerClosed = false
         var requestWaiters: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
     }
 
@@ -169,18 +171,20 @@ public final class LoopbackHTTPServer: Sendable {
         // Descriptors are only shut down here, never closed: the thread that owns one closes it, under the
         // same lock for connections, so a descriptor number reused by a server another test just started is
         // never touched by this one.
-        let wasRunning = state.withLock { state -> Bool in
-            guard !state.stopped else { return false }
+        // The listener too, under the lock, unless the accepting thread already closed it (an accept that
+        // failed for good): its number may then belong to another server.
+        state.withLock { state in
+            guard !state.stopped else { return }
             state.stopped = true
             for connection in state.connections { shutdown(connection, Int32(SHUT_RDWR)) }
-            return true
+            guard !state.listenerClosed else { return }
+            shutdown(listener, Int32(SHUT_RDWR))
+            #if canImport(Darwin)
+            // Darwin does not wake a thread blocked in accept() on shutdown(); closing it does.
+            close(listener)
+            state.listenerClosed = true
+            #endif
         }
-        guard wasRunning else { return }
-        shutdown(listener, Int32(SHUT_RDWR))
-        #if canImport(Darwin)
-        // Darwin does not wake a thread blocked in accept() on shutdown(); closing it does.
-        close(listener)
-        #endif
     }
 
     /// Suspends until the server has received at least `count` requests.
@@ -199,10 +203,20 @@ public final class LoopbackHTTPServer: Sendable {
         while true {
             let connection = accept(listener, nil, nil)
             if connection < 0 {
-                if errno == EINTR { continue }
-                #if !canImport(Darwin)
-                close(listener)  // stop() shut it down; its owner, this thread, closes it
-                #endif
+                let code = errno
+                if code == EINTR || code == ECONNABORTED { continue }
+                let stopped = state.withLock { $0.stopped }
+                if !stopped, code == EMFILE || code == ENFILE || code == ENOBUFS || code == ENOMEM {
+                    usleep(10_000)  // out of descriptors or memory for now: try again
+                    continue
+                }
+                // stop() shut it down, or it failed for good: its owner, this thread, closes it, and notes it
+                // under the lock so that stop() never touches the number again.
+                state.withLock { state in
+                    guard !state.listenerClosed else { return }
+                    close(listener)
+                    state.listenerClosed = true
+                }
                 return
             }
             #if canImport(Darwin)
