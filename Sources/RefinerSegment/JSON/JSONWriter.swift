@@ -466,29 +466,7 @@ struct JSONWriter: ~Copyable {
             index += 8
         }
         if index + 8 > length, index < length {
-            let word: UInt64
-            let offset: Int
-            if length >= 8 {
-                offset = length - 8
-                word = input.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
-            } else {
-                // A short string (most answer values): its bytes gathered into a word padded with spaces, with
-                // no call to `memcpy`.
-                offset = 0
-                var gathered: UInt64
-                if length >= 4 {
-                    // Two four-byte loads, the second overlapping the first (the same bytes, so OR keeps them).
-                    let low = UInt64(input.loadUnaligned(as: UInt32.self))
-                    let high = UInt64(input.loadUnaligned(fromByteOffset: length - 4, as: UInt32.self))
-                    gathered = low | high << UInt64(8 * (length - 4))
-                } else {
-                    gathered = UInt64(source[0])
-                    if length > 1 { gathered |= UInt64(source[1]) << 8 }
-                    if length > 2 { gathered |= UInt64(source[2]) << 16 }
-                }
-                let above: UInt64 = ~0 << UInt64(8 * length)
-                word = gathered & ~above | 0x2020_2020_2020_2020 & above
-            }
+            let (word, offset) = Self.lastWord(input, length: length)
             if !Self.needsEscape(word) {
                 output.storeBytes(of: word, toByteOffset: offset, as: UInt64.self)
                 index = length
@@ -496,6 +474,27 @@ struct JSONWriter: ~Copyable {
         }
         count += index
         if index < length { appendEscaping(source, from: index, length: length) }
+    }
+
+    /// The last eight bytes of a string of `length` bytes at `input` and where they start: the last word
+    /// itself (overlapping the words before it) when there are eight or more, else the string's bytes
+    /// gathered into a word padded with spaces (which need no escape), with no call to `memcpy`.
+    @inline(__always)
+    private static func lastWord(_ input: UnsafeRawPointer, length: Int) -> (word: UInt64, offset: Int) {
+        if length >= 8 { return (input.loadUnaligned(fromByteOffset: length - 8, as: UInt64.self), length - 8) }
+        var gathered: UInt64
+        if length >= 4 {
+            // Two four-byte loads, the second overlapping the first (the same bytes, so OR keeps them).
+            let low = UInt64(input.loadUnaligned(as: UInt32.self))
+            let high = UInt64(input.loadUnaligned(fromByteOffset: length - 4, as: UInt32.self))
+            gathered = low | high << UInt64(8 * (length - 4))
+        } else {
+            gathered = UInt64(input.load(as: UInt8.self))
+            if length > 1 { gathered |= UInt64(input.load(fromByteOffset: 1, as: UInt8.self)) << 8 }
+            if length > 2 { gathered |= UInt64(input.load(fromByteOffset: 2, as: UInt8.self)) << 16 }
+        }
+        let above: UInt64 = ~0 << UInt64(8 * length)
+        return (gathered & ~above | 0x2020_2020_2020_2020 & above, 0)
     }
 
     /// The bytes of `utf8` when none needs escaping, with room reserved as for
@@ -514,26 +513,7 @@ struct JSONWriter: ~Copyable {
             index += 8
         }
         if index < length {
-            let word: UInt64
-            let offset: Int
-            if length >= 8 {
-                offset = length - 8
-                word = input.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
-            } else {
-                offset = 0
-                var gathered: UInt64
-                if length >= 4 {
-                    let low = UInt64(input.loadUnaligned(as: UInt32.self))
-                    let high = UInt64(input.loadUnaligned(fromByteOffset: length - 4, as: UInt32.self))
-                    gathered = low | high << UInt64(8 * (length - 4))
-                } else {
-                    gathered = UInt64(source[0])
-                    if length > 1 { gathered |= UInt64(source[1]) << 8 }
-                    if length > 2 { gathered |= UInt64(source[2]) << 16 }
-                }
-                let above: UInt64 = ~0 << UInt64(8 * length)
-                word = gathered & ~above | 0x2020_2020_2020_2020 & above
-            }
+            let (word, offset) = Self.lastWord(input, length: length)
             if Self.needsEscape(word) { return false }
             output.storeBytes(of: word, toByteOffset: offset, as: UInt64.self)
         }
