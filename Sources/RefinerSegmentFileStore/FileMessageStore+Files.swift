@@ -327,9 +327,8 @@ extension FileMessageStore {
         segments[segment].map { ($0.path as NSString).lastPathComponent } ?? "segment \(segment)"
     }
 
-    /// Writes what is pending to the active segment; on failure cuts the file back to what it held, so a
+    /// Appends `bytes[range]` to the active segment; on failure cuts the file back to what it held, so a
     /// half-written record never sits before later ones.
-    /// Appends `bytes[range]` to the active segment, as ``write(_:)-(inout [UInt8])`` does.
     func write(_ bytes: [UInt8], _ range: Range<Int>) throws {
         guard !range.isEmpty, let active, let segment = segments[active.segment] else { return }
         do {
@@ -342,19 +341,6 @@ extension FileMessageStore {
         }
         segments[active.segment]?.size += range.count
         storedBytes += range.count
-    }
-
-    func write(_ pending: inout [UInt8]) throws {
-        guard !pending.isEmpty, let active, let segment = segments[active.segment] else { return }
-        do {
-            try Self.writeAll(active.descriptor, pending, path: segment.path)
-        } catch {
-            _ = ftruncate(active.descriptor, off_t(segment.size))
-            throw error
-        }
-        segments[active.segment]?.size += pending.count
-        storedBytes += pending.count
-        pending.removeAll(keepingCapacity: true)
     }
 
     /// Undoes the records of an append that threw (its write or its `fsync` failed), so that a reopen never
