@@ -87,7 +87,9 @@ public struct SegmentCallBuilder: Sendable {
     func resolveTraitKeys(for response: SurveyResponse) throws(RefinerSegmentError) -> ResolvedKeys {
         let answers = response.answers
         do {
-            let keys = ResolvedKeys(try normalizer.resolveKeys(count: answers.count) { answers[$0].question })
+            let keys = ResolvedKeys(
+                try normalizer.resolveKeys(count: answers.count) { answers[$0].question },
+                attributions: answers.map(\.question.attribution))
             keyCache.store(keys, surveyID: response.survey.id, answers: answers)
             return keys
         } catch {
@@ -320,7 +322,7 @@ public struct SegmentCallBuilder: Sendable {
         // The common case merges the response straight into the profile; the rest goes through the changes.
         if !(try applyDirectly(response, to: &profile)) { profile.apply(try changes(for: response)) }
         let messages = try encodeMessages(for: response, profile: profile)
-        return (messages, profile)
+        return (messages, consume profile)
     }
 
     /// Members every message of one response carries, encoded once: `"userId":...` and/or
