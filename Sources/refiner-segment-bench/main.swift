@@ -96,9 +96,10 @@ if runs("pairs") {
         name: "build_encode_pairs", operation: "pair", operationsPerRepeat: 1, repeats: 20_000
     ) { repeats in
         for _ in 0..<repeats {
-            if let built = try? builder.process(response, profile: CollectedProfile()) {
-                blackhole &+= built.messages.count
-            }
+            do {
+                let (messages, profile) = try builder.process(response, profile: CollectedProfile())
+                blackhole &+= messages.count &+ profile.user.traits.count
+            } catch {}
         }
     }
     if measuresBaseline { figures.append(Figure(name: "baseline_pairs", value: baselinePairs, unit: "pairs/s")) }
