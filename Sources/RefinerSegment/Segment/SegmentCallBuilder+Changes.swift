@@ -183,7 +183,9 @@ extension SegmentCallBuilder {
                 userTraitBytes += bytes
             }
         }
-        let email = response.user.email.flatMap { $0.isEmpty ? nil : $0 }
+        // Copied only when there is one: a copy of an absent `String?` still costs a call (the outlined copy
+        // the linker binds to another library's generic one).
+        let email = response.user.email?.isEmpty == false ? response.user.email : nil
         guard
             ownAnswersBounds(
                 of: response, email: email, userTraitBytes: userTraitBytes, accountTraitBytes: accountTraitBytes

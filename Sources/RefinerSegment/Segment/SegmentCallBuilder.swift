@@ -155,10 +155,11 @@ public struct SegmentCallBuilder: Sendable {
         func fail(_ code: RefinerSegmentError.Code, _ detail: String) -> RefinerSegmentError {
             RefinerSegmentError(code: code, responseID: response.id, detail: detail)
         }
-        guard response.user.nonEmptyID != nil || response.user.nonEmptyAnonymousID != nil else {
+        // Through optional chaining, read where they are: `if let` would copy the account (its id and traits).
+        guard response.user.id?.isEmpty == false || response.user.anonymousID?.isEmpty == false else {
             throw fail(.missingUserIdentity, "the user has neither an id nor an anonymous id")
         }
-        if let account = response.account, account.id.isEmpty {
+        if response.account?.id.isEmpty == true {
             throw fail(.missingAccountID, "the account has an empty id")
         }
         guard Timestamp.isRepresentable(response.completedAt) else {
