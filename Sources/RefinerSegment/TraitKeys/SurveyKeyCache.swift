@@ -34,7 +34,8 @@ final class SurveyKeyCache: Sendable {
         var entries: [String: Entry] = [:]
         /// The survey looked up or stored last, and its entry: a backfill or a busy survey asks for the same
         /// survey again and again, and comparing its id (the same storage, usually) costs less than hashing it.
-        var lastSurveyID: String?
+        /// Meaningful only while ``last`` is there (not an optional: comparing a `String?` copies it).
+        var lastSurveyID = ""
         var last: Entry?
     }
 
