@@ -494,8 +494,8 @@ public struct SegmentCallBuilder: Sendable {
         // The traits' object closed, `context` and the message's end: one copy.
         writer.rawClosing(messageTail)
         // One initializer for either form of the id, the head consumed (the head was copied and destroyed per
-        // message). The compiler still makes the message of borrowed parts and copies it whole once, about
-        // 220 instructions a message (Docs/Performance.md, sixth round).
+        // message). The initializer is the memberwise one, so the message is made where it is returned to
+        // (Docs/Performance.md, eighth round).
         let id: SegmentMessage.StoredMessageID
         if let writtenID = head.writtenID.take() {
             id = .text(writtenID)
