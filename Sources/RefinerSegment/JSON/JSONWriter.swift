@@ -143,21 +143,26 @@ struct JSONWriter: ~Copyable {
     /// `false`, having written nothing, for a key without contiguous bytes.
     @inline(__always)
     mutating func plainKey(reserved key: borrowing String) -> Bool {
-        let done: Void? = key.utf8.withContiguousStorageIfAvailable { utf8 in
-            if needsComma {
-                base[count] = UInt8(ascii: ",")
-                count += 1
-            }
-            let length = utf8.count
-            base[count] = UInt8(ascii: "\"")
-            if let source = utf8.baseAddress { Self.copy(source, count: length, to: base + count + 1) }
-            count += length + 1
-            base[count] = UInt8(ascii: "\"")
-            base[count + 1] = UInt8(ascii: ":")
-            count += 2
-            needsComma = false
-        }
+        let done: Void? = key.utf8.withContiguousStorageIfAvailable { plainKey(reserved: $0) }
         return done != nil
+    }
+
+    /// ``plainKey(reserved:)`` of a key's UTF-8 bytes (kept apart from its string: reading a string's bytes
+    /// through a pointer to it retained and released the string).
+    @inline(__always)
+    mutating func plainKey(reserved utf8: UnsafeBufferPointer<UInt8>) {
+        if needsComma {
+            base[count] = UInt8(ascii: ",")
+            count += 1
+        }
+        let length = utf8.count
+        base[count] = UInt8(ascii: "\"")
+        if let source = utf8.baseAddress { Self.copy(source, count: length, to: base + count + 1) }
+        count += length + 1
+        base[count] = UInt8(ascii: "\"")
+        base[count + 1] = UInt8(ascii: ":")
+        count += 2
+        needsComma = false
     }
 
     /// A string value that needs no escaping, with room reserved by ``reserveMember(_:)`` for a comma, its

@@ -277,23 +277,26 @@ extension CollectedTraits.AnswerView {
     /// normalizer's).
     func writeMembers(to writer: inout JSONWriter) {
         answers.withUnsafeBufferPointer { answers in
-            resolved.keys.withUnsafeBufferPointer { keys in
-                resolved.positions.withUnsafeBufferPointer { positions in
-                    guard let answers = answers.baseAddress, let keys = keys.baseAddress,
-                        let order = positions.baseAddress
-                    else { return }
-                    for position in start..<start + count {
-                        let index = order[position]
-                        // Read through the pointers, in place, as the entries' path does.
-                        let key = keys + index
-                        let answer = answers + index
-                        var valueLength = 0
-                        if case .string(let text)? = answer.pointee.value { valueLength = text.utf8.count }
-                        writer.reserveMember(key.pointee.utf8.count + valueLength + 16)
-                        if !writer.plainKey(reserved: key.pointee) { writer.key(key.pointee) }
-                        var written = false
-                        answer.pointee.value?.withString { written = writer.string(reserved: $0) }
-                        if !written, let value = answer.pointee.value { writer.value(value) }
+            resolved.keyBytes.withUnsafeBufferPointer { keyBytes in
+                resolved.keyBounds.withUnsafeBufferPointer { keyBounds in
+                    resolved.positions.withUnsafeBufferPointer { positions in
+                        guard let answers = answers.baseAddress, let bounds = keyBounds.baseAddress,
+                            let order = positions.baseAddress
+                        else { return }
+                        for position in start..<start + count {
+                            let index = order[position]
+                            // Read through the pointers, in place, as the entries' path does; the key from its
+                            // bytes (read from the key's string, it was retained and released).
+                            let key = UnsafeBufferPointer(rebasing: keyBytes[bounds[index]..<bounds[index + 1]])
+                            let answer = answers + index
+                            var valueLength = 0
+                            if case .string(let text)? = answer.pointee.value { valueLength = text.utf8.count }
+                            writer.reserveMember(key.count + valueLength + 16)
+                            writer.plainKey(reserved: key)
+                            var written = false
+                            answer.pointee.value?.withString { written = writer.string(reserved: $0) }
+                            if !written, let value = answer.pointee.value { writer.value(value) }
+                        }
                     }
                 }
             }

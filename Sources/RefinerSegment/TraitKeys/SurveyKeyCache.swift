@@ -86,6 +86,12 @@ final class ResolvedKeys: Sendable {
     let userStart: Int
     /// Where the account's side starts in ``positions``.
     let accountStart: Int
+    /// The keys' UTF-8 bytes, one after another, in the response's order; key `i` is
+    /// `keyBytes[keyBounds[i]..<keyBounds[i + 1]]`. Messages are written from these: a key's bytes read from
+    /// its string in place cost a retain and a release of the string.
+    let keyBytes: [UInt8]
+    /// Where each key starts in ``keyBytes``, then where the last one ends.
+    let keyBounds: [Int]
 
     /// The keys of questions with these attributions (one per key, in the same order).
     init(_ keys: [String], attributions: [Attribution]) {
@@ -96,6 +102,16 @@ final class ResolvedKeys: Sendable {
         self.positions = sortedOrder + userOrder + accountOrder
         self.userStart = sortedOrder.count
         self.accountStart = sortedOrder.count + userOrder.count
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(keys.reduce(0) { $0 + $1.utf8.count })
+        var bounds = [0]
+        bounds.reserveCapacity(keys.count + 1)
+        for key in keys {
+            bytes.append(contentsOf: key.utf8)
+            bounds.append(bytes.count)
+        }
+        self.keyBytes = bytes
+        self.keyBounds = bounds
     }
 
     /// The answers' positions, sorted by their keys.
