@@ -3,20 +3,27 @@
 /// A value. Merging (``merge(_:)``, ``apply(_:)``) is pure, commutative and idempotent: each trait, and the
 /// email, keeps its latest answer by ``AnswerTime``.
 public struct UserProfile: Sendable, Hashable {
-    /// The user's collected traits.
-    public var traits: CollectedTraits
+    // The email is declared first so that the struct's memberwise initializer, `init(email:traits:...)`, has
+    // another name than the public one, which is in an extension and made with it (see there).
+
     /// The user's latest email, when known; `identify` carries it as `<prefix>email`.
     public var email: String?
+    /// The user's collected traits.
+    public var traits: CollectedTraits
     /// When ``email`` was given; ``AnswerTime/distantPast`` when it is unknown or has no time.
     public var emailAnsweredAt: AnswerTime
+}
 
+extension UserProfile {
     /// Creates a profile; an empty one for a user seen for the first time.
+    ///
+    /// Through the memberwise initializer, which makes the value at once: assigned member by member, the
+    /// profile was made in a temporary, copied whole and the temporary destroyed (about 200 instructions for
+    /// each new profile; Docs/Performance.md, eighth round).
     public init(
         traits: CollectedTraits = CollectedTraits(), email: String? = nil, emailAnsweredAt: AnswerTime = .distantPast
     ) {
-        self.traits = traits
-        self.email = email
-        self.emailAnsweredAt = emailAnsweredAt
+        self.init(email: email, traits: traits, emailAnsweredAt: emailAnsweredAt)
     }
 
     /// Merges another profile of the same user.
