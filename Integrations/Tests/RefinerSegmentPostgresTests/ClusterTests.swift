@@ -187,7 +187,8 @@ struct ClusterTests {
         }
         #expect(
             overlaps.isEmpty,
-            "\(overlaps.count) sequences claimed within another owner's lease, first \(overlaps.prefix(3))\n\(run.progress)")
+            "\(overlaps.count) sequences claimed within another owner's lease, first \(overlaps.prefix(3))\n\(run.progress)"
+        )
 
         // The victim's unsettled batches were claimed again by the others, after its lease.
         #expect(!held.isEmpty, "the victim died with no batch in flight\n\(run.progress)")
