@@ -360,23 +360,39 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
     /// checksums are set by ``writeEncoded(_:tenant:marks:)``.
     private static func encode(_ units: [[SegmentMessage]], tenant: String) throws -> EncodedUnits {
         let appendedAt = Int64((Date().timeIntervalSince1970 * 1000).rounded())
-        var encoded = EncodedUnits()
-        var capacity = 0
-        for unit in units {
-            capacity += SegmentRecord.headerSize + UnitCodec.headerSize + tenant.utf8.count + unit.count * 48
-            for message in unit { capacity += message.json.count }
+        var tenant = tenant
+        let tenantBytes = tenant.utf8.count
+        // Checked here as well as where the tenant is first numbered: the record's header holds the length.
+        guard tenantBytes <= Int(UInt16.max) else {
+            throw FileStoreError.damaged("a tenant name of more than 65535 bytes cannot be stored")
         }
-        encoded.bytes.reserveCapacity(capacity)
-        encoded.units.reserveCapacity(units.count)
+        var encoded = EncodedUnits()
+        var taken = 0
+        var total = 0
         for unit in units {
             guard unit.count <= Int(UInt16.max) else {
-                if !encoded.units.isEmpty { break }
+                if taken > 0 { break }
                 throw FileStoreError.damaged(
                     "a unit of \(unit.count) messages is more than one record of the file store holds (65535)")
             }
-            let jsonBytes = UnitCodec.appendRecord(unit, tenant: tenant, appendedAt: appendedAt, to: &encoded.bytes)
-            encoded.units.append(
-                EncodedUnits.Unit(end: encoded.bytes.count, jsonBytes: jsonBytes, messages: unit.count))
+            total += UnitCodec.recordSize(unit, tenantBytes: tenantBytes)
+            taken += 1
+        }
+        encoded.units.reserveCapacity(taken)
+        tenant.withUTF8 { tenantUTF8 in
+            encoded.bytes = [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
+                guard let base = buffer.baseAddress else { return }
+                var end = 0
+                for unit in units.prefix(taken) {
+                    let (size, jsonBytes) = UnitCodec.writeRecord(
+                        unit, tenant: tenantUTF8, appendedAt: appendedAt, to: UnsafeMutableRawPointer(base + end))
+                    end += size
+                    encoded.units.append(EncodedUnits.Unit(end: end, jsonBytes: jsonBytes, messages: unit.count))
+                }
+                // recordSize and writeRecord count the same fields: a record past its room is a bug here.
+                precondition(end == total, "file store: encoded \(end) bytes into \(total)")
+                initialized = end
+            }
         }
         return encoded
     }

@@ -99,3 +99,110 @@ func cpuSeconds() -> Double {
     let user = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
     return user + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
 }
+
+/// The floor of `durable_pipeline_pairs`' shape on this machine: `callers` tasks, each suspending once a
+/// "pair" until a sync thread has written (one write) and fsynced a group's bytes (a pair's 1.6 KB for each
+/// caller waiting) and resumed them all; no pipeline, no store, no encoding, no delivery. What any group commit
+/// made of Swift tasks costs here, so the durable figure can be held against it.
+func groupCommitFloor(pairs: Int, callers: Int, into directory: URL) async -> Int {
+    try? FileManager.default.removeItem(at: directory)
+    try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let descriptor = open(directory.appendingPathComponent("floor").path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    guard descriptor >= 0 else { return 0 }
+    defer { close(descriptor) }
+    let gate = FloorGate()
+    let noSync = ProcessInfo.processInfo.environment["BENCH_NO_FSYNC"] == "1"
+    let passes = FloorPasses()
+    let thread = Thread {
+        var bytes = [UInt8](repeating: 0x61, count: 1_600 * callers)
+        while let waiting = gate.next() {
+            // One write for the group, as the store makes.
+            _ = bytes.withUnsafeMutableBytes { write(descriptor, $0.baseAddress, 1_600 * waiting.count) }
+            let start = ContinuousClock.now
+            if !noSync { _ = fsync(descriptor) }
+            passes.note(ContinuousClock.now - start)
+            for continuation in waiting { continuation.resume() }
+        }
+        passes.finish()
+    }
+    thread.start()
+    await withTaskGroup(of: Void.self) { group in
+        for caller in 0..<callers {
+            group.addTask {
+                for _ in stride(from: caller, to: pairs, by: callers) {
+                    await withCheckedContinuation { gate.add($0) }
+                }
+            }
+        }
+    }
+    gate.stop()
+    let (count, syncTime) = passes.wait()
+    progress(
+        "  \(count) passes (\(pairs / max(count, 1)) pairs and "
+            + "\(String(format: "%.2f", (Double(syncTime.components.seconds) * 1e3 + Double(syncTime.components.attoseconds) / 1e15) / Double(max(count, 1)))) ms "
+            + "of fsync each) for \(pairs) pairs from \(callers) callers")
+    return pairs
+}
+
+/// The floor's passes: how many, and their fsyncs' time in all (read once the sync thread is done).
+final class FloorPasses: @unchecked Sendable {
+    // @unchecked: the fields are touched only with `condition` locked.
+    private let condition = NSCondition()
+    private var count = 0
+    private var syncTime = Duration.zero
+    private var finished = false
+
+    func note(_ time: Duration) {
+        condition.withLock {
+            count += 1
+            syncTime += time
+        }
+    }
+
+    func finish() {
+        condition.withLock {
+            finished = true
+            condition.signal()
+        }
+    }
+
+    func wait() -> (Int, Duration) {
+        condition.withLock {
+            while !finished { condition.wait() }
+            return (count, syncTime)
+        }
+    }
+}
+
+/// The callers waiting for the floor's next sync, behind a condition variable.
+final class FloorGate: @unchecked Sendable {
+    // @unchecked: `waiting` and `stopped` are touched only with `condition` locked.
+    private let condition = NSCondition()
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+    private var stopped = false
+
+    func add(_ continuation: CheckedContinuation<Void, Never>) {
+        condition.withLock {
+            waiting.append(continuation)
+            condition.signal()
+        }
+    }
+
+    /// Everyone waiting, once there is someone; `nil` once stopped.
+    func next() -> [CheckedContinuation<Void, Never>]? {
+        condition.withLock {
+            while waiting.isEmpty && !stopped { condition.wait() }
+            guard !stopped else { return nil }
+            defer { waiting = [] }
+            return waiting
+        }
+    }
+
+    func stop() {
+        condition.withLock {
+            stopped = true
+            condition.signal()
+        }
+    }
+}

@@ -269,6 +269,13 @@ if runs("pipeline") {
         }
         figures.append(Figure(name: name, value: durablePairs, unit: "pairs/s", baseline: pipelinePairs))
     }
+    // The floor of the 256-caller shape: each caller suspended once a pair until a write and an fsync of
+    // its group's bytes, nothing else (no pipeline, no store). Its ratio is to pipeline_pairs too.
+    progress("the floor of that shape: \(callers) callers, a write and an fsync per group, nothing else...")
+    let floor = await measure(rounds: rounds, operations: pairCount) {
+        blackhole &+= await groupCommitFloor(pairs: pairCount, callers: callers, into: scratchDirectory("floor"))
+    }
+    figures.append(Figure(name: "group_commit_floor", value: floor, unit: "pairs/s", baseline: pipelinePairs))
 }
 
 // 4c. Reopening a file store that holds a backlog of 1 GiB (`--quick`: 256 MiB): seconds and memory

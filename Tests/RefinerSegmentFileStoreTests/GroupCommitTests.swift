@@ -189,6 +189,32 @@ private final class HeldSync: Sendable {
         #expect(claim.unitEnds == [1, 2])
     }
 
+    /// A tenant name too long for a record's header is refused with an error naming it, not a trap, and
+    /// nothing is written; a text of a message longer than a record's field (65534 bytes) is cut, not a trap.
+    @Test func aTenantNameTooLongForARecordIsRefusedAndNothingIsWritten() async throws {
+        let path = directory()
+        defer { try? FileManager.default.removeItem(at: path) }
+        // Claims read records back from disk, so the cut field is what the record holds.
+        let store = try FileMessageStore(directory: path, configuration: .init(), fsync: { fsync($0) }, recentLimit: 0)
+        let tenant = String(repeating: "t", count: 70_000)
+        await #expect(throws: (any Error).self) { _ = try await store.append([try unit("a")], tenant: tenant) }
+        do {
+            _ = try await store.append([try unit("a")], tenant: tenant)
+        } catch {
+            #expect("\(error)".contains("tenant name of more than 65535 bytes"))
+        }
+        #expect(try await store.status().storedBytes == 0)
+        let long = SegmentMessage(
+            kind: .identify, messageID: "m-2", responseID: String(repeating: "r", count: 70_000),
+            json: Array(#"{"type":"identify","messageId":"m-2","userId":"u"}"#.utf8))
+        #expect(try await store.append([[long]], tenant: "default") == 1)
+        let claim = try #require(
+            try await store.claim(tenant: "default", maximumMessages: 10, maximumBytes: 1 << 20, lease: .zero))
+        #expect(claim.messages.map(\.json) == [long.json])
+        #expect(claim.messages.first?.responseID == String(repeating: "r", count: 65_534))
+        #expect(claim.messages.first?.messageID == "m-2")
+    }
+
     /// A record flipped on disk after the store opened is found when claimed: dropped and reported, never sent.
     @Test func aRecordDamagedAfterOpeningIsDroppedOnClaimAndReported() async throws {
         let path = directory()
