@@ -162,7 +162,12 @@ public struct PostgresOutboxSender: Sendable {
             var wait = configuration.idlePoll
             do {
                 if let lease = try await outbox.acquireTenant(excluding: serving.tenants) {
-                    serving.insert(lease.tenant)
+                    // The list was read before the statement ran: a worker that took the tenant since, and whose
+                    // lease ran out meanwhile (a stall as long as the lease), keeps it. This worker's acquisition
+                    // only renewed that lease and restarted the mark, which costs the other worker an attempt
+                    // counted on its batch in flight and nothing else (its next claim deletes what it delivered
+                    // and skips it).
+                    guard serving.insert(lease.tenant) else { continue }
                     defer { serving.remove(lease.tenant) }
                     try await serve(lease.tenant)
                     continue
@@ -392,8 +397,8 @@ private final class ServedTenants: Sendable {
     /// The tenants served now, for ``PostgresOutbox/acquireTenant(excluding:lease:)``.
     var tenants: [String] { state.withLockedValue { Array($0) } }
 
-    /// Notes a tenant a worker acquired.
-    func insert(_ tenant: String) { _ = state.withLockedValue { $0.insert(tenant) } }
+    /// Notes a tenant a worker acquired; `false` when another worker serves it.
+    func insert(_ tenant: String) -> Bool { state.withLockedValue { $0.insert(tenant).inserted } }
 
     /// Forgets a tenant once its worker handed it back (or gave up on it).
     func remove(_ tenant: String) { _ = state.withLockedValue { $0.remove(tenant) } }
