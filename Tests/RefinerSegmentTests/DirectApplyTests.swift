@@ -85,6 +85,69 @@ struct DirectApplyTests {
         }
     }
 
+    /// A newcomer's traits are a view of the response's answers (nothing copied per trait); every reader and
+    /// every change must see the same entries as traits merged one by one.
+    @Test func aNewcomersTraitsReadChangeAndEncodeAsMergedOnes() throws {
+        let builder = try SegmentCallBuilder()
+        let response = Self.response(
+            "r1", at: 0, [("Role?", "CEO", .user), ("Industry?", "Retail", .account), ("Team?", 5, .user)])
+        // Twice: the first resolves the survey's keys, the second takes them from the cache.
+        for _ in 0..<2 {
+            let built = try builder.process(response, profile: CollectedProfile()).profile
+            let time = AnswerTime(completedAt: response.completedAt, responseID: "r1")
+            var byHand = CollectedTraits()
+            byHand.merge("refiner_role", value: "CEO", answeredAt: time)
+            byHand.merge("refiner_team", value: 5, answeredAt: time)
+            let traits = built.user.traits
+            #expect(traits == byHand)
+            #expect(traits.hashValue == byHand.hashValue)
+            #expect(Array(traits) == Array(byHand))
+            #expect(traits.count == 2)
+            #expect(traits["refiner_team"] == 5)
+            #expect(traits["refiner_industry"] == nil)
+            #expect(traits.entry(for: "refiner_role") == byHand.entry(for: "refiner_role"))
+            #expect(traits.values == byHand.values)
+            #expect(built.account.traits.values == ["refiner_industry": "Retail"])
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
+            #expect(try encoder.encode(traits) == encoder.encode(byHand))
+            #expect(try JSONDecoder().decode(CollectedTraits.self, from: encoder.encode(traits)) == byHand)
+            // Changes start from the same entries.
+            var changed = traits
+            var changedByHand = byHand
+            let later = AnswerTime(completedAt: response.completedAt.addingTimeInterval(1), responseID: "r2")
+            let added = changed.merge("refiner_aardvark", value: "yes", answeredAt: later)
+            #expect(added)
+            changedByHand.merge("refiner_aardvark", value: "yes", answeredAt: later)
+            let older = changed.merge("refiner_role", value: "CTO", answeredAt: .distantPast)
+            #expect(!older)
+            let newer = changed.merge("refiner_team", value: 6, answeredAt: later)
+            #expect(newer)
+            changedByHand.merge("refiner_team", value: 6, answeredAt: later)
+            #expect(changed == changedByHand)
+            #expect(Array(changed) == Array(changedByHand))
+            // The view itself is unchanged by its copy's changes.
+            #expect(traits == byHand)
+            var merged = CollectedTraits()
+            merged.merge(traits)
+            #expect(merged == byHand)
+        }
+    }
+
+    /// The key cache matches a survey's questions by their attribution too: a side's order is cached with them.
+    @Test func aQuestionMovedToTheAccountIsNotTakenFromTheCache() throws {
+        let builder = try SegmentCallBuilder()
+        for attributions in [[Attribution.user, .account], [.user, .user], [.account, .user], [.user, .account]] {
+            let response = Self.response(
+                "r1", at: 0, [("Role?", "CEO", attributions[0]), ("Industry?", "Retail", attributions[1])])
+            let direct = try builder.process(response, profile: CollectedProfile())
+            var general = CollectedProfile()
+            general.apply(try builder.changes(for: response))
+            #expect(direct.profile == general, "\(attributions)")
+            #expect(direct.messages == (try builder.makeMessages(for: response, profile: general)), "\(attributions)")
+        }
+    }
+
     @Test func theBuildersPlainMarkTakesNoPartInEquality() throws {
         let builder = try SegmentCallBuilder()
         let response = Self.response("r1", at: 0, [("Role?", "CEO", .user), ("Plan?", "Pro", .user)])

@@ -52,8 +52,27 @@ public struct CollectedTraits: Sendable, Hashable {
         }
     }
 
-    /// Sorted by key: one array, so a profile's traits are one allocation.
+    /// A newcomer's traits as a view of the response that set them: the response's answers, the survey's
+    /// cached keys and the positions of this side's answers in key order (each with a value), all answered at
+    /// one time. Nothing is copied per trait and nothing is allocated; the first change turns it into entries.
+    struct AnswerView: Sendable {
+        let answers: [Answer]
+        let resolved: ResolvedKeys
+        /// Where this side's order starts in the resolved keys' positions.
+        let start: Int
+        /// The number of traits.
+        let count: Int
+        let answeredAt: AnswerTime
+
+        /// The position in ``answers`` (and the keys) of the trait at `position` in key order.
+        @inline(__always)
+        func index(_ position: Int) -> Int { resolved.positions[start + position] }
+    }
+
+    /// Sorted by key: one array, so a profile's traits are one allocation. Empty while ``view`` holds them.
     private var storage: [Entry] = []
+    /// The traits, when they are a view of one response's answers (``storage`` is then empty).
+    private var view: AnswerView?
 
     /// Creates empty traits.
     public init() {}
@@ -64,32 +83,66 @@ public struct CollectedTraits: Sendable, Hashable {
     }
 
     /// The number of traits.
-    public var count: Int { storage.count }
+    public var count: Int { view?.count ?? storage.count }
     /// Whether there are no traits.
-    public var isEmpty: Bool { storage.isEmpty }
+    public var isEmpty: Bool { count == 0 }
+
+    /// The key of the trait at a position, in key order.
+    private func key(at position: Int) -> String {
+        guard let view else { return storage[position].key }
+        return view.resolved.keys[view.index(position)]
+    }
+
+    /// The traits as a view of `answers` at the resolved keys' positions `side` (each answer there has a
+    /// value), all answered at `answeredAt`. Only for empty traits.
+    mutating func setView(answers: [Answer], resolved: ResolvedKeys, side: Range<Int>, answeredAt: AnswerTime) {
+        view = AnswerView(
+            answers: answers, resolved: resolved, start: side.lowerBound, count: side.count, answeredAt: answeredAt)
+    }
+
+    /// A view's traits made entries, before any change.
+    @inline(__always)
+    private mutating func materialize() {
+        guard view != nil else { return }
+        materializeView()
+    }
+
+    @inline(never)
+    private mutating func materializeView() {
+        guard let view else { return }
+        self.view = nil
+        storage.reserveCapacity(view.count)
+        for position in 0..<view.count {
+            let index = view.index(position)
+            guard let value = view.answers[index].value else { continue }
+            storage.append(
+                Entry(key: view.resolved.keys[index], value: value, answeredAt: view.answeredAt, isPlainKey: true))
+        }
+    }
 
     /// The latest value of a trait.
     public subscript(key: String) -> AnswerValue? {
         let (index, found) = position(of: key)
-        return found ? storage[index].value : nil
+        return found ? self[index].value : nil
     }
 
     /// The entry of a trait: its value and when it was answered.
     public func entry(for key: String) -> Entry? {
         let (index, found) = position(of: key)
-        return found ? storage[index] : nil
+        return found ? self[index] : nil
     }
 
     /// The values without their times.
     public var values: Traits {
         var traits = Traits()
-        traits.reserveCapacity(storage.count)
-        for entry in storage { traits[entry.key] = entry.value }
+        traits.reserveCapacity(count)
+        for entry in self { traits[entry.key] = entry.value }
         return traits
     }
 
     /// Reserves room for `capacity` traits.
     public mutating func reserveCapacity(_ capacity: Int) {
+        materialize()
         storage.reserveCapacity(capacity)
     }
 
@@ -98,6 +151,7 @@ public struct CollectedTraits: Sendable, Hashable {
     /// - Returns: Whether the traits changed.
     @discardableResult
     public mutating func merge(_ key: String, value: AnswerValue, answeredAt: AnswerTime) -> Bool {
+        materialize()
         let (index, found) = position(of: key)
         guard found else {
             let entry = Entry(key: key, value: value, answeredAt: answeredAt)
@@ -132,6 +186,7 @@ public struct CollectedTraits: Sendable, Hashable {
         _ traits: some Sequence<(key: String, value: AnswerValue, isPlainKey: Bool)>, count: Int,
         answeredAt: AnswerTime
     ) {
+        materialize()
         guard !storage.isEmpty else {
             storage.reserveCapacity(count)
             for trait in traits {
@@ -157,7 +212,8 @@ public struct CollectedTraits: Sendable, Hashable {
     /// ``mergeAscending(_:count:answeredAt:)`` of a response's answers; a newcomer's traits are made straight
     /// from the answers (each value copied once, not through a tuple of its own).
     mutating func mergeAnswers(_ traits: AnswerTraits, count: Int, answeredAt: AnswerTime) {
-        guard storage.isEmpty else { return mergeAscending(traits, count: count, answeredAt: answeredAt) }
+        guard isEmpty else { return mergeAscending(traits, count: count, answeredAt: answeredAt) }
+        view = nil
         storage.reserveCapacity(count)
         var traits = traits
         while let index = traits.nextIndex() {
@@ -169,6 +225,11 @@ public struct CollectedTraits: Sendable, Hashable {
     /// Writes the traits as the members of an object, in key order. `extra` (the builder's email) is written
     /// at its place in that order, and replaces a trait with the same key.
     func writeMembers(to writer: inout JSONWriter, extra: (key: String, value: String)? = nil) {
+        // Called through the optional, the view is borrowed where it is (`if let` would copy it: three retains).
+        if extra == nil, view != nil {
+            view?.writeMembers(to: &writer)
+            return
+        }
         guard let extra else {
             // Over the buffer: its entries are read in place, not copied out one by one.
             storage.withUnsafeBufferPointer { entries in
@@ -193,15 +254,15 @@ public struct CollectedTraits: Sendable, Hashable {
             return
         }
         var extraWritten = false
-        for index in storage.indices {
-            if !extraWritten, storage[index].key >= extra.key {
+        for entry in self {
+            if !extraWritten, entry.key >= extra.key {
                 writer.key(extra.key)
                 writer.string(extra.value)
                 extraWritten = true
-                if storage[index].key == extra.key { continue }
+                if entry.key == extra.key { continue }
             }
-            writer.key(storage[index].key)
-            writer.value(storage[index].value)
+            writer.key(entry.key)
+            writer.value(entry.value)
         }
         if !extraWritten {
             writer.key(extra.key)
@@ -209,9 +270,42 @@ public struct CollectedTraits: Sendable, Hashable {
         }
     }
 
+}
+
+extension CollectedTraits.AnswerView {
+    /// ``CollectedTraits/writeMembers(to:extra:)`` of a view: over the arrays' buffers, each key plain (the
+    /// normalizer's).
+    func writeMembers(to writer: inout JSONWriter) {
+        answers.withUnsafeBufferPointer { answers in
+            resolved.keys.withUnsafeBufferPointer { keys in
+                resolved.positions.withUnsafeBufferPointer { positions in
+                    guard let answers = answers.baseAddress, let keys = keys.baseAddress,
+                        let order = positions.baseAddress
+                    else { return }
+                    for position in start..<start + count {
+                        let index = order[position]
+                        // Read through the pointers, in place, as the entries' path does.
+                        let key = keys + index
+                        let answer = answers + index
+                        var valueLength = 0
+                        if case .string(let text)? = answer.pointee.value { valueLength = text.utf8.count }
+                        writer.reserveMember(key.pointee.utf8.count + valueLength + 16)
+                        if !writer.plainKey(reserved: key.pointee) { writer.key(key.pointee) }
+                        var written = false
+                        answer.pointee.value?.withString { written = writer.string(reserved: $0) }
+                        if !written, let value = answer.pointee.value { writer.value(value) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+extension CollectedTraits {
+
     /// Merges every trait of `other`.
     public mutating func merge(_ other: CollectedTraits) {
-        for entry in other.storage { merge(entry.key, value: entry.value, answeredAt: entry.answeredAt) }
+        for entry in other { merge(entry.key, value: entry.value, answeredAt: entry.answeredAt) }
     }
 
     /// These traits with `other` merged in.
@@ -223,13 +317,33 @@ public struct CollectedTraits: Sendable, Hashable {
 
     /// Appends an entry known to sort after every stored key (decoding stored profiles in key order).
     mutating func appendSorted(_ entry: Entry) -> Bool {
+        materialize()
         guard storage.last.map({ $0.key < entry.key }) ?? true else { return false }
         storage.append(entry)
         return true
     }
 
     private func position(of key: String) -> (index: Int, found: Bool) {
-        storage.sortedPosition(of: key) { $0.key }
+        guard view != nil else { return storage.sortedPosition(of: key) { $0.key } }
+        var low = 0
+        var high = count
+        while low < high {
+            let middle = low + (high - low) / 2
+            if self.key(at: middle) < key { low = middle + 1 } else { high = middle }
+        }
+        return (low, low < count && self.key(at: low) == key)
+    }
+
+    /// Equal when both hold the same entries in the same order, whichever form each is in.
+    public static func == (lhs: CollectedTraits, rhs: CollectedTraits) -> Bool {
+        if lhs.view == nil, rhs.view == nil { return lhs.storage == rhs.storage }
+        return lhs.count == rhs.count && lhs.elementsEqual(rhs)
+    }
+
+    /// Hashes the entries, consistently with `==` (the same for both forms).
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(count)
+        for entry in self { hasher.combine(entry) }
     }
 }
 
@@ -237,9 +351,16 @@ extension CollectedTraits: RandomAccessCollection {
     /// The first position.
     public var startIndex: Int { 0 }
     /// The position after the last trait.
-    public var endIndex: Int { storage.count }
+    public var endIndex: Int { count }
     /// The trait at a position, in key order.
-    public subscript(position: Int) -> Entry { storage[position] }
+    public subscript(position: Int) -> Entry {
+        guard let view else { return storage[position] }
+        let index = view.index(position)
+        // A view holds only answers with a value; `.boolean(false)` is never reached.
+        return Entry(
+            key: view.resolved.keys[index], value: view.answers[index].value ?? .boolean(false),
+            answeredAt: view.answeredAt, isPlainKey: true)
+    }
 }
 
 extension CollectedTraits: Codable {
@@ -275,7 +396,7 @@ extension CollectedTraits: Codable {
     /// Encodes `{"key": {"value": ..., "at": "2026-11-20T10:15:00.000000Z", "response": "resp_123"}}`.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: TraitCodingKey.self)
-        for entry in storage {
+        for entry in self {
             let key = TraitCodingKey(stringValue: entry.key)
             var nested = container.nestedContainer(keyedBy: EntryCodingKeys.self, forKey: key)
             try nested.encode(entry.value, forKey: .value)

@@ -183,22 +183,49 @@ extension SegmentCallBuilder {
                 userTraitBytes += bytes
             }
         }
-        let email = response.user.email.flatMap { $0.isEmpty ? nil : $0 }
+        // Copied only when there is one: a copy of an absent `String?` still costs a call (the outlined copy
+        // the linker binds to another library's generic one).
+        let email = response.user.email?.isEmpty == false ? response.user.email : nil
         guard
             ownAnswersBounds(
                 of: response, email: email, userTraitBytes: userTraitBytes, accountTraitBytes: accountTraitBytes
             ).fit
         else { return false }
         let time = AnswerTime(completedAt: response.completedAt, responseID: response.id)
+        // A newcomer's side whose every answer has a value: its traits are a view of the response's answers and
+        // the cached keys (nothing copied per trait, nothing allocated).
+        let userSide = resolved.side(hasAccount: hasAccount, ofAccount: false)
+        var userDone = false
+        var accountDone = !hasAccount
+        if profile.user.traits.isEmpty, userCount == userSide.count {
+            if userCount > 0 {
+                profile.user.traits.setView(answers: answers, resolved: resolved, side: userSide, answeredAt: time)
+            }
+            userDone = true
+        }
+        let accountSide = resolved.side(hasAccount: hasAccount, ofAccount: true)
+        if hasAccount, profile.account.traits.isEmpty, accountCount == accountSide.count {
+            if accountCount > 0 {
+                profile.account.traits.setView(
+                    answers: answers, resolved: resolved, side: accountSide, answeredAt: time)
+            }
+            accountDone = true
+        }
+        if userDone, accountDone {
+            if let email { profile.user.mergeEmail(email, answeredAt: time) }
+            return true
+        }
         // Over the arrays' buffers, which `response` and `resolved` keep alive: walking the answers retains
         // nothing.
         answers.withUnsafeBufferPointer { answers in
             keys.withUnsafeBufferPointer { keys in
                 resolved.sortedOrder.withUnsafeBufferPointer { order in
-                    let user = AnswerTraits(
-                        answers: answers, keys: keys, order: order, hasAccount: hasAccount, ofAccount: false)
-                    profile.user.traits.mergeAnswers(user, count: userCount, answeredAt: time)
-                    if hasAccount {
+                    if !userDone {
+                        let user = AnswerTraits(
+                            answers: answers, keys: keys, order: order, hasAccount: hasAccount, ofAccount: false)
+                        profile.user.traits.mergeAnswers(user, count: userCount, answeredAt: time)
+                    }
+                    if !accountDone {
                         let account = AnswerTraits(
                             answers: answers, keys: keys, order: order, hasAccount: hasAccount, ofAccount: true)
                         profile.account.traits.mergeAnswers(account, count: accountCount, answeredAt: time)

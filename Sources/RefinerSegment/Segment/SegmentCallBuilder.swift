@@ -87,7 +87,9 @@ public struct SegmentCallBuilder: Sendable {
     func resolveTraitKeys(for response: SurveyResponse) throws(RefinerSegmentError) -> ResolvedKeys {
         let answers = response.answers
         do {
-            let keys = ResolvedKeys(try normalizer.resolveKeys(count: answers.count) { answers[$0].question })
+            let keys = ResolvedKeys(
+                try normalizer.resolveKeys(count: answers.count) { answers[$0].question },
+                attributions: answers.map(\.question.attribution))
             keyCache.store(keys, surveyID: response.survey.id, answers: answers)
             return keys
         } catch {
@@ -153,10 +155,11 @@ public struct SegmentCallBuilder: Sendable {
         func fail(_ code: RefinerSegmentError.Code, _ detail: String) -> RefinerSegmentError {
             RefinerSegmentError(code: code, responseID: response.id, detail: detail)
         }
-        guard response.user.nonEmptyID != nil || response.user.nonEmptyAnonymousID != nil else {
+        // Through optional chaining, read where they are: `if let` would copy the account (its id and traits).
+        guard response.user.id?.isEmpty == false || response.user.anonymousID?.isEmpty == false else {
             throw fail(.missingUserIdentity, "the user has neither an id nor an anonymous id")
         }
-        if let account = response.account, account.id.isEmpty {
+        if response.account?.id.isEmpty == true {
             throw fail(.missingAccountID, "the account has an empty id")
         }
         guard Timestamp.isRepresentable(response.completedAt) else {
@@ -320,7 +323,7 @@ public struct SegmentCallBuilder: Sendable {
         // The common case merges the response straight into the profile; the rest goes through the changes.
         if !(try applyDirectly(response, to: &profile)) { profile.apply(try changes(for: response)) }
         let messages = try encodeMessages(for: response, profile: profile)
-        return (messages, profile)
+        return (messages, consume profile)
     }
 
     /// Members every message of one response carries, encoded once: `"userId":...` and/or
