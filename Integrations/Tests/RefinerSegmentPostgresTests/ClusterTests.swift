@@ -169,16 +169,26 @@ struct ClusterTests {
         #expect(try await TestDatabase.count("refiner_segment_outbox", client) == 0, run.comment)
         #expect(try await TestDatabase.count("refiner_segment_dead_letters", client) == 0, run.comment)
 
-        // No sequence claimed by two instances within a lease: a second claim by another owner comes only
-        // after the first claim's lease ended.
+        // No sequence claimed by two instances within a lease: a claim by another owner comes only after every
+        // earlier claim's lease ended. Both times are the server's (`at` the claim's now(), `until` the tenant
+        // lease it set), so the instances' clocks play no part; a renewal only moves a lease's end later than
+        // the `until` reported, so this check is, if anything, lenient.
         let claims = claims([victim] + survivors)
-        var overlapping = 0
-        for (_, list) in claims {
-            for (earlier, later) in zip(list, list.dropFirst()) where earlier.owner != later.owner {
-                if later.at < earlier.until { overlapping += 1 }
+        var overlaps: [String] = []
+        for (sequence, list) in claims.sorted(by: { $0.key < $1.key }) {
+            for (index, later) in list.enumerated() {
+                if let earlier = list[..<index].first(where: { $0.owner != later.owner && later.at < $0.until }) {
+                    overlaps.append(
+                        "\(sequence): \(earlier.owner) at \(earlier.at) until \(earlier.until), "
+                            + "\(later.owner) at \(later.at)")
+                    break
+                }
             }
         }
-        #expect(overlapping == 0, run.comment)
+        #expect(
+            overlaps.isEmpty,
+            "\(overlaps.count) sequences claimed within another owner's lease, first \(overlaps.prefix(3))\n\(run.progress)"
+        )
 
         // The victim's unsettled batches were claimed again by the others, after its lease.
         #expect(!held.isEmpty, "the victim died with no batch in flight\n\(run.progress)")

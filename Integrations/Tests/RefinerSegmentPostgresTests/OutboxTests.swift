@@ -178,20 +178,45 @@ struct OutboxTests {
 
     @Test func anExpiredLeaseIsClaimedAgainByAnotherInstance() async throws {
         try await TestDatabase.withSchema { client, schema in
-            let crashed = TestDatabase.outbox(client, schema, owner: "crashed", lease: .milliseconds(300))
+            // A lease no loaded machine outlives between two statements (a 300 ms one once ran out before the
+            // survivor's first look, failing the test): the test ends it on the server's clock instead.
+            let crashed = TestDatabase.outbox(client, schema, owner: "crashed", lease: .seconds(30))
             let survivor = TestDatabase.outbox(client, schema, owner: "survivor", lease: .seconds(30))
             try await crashed.enqueue([TestDatabase.unit("a")], tenant: "acme")
             _ = try #require(try await crashed.acquireTenant())
             let lost = try #require(try await crashed.claimBatch(of: "acme"))
             #expect(try await survivor.acquireTenant() == nil)
-            // The crashed instance never settles nor renews; wait on the server's clock for its lease to end.
-            try await TestDatabase.waitUntilServerTime(passes: lost.leaseUntil, client)
+            // The crashed instance never settles nor renews; its lease ends (shortened to the server's now()).
+            let ended = try await client.query(
+                "UPDATE refiner_segment_tenants SET sender_until = now() WHERE tenant = 'acme' RETURNING sender_until")
+            var leaseEnd = lost.leaseUntil
+            for try await (until) in ended.decode(Date.self) { leaseEnd = until }
+            #expect(leaseEnd < lost.leaseUntil)
+            try await TestDatabase.waitUntilServerTime(passes: leaseEnd, client)
             _ = try #require(try await survivor.acquireTenant())
             let again = try #require(try await survivor.claimBatch(of: "acme"))
             #expect(again.sequences == lost.sequences)
-            #expect(again.claimedAt >= lost.leaseUntil)
+            #expect(again.claimedAt >= leaseEnd)
             #expect(again.messages.allSatisfy { $0.attempts == 2 })
             #expect(try await crashed.renew(lost) == false)
+        }
+    }
+
+    /// A holder whose lease ran out (a stall) and whose batch then failed must not make the tenant's new holder
+    /// wait: that one claimed the batch again and gets its own answer.
+    @Test func aRetryOfAHolderThatLostTheTenantDoesNotHoldUpTheNewHolder() async throws {
+        try await TestDatabase.withSchema { client, schema in
+            let stalled = TestDatabase.outbox(client, schema, owner: "stalled")
+            let next = TestDatabase.outbox(client, schema, owner: "next")
+            try await stalled.enqueue([TestDatabase.unit("a")], tenant: "acme")
+            _ = try #require(try await stalled.acquireTenant())
+            let lost = try #require(try await stalled.claimBatch(of: "acme"))
+            try await client.query("UPDATE refiner_segment_tenants SET sender_until = now()")
+            _ = try #require(try await next.acquireTenant())
+            try await stalled.retryLater(lost, after: .seconds(60))
+            #expect(try await next.usage().first?.retryAt == nil)
+            let again = try #require(try await next.claimBatch(of: "acme"))
+            #expect(again.sequences == lost.sequences)
         }
     }
 

@@ -43,4 +43,99 @@ struct SenderTests {
             #expect(try await TestDatabase.count("refiner_segment_outbox", client) == 0)
         }
     }
+
+    /// The overlap the cluster drill once saw (a batch claimed by another instance within its lease): a worker
+    /// whose tenant lease ran out while its request hung (a stall) found the tenant taken by a second worker of
+    /// its own instance (same owner), which claimed the batch in flight again and sent the tenant beside it; the
+    /// first to end its turn then handed the tenant back while the other still had a batch out, and another
+    /// instance claimed that batch within its lease. A worker never takes a tenant its own instance serves.
+    @Test func aWorkerNeverTakesATenantAnotherWorkerOfItsInstanceServes() async throws {
+        try await TestDatabase.withSchema { client, schema in
+            // No renewal within the test (a third of the lease): the lease ends only when the test ends it.
+            let outbox = TestDatabase.outbox(client, schema, lease: .seconds(300))
+            try await outbox.enqueue([TestDatabase.unit("held")], tenant: "held")
+            let transport = HoldingTransport(holding: "wk-held")
+            let (events, continuation) = AsyncStream.makeStream(of: PostgresOutboxSender.Event.self)
+            let sender = PostgresOutboxSender(
+                outbox: outbox, transport: transport,
+                configuration: .init(concurrency: 2, idlePoll: .milliseconds(100)),
+                destination: { tenant in .init(writeKey: WriteKey("wk-" + tenant), endpoint: .us) },
+                onEvent: { continuation.yield($0) })
+            var heldClaims = 0
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await sender.run() }
+                var enqueued = 0
+                for await event in events {
+                    switch event {
+                    case .claimed(let batch) where batch.tenant == "held":
+                        heldClaims += 1
+                        guard heldClaims == 1 else { break }
+                        await transport.waitForHeldRequest()
+                        // The held worker's lease runs out on the server's clock, as in a stall, with no waiting.
+                        try await client.query(
+                            "UPDATE refiner_segment_tenants SET sender_until = now() - interval '1 second'")
+                        try await outbox.enqueue([TestDatabase.unit("o1")], tenant: "other")
+                        enqueued = 1
+                    case .delivered(let tenant, _) where tenant == "other" && enqueued == 1:
+                        // The other worker's next acquisition finds the held tenant first in line (served
+                        // longest ago, its lease over); it must take this one instead.
+                        try await outbox.enqueue([TestDatabase.unit("o2")], tenant: "other")
+                        enqueued = 2
+                    default: break
+                    }
+                    if heldClaims > 1 { break }
+                    if case .delivered(let tenant, let messages) = event, tenant == "other",
+                        messages.contains(where: { $0.message.messageID == "o2-0" })
+                    {
+                        break
+                    }
+                }
+                await transport.open()
+                group.cancelAll()
+            }
+            #expect(heldClaims == 1, "the held tenant was claimed again by a second worker of the same instance")
+            #expect(await transport.requests(of: "wk-held") == 1)
+        }
+    }
+}
+
+/// A Segment stand-in answering 200, that holds every request of one write key until ``open()``.
+actor HoldingTransport: SegmentTransport {
+    private let heldKey: String
+    private var isOpen = false
+    private var held: [CheckedContinuation<Void, Never>] = []
+    private var arrivalWaiters: [CheckedContinuation<Void, Never>] = []
+    private var arrivals: [String: Int] = [:]
+
+    init(holding writeKey: String) { heldKey = writeKey }
+
+    func send(_ request: SegmentRequest) async throws -> SegmentResponse {
+        let body = try JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any]
+        let key = body?["writeKey"] as? String ?? ""
+        arrivals[key, default: 0] += 1
+        if key == heldKey && !isOpen {
+            await withCheckedContinuation { continuation in
+                held.append(continuation)
+                for waiter in arrivalWaiters { waiter.resume() }
+                arrivalWaiters = []
+            }
+        }
+        return SegmentResponse(statusCode: 200, body: Array("{}".utf8))
+    }
+
+    /// Returns once a request of the held key is being held.
+    func waitForHeldRequest() async {
+        guard held.isEmpty else { return }
+        await withCheckedContinuation { arrivalWaiters.append($0) }
+    }
+
+    /// Answers the held requests and every later one.
+    func open() {
+        isOpen = true
+        for continuation in held { continuation.resume() }
+        held = []
+    }
+
+    /// How many requests of a write key arrived.
+    func requests(of writeKey: String) -> Int { arrivals[writeKey] ?? 0 }
 }

@@ -65,6 +65,9 @@ extension PostgresOutbox {
     /// failure is kept, and the whole tenant waits `delay` (its later messages stay behind it, so order holds) on
     /// every instance.
     ///
+    /// Only the tenant's holder sets the wait: a holder whose lease ran out and was taken (a stall) leaves the
+    /// tenant to its new holder, which claimed the batch again and gets its own answer.
+    ///
     /// The holder's claim mark goes back before the batch, so the batch is claimed first when the wait ends. (The
     /// mark is read without a lock: the main `UPDATE` of the tenant row may run before the `returned` CTE, and a
     /// locking read of a row this statement already updated finds nothing.)
@@ -87,9 +90,9 @@ extension PostgresOutbox {
                 )
                 UPDATE refiner_segment_tenants
                 SET retry_at = now() + \(delay.milliseconds) * interval '1 millisecond',
-                    claimed_through = CASE WHEN sender_owner = \(batch.owner) AND claimed_through IS NOT NULL
-                        THEN least(claimed_through, \(first) - 1) ELSE claimed_through END
-                WHERE tenant = \(batch.tenant)
+                    claimed_through = CASE WHEN claimed_through IS NOT NULL
+                        THEN least(claimed_through, \(first) - 1) END
+                WHERE tenant = \(batch.tenant) AND sender_owner = \(batch.owner)
                 """,
                 logger: logger
             )

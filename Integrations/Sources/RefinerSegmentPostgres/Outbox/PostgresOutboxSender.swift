@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import PostgresNIO
 import RefinerSegment
 
@@ -117,10 +118,11 @@ public struct PostgresOutboxSender: Sendable {
     /// a failover does not stop delivery.
     public func run() async throws {
         let signal = WakeSignal()
+        let serving = ServedTenants()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await listen(signal) }
             for _ in 0..<max(1, configuration.concurrency) {
-                group.addTask { try await work(signal) }
+                group.addTask { try await work(signal, serving) }
             }
             try await group.next()
             group.cancelAll()
@@ -147,12 +149,26 @@ public struct PostgresOutboxSender: Sendable {
         }
     }
 
-    private func work(_ signal: WakeSignal) async throws {
+    /// One worker: takes a tenant no other worker of this instance serves, serves it, and again.
+    ///
+    /// The exclusion is the instance's own: the database knows the lease by owner, which every worker of an
+    /// instance shares, so a worker whose lease ran out mid-turn (a stall) would otherwise see its tenant taken
+    /// by a second worker of the same instance, both would send it (out of order), and the first to end its turn
+    /// would hand the tenant back while the other still had a batch out: another instance then claimed that
+    /// batch within its lease.
+    private func work(_ signal: WakeSignal, _ serving: ServedTenants) async throws {
         while !Task.isCancelled {
             let generation = signal.generation
             var wait = configuration.idlePoll
             do {
-                if let lease = try await outbox.acquireTenant() {
+                if let lease = try await outbox.acquireTenant(excluding: serving.tenants) {
+                    // The list was read before the statement ran: a worker that took the tenant since, and whose
+                    // lease ran out meanwhile (a stall as long as the lease), keeps it. This worker's acquisition
+                    // only renewed that lease and restarted the mark, which costs the other worker an attempt
+                    // counted on its batch in flight and nothing else (its next claim deletes what it delivered
+                    // and skips it).
+                    guard serving.insert(lease.tenant) else { continue }
+                    defer { serving.remove(lease.tenant) }
                     try await serve(lease.tenant)
                     continue
                 }
@@ -372,6 +388,20 @@ public struct PostgresOutboxSender: Sendable {
         return text.replacingOccurrences(of: key, with: "<redacted>")
             .replacingOccurrences(of: credentials, with: "<redacted>")
     }
+}
+
+/// The tenants the workers of one `run()` serve, so that no two of them serve one tenant.
+private final class ServedTenants: Sendable {
+    private let state = NIOLockedValueBox<Set<String>>([])
+
+    /// The tenants served now, for ``PostgresOutbox/acquireTenant(excluding:lease:)``.
+    var tenants: [String] { state.withLockedValue { Array($0) } }
+
+    /// Notes a tenant a worker acquired; `false` when another worker serves it.
+    func insert(_ tenant: String) -> Bool { state.withLockedValue { $0.insert(tenant).inserted } }
+
+    /// Forgets a tenant once its worker handed it back (or gave up on it).
+    func remove(_ tenant: String) { _ = state.withLockedValue { $0.remove(tenant) } }
 }
 
 extension Duration {
