@@ -117,16 +117,8 @@ struct JSONWriter: ~Copyable {
     mutating func plainKey(_ key: String) {
         assert(key.utf8.allSatisfy(Self.isPlainKeyByte), "a plain key needs escaping")
         let done: Void? = key.utf8.withContiguousStorageIfAvailable { utf8 in
-            separate()
-            let length = utf8.count
-            reserve(length + 3)
-            base[count] = UInt8(ascii: "\"")
-            if let source = utf8.baseAddress { Self.copy(source, count: length, to: base + count + 1) }
-            count += length + 1
-            base[count] = UInt8(ascii: "\"")
-            base[count + 1] = UInt8(ascii: ":")
-            count += 2
-            needsComma = false
+            reserveMember(utf8.count + 3)
+            plainKey(reserved: utf8)
         }
         if done == nil { self.key(key) }
     }
