@@ -53,12 +53,9 @@ func recordDurably(_ pairs: [[SegmentMessage]], callers: Int, perCall: Int, into
     }
     blackhole &+= transport.bytes.value
     let passes = store.syncPasses
-    let milliseconds =
-        Double(passes.syncTime.components.attoseconds) / 1e15
-        + Double(passes.syncTime.components.seconds) * 1e3
     progress(
         "  \(store.syncCount) fsyncs in \(passes.count) passes (\(pairs.count / max(passes.count, 1)) pairs and "
-            + "\(String(format: "%.2f", milliseconds / Double(max(passes.count, 1)))) ms of fsync each) for "
+            + "\(String(format: "%.2f", milliseconds(passes.syncTime) / Double(max(passes.count, 1)))) ms of fsync each) for "
             + "\(pairs.count) pairs, \(perCall) to a call from \(callers) callers")
     return delivered ?? 0
 }
@@ -113,18 +110,20 @@ func groupCommitFloor(pairs: Int, callers: Int, into directory: URL) async -> In
     defer { close(descriptor) }
     let gate = FloorGate()
     let noSync = ProcessInfo.processInfo.environment["BENCH_NO_FSYNC"] == "1"
-    let passes = FloorPasses()
     let thread = Thread {
         var bytes = [UInt8](repeating: 0x61, count: 1_600 * callers)
+        var passes = 0
+        var syncTime = Duration.zero
         while let waiting = gate.next() {
             // One write for the group, as the store makes.
             _ = bytes.withUnsafeMutableBytes { write(descriptor, $0.baseAddress, 1_600 * waiting.count) }
             let start = ContinuousClock.now
             if !noSync { _ = fsync(descriptor) }
-            passes.note(ContinuousClock.now - start)
+            passes += 1
+            syncTime += ContinuousClock.now - start
             for continuation in waiting { continuation.resume() }
         }
-        passes.finish()
+        gate.finish(passes: passes, syncTime: syncTime)
     }
     thread.start()
     await withTaskGroup(of: Void.self) { group in
@@ -137,50 +136,27 @@ func groupCommitFloor(pairs: Int, callers: Int, into directory: URL) async -> In
         }
     }
     gate.stop()
-    let (count, syncTime) = passes.wait()
+    let (count, syncTime) = gate.passes()
     progress(
         "  \(count) passes (\(pairs / max(count, 1)) pairs and "
-            + "\(String(format: "%.2f", (Double(syncTime.components.seconds) * 1e3 + Double(syncTime.components.attoseconds) / 1e15) / Double(max(count, 1)))) ms "
+            + "\(String(format: "%.2f", milliseconds(syncTime) / Double(max(count, 1)))) ms "
             + "of fsync each) for \(pairs) pairs from \(callers) callers")
     return pairs
 }
 
-/// The floor's passes: how many, and their fsyncs' time in all (read once the sync thread is done).
-final class FloorPasses: @unchecked Sendable {
-    // @unchecked: the fields are touched only with `condition` locked.
-    private let condition = NSCondition()
-    private var count = 0
-    private var syncTime = Duration.zero
-    private var finished = false
-
-    func note(_ time: Duration) {
-        condition.withLock {
-            count += 1
-            syncTime += time
-        }
-    }
-
-    func finish() {
-        condition.withLock {
-            finished = true
-            condition.signal()
-        }
-    }
-
-    func wait() -> (Int, Duration) {
-        condition.withLock {
-            while !finished { condition.wait() }
-            return (count, syncTime)
-        }
-    }
+/// A duration in milliseconds.
+func milliseconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) * 1e3 + Double(duration.components.attoseconds) / 1e15
 }
 
-/// The callers waiting for the floor's next sync, behind a condition variable.
+/// The callers waiting for the floor's next sync, and what the sync thread counted, behind a condition
+/// variable.
 final class FloorGate: @unchecked Sendable {
-    // @unchecked: `waiting` and `stopped` are touched only with `condition` locked.
+    // @unchecked: `waiting`, `stopped` and `finished` are touched only with `condition` locked.
     private let condition = NSCondition()
     private var waiting: [CheckedContinuation<Void, Never>] = []
     private var stopped = false
+    private var finished: (passes: Int, syncTime: Duration)?
 
     func add(_ continuation: CheckedContinuation<Void, Never>) {
         condition.withLock {
@@ -203,6 +179,22 @@ final class FloorGate: @unchecked Sendable {
         condition.withLock {
             stopped = true
             condition.signal()
+        }
+    }
+
+    /// The sync thread is done: its passes and their fsyncs' time in all.
+    func finish(passes: Int, syncTime: Duration) {
+        condition.withLock {
+            finished = (passes, syncTime)
+            condition.broadcast()
+        }
+    }
+
+    /// Waits for ``finish(passes:syncTime:)``.
+    func passes() -> (Int, Duration) {
+        condition.withLock {
+            while finished == nil { condition.wait() }
+            return finished ?? (0, .zero)
         }
     }
 }
