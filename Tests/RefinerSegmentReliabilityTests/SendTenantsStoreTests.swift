@@ -242,6 +242,58 @@ import Darwin
         #expect(stderr.contains("20 lines accepted by an earlier run were not sent again"), "\(stderr)")
     }
 
+    /// Kills at random appends (a seed; RELIABILITY_SEED repeats one), most of them between two tenants'
+    /// appends of a window, over a longer interleaved input: the last run ends with every message of each
+    /// tenant delivered once by messageId, the store empty and its cursor gone.
+    @Test(.enabled(if: SendStoreTests.enabled, SendStoreTests.missing))
+    func killsAtRandomAppendsOfAnInterleavedInputEndWithEachMessageOnce() async throws {
+        let seed = SeededGenerator.seed()
+        var random = SeededGenerator(seed: seed)
+        let workspace = try SendStoreTests.Workspace(count: 0, tag: "tenants-random")
+        defer { workspace.remove() }
+        let count = 400
+        var lines: [String] = []
+        for index in 1...count {
+            for tenant in Self.tenants {
+                lines.append(SendTenantsTests.response("\(tenant.prefix(1))\(index)", tenant: tenant))
+            }
+        }
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: workspace.url("in.jsonl"))
+        let holding = try Self.serveEveryTenant(in: workspace) { _ in .hold }
+        defer { for server in holding { server.stop() } }
+        var kills = 0
+        for round in 0..<6 {
+            let appends = Int.random(in: 1...5, using: &random)
+            let run = try Self.send(
+                workspace, name: "run-\(round)", environment: ["REFINER_SEGMENT_TEST_KILL_AFTER_APPENDS": "\(appends)"])
+            // A run that read the rest of the input in fewer appends waits on the holding servers: it is
+            // killed (by the test, at a moment of its own), and the input is all in the store.
+            guard await eventually(within: .seconds(5), { !run.isRunning }) else {
+                await workspace.killHard(run)
+                kills += 1
+                break
+            }
+            #expect(run.terminationReason == .uncaughtSignal, "seed \(seed): \(workspace.text("run-\(round).err"))")
+            kills += 1
+        }
+        let healthy = try Self.serveEveryTenant(in: workspace)
+        defer { for server in healthy { server.stop() } }
+        let last = try Self.send(workspace, name: "last")
+        guard await workspace.finish(last) else { return }
+        let stderr = workspace.text("last.err")
+        #expect(last.terminationStatus == 0, "seed \(seed): \(stderr)")
+        #expect(kills > 0, "seed \(seed): no run was cut short")
+        for (tenant, server) in zip(Self.tenants, healthy) {
+            let expected = (1...count).flatMap { index in
+                ["identify", "group"].map { "refiner-\(tenant.prefix(1))\(index)-\($0)" }
+            }.sorted()
+            let delivered = SendInput.ids(acceptedBy: server).sorted()
+            #expect(delivered.count == expected.count, "seed \(seed), \(tenant): \(delivered.count) deliveries")
+            #expect(delivered == expected, "seed \(seed), \(tenant): not each message once")
+        }
+        #expect(!FileManager.default.fileExists(atPath: workspace.path("store/input-cursor.json")), "seed \(seed)")
+    }
+
     /// A stop signal leaves what is undelivered in the store, said per tenant in the summary, not in the
     /// failed files; the re-run delivers it all.
     @Test(.enabled(if: SendStoreTests.enabled, SendStoreTests.missing))
