@@ -81,6 +81,31 @@ import Darwin
             ], name: name, environment: environment)
     }
 
+    /// A re-run with healthy servers after a kill that left acme's and globex's 20 messages each in the store,
+    /// and down's lines not stored: it sends what the store holds, records down's lines only, and every
+    /// message reaches its tenant's server once.
+    static func expectRerunFinishesWithAcmeAndGlobexHeld(_ workspace: SendStoreTests.Workspace) async {
+        guard let healthy = try? Self.serveEveryTenant(in: workspace),
+            let rerun = try? Self.send(workspace, name: "rerun")
+        else {
+            Issue.record("could not start the servers or the re-run")
+            return
+        }
+        defer { for server in healthy { server.stop() } }
+        guard await workspace.finish(rerun) else { return }
+        let stderr = workspace.text("rerun.err")
+        #expect(rerun.terminationStatus == 0, "\(stderr)")
+        for (tenant, server) in zip(Self.tenants, healthy) {
+            #expect(SendInput.ids(acceptedBy: server).sorted() == Self.expected(tenant), "\(tenant): \(stderr)")
+        }
+        #expect(stderr.contains("store holds 40 messages from an earlier run (acme 20, globex 20)"), "\(stderr)")
+        #expect(
+            stderr.contains("acme: 0 messages (and 20 held in store from an earlier run): 20 delivered"), "\(stderr)")
+        #expect(stderr.contains("down: 20 messages: 20 delivered, 0 failed"), "\(stderr)")
+        #expect(stderr.contains("30 of 30 lines read, 20 messages for 3 tenants: 60 delivered, 0 failed"), "\(stderr)")
+        #expect(stderr.contains("20 lines accepted by an earlier run were not sent again"), "\(stderr)")
+    }
+
     /// No tenant's write key, nor its Basic credentials, nor a 10-character piece of either, in `texts`.
     static func expectNoKey(in texts: [(String, String)]) {
         let forbidden = SecretsTests.forbiddenPieces(of: Array(SendTenantsTests.keys.values))
@@ -186,21 +211,7 @@ import Darwin
             workspace, name: "first", environment: ["REFINER_SEGMENT_TEST_KILL_AFTER_APPENDS": "2"])
         guard await workspace.finish(first) else { return }
         #expect(first.terminationReason == .uncaughtSignal && first.terminationStatus == SIGKILL)
-        let healthy = try Self.serveEveryTenant(in: workspace)
-        defer { for server in healthy { server.stop() } }
-        let rerun = try Self.send(workspace, name: "rerun")
-        guard await workspace.finish(rerun) else { return }
-        let stderr = workspace.text("rerun.err")
-        #expect(rerun.terminationStatus == 0, "\(stderr)")
-        for (tenant, server) in zip(Self.tenants, healthy) {
-            #expect(SendInput.ids(acceptedBy: server).sorted() == Self.expected(tenant), "\(tenant): \(stderr)")
-        }
-        #expect(stderr.contains("store holds 40 messages from an earlier run (acme 20, globex 20)"), "\(stderr)")
-        #expect(
-            stderr.contains("acme: 0 messages (and 20 held in store from an earlier run): 20 delivered"), "\(stderr)")
-        #expect(stderr.contains("down: 20 messages: 20 delivered, 0 failed"), "\(stderr)")
-        #expect(stderr.contains("30 of 30 lines read, 20 messages for 3 tenants: 60 delivered, 0 failed"), "\(stderr)")
-        #expect(stderr.contains("20 lines accepted by an earlier run were not sent again"), "\(stderr)")
+        await Self.expectRerunFinishesWithAcmeAndGlobexHeld(workspace)
     }
 
     /// The lines a cursor names past its line outlive a second kill: killed after acme's append (cursor: line
@@ -227,19 +238,7 @@ import Darwin
             let held = workspace.text("\(run)-status.out")
             #expect(held.contains("accepted through \(through)"), "\(run): \(held)")
         }
-        let healthy = try Self.serveEveryTenant(in: workspace)
-        defer { for server in healthy { server.stop() } }
-        let rerun = try Self.send(workspace, name: "rerun")
-        guard await workspace.finish(rerun) else { return }
-        let stderr = workspace.text("rerun.err")
-        #expect(rerun.terminationStatus == 0, "\(stderr)")
-        for (tenant, server) in zip(Self.tenants, healthy) {
-            #expect(SendInput.ids(acceptedBy: server).sorted() == Self.expected(tenant), "\(tenant): \(stderr)")
-        }
-        #expect(stderr.contains("store holds 40 messages from an earlier run (acme 20, globex 20)"), "\(stderr)")
-        #expect(stderr.contains("down: 20 messages: 20 delivered, 0 failed"), "\(stderr)")
-        #expect(stderr.contains("30 of 30 lines read, 20 messages for 3 tenants: 60 delivered, 0 failed"), "\(stderr)")
-        #expect(stderr.contains("20 lines accepted by an earlier run were not sent again"), "\(stderr)")
+        await Self.expectRerunFinishesWithAcmeAndGlobexHeld(workspace)
     }
 
     /// Kills at random appends (a seed; RELIABILITY_SEED repeats one), most of them between two tenants'
