@@ -220,6 +220,32 @@ struct OutboxTests {
         }
     }
 
+    /// A holder whose lease ran out and whose batch then failed for good moves nothing: the new holder claimed
+    /// the batch again and delivers it, so no message ends both delivered and a dead letter. The holder itself
+    /// moves what it holds.
+    @Test func aHolderThatLostTheTenantDeadLettersNothingOfTheNewHolders() async throws {
+        try await TestDatabase.withSchema { client, schema in
+            let stalled = TestDatabase.outbox(client, schema, owner: "stalled")
+            let next = TestDatabase.outbox(client, schema, owner: "next")
+            try await stalled.enqueue([TestDatabase.unit("a"), TestDatabase.unit("b")], tenant: "acme")
+            _ = try #require(try await stalled.acquireTenant())
+            let lost = try #require(try await stalled.claimBatch(of: "acme"))
+            try await client.query("UPDATE refiner_segment_tenants SET sender_until = now()")
+            _ = try #require(try await next.acquireTenant())
+            let again = try #require(try await next.claimBatch(of: "acme"))
+            #expect(again.sequences == lost.sequences)
+            #expect(try await stalled.deadLetter(lost.messages, reason: "gave up").isEmpty)
+            try await next.settleDelivered(again.messages)
+            #expect(try await TestDatabase.count("refiner_segment_dead_letters", client) == 0)
+            #expect(try await TestDatabase.count("refiner_segment_outbox", client) == 0)
+            // The holder's own verdict moves its messages.
+            try await next.enqueue([TestDatabase.unit("c")], tenant: "acme")
+            let held = try #require(try await next.claimBatch(of: "acme"))
+            #expect(try await next.deadLetter(held.messages, reason: "HTTP 400").map(\.sequence) == held.sequences)
+            #expect(try await TestDatabase.count("refiner_segment_dead_letters", client) == held.messages.count)
+        }
+    }
+
     @Test func aPauseHoldsTheTenantOnEveryInstanceWithoutSpendingAnAttempt() async throws {
         try await TestDatabase.withSchema { client, schema in
             let first = TestDatabase.outbox(client, schema, owner: "first")

@@ -29,36 +29,55 @@ extension PostgresOutbox {
         }
     }
 
-    /// Moves messages that failed for good to `refiner_segment_dead_letters` with the reason, in one statement.
+    /// Moves messages that failed for good to `refiner_segment_dead_letters` with the reason, in one statement,
+    /// and returns the ones it moved.
+    ///
+    /// Only messages this instance still holds are moved: leased to it, or covered by its claim mark on a tenant
+    /// it still holds. A holder whose lease ran out and was taken (a stall) leaves the messages to the new
+    /// holder, which claimed them again, may deliver them and gives its own verdict; moving them would make a
+    /// message both delivered and a dead letter. (Delivered, by contrast, is a fact whoever holds the rows:
+    /// ``settleDelivered(_:)``.)
     ///
     /// The reason is stored as given: pass a redacted one (the pipeline's reasons never carry the write key). The
     /// attempts stored are the messages' own (``OutboxMessage/attempts``: the claim that failed included).
-    public func deadLetter(_ messages: [OutboxMessage], reason: String) async throws {
-        guard let tenant = messages.first?.tenant else { return }
+    @discardableResult
+    public func deadLetter(_ messages: [OutboxMessage], reason: String) async throws -> [OutboxMessage] {
+        guard let tenant = messages.first?.tenant else { return [] }
         let sequences = messages.map(\.sequence)
         let attempts = messages.map { Int32(clamping: $0.attempts) }
+        let owner = configuration.owner
+        var moved: Set<Int64> = []
         do {
-            try await client.query(
+            let rows = try await client.query(
                 """
-                WITH moved AS (
+                WITH holder AS (
+                    SELECT claimed_through FROM refiner_segment_tenants
+                    WHERE tenant = \(tenant) AND sender_owner = \(owner)
+                ), moved AS (
                     DELETE FROM refiner_segment_outbox
                     WHERE tenant = \(tenant) AND sequence = ANY(\(sequences)::int8[])
+                      AND (lease_owner = \(owner)
+                        OR (lease_owner IS NULL AND sequence <= (SELECT claimed_through FROM holder)))
                     RETURNING tenant, sequence, message_id, response_id, kind, payload, enqueued_at, attempts
                 ), claimed AS (
                     SELECT * FROM unnest(\(sequences)::int8[], \(attempts)::int4[]) AS c(sequence, attempts)
+                ), kept AS (
+                    INSERT INTO refiner_segment_dead_letters
+                        (tenant, sequence, message_id, response_id, kind, payload, enqueued_at, attempts, reason)
+                    SELECT m.tenant, m.sequence, m.message_id, m.response_id, m.kind, m.payload, m.enqueued_at,
+                        greatest(m.attempts, c.attempts), \(reason)
+                    FROM moved AS m LEFT JOIN claimed AS c ON c.sequence = m.sequence
+                    ON CONFLICT (tenant, sequence) DO NOTHING
                 )
-                INSERT INTO refiner_segment_dead_letters
-                    (tenant, sequence, message_id, response_id, kind, payload, enqueued_at, attempts, reason)
-                SELECT m.tenant, m.sequence, m.message_id, m.response_id, m.kind, m.payload, m.enqueued_at,
-                    greatest(m.attempts, c.attempts), \(reason)
-                FROM moved AS m LEFT JOIN claimed AS c ON c.sequence = m.sequence
-                ON CONFLICT (tenant, sequence) DO NOTHING
+                SELECT sequence FROM moved
                 """,
                 logger: logger
             )
+            for try await (sequence) in rows.decode(Int64.self) { moved.insert(sequence) }
         } catch {
             throw PostgresStoreError.wrapping(error, "moving \(messages.count) failed messages of \(tenant)")
         }
+        return messages.filter { moved.contains($0.sequence) }
     }
 
     /// Returns a batch that failed for now: its lease ends, the failed attempt is counted, the time of its first

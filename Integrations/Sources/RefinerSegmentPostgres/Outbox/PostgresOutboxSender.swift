@@ -302,14 +302,20 @@ public struct PostgresOutboxSender: Sendable {
                 || elapsed + delay.seconds > configuration.retryPolicy.maximumRetryDuration.seconds
             {
                 let reason = "gave up after \(attempts) attempts: \(reason)"
-                try await outbox.deadLetter(batch.messages, reason: reason)
-                onEvent(.failed(tenant: batch.tenant, batch.messages, reason: reason))
+                reportFailed(try await outbox.deadLetter(batch.messages, reason: reason), of: batch, reason: reason)
                 return .settled
             }
             try await outbox.retryLater(batch, after: delay)
             onEvent(.retrying(tenant: batch.tenant, after: delay, reason: reason))
             return .stop
         }
+    }
+
+    /// Reports the messages `deadLetter` moved; the ones it left were claimed since by another holder, which
+    /// gives its own verdict on them.
+    private func reportFailed(_ moved: [OutboxMessage], of batch: OutboxBatch, reason: String) {
+        guard !moved.isEmpty else { return }
+        onEvent(.failed(tenant: batch.tenant, moved, reason: reason))
     }
 
     /// Sends messages of a batch; settles delivered parts and dropped ones at once (the whole batch delivered is
@@ -336,8 +342,7 @@ public struct PostgresOutboxSender: Sendable {
             throw error
         } catch let error as SegmentTransportError where !error.isRetryable {
             let reason = "transport: " + redacted(error.detail, destination)
-            try await outbox.deadLetter(messages, reason: reason)
-            onEvent(.failed(tenant: batch.tenant, messages, reason: reason))
+            reportFailed(try await outbox.deadLetter(messages, reason: reason), of: batch, reason: reason)
             return .settled
         } catch {
             return .retry(reason: "transport: " + redacted(String(describing: error), destination))
@@ -357,8 +362,7 @@ public struct PostgresOutboxSender: Sendable {
                 return try await send(Array(messages[middle...]), of: batch, to: destination)
             }
             let reason = "HTTP \(response.statusCode): " + redacted(answerText(response), destination)
-            try await outbox.deadLetter(messages, reason: reason)
-            onEvent(.failed(tenant: batch.tenant, messages, reason: reason))
+            reportFailed(try await outbox.deadLetter(messages, reason: reason), of: batch, reason: reason)
             return .settled
         case .retry:
             if let pause = configuration.retryPolicy.retryAfter(response.headerField("Retry-After"), now: Date()) {
