@@ -23,6 +23,25 @@ struct InputCursor: Codable, Hashable, Sendable {
     var byteOffset: Int
     /// FNV-1a (64 bits, hex) of the input's bytes before ``byteOffset``.
     var digest: String
+    /// Records after ``line`` that were accepted too, out of input order: `send --tenants --store` stores a
+    /// window of interleaved tenants one tenant at a time, so a tenant stored first has units past a line of
+    /// another tenant not stored yet. `nil` when there are none (and in cursors of earlier versions, which
+    /// only knew ``line``: the field is optional, so each version reads the other's cursors, an older one
+    /// covering less).
+    var beyond: Beyond?
+
+    /// Accepted records past the cursor's ``InputCursor/line``, for an input whose bytes before
+    /// ``byteOffset`` are the ones digested.
+    struct Beyond: Codable, Hashable, Sendable {
+        /// The lines records end on, as ranges of lines (a unit of consecutive records is one range); every
+        /// record whose last line is in one of them was accepted. Sorted, not overlapping, all after the
+        /// cursor's line.
+        var lines: [ClosedRange<Int>]
+        /// Just past the last of those lines.
+        var byteOffset: Int
+        /// FNV-1a (64 bits, hex) of the input's bytes before ``byteOffset``.
+        var digest: String
+    }
 
     /// The cursor file in a store's directory.
     static func path(in directory: String) -> String {
@@ -42,12 +61,66 @@ struct InputCursor: Codable, Hashable, Sendable {
         return (cursor, nil)
     }
 
-    /// The cursor as a store's mark: its JSON, keys sorted.
+    /// The cursor as a store's mark: its JSON, keys sorted, as `JSONEncoder` would read it back.
+    ///
+    /// Written by hand: `send --store` makes a mark for every unit it records (the store keeps the one of
+    /// the last unit it accepts), and a cursor with ``beyond`` holds up to a window's ranges.
     var encoded: [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        // A struct of strings and integers always encodes.
-        return (try? [UInt8](encoder.encode(self))) ?? []
+        var out: [UInt8] = []
+        out.reserveCapacity(128 + input.utf8.count + (beyond?.lines.count ?? 0) * 16)
+        out += #"{"#.utf8
+        if let beyond {
+            out += #""beyond":{"byteOffset":"#.utf8
+            Self.append(beyond.byteOffset, to: &out)
+            out += #","digest":"#.utf8
+            Self.append(string: beyond.digest, to: &out)
+            out += #","lines":["#.utf8
+            for (index, range) in beyond.lines.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                out.append(UInt8(ascii: "["))
+                Self.append(range.lowerBound, to: &out)
+                out.append(UInt8(ascii: ","))
+                Self.append(range.upperBound, to: &out)
+                out.append(UInt8(ascii: "]"))
+            }
+            out += #"]},"#.utf8
+        }
+        out += #""byteOffset":"#.utf8
+        Self.append(byteOffset, to: &out)
+        out += #","digest":"#.utf8
+        Self.append(string: digest, to: &out)
+        out += #","input":"#.utf8
+        Self.append(string: input, to: &out)
+        out += #","line":"#.utf8
+        Self.append(line, to: &out)
+        out += #","version":"#.utf8
+        Self.append(version, to: &out)
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
+    private static func append(_ value: Int, to out: inout [UInt8]) {
+        out += String(value).utf8
+    }
+
+    /// A JSON string: quotes, backslashes and control characters escaped, the rest as UTF-8.
+    private static func append(string: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in string.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+                out.append(UInt8(ascii: "\\"))
+                out.append(byte)
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                out += #"\u00"#.utf8
+                out.append(hex[Int(byte >> 4)])
+                out.append(hex[Int(byte & 0xF)])
+            default:
+                out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
     }
 
     /// Writes the copy for reading whole: a temp file renamed over the old one.
@@ -91,8 +164,25 @@ struct InputCursor: Codable, Hashable, Sendable {
         ToolError("\(what): \(String(cString: strerror(errno)))")
     }
 
-    /// `line 5,000 of in.jsonl`.
-    var summary: String { "line \(line) of \(input)" }
+    /// `line 5,000 of in.jsonl`, or `line 2 of in.jsonl and 18 lines after it`.
+    var summary: String {
+        guard let beyond, !beyond.lines.isEmpty else { return "line \(line) of \(input)" }
+        let count = beyond.lines.reduce(0) { $0 + $1.count }
+        return "line \(line) of \(input) and \(count) \(count == 1 ? "line" : "lines") after it"
+    }
+
+    /// Whether the record whose last line is `line` is covered: on or before ``line``, or in ``beyond``.
+    func covers(_ line: Int) -> Bool {
+        if line <= self.line { return true }
+        guard let ranges = beyond?.lines else { return false }
+        // Sorted ranges: a binary search for the first that does not end before `line`.
+        var (low, high) = (0, ranges.count)
+        while low < high {
+            let middle = (low + high) / 2
+            if ranges[middle].upperBound < line { low = middle + 1 } else { high = middle }
+        }
+        return low < ranges.count && ranges[low].contains(line)
+    }
 }
 
 /// FNV-1a, 64 bits: a fast digest that tells one input from another by accident (it is no defence against

@@ -57,10 +57,20 @@ struct StoreMode: Sendable {
         if let cursor {
             let digest = InputDigest.ofFile(descriptor: file.handle.fileDescriptor, count: cursor.byteOffset)
             if digest?.hex == cursor.digest {
+                var cursor = cursor
+                if let beyond = cursor.beyond,
+                    InputDigest.ofFile(descriptor: file.handle.fileDescriptor, count: beyond.byteOffset)?.hex
+                        != beyond.digest
+                {
+                    // The file changed after the cursor's line: the records stored past it were another
+                    // input's (they stay in the store); this one's are read and recorded.
+                    cursor.beyond = nil
+                }
                 resume = cursor
                 notes.append(
                     "\(inputName) resumes the run that stopped after \(cursor.summary): records up to that line "
-                        + "were accepted then and are not sent again")
+                        + "\(cursor.beyond == nil ? "" : "and those named after it ")were accepted then and are not "
+                        + "sent again")
             } else {
                 resume = nil
                 notes.append(
@@ -81,9 +91,12 @@ struct StoreMode: Sendable {
 
     /// Whether the record ending on `line` was accepted by the earlier run this one resumes.
     func isCovered(_ line: Int) -> Bool {
-        guard let resume else { return false }
-        return line <= resume.line
+        resume?.covers(line) ?? false
     }
+
+    /// The records the earlier run accepted past its cursor's line (``InputCursor/beyond``): every cursor
+    /// this run writes names those still past it, or a second re-run would record them again.
+    var inherited: InputCursor.Beyond? { resume?.beyond }
 
     /// Names the cursor of each unit about to be recorded, in order: an append of the first k of them writes
     /// the k-th one's (or the last one known before it).
@@ -96,8 +109,15 @@ struct StoreMode: Sendable {
     func prepare(ends: [(line: Int, offset: Int)]) {
         let cursors = ends.map { end -> InputCursor? in
             guard let tracker, let digest = tracker.digest(through: end.offset) else { return nil }
-            return InputCursor(input: inputName, line: end.line, byteOffset: end.offset, digest: digest.hex)
+            return InputCursor(
+                input: inputName, line: end.line, byteOffset: end.offset, digest: digest.hex,
+                beyond: StoreWindow.remaining(inherited, after: end.line))
         }
+        prepare(cursors: cursors)
+    }
+
+    /// Names the cursor of each unit about to be recorded, in order (``StoreWindow/cursors(inputName:)``).
+    func prepare(cursors: [InputCursor?]) {
         store.nextCursors.withLock { $0 = cursors }
     }
 

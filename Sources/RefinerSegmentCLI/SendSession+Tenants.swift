@@ -277,9 +277,17 @@ final class TenantSendSession: Sendable {
         var key: String
         var location: String
         var messages: [SegmentMessage]
-        /// The unit's last line, and the input offset just past it (for `--store`'s cursor).
+        /// The line its first record ends on, its last line, the input offset just past it and the digest
+        /// of the input before that offset (for `--store`'s cursor).
+        var firstLine: Int
         var lastLine: Int
         var endOffset: Int
+        var endDigest: String?
+
+        var windowUnit: StoreWindow.Unit {
+            StoreWindow.Unit(
+                tenant: tenant, lines: firstLine...lastLine, endOffset: endOffset, endDigest: endDigest)
+        }
     }
 
     private func read(_ input: any ByteSource) async -> ReadSummary {
@@ -287,7 +295,7 @@ final class TenantSendSession: Sendable {
         var summary = ReadSummary()
         var profiles: [String: CollectedProfiles] = [:]
         var pending: Pending?
-        /// `--store`: units of one tenant read and not yet recorded, recorded together (one append, one cursor).
+        /// `--store`: units read and not yet recorded (a window), recorded tenant by tenant (``StoreWindow``).
         var batch: [Pending] = []
         while stopSignal.withLock({ $0 }) == nil {
             if let unit = pending, !reader.canReadWithoutWaiting() {
@@ -332,12 +340,15 @@ final class TenantSendSession: Sendable {
                 summary.covered += 1
                 continue
             }
+            // Read while the record's end is among the tracker's latest line ends.
+            let endDigest = storeMode?.tracker?.digest(through: endOffset)?.hex
             let key = messages.count == 1 ? SendSession.responseKey(of: messages[0]) : nil
             if var unit = pending, let key, key == unit.key, unit.tenant == tenant {
                 part.ledger.extend(unit.serial, with: messages)
                 unit.messages += messages
                 unit.lastLine = span.upperBound
                 unit.endOffset = endOffset
+                unit.endDigest = endDigest
                 pending = unit
                 continue
             }
@@ -347,7 +358,8 @@ final class TenantSendSession: Sendable {
             }
             let unit = Pending(
                 tenant: tenant, serial: part.ledger.add(messages), key: key ?? "", location: location,
-                messages: messages, lastLine: span.upperBound, endOffset: endOffset)
+                messages: messages, firstLine: span.upperBound, lastLine: span.upperBound, endOffset: endOffset,
+                endDigest: endDigest)
             if key != nil {
                 pending = unit
             } else {
@@ -389,10 +401,10 @@ final class TenantSendSession: Sendable {
         return tenant
     }
 
-    /// Records a unit at once, or with `--store` adds it to the batch: a batch holds consecutive units of
-    /// one tenant, recorded once full, when the next unit is another tenant's, or when the input would make
-    /// the reader wait. Batches are recorded in input order, each append carrying its last unit's cursor, so
-    /// the cursor never passes a unit of any tenant that is not stored.
+    /// Records a unit at once, or with `--store` adds it to the window: units of any tenants, recorded once
+    /// full or when the input would make the reader wait, tenant by tenant (``StoreWindow``: one append and
+    /// one `fsync` for each tenant in the window), each append carrying the cursor that says exactly which
+    /// records are stored, so a re-run never records a unit twice nor skips one that is not stored.
     private func enqueue(_ unit: Pending, batch: inout [Pending], summary: inout ReadSummary) async {
         guard storeMode != nil else { return await record(unit, summary: &summary) }
         guard !unit.messages.isEmpty else {
@@ -400,23 +412,42 @@ final class TenantSendSession: Sendable {
             parts[unit.tenant]?.ledger.accepted(unit.serial)
             return
         }
-        if let last = batch.last, last.tenant != unit.tenant { await recordBatch(&batch, summary: &summary) }
         batch.append(unit)
         if batch.count >= SendSession.storeBatchUnits { await recordBatch(&batch, summary: &summary) }
     }
 
-    /// Records a batch of one tenant's units in one call, their cursors named first; a unit the group
-    /// refuses is skipped and reported, as one at a time would be. Returns early when the group stopped on a
-    /// signal (the units left are after the cursor: the re-run reads them again).
+    /// Records the window tenant by tenant, in the order the tenants first appear (``StoreWindow``). Returns
+    /// early when the group stopped on a signal (the units left are in no cursor written: the re-run reads
+    /// them again).
     private func recordBatch(_ batch: inout [Pending], summary: inout ReadSummary) async {
-        guard let storeMode, let tenant = batch.first?.tenant, let part = parts[tenant] else {
+        guard let storeMode else {
             batch = []
             return
         }
-        var rest = batch[...]
+        let units = batch
         batch = []
+        let window = StoreWindow(units.map(\.windowUnit))
+        let cursors = window.cursors(
+            keepsCursor: storeMode.tracker != nil, inherited: storeMode.inherited, inputName: storeMode.inputName)
+        for append in window.appends {
+            let positions = Array(append)
+            let recorded = await recordBatch(
+                positions.map { units[window.order[$0]] }, cursors: positions.map { cursors[$0] },
+                storeMode: storeMode, summary: &summary)
+            guard recorded else { return }
+        }
+    }
+
+    /// Records one tenant's units of a window in one call, each unit's cursor named first; a unit the group
+    /// refuses is skipped and reported, as one at a time would be. False when the group stopped on a signal.
+    private func recordBatch(
+        _ units: [Pending], cursors: [InputCursor?], storeMode: StoreMode, summary: inout ReadSummary
+    ) async -> Bool {
+        guard let tenant = units.first?.tenant, let part = parts[tenant] else { return true }
+        var rest = units[...]
+        var restCursors = cursors[...]
         while !rest.isEmpty {
-            storeMode.prepare(ends: rest.map { (line: $0.lastLine, offset: $0.endOffset) })
+            storeMode.prepare(cursors: Array(restCursors))
             let before = await group.status(of: tenant)?.counters.accepted ?? 0
             do {
                 try await group.record(contentsOf: rest.map(\.messages), tenant: tenant)
@@ -429,9 +460,12 @@ final class TenantSendSession: Sendable {
                     accepted -= unit.messages.count
                     part.ledger.accepted(unit.serial)
                     rest.removeFirst()
+                    restCursors.removeFirst()
                 }
-                if error.code == .shutDown, stopSignal.withLock({ $0 }) != nil { return }
+                if error.code == .shutDown, stopSignal.withLock({ $0 }) != nil { return false }
+                // The unit it refused is skipped and reported: done, as the later units' cursors count it.
                 if let unit = rest.popFirst() {
+                    restCursors.removeFirst()
                     part.ledger.remove(unit.serial)
                     summary.skipped += 1
                     io.writeError("\(unit.location): skipped: \(error)\n")
@@ -442,6 +476,7 @@ final class TenantSendSession: Sendable {
                 io.writeError("refiner-segment: \(failure) (a copy for reading; the store keeps the cursor)\n")
             }
         }
+        return true
     }
 
     /// Records one unit without a store.
