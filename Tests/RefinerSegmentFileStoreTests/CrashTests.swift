@@ -43,9 +43,19 @@ struct SplitMix: RandomNumberGenerator {
 }
 
 @Suite(.serialized) struct CrashTests {
+    /// The most a harness may print in one run: it prints at most 40 ids (of a few bytes each) before it is
+    /// killed, and what it wrote meanwhile, at most a pipe's buffer (64 KiB). More is a harness gone wrong.
+    static let outputCap = 1 << 20
+    /// How long one run may take to print its ids: a bound, not a wait (40 fsynced appends take well under
+    /// a second alone; other tests can hold the machine's 2 cores for tens of seconds).
+    static let outputBound = Duration.seconds(120)
+
     /// Kills the harness with SIGKILL after a random number of printed ids (50 times by default, with a
     /// fixed seed; `CRASH_KILLS` and `CRASH_SEED` change them), then drains the store into a loopback server:
     /// every printed id is delivered, each under one messageId per call.
+    ///
+    /// What a run prints is read with a cap (``outputCap``) and a bound (``outputBound``): a harness that
+    /// prints forever, or neither prints nor exits, is killed and fails the test.
     @Test func aStoreKilledAgainAndAgainLosesNothingItAcknowledged() async throws {
         let harness = try #require(CrashHarness.url, "build the package first: the harness is an executable")
         let environment = ProcessInfo.processInfo.environment
@@ -55,7 +65,7 @@ struct SplitMix: RandomNumberGenerator {
         defer { try? FileManager.default.removeItem(at: directory) }
         var printed = Set<Int>()
         var next = 0
-        for _ in 0..<kills {
+        for round in 0..<kills {
             let process = Process()
             process.executableURL = harness
             process.arguments = [directory.path, String(next), "1000000"]
@@ -64,15 +74,28 @@ struct SplitMix: RandomNumberGenerator {
             process.standardError = FileHandle.nullDevice
             try process.run()
             let wanted = Int.random(in: 1...40, using: &generator)
-            var text = ""
-            while text.split(separator: "\n").count < wanted {
-                let chunk = output.fileHandleForReading.availableData
-                if chunk.isEmpty { break }
-                text += String(decoding: chunk, as: UTF8.self)
-            }
+            let (printedBytes, end) = await BoundedPipeRead.read(
+                output.fileHandleForReading, cap: Self.outputCap, within: Self.outputBound
+            ) { bytes in bytes.split(separator: UInt8(ascii: "\n")).count >= wanted }
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            text += String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            guard end == .enough || end == .endOfFile else {
+                Issue.record(
+                    "round \(round): the harness stopped being read at \(end), after \(printedBytes.count) bytes")
+                return
+            }
+            guard await Self.exited(process) else {
+                Issue.record("round \(round): the harness did not exit within \(Self.outputBound) of SIGKILL")
+                return
+            }
+            // The rest: what it printed before the kill, at most a pipe's buffer. The end of file may not come
+            // when another test's child inherited the pipe's end; what is in the pipe is read all the same.
+            let (rest, restEnd) = await BoundedPipeRead.read(
+                output.fileHandleForReading, cap: Self.outputCap - printedBytes.count, within: .seconds(5))
+            if case .overCap = restEnd {
+                Issue.record("round \(round): the harness printed \(restEnd) after it was killed")
+                return
+            }
+            let text = String(decoding: printedBytes + rest, as: UTF8.self)
             // A line cut by the kill is not a printed id.
             let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
             printed.formUnion(lines.compactMap { Int($0) })
@@ -103,5 +126,43 @@ struct SplitMix: RandomNumberGenerator {
         #expect(unknown.isEmpty)
         #expect(try await store.recover(tenant: "default").messages == 0, "the store is empty after the drain")
         print("crash test: \(kills) kills, \(printed.count) ids printed, \(delivered.count) messageIds delivered")
+    }
+
+    /// Whether `process` exited within ``outputBound`` (polled: a child's exit has no clock to inject).
+    static func exited(_ process: Process) async -> Bool {
+        let end = ContinuousClock.now + outputBound
+        while process.isRunning, ContinuousClock.now < end {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return !process.isRunning
+    }
+
+    /// The bounds hold against children gone wrong: one that prints forever is cut at the cap, one that
+    /// prints nothing and never exits at the time bound, each killed then.
+    @Test func aChildGoneWrongIsCutAtTheCapOrTheBound() async throws {
+        let forever = Process()
+        forever.executableURL = URL(fileURLWithPath: "/bin/sh")
+        forever.arguments = ["-c", "while :; do echo 1; done"]
+        let loud = Pipe()
+        forever.standardOutput = loud
+        try forever.run()
+        let (bytes, end) = await BoundedPipeRead.read(loud.fileHandleForReading, cap: 4096, within: Self.outputBound)
+        kill(forever.processIdentifier, SIGKILL)
+        #expect(end == .overCap(4096))
+        #expect(bytes.count == 4096)
+        #expect(await Self.exited(forever))
+
+        let silent = Process()
+        silent.executableURL = URL(fileURLWithPath: "/bin/sh")
+        silent.arguments = ["-c", "exec sleep 600"]
+        let quiet = Pipe()
+        silent.standardOutput = quiet
+        try silent.run()
+        let (none, timedOut) = await BoundedPipeRead.read(
+            quiet.fileHandleForReading, cap: 4096, within: .milliseconds(200))
+        kill(silent.processIdentifier, SIGKILL)
+        #expect(timedOut == .outOfTime(.milliseconds(200)))
+        #expect(none.isEmpty)
+        #expect(await Self.exited(silent))
     }
 }

@@ -53,6 +53,11 @@ func builtMessages(_ count: Int, tag: String) throws -> String {
 @Suite(.serialized) struct SendSafetyTests {
     static let enabled = BuiltTool.url != nil
     static let reason: Comment = "the built refiner-segment executable was not found next to the tests"
+    /// The most a run's standard output or error may hold here (a few progress lines, or 30 failed pairs):
+    /// more is a run gone wrong, cut and reported instead of read into memory without end.
+    static let outputCap = 1 << 20
+    /// How long reading a run's output may take: a bound, not a wait (a loaded 2-core machine is slow).
+    static let outputBound = Duration.seconds(120)
 
     /// The executable's stderr, for messages.
     static func stderr(_ directory: ScratchDirectory) -> String { directory.text("stderr.txt") }
@@ -136,13 +141,15 @@ func builtMessages(_ count: Int, tag: String) throws -> String {
         try process.run()
         try errors.fileHandleForWriting.close()
         // Read the first progress line, then go away, as `head -1` does.
-        var seen: [UInt8] = []
-        while !seen.contains(UInt8(ascii: "\n")) {
-            let chunk = errors.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            seen += chunk
-        }
+        let (_, end) = await BoundedPipeRead.read(
+            errors.fileHandleForReading, cap: Self.outputCap, within: Self.outputBound
+        ) { $0.contains(UInt8(ascii: "\n")) }
         try errors.fileHandleForReading.close()
+        guard end == .enough || end == .endOfFile else {
+            kill(process.processIdentifier, SIGKILL)
+            Issue.record("standard error stopped being read at \(end)")
+            return
+        }
         guard await SendProcessInterruptionTests.finish(process) else { return }
         #expect(process.terminationReason == .exit, "killed by signal \(process.terminationStatus)")
         #expect(process.terminationStatus == 0)
@@ -211,12 +218,24 @@ func builtMessages(_ count: Int, tag: String) throws -> String {
         try process.run()
         try output.fileHandleForWriting.close()
         try errors.fileHandleForWriting.close()
+        // Both read while it runs (a pipe it filled would stop it), each to its end, with a cap and a bound.
+        async let outputRead = BoundedPipeRead.read(
+            output.fileHandleForReading, cap: Self.outputCap, within: Self.outputBound)
+        async let errorsRead = BoundedPipeRead.read(
+            errors.fileHandleForReading, cap: Self.outputCap, within: Self.outputBound)
+        let (stdoutBytes, stdoutEnd) = await outputRead
+        let (stderrBytes, stderrEnd) = await errorsRead
+        guard stdoutEnd == .endOfFile, stderrEnd == .endOfFile else {
+            kill(process.processIdentifier, SIGKILL)
+            Issue.record("standard output stopped being read at \(stdoutEnd), standard error at \(stderrEnd)")
+            return
+        }
         guard await SendProcessInterruptionTests.finish(process) else { return }
-        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let stderr = String(decoding: stderrBytes, as: UTF8.self)
         #expect(process.terminationReason == .exit, "\(stderr)")
         #expect(process.terminationStatus == 1)
         let inFile = try SendInput.ids(inFailedFile: directory.bytes("failed.jsonl") ?? [])
-        let onOutput = try SendInput.ids(inFailedFile: [UInt8](output.fileHandleForReading.readDataToEndOfFile()))
+        let onOutput = try SendInput.ids(inFailedFile: stdoutBytes)
         #expect(Set(inFile + onOutput) == Set(SendInput.expectedIDs(30, tag: "full")), "\(stderr)")
         #expect(inFile.count + onOutput.count == 60)
         #expect(stderr.contains("cannot write to"), "\(stderr)")

@@ -99,6 +99,65 @@ struct SenderTests {
     }
 }
 
+extension SenderTests {
+    /// The sender's need of connections (Docs/RunningSeveralInstances.md, "Connections"): one held by the
+    /// listener for the whole run, and one per statement of a worker, which never waits for a second connection
+    /// while it holds one. So four workers, each renewing its lease while its request is in flight, drain through
+    /// a pool of two (one left to the workers): they wait for each other's statements, and never deadlock.
+    @Test func fourWorkersDrainThroughAPoolOfTwoConnections() async throws {
+        try await TestDatabase.withSchema(maximumConnections: 2) { client, schema in
+            // Renewals every 200 ms, during requests that take 250 ms: a worker's renewal competes for the one
+            // connection with the other workers' claims and settlements.
+            let outbox = TestDatabase.outbox(client, schema, lease: .milliseconds(600))
+            let tenants = (0..<8).map { "t\($0)" }
+            for tenant in tenants {
+                try await outbox.enqueue((0..<5).map { TestDatabase.unit("\(tenant)-u\($0)") }, tenant: tenant)
+            }
+            let expected = Set(
+                tenants.flatMap { tenant in
+                    (0..<5).flatMap { unit in ["\(tenant)-u\(unit)-0", "\(tenant)-u\(unit)-1"] }
+                })
+            let (events, continuation) = AsyncStream.makeStream(of: PostgresOutboxSender.Event.self)
+            let sender = PostgresOutboxSender(
+                outbox: outbox, transport: SlowTransport(delay: .milliseconds(250)),
+                configuration: .init(concurrency: 4, maximumBatchMessages: 4, idlePoll: .milliseconds(200)),
+                destination: { tenant in .init(writeKey: WriteKey("wk-" + tenant), endpoint: .us) },
+                onEvent: { continuation.yield($0) })
+            var delivered = Set<String>()
+            // A bound, not a wait: a deadlock ends the events here and fails the expectation below.
+            let bound = Duration.seconds(180)
+            await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await sender.run() }
+                group.addTask {
+                    try await Task.sleep(for: bound)
+                    continuation.finish()
+                }
+                for await event in events {
+                    if case .delivered(_, let messages) = event {
+                        delivered.formUnion(messages.map(\.message.messageID))
+                    }
+                    if delivered.isSuperset(of: expected) { break }
+                }
+                group.cancelAll()
+            }
+            let missing = expected.subtracting(delivered)
+            #expect(missing.isEmpty, "\(missing.count) of \(expected.count) messages not delivered within \(bound)")
+            #expect(try await TestDatabase.count("refiner_segment_outbox", client) == 0)
+        }
+    }
+}
+
+/// A Segment stand-in answering 200 after a delay, as a request in flight takes (a real wait: the sender's
+/// lease renewals run on the real clock).
+struct SlowTransport: SegmentTransport {
+    let delay: Duration
+
+    func send(_ request: SegmentRequest) async throws -> SegmentResponse {
+        try await Task.sleep(for: delay)
+        return SegmentResponse(statusCode: 200, body: Array("{}".utf8))
+    }
+}
+
 /// A Segment stand-in answering 200, that holds every request of one write key until ``open()``.
 actor HoldingTransport: SegmentTransport {
     private let heldKey: String

@@ -34,14 +34,17 @@ enum TestDatabase {
 
     /// A fresh, migrated schema for one test, a running client whose connections use it, and a name unique to
     /// the test (for the schema, and the NOTIFY channel: channels are not per schema).
+    ///
+    /// - Parameter maximumConnections: The client's pool: 16, more than any test holds at once.
     static func withSchema<Result: Sendable>(
+        maximumConnections: Int = 16,
         _ body: @Sendable (_ client: PostgresClient, _ schema: String) async throws -> Result
     ) async throws -> Result {
         let url = try #require(url, "\(skipReason)")
         let schema = "rs_test_" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
         var configuration = try PostgresClient.Configuration(refinerSegmentURL: url)
         configuration.options.additionalStartupParameters = [("search_path", schema)]
-        configuration.options.maximumConnections = 16
+        configuration.options.maximumConnections = maximumConnections
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         // A test that hangs (its body, or the client's shutdown) names itself while the run is still alive:
         // CI stops a hung run after 15 minutes, with nothing said about which test it was.

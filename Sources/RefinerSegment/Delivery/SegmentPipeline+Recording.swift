@@ -11,6 +11,11 @@ extension SegmentPipeline {
     ///   was cancelled while waiting), ``SegmentDeliveryError/Code/messageTooLarge``,
     ///   ``SegmentDeliveryError/Code/unitTooLarge`` or ``SegmentDeliveryError/Code/storeFailure``. Nothing
     ///   is accepted when it throws.
+    ///
+    ///   A unit that could never be accepted (a message over ``Configuration/batch``'s
+    ///   `maximumMessageBytes`, a unit that does not fit one batch) throws `messageTooLarge` or
+    ///   `unitTooLarge` in any state, with any store, also after a shutdown was asked for: the input's own
+    ///   fault is reported before ``SegmentDeliveryError/Code/shutDown``.
     public nonisolated func record(_ messages: [SegmentMessage]) async throws {
         guard !messages.isEmpty else { return }
         guard memoryStore == nil else { return try await recordInMemory(messages) }
@@ -23,7 +28,9 @@ extension SegmentPipeline {
     /// one append to the store.
     ///
     /// - Throws: As ``record(_:)``, for the first unit that cannot be accepted; the units before it were
-    ///   accepted, the ones after it were not.
+    ///   accepted, the ones after it were not. When the first unit is itself too large, its
+    ///   `messageTooLarge` or `unitTooLarge` comes before ``SegmentDeliveryError/Code/shutDown``, as with
+    ///   ``record(_:)``; a shutdown stops an earlier, valid unit first.
     public nonisolated func record(contentsOf units: [[SegmentMessage]]) async throws {
         var valid: [[SegmentMessage]] = []
         valid.reserveCapacity(units.count)
@@ -48,16 +55,20 @@ extension SegmentPipeline {
             } else {
                 try await recordWaiting(valid, bytes: bytes)
             }
+        } else if let invalid {
+            // The first unit is at fault whatever the pipeline's state: the same error from every store.
+            throw invalid
         } else {
             try await recordWaiting([], bytes: 0)
         }
         if let invalid { throw invalid }
     }
 
-    /// `record` into the in-memory store: on the actor, without suspending unless the store is full.
+    /// `record` into the in-memory store: on the actor, without suspending unless the store is full. The
+    /// unit is checked before the pipeline's state, as on the way of the other stores.
     private func recordInMemory(_ messages: [SegmentMessage]) async throws {
-        try checkAccepting()
         let bytes = try check(messages)
+        try checkAccepting()
         try await accept([messages], bytes: bytes)
     }
 

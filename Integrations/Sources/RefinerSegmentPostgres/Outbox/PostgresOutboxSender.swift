@@ -18,6 +18,12 @@ import RefinerSegment
 ///
 /// Cancelling `run()` stops at once: batches in flight stay leased and are sent again, by any instance, once
 /// their lease ends (at-least-once; messageIds are deterministic, so Segment drops the copies).
+///
+/// Connections of the outbox's client: the listener holds one for the whole run; a worker leases one per
+/// statement (two for a moment, when its lease renewal runs beside a settlement) and never waits for one while
+/// it holds another. So the pool (`maximumConnections`) must hold at least 2 beside the host's own (with 1, the
+/// workers wait for ever behind the listener: postgres-nio does not tell the pool's size, so this is not
+/// checked); `2 * concurrency + 1` means no worker ever waits for a connection (Docs/RunningSeveralInstances.md).
 public struct PostgresOutboxSender: Sendable {
     /// Where a tenant's messages go.
     public struct Destination: Sendable {
@@ -35,7 +41,8 @@ public struct PostgresOutboxSender: Sendable {
 
     /// How the sender works.
     public struct Configuration: Sendable {
-        /// Tenants this instance sends at once (one batch in flight each): 4.
+        /// Tenants this instance sends at once (one batch in flight each): 4. Each uses one or two of the
+        /// client's connections at a time (see ``PostgresOutboxSender``).
         public var concurrency: Int
         /// Batches of one tenant sent before the tenant is handed back, for fairness: 8.
         public var batchesPerTurn: Int
