@@ -329,7 +329,9 @@ enum BuiltTool {
 
     static func finish(_ process: Process) async -> Bool {
         if await eventually(within: .seconds(30), { !process.isRunning }) { return true }
-        process.terminate()
+        // SIGKILL: the tool takes SIGTERM as a request to stop gracefully, which a hung run may never finish.
+        kill(process.processIdentifier, SIGKILL)
+        _ = await eventually(within: .seconds(10)) { !process.isRunning }
         Issue.record("refiner-segment did not exit")
         return false
     }

@@ -65,7 +65,9 @@ import Darwin
         /// Waits (a bound, not a timing) for the process to end; false, with an issue, when it did not.
         func finish(_ process: Process, within bound: Duration = .seconds(120)) async -> Bool {
             if await eventually(within: bound, { !process.isRunning }) { return true }
-            process.terminate()
+            // SIGKILL: the tool takes SIGTERM as a request to stop gracefully, which a hung run may never finish.
+            kill(process.processIdentifier, SIGKILL)
+            _ = await eventually(within: .seconds(10)) { !process.isRunning }
             Issue.record("refiner-segment did not exit")
             return false
         }
