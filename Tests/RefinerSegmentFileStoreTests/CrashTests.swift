@@ -137,27 +137,28 @@ struct SplitMix: RandomNumberGenerator {
         return !process.isRunning
     }
 
+    /// `/bin/sh -c script`, started, with its standard output on a pipe.
+    static func shell(_ script: String) throws -> (Process, Pipe) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", script]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        return (process, output)
+    }
+
     /// The bounds hold against children gone wrong: one that prints forever is cut at the cap, one that
     /// prints nothing and never exits at the time bound, each killed then.
     @Test func aChildGoneWrongIsCutAtTheCapOrTheBound() async throws {
-        let forever = Process()
-        forever.executableURL = URL(fileURLWithPath: "/bin/sh")
-        forever.arguments = ["-c", "while :; do echo 1; done"]
-        let loud = Pipe()
-        forever.standardOutput = loud
-        try forever.run()
+        let (forever, loud) = try Self.shell("while :; do echo 1; done")
         let (bytes, end) = await BoundedPipeRead.read(loud.fileHandleForReading, cap: 4096, within: Self.outputBound)
         kill(forever.processIdentifier, SIGKILL)
         #expect(end == .overCap(4096))
         #expect(bytes.count == 4096)
         #expect(await Self.exited(forever))
 
-        let silent = Process()
-        silent.executableURL = URL(fileURLWithPath: "/bin/sh")
-        silent.arguments = ["-c", "exec sleep 600"]
-        let quiet = Pipe()
-        silent.standardOutput = quiet
-        try silent.run()
+        let (silent, quiet) = try Self.shell("exec sleep 600")
         let (none, timedOut) = await BoundedPipeRead.read(
             quiet.fileHandleForReading, cap: 4096, within: .milliseconds(200))
         kill(silent.processIdentifier, SIGKILL)

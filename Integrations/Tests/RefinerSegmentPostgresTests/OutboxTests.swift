@@ -202,17 +202,28 @@ struct OutboxTests {
         }
     }
 
-    /// A holder whose lease ran out (a stall) and whose batch then failed must not make the tenant's new holder
-    /// wait: that one claimed the batch again and gets its own answer.
-    @Test func aRetryOfAHolderThatLostTheTenantDoesNotHoldUpTheNewHolder() async throws {
+    /// Two instances on one schema: `stalled` claimed acme's units as one batch (`lost`), its lease ended (on the
+    /// server's clock, by an `UPDATE`), and `next` took the tenant; then `body`.
+    static func withAStalledHolder(
+        of units: [String],
+        _ body: @Sendable (PostgresClient, PostgresOutbox, PostgresOutbox, OutboxBatch) async throws -> Void
+    ) async throws {
         try await TestDatabase.withSchema { client, schema in
             let stalled = TestDatabase.outbox(client, schema, owner: "stalled")
             let next = TestDatabase.outbox(client, schema, owner: "next")
-            try await stalled.enqueue([TestDatabase.unit("a")], tenant: "acme")
+            try await stalled.enqueue(units.map { TestDatabase.unit($0) }, tenant: "acme")
             _ = try #require(try await stalled.acquireTenant())
             let lost = try #require(try await stalled.claimBatch(of: "acme"))
             try await client.query("UPDATE refiner_segment_tenants SET sender_until = now()")
             _ = try #require(try await next.acquireTenant())
+            try await body(client, stalled, next, lost)
+        }
+    }
+
+    /// A holder whose lease ran out (a stall) and whose batch then failed must not make the tenant's new holder
+    /// wait: that one claimed the batch again and gets its own answer.
+    @Test func aRetryOfAHolderThatLostTheTenantDoesNotHoldUpTheNewHolder() async throws {
+        try await Self.withAStalledHolder(of: ["a"]) { _, stalled, next, lost in
             try await stalled.retryLater(lost, after: .seconds(60))
             #expect(try await next.usage().first?.retryAt == nil)
             let again = try #require(try await next.claimBatch(of: "acme"))
@@ -224,14 +235,7 @@ struct OutboxTests {
     /// the batch again and delivers it, so no message ends both delivered and a dead letter. The holder itself
     /// moves what it holds.
     @Test func aHolderThatLostTheTenantDeadLettersNothingOfTheNewHolders() async throws {
-        try await TestDatabase.withSchema { client, schema in
-            let stalled = TestDatabase.outbox(client, schema, owner: "stalled")
-            let next = TestDatabase.outbox(client, schema, owner: "next")
-            try await stalled.enqueue([TestDatabase.unit("a"), TestDatabase.unit("b")], tenant: "acme")
-            _ = try #require(try await stalled.acquireTenant())
-            let lost = try #require(try await stalled.claimBatch(of: "acme"))
-            try await client.query("UPDATE refiner_segment_tenants SET sender_until = now()")
-            _ = try #require(try await next.acquireTenant())
+        try await Self.withAStalledHolder(of: ["a", "b"]) { client, stalled, next, lost in
             let again = try #require(try await next.claimBatch(of: "acme"))
             #expect(again.sequences == lost.sequences)
             #expect(try await stalled.deadLetter(lost.messages, reason: "gave up").isEmpty)
