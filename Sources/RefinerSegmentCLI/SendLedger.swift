@@ -95,16 +95,35 @@ final class SendLedger: Sendable {
         return serial
     }
 
-    /// Takes everything unsettled out at once, unit by unit in the order read, with how many of those
-    /// messages the pipeline never accepted: for the failed file at the end, or at a second interrupt. From
-    /// then on nothing is tracked.
-    func takeAll() -> (units: [[SegmentMessage]], notAccepted: Int) {
+    /// Everything unsettled, taken out at once (``takeAll()``).
+    struct Taken {
+        /// Every unit, in the order read.
+        var units: [[SegmentMessage]]
+        /// The units the pipeline never accepted, in the order read.
+        var unaccepted: [[SegmentMessage]]
+        /// How many messages those hold.
+        var notAccepted: Int { unaccepted.reduce(0) { $0 + $1.count } }
+
+        /// What the failed file gets: every unit without a store. With one, what it accepted is in it; what
+        /// it did not is after the cursor of a file (a re-run reads it again), but a pipe cannot be read
+        /// again, so its units the store never accepted (read while the store was full, and the run stopped)
+        /// go to the failed file.
+        func forFailedFile(_ storeMode: StoreMode?) -> [[SegmentMessage]] {
+            guard let storeMode else { return units }
+            return storeMode.tracker == nil ? unaccepted : []
+        }
+    }
+
+    /// Takes everything unsettled out at once, unit by unit in the order read, with the units the pipeline
+    /// never accepted: for the failed file at the end, or at a second interrupt. From then on nothing is
+    /// tracked.
+    func takeAll() -> Taken {
         state.withLock { state in
             let units = state.units.keys.sorted().compactMap { state.units[$0] }
             state.units = [:]
             state.unitsByMessage = [:]
             state.isSaved = true
-            return (units.map(\.messages), units.filter { !$0.isAccepted }.reduce(0) { $0 + $1.messages.count })
+            return Taken(units: units.map(\.messages), unaccepted: units.filter { !$0.isAccepted }.map(\.messages))
         }
     }
 

@@ -38,9 +38,9 @@ extension SendSession {
     /// now (what the pipeline still delivers meanwhile is then in the file too: Segment drops it by
     /// messageId when the file is sent again), then the process exits.
     private func hurry(by name: String, status: Int32) {
-        let (units, _) = ledger.takeAll()
-        // With a store, what is read and accepted is in the store already, and the rest after the cursor.
-        if storeMode == nil { undelivered.save(units) }
+        // With a store, what is read and accepted is in the store already, and the rest after the cursor (or,
+        // from a pipe, in the failed file).
+        undelivered.save(ledger.takeAll().forFailedFile(storeMode))
         let note = undelivered.finish(InputProgress(isComplete: false, bytesConsumed: 0))
         var text = "refiner-segment: \(name) received again: stopping at once"
         text += "; " + (undelivered.summary ?? "no undelivered messages")

@@ -215,9 +215,9 @@ final class TenantSendSession: Sendable {
             var text = "refiner-segment: \(name) received again: stopping at once"
             for tenant in options.tenants.names {
                 guard let part = parts[tenant] else { continue }
-                // With a store, what was accepted is in it, and what was not is after the cursor.
-                let units = part.ledger.takeAll().units
-                if storeMode == nil { part.undelivered.save(units) }
+                // With a store, what was accepted is in it, and what was not is after the cursor (or, from a
+                // pipe, in the failed file).
+                part.undelivered.save(part.ledger.takeAll().forFailedFile(storeMode))
                 _ = part.undelivered.finish(InputProgress(isComplete: false, bytesConsumed: 0))
                 if let written = part.undelivered.summary { text += "; \(tenant): " + written }
             }
@@ -511,8 +511,9 @@ final class TenantSendSession: Sendable {
             bytesConsumed: summary.bytesConsumed)
         for tenant in options.tenants.names {
             guard let part = parts[tenant] else { continue }
-            let (units, notAccepted) = part.ledger.takeAll()
-            if storeMode == nil { part.undelivered.save(units) }
+            let taken = part.ledger.takeAll()
+            let (units, notAccepted) = (taken.units, taken.notAccepted)
+            part.undelivered.save(taken.forFailedFile(storeMode))
             let note = part.undelivered.finish(
                 part.undelivered.isBroken ? InputProgress(isComplete: false, bytesConsumed: 0) : progress)
             guard let counters = await group.status(of: tenant)?.counters else { continue }

@@ -176,9 +176,11 @@ final class SendSession: Sendable {
         -> Int32
     {
         progress.withLock { $0.finish() }
-        let (units, notAccepted) = ledger.takeAll()
-        // With a store, what is left stays there, and what was read but not accepted is after the cursor.
-        if storeMode == nil { undelivered.save(units) }
+        let taken = ledger.takeAll()
+        let (units, notAccepted) = (taken.units, taken.notAccepted)
+        // With a store, what is left stays there, and what was read but not accepted is after the cursor (or,
+        // from a pipe, in the failed file).
+        undelivered.save(taken.forFailedFile(storeMode))
         let signal = stopSignal
         // An in-place re-send replaces the failed file only when everything it held is accounted for.
         let isComplete =

@@ -46,8 +46,16 @@ actor SendStore: SegmentMessageStore {
     ///
     /// - Throws: As ``init(directory:undelivered:)``.
     init(directory: String, undelivered: @escaping @Sendable (String) -> UndeliveredSink?) throws {
+        // Tests only: `REFINER_SEGMENT_TEST_STORE_MAX_BYTES=N` bounds the store at N bytes, so a test fills it
+        // with a few messages (the default bound is 256 MiB).
+        var configuration = FileMessageStore.Configuration()
+        if let bound = ProcessInfo.processInfo.environment["REFINER_SEGMENT_TEST_STORE_MAX_BYTES"].flatMap({ Int($0) }),
+            bound > 0
+        {
+            configuration.maximumBytes = bound
+        }
         do {
-            base = try FileMessageStore(directory: URL(fileURLWithPath: directory))
+            base = try FileMessageStore(directory: URL(fileURLWithPath: directory), configuration: configuration)
         } catch {
             throw ToolError("--store \(directory): \(error)")
         }
