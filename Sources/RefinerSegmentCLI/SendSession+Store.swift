@@ -186,9 +186,10 @@ struct StoreMode: Sendable {
         return (left, nil)
     }
 
-    /// The summary's sentence for `left` messages still in the store.
+    /// The summary's sentence for `left` messages still in the store. A pipe has no cursor to resume at: what
+    /// it read and the store did not take is in the failed file.
     func leftNote(_ left: Int, inputComplete: Bool) -> String {
-        let what = inputComplete ? "" : " (and the input after the last line accepted)"
+        let what = inputComplete || tracker == nil ? "" : " (and the input after the last line accepted)"
         return "\(left) messages left in \(directory): the next send --store \(directory) sends them first\(what)"
     }
 }

@@ -293,6 +293,50 @@ import Darwin
         #expect(!FileManager.default.fileExists(atPath: workspace.path("store/input-cursor.json")), "seed \(seed)")
     }
 
+    /// From a pipe, what each tenant's pipeline read and the full store never accepted when a stop signal
+    /// came goes to that tenant's failed file (a pipe cannot be read again); with what the re-run sends from
+    /// the store, every message of each tenant once.
+    @Test(.enabled(if: SendStoreTests.enabled, SendStoreTests.missing))
+    func aStopWhileTheStoreIsFullKeepsWhatAPipeGaveInEachTenantsFailedFile() async throws {
+        let workspace = try SendStoreTests.Workspace(count: 0, tag: "tenants-pipefull")
+        defer { workspace.remove() }
+        let holding = try Self.serveEveryTenant(in: workspace) { _ in .hold }
+        defer { for server in holding { server.stop() } }
+        // 30 lines fit the pipe's buffer: written and closed before the run reads them all at once.
+        let input = Pipe()
+        input.fileHandleForWriting.write(Data(Self.input().utf8))
+        try input.fileHandleForWriting.close()
+        let first = try workspace.launch(
+            ["send", "--tenants", "tenants.json", "--store", "store", "--failed", "failed.jsonl"], name: "first",
+            environment: ["REFINER_SEGMENT_TEST_STORE_MAX_BYTES": "8192"], input: input.fileHandleForReading)
+        try input.fileHandleForReading.close()
+        // A request is held once the first append is in: the units it did not take wait for room (and should
+        // the signal come sooner, all of them are unaccepted: the checks below hold either way).
+        #expect(await eventually { holding.contains { !$0.requests.isEmpty } || !first.isRunning })
+        kill(first.processIdentifier, SIGINT)
+        guard await workspace.finish(first) else { return }
+        let stderr = workspace.text("first.err")
+        #expect(first.terminationStatus == 130, "\(stderr)")
+        #expect(stderr.contains("read but not queued"), "\(stderr)")
+        var kept: [String: [String]] = [:]
+        for tenant in Self.tenants {
+            let file = (try? Data(contentsOf: workspace.url("failed.\(tenant).jsonl"))).map { [UInt8]($0) } ?? []
+            kept[tenant] = try SendInput.ids(inFailedFile: file)
+        }
+        #expect(kept.values.contains { !$0.isEmpty }, "\(stderr)")
+        let healthy = try Self.serveEveryTenant(in: workspace)
+        defer { for server in healthy { server.stop() } }
+        let rerun = try workspace.launch(
+            ["send", "--tenants", "tenants.json", "--store", "store", "--failed", "rerun.jsonl"], name: "rerun")
+        guard await workspace.finish(rerun) else { return }
+        #expect(rerun.terminationStatus == 0, "\(workspace.text("rerun.err"))")
+        for (tenant, server) in zip(Self.tenants, healthy) {
+            let delivered = SendInput.ids(acceptedBy: server)
+            #expect(Set(delivered).isDisjoint(with: kept[tenant] ?? []), "\(tenant): in the store and the failed file")
+            #expect((delivered + (kept[tenant] ?? [])).sorted() == Self.expected(tenant), "\(tenant): \(stderr)")
+        }
+    }
+
     /// A stop signal leaves what is undelivered in the store, said per tenant in the summary, not in the
     /// failed files; the re-run delivers it all.
     @Test(.enabled(if: SendStoreTests.enabled, SendStoreTests.missing))
