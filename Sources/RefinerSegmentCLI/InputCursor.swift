@@ -103,6 +103,8 @@ struct InputCursor: Codable, Hashable, Sendable {
         out += String(value).utf8
     }
 
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
     /// A JSON string: quotes, backslashes and control characters escaped, the rest as UTF-8.
     private static func append(string: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
@@ -112,10 +114,9 @@ struct InputCursor: Codable, Hashable, Sendable {
                 out.append(UInt8(ascii: "\\"))
                 out.append(byte)
             case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
                 out += #"\u00"#.utf8
-                out.append(hex[Int(byte >> 4)])
-                out.append(hex[Int(byte & 0xF)])
+                out.append(hexDigits[Int(byte >> 4)])
+                out.append(hexDigits[Int(byte & 0xF)])
             default:
                 out.append(byte)
             }

@@ -116,7 +116,7 @@ struct StoreMode: Sendable {
         prepare(cursors: cursors)
     }
 
-    /// Names the cursor of each unit about to be recorded, in order (``StoreWindow/cursors(inputName:)``).
+    /// Names the cursor of each unit about to be recorded, in order (``StoreWindow/cursors(keepsCursor:inherited:inputName:)``).
     func prepare(cursors: [InputCursor?]) {
         store.nextCursors.withLock { $0 = cursors }
     }

@@ -431,7 +431,7 @@ final class TenantSendSession: Sendable {
             keepsCursor: storeMode.tracker != nil, inherited: storeMode.inherited, inputName: storeMode.inputName)
         for append in window.appends {
             let positions = Array(append)
-            let recorded = await recordBatch(
+            let recorded = await recordAppend(
                 positions.map { units[window.order[$0]] }, cursors: positions.map { cursors[$0] },
                 storeMode: storeMode, summary: &summary)
             guard recorded else { return }
@@ -440,7 +440,7 @@ final class TenantSendSession: Sendable {
 
     /// Records one tenant's units of a window in one call, each unit's cursor named first; a unit the group
     /// refuses is skipped and reported, as one at a time would be. False when the group stopped on a signal.
-    private func recordBatch(
+    private func recordAppend(
         _ units: [Pending], cursors: [InputCursor?], storeMode: StoreMode, summary: inout ReadSummary
     ) async -> Bool {
         guard let tenant = units.first?.tenant, let part = parts[tenant] else { return true }

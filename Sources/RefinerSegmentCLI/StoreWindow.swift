@@ -72,36 +72,34 @@ struct StoreWindow: Sendable {
         for index in order {
             stored[index] = true
             while done < units.count && stored[done] { done += 1 }
-            var cursor: InputCursor?
-            if done > 0, let digest = units[done - 1].endDigest {
-                let last = units[done - 1]
-                cursor = InputCursor(
-                    input: inputName, line: last.lines.upperBound, byteOffset: last.endOffset, digest: digest)
-            }
-            if var made = cursor {
-                // The stored units past the contiguous ones, and the inherited ranges still past the line.
-                var lines: [ClosedRange<Int>] = []
-                var end: (offset: Int, digest: String?)?
-                for later in done..<units.count where stored[later] {
-                    lines.append(units[later].lines)
-                    end = (units[later].endOffset, units[later].endDigest)
-                }
-                if let kept = Self.remaining(inherited, after: made.line) {
-                    lines = (lines + kept.lines).sorted { $0.lowerBound < $1.lowerBound }
-                    if kept.byteOffset > end?.offset ?? -1 { end = (kept.byteOffset, kept.digest) }
-                }
-                if let end {
-                    if let digest = end.digest {
-                        made.beyond = InputCursor.Beyond(lines: lines, byteOffset: end.offset, digest: digest)
-                    } else {
-                        cursor = nil
-                    }
-                }
-                if cursor != nil { cursor = made }
-            }
-            cursors.append(cursor)
+            cursors.append(cursor(through: done, stored: stored, inherited: inherited, inputName: inputName))
         }
         return cursors
+    }
+
+    /// The cursor once units `0..<done` are stored, and those past them that `stored` says: the last of those
+    /// units' line, and the stored units and inherited ranges past it. `nil` when a digest it needs is not known.
+    private func cursor(through done: Int, stored: [Bool], inherited: InputCursor.Beyond?, inputName: String)
+        -> InputCursor?
+    {
+        guard done > 0, let digest = units[done - 1].endDigest else { return nil }
+        let last = units[done - 1]
+        var cursor = InputCursor(
+            input: inputName, line: last.lines.upperBound, byteOffset: last.endOffset, digest: digest)
+        var lines: [ClosedRange<Int>] = []
+        var end: (offset: Int, digest: String?)?
+        for later in done..<units.count where stored[later] {
+            lines.append(units[later].lines)
+            end = (units[later].endOffset, units[later].endDigest)
+        }
+        if let kept = Self.remaining(inherited, after: cursor.line) {
+            lines = (lines + kept.lines).sorted { $0.lowerBound < $1.lowerBound }
+            if kept.byteOffset > end?.offset ?? -1 { end = (kept.byteOffset, kept.digest) }
+        }
+        guard let end else { return cursor }
+        guard let endDigest = end.digest else { return nil }
+        cursor.beyond = InputCursor.Beyond(lines: lines, byteOffset: end.offset, digest: endDigest)
+        return cursor
     }
 
     /// The ranges of `beyond` still past `line` (all of a range is past it or none is: a cursor's line is the
