@@ -7,8 +7,20 @@ import RefinerSegment
 /// is recorded, so a unit waiting for room in the queue, or refused because the pipeline stopped, is here
 /// too. Outcomes settle messages; the failed ones come back grouped by unit, so the failed file keeps units
 /// on one line. Memory follows the pipeline's bounded queue: settled units are dropped.
+///
+/// With a durable store (`--store DIR`) an accepted unit is in the store, which writes its failures to the
+/// failed file and keeps what is left, so the ledger lets it go at once (``init(keepsAccepted:)``): the
+/// store's bound is on disk, and a tenant's backlog there must not grow memory with it.
 final class SendLedger: Sendable {
     private let state = Locked(State())
+    /// Whether accepted units stay until they settle (no store) or go when accepted (a store holds them).
+    private let keepsAccepted: Bool
+
+    /// A ledger that keeps accepted units until they settle when `keepsAccepted` (the messages live in
+    /// memory only), or lets them go when accepted (a durable store keeps them).
+    init(keepsAccepted: Bool = true) {
+        self.keepsAccepted = keepsAccepted
+    }
 
     private struct State: Sendable {
         var units: [Int: Unit] = [:]
@@ -45,8 +57,9 @@ final class SendLedger: Sendable {
         }
     }
 
-    /// The pipeline accepted the unit.
+    /// The pipeline accepted the unit: it is kept until it settles, or let go when a store keeps it.
     func accepted(_ serial: Int) {
+        guard keepsAccepted else { return remove(serial) }
         state.withLock { $0.units[serial]?.isAccepted = true }
     }
 
@@ -58,8 +71,10 @@ final class SendLedger: Sendable {
         }
     }
 
-    /// Delivered messages, by messageId, are settled.
+    /// Delivered messages, by messageId, are settled. With a store it holds no accepted unit, and outcomes
+    /// are only of accepted ones: nothing to do (a unit read again with the same ids stays).
     func settleDelivered(_ messageIDs: [String]) {
+        guard keepsAccepted else { return }
         state.withLock { state in
             guard !state.isSaved else { return }
             for id in messageIDs { _ = Self.settle(id, in: &state) }
@@ -67,9 +82,10 @@ final class SendLedger: Sendable {
     }
 
     /// Failed messages are settled; returns them grouped by unit, in order, for the failed file, or nothing
-    /// once everything was saved at a second interrupt.
+    /// once everything was saved at a second interrupt, or with a store (it wrote them to the failed file).
     func settleFailed(_ messages: [SegmentMessage]) -> [[SegmentMessage]] {
-        state.withLock { state in
+        guard keepsAccepted else { return [] }
+        return state.withLock { state in
             guard !state.isSaved else { return [] }
             var groups: [(serial: Int, messages: [SegmentMessage])] = []
             for message in messages {

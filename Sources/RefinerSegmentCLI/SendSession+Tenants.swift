@@ -65,7 +65,8 @@ final class TenantSendSession: Sendable {
 
     /// One tenant's share of the run: what it read and not yet settled, and where its failures go.
     struct Part: Sendable {
-        let ledger = SendLedger()
+        /// Every unit read and not settled; with a store, only until the store accepts it.
+        let ledger: SendLedger
         let undelivered: UndeliveredSink
         let builder: SegmentCallBuilder
     }
@@ -100,7 +101,9 @@ final class TenantSendSession: Sendable {
             } catch {
                 throw UsageError(error.detail)
             }
-            parts[name] = Part(undelivered: UndeliveredSink(path: path, file: file, io: io), builder: builder)
+            parts[name] = Part(
+                ledger: SendLedger(keepsAccepted: options.storePath == nil),
+                undelivered: UndeliveredSink(path: path, file: file, io: io), builder: builder)
         }
         self.parts = parts
         let sinks = parts.mapValues(\.undelivered)
@@ -111,14 +114,21 @@ final class TenantSendSession: Sendable {
         }
         let tenants = options.tenants.tenants
         let retry = options.retry
+        let configuration = SegmentPipelineGroup.Configuration(
+            idleTimeout: nil, gracePeriod: SendSession.interruptionGrace)
+        // With a store, a tenant's backlog waits on disk: its queue is bounded by the store's bytes and the
+        // group's (both 256 MiB), not by the in-memory default of 10,000 messages, so a tenant that is down or
+        // paused does not hold up the reading of the others' lines until the store is full.
+        let queue =
+            storeMode == nil
+            ? SegmentPipeline.QueueLimits()
+            : SegmentPipeline.QueueLimits(maximumMessages: Int(Int32.max), maximumBytes: configuration.maximumBytes)
         do {
-            group = try SegmentPipelineGroup(
-                transport: transport,
-                configuration: .init(idleTimeout: nil, gracePeriod: SendSession.interruptionGrace),
-                store: storeMode?.store
-            ) { name in
+            group = try SegmentPipelineGroup(transport: transport, configuration: configuration, store: storeMode?.store) {
+                name in
                 guard let tenant = tenants[name] else { return nil }
-                return .init(writeKey: tenant.writeKey, pipeline: .init(endpoint: tenant.endpoint, retry: retry))
+                return .init(
+                    writeKey: tenant.writeKey, pipeline: .init(endpoint: tenant.endpoint, retry: retry, queue: queue))
             }
         } catch {
             throw UsageError("\(error)")

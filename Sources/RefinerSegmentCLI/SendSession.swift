@@ -16,7 +16,8 @@ final class SendSession: Sendable {
     let io: ToolIO
     let options: SendOptions
     let pipeline: SegmentPipeline
-    let ledger = SendLedger()
+    /// Every unit read and not settled; with a store, only until the store accepts it.
+    let ledger: SendLedger
     let undelivered: UndeliveredSink
     /// `--store DIR`: the durable store and the input cursor; `nil` keeps messages in memory.
     let storeMode: StoreMode?
@@ -98,6 +99,7 @@ final class SendSession: Sendable {
         let file = try io.openFailedFile(options.failedPath, input.fileIdentity)
         let undelivered = UndeliveredSink(path: options.failedPath, file: file, io: io)
         self.undelivered = undelivered
+        ledger = SendLedger(keepsAccepted: options.storePath == nil)
         storeMode = try options.storePath.map { directory in
             try StoreMode(
                 directory: directory, undelivered: undelivered, input: input,

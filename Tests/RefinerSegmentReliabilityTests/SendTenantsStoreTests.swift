@@ -373,6 +373,68 @@ import Darwin
         }
     }
 
+    /// A tenant that is down holds its backlog in the store, not in memory: `down`'s 14,000 messages (more
+    /// than a tenant's in-memory queue of 10,000 and a batch in flight) come first in the input, and acme's and
+    /// globex's after them still reach their servers while down's first batch is retried (no retry limit:
+    /// without the store as its queue, reading waited for room in down's queue for as long as it retried).
+    /// Stopped, the run leaves down's messages in the store, and the re-run delivers each once.
+    @Test(.enabled(if: SendStoreTests.enabled, SendStoreTests.missing))
+    func aTenantThatIsDownDoesNotHoldUpTheOthersLinesBehindItsBacklog() async throws {
+        let workspace = try SendStoreTests.Workspace(count: 0, tag: "tenants-backlog")
+        defer { workspace.remove() }
+        let (backlog, others) = (7_000, 50)
+        var lines = (1...backlog).map { SendTenantsTests.response("d\($0)", tenant: "down") }
+        for index in 1...others {
+            for tenant in ["acme", "globex"] {
+                lines.append(SendTenantsTests.response("\(tenant.prefix(1))\(index)", tenant: tenant))
+            }
+        }
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: workspace.url("in.jsonl"))
+        func expected(_ tenant: String, _ count: Int) -> [String] {
+            (1...count).flatMap { index in
+                ["identify", "group"].map { "refiner-\(tenant.prefix(1))\(index)-\($0)" }
+            }.sorted()
+        }
+        let servers = try ["acme", "globex"].map { _ in try LoopbackHTTPServer() }
+        let down = try LoopbackHTTPServer { _ in .respond(SegmentResponse(statusCode: 503)) }
+        defer {
+            for server in servers { server.stop() }
+            down.stop()
+        }
+        try Self.writeTenants([("acme", servers[0]), ("globex", servers[1]), ("down", down)], in: workspace)
+        let first = try workspace.launch(
+            ["send", "--tenants", "tenants.json", "--store", "store", "--failed", "failed.jsonl", "in.jsonl"],
+            name: "first")
+        let delivered = await eventually(within: .seconds(60)) {
+            !first.isRunning
+                || (SendInput.ids(acceptedBy: servers[0]).count == 2 * others
+                    && SendInput.ids(acceptedBy: servers[1]).count == 2 * others)
+        }
+        #expect(delivered && first.isRunning, "acme's and globex's lines waited behind down's backlog")
+        #expect(!down.requests.isEmpty, "down was not even tried")
+        kill(first.processIdentifier, SIGINT)
+        guard await workspace.finish(first) else { return }
+        let stderr = workspace.text("first.err")
+        #expect(first.terminationStatus == 130, "\(stderr)")
+        #expect(SendInput.ids(acceptedBy: servers[0]).sorted() == expected("acme", others), "\(stderr)")
+        #expect(SendInput.ids(acceptedBy: servers[1]).sorted() == expected("globex", others), "\(stderr)")
+        #expect(stderr.contains("down: \(2 * backlog) messages: 0 delivered"), "\(stderr)")
+        #expect(stderr.contains("\(2 * backlog) messages left in store"), "\(stderr)")
+        #expect(!FileManager.default.fileExists(atPath: workspace.path("failed.down.jsonl")))
+
+        let healthy = try LoopbackHTTPServer()
+        defer { healthy.stop() }
+        try Self.writeTenants([("acme", servers[0]), ("globex", servers[1]), ("down", healthy)], in: workspace)
+        let rerun = try workspace.launch(
+            ["send", "--tenants", "tenants.json", "--store", "store", "--failed", "failed.jsonl", "in.jsonl"],
+            name: "rerun")
+        guard await workspace.finish(rerun) else { return }
+        #expect(rerun.terminationStatus == 0, "\(workspace.text("rerun.err"))")
+        let downIDs = SendInput.ids(acceptedBy: healthy)
+        #expect(downIDs.count == 2 * backlog && downIDs.sorted() == expected("down", backlog))
+        #expect(SendInput.ids(acceptedBy: servers[0]).count == 2 * others, "acme's were sent again")
+    }
+
     @Test(.enabled(if: SendStoreTests.enabled, SendStoreTests.missing))
     func aSecondSendTenantsOnTheSameStoreIsRefusedNamingTheFirst() async throws {
         let workspace = try SendStoreTests.Workspace(count: 0, tag: "tenants-lock")
