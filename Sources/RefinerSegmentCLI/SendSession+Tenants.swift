@@ -78,6 +78,10 @@ final class TenantSendSession: Sendable {
         var retries = 0
     }
 
+    /// How many bytes of message JSON a tenant's queue holds without a store: 64 MiB (with one, the group's
+    /// 256 MiB, on disk).
+    static let queueBytesInMemory = 64 << 20
+
     let io: ToolIO
     let options: Settings
     let group: SegmentPipelineGroup
@@ -116,13 +120,14 @@ final class TenantSendSession: Sendable {
         let retry = options.retry
         let configuration = SegmentPipelineGroup.Configuration(
             idleTimeout: nil, gracePeriod: SendSession.interruptionGrace)
-        // With a store, a tenant's backlog waits on disk: its queue is bounded by the store's bytes and the
-        // group's (both 256 MiB), not by the in-memory default of 10,000 messages, so a tenant that is down or
-        // paused does not hold up the reading of the others' lines until the store is full.
-        let queue =
-            storeMode == nil
-            ? SegmentPipeline.QueueLimits()
-            : SegmentPipeline.QueueLimits(maximumMessages: Int(Int32.max), maximumBytes: configuration.maximumBytes)
+        // One reading loop feeds every tenant, so a tenant that is down or paused holds up the reading of the
+        // others' lines once its queue is full. With a store the backlog waits on disk: a tenant's queue may
+        // take the whole of the group's byte bound (256 MiB of message JSON, the store's bound too). Without
+        // one it waits in memory, where a message costs about 2.5 times its JSON: 64 MiB of JSON (four times
+        // the pipeline's default, and no count of messages) keeps the run's memory within about 200 MB more.
+        let queue = SegmentPipeline.QueueLimits(
+            maximumMessages: Int(Int32.max),
+            maximumBytes: storeMode == nil ? Self.queueBytesInMemory : configuration.maximumBytes)
         do {
             group = try SegmentPipelineGroup(transport: transport, configuration: configuration, store: storeMode?.store) {
                 name in
