@@ -129,7 +129,9 @@ final class TenantSendSession: Sendable {
             maximumMessages: Int(Int32.max),
             maximumBytes: storeMode == nil ? Self.queueBytesInMemory : configuration.maximumBytes)
         do {
-            group = try SegmentPipelineGroup(transport: transport, configuration: configuration, store: storeMode?.store) {
+            group = try SegmentPipelineGroup(
+                transport: transport, configuration: configuration, store: storeMode?.store
+            ) {
                 name in
                 guard let tenant = tenants[name] else { return nil }
                 return .init(
