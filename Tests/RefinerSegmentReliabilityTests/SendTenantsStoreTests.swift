@@ -41,9 +41,9 @@ import Darwin
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// A tenant's messageIds in the input, sorted.
-    static func expected(_ tenant: String) -> [String] {
-        (1...perTenant).flatMap { index in
+    /// A tenant's messageIds in an input of `count` responses for it, sorted.
+    static func expected(_ tenant: String, count: Int = perTenant) -> [String] {
+        (1...count).flatMap { index in
             ["identify", "group"].map { "refiner-\(tenant.prefix(1))\(index)-\($0)" }
         }.sorted()
     }
@@ -391,11 +391,6 @@ import Darwin
             }
         }
         try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: workspace.url("in.jsonl"))
-        func expected(_ tenant: String, _ count: Int) -> [String] {
-            (1...count).flatMap { index in
-                ["identify", "group"].map { "refiner-\(tenant.prefix(1))\(index)-\($0)" }
-            }.sorted()
-        }
         let servers = try ["acme", "globex"].map { _ in try LoopbackHTTPServer() }
         let down = try LoopbackHTTPServer { _ in .respond(SegmentResponse(statusCode: 503)) }
         defer {
@@ -418,12 +413,12 @@ import Darwin
         guard await workspace.finish(first) else { return }
         let stderr = workspace.text("first.err")
         #expect(first.terminationStatus == 130, "\(stderr)")
-        #expect(SendInput.ids(acceptedBy: servers[0]).sorted() == expected("acme", others), "\(stderr)")
-        #expect(SendInput.ids(acceptedBy: servers[1]).sorted() == expected("globex", others), "\(stderr)")
+        #expect(SendInput.ids(acceptedBy: servers[0]).sorted() == Self.expected("acme", count: others), "\(stderr)")
+        #expect(SendInput.ids(acceptedBy: servers[1]).sorted() == Self.expected("globex", count: others), "\(stderr)")
         #expect(stderr.contains("down: \(2 * backlog) messages: 0 delivered"), "\(stderr)")
         guard withStore else {
             let failed = try #require(try? Data(contentsOf: workspace.url("failed.down.jsonl")), "\(stderr)")
-            #expect(try SendInput.ids(inFailedFile: [UInt8](failed)).sorted() == expected("down", backlog))
+            #expect(try SendInput.ids(inFailedFile: [UInt8](failed)).sorted() == Self.expected("down", count: backlog))
             return
         }
         #expect(stderr.contains("\(2 * backlog) messages left in store"), "\(stderr)")
@@ -436,7 +431,7 @@ import Darwin
         guard await workspace.finish(rerun) else { return }
         #expect(rerun.terminationStatus == 0, "\(workspace.text("rerun.err"))")
         let downIDs = SendInput.ids(acceptedBy: healthy)
-        #expect(downIDs.count == 2 * backlog && downIDs.sorted() == expected("down", backlog))
+        #expect(downIDs.count == 2 * backlog && downIDs.sorted() == Self.expected("down", count: backlog))
         #expect(SendInput.ids(acceptedBy: servers[0]).count == 2 * others, "acme's were sent again")
     }
 
