@@ -9,7 +9,8 @@ import RefinerSegmentURLSession
 /// Each record names its tenant in a top-level `"tenant"` field (`--tenant NAME` for records without one,
 /// such as webhook payloads, already-built messages and failed files); a record naming a tenant that FILE
 /// does not hold is skipped with its line number. Every tenant has its own pipeline (queue, retries,
-/// `Retry-After` pause), so one tenant's outage or 429 does not slow the others; progress lines and the
+/// `Retry-After` pause), so one tenant's outage or 429 does not slow the others (its backlog waits in its
+/// queue: 64 MiB of JSON in memory, or up to the store's bound with `--store`); progress lines and the
 /// summary are per tenant; and each tenant's undelivered messages go to a failed file of its own, the
 /// `--failed` path with the tenant's name before the extension (`refiner-segment-failed.acme.jsonl`), which
 /// `send --tenants FILE --tenant acme refiner-segment-failed.acme.jsonl` sends again. Write keys are never
