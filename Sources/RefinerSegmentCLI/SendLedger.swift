@@ -113,33 +113,32 @@ final class SendLedger: Sendable {
 
     /// Everything unsettled, taken out at once (``takeAll()``).
     struct Taken {
-        /// Every unit, in the order read.
+        /// Every unit, in the order read (with a store, only ones it never accepted: it let the rest go).
         var units: [[SegmentMessage]]
-        /// The units the pipeline never accepted, in the order read.
-        var unaccepted: [[SegmentMessage]]
-        /// How many messages those hold.
-        var notAccepted: Int { unaccepted.reduce(0) { $0 + $1.count } }
+        /// How many messages of those the pipeline never accepted.
+        var notAccepted: Int
 
-        /// What the failed file gets: every unit without a store. With one, what it accepted is in it; what
-        /// it did not is after the cursor of a file (a re-run reads it again), but a pipe cannot be read
-        /// again, so its units the store never accepted (read while the store was full, and the run stopped)
-        /// go to the failed file.
+        /// What the failed file gets: every unit without a store. With one, what it accepted is in it, and
+        /// the ledger holds only what it did not: that is after the cursor of a file (a re-run reads it
+        /// again), but a pipe cannot be read again, so a pipe's units (read while the store was full, and
+        /// the run stopped) go to the failed file.
         func forFailedFile(_ storeMode: StoreMode?) -> [[SegmentMessage]] {
             guard let storeMode else { return units }
-            return storeMode.tracker == nil ? unaccepted : []
+            return storeMode.tracker == nil ? units : []
         }
     }
 
-    /// Takes everything unsettled out at once, unit by unit in the order read, with the units the pipeline
-    /// never accepted: for the failed file at the end, or at a second interrupt. From then on nothing is
-    /// tracked.
+    /// Takes everything unsettled out at once, unit by unit in the order read, with how many of those
+    /// messages the pipeline never accepted: for the failed file at the end, or at a second interrupt. From
+    /// then on nothing is tracked.
     func takeAll() -> Taken {
         state.withLock { state in
             let units = state.units.keys.sorted().compactMap { state.units[$0] }
             state.units = [:]
             state.unitsByMessage = [:]
             state.isSaved = true
-            return Taken(units: units.map(\.messages), unaccepted: units.filter { !$0.isAccepted }.map(\.messages))
+            let notAccepted = units.reduce(0) { $0 + ($1.isAccepted ? 0 : $1.messages.count) }
+            return Taken(units: units.map(\.messages), notAccepted: notAccepted)
         }
     }
 
