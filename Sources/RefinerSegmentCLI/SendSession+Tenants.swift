@@ -100,6 +100,7 @@ final class TenantSendSession: Sendable {
         for name in options.tenants.names {
             let path = TenantsFile.failedPath(options.failedPath, tenant: name)
             let file = try io.openFailedFile(path, input.fileIdentity)
+            if file.isInPlace, options.storePath != nil { throw UsageError(SendSession.inPlaceWithStore(path)) }
             let builder: SegmentCallBuilder
             do {
                 builder = try SegmentCallBuilder(configuration: options.builder)

@@ -97,6 +97,7 @@ final class SendSession: Sendable {
             throw UsageError(error.detail)
         }
         let file = try io.openFailedFile(options.failedPath, input.fileIdentity)
+        if file.isInPlace, options.storePath != nil { throw UsageError(Self.inPlaceWithStore(options.failedPath)) }
         let undelivered = UndeliveredSink(path: options.failedPath, file: file, io: io)
         self.undelivered = undelivered
         ledger = SendLedger(keepsAccepted: options.storePath == nil)
@@ -114,6 +115,17 @@ final class SendSession: Sendable {
         }
         reading = Locked(SendProgress.Reading(bytesRead: 0, byteCount: input.byteCount))
         progress = Locked(SendProgress(io: io))
+    }
+
+    /// Why `--store` does not take the failed file as its input (Docs/Delivery.md, "send --store DIR").
+    ///
+    /// In place, what fails for good goes to a fresh file that replaces the failed file only at the end,
+    /// while the store settles those messages at once and the cursor moves past their lines: a stop in
+    /// between would leave them in neither the store, nor the failed file, nor after the cursor.
+    static func inPlaceWithStore(_ path: String) -> String {
+        "--store cannot re-send the failed file '\(path)' in place (what fails for good would be settled out of "
+            + "the store before the file that keeps it replaces '\(path)', and a stop in between loses it): move "
+            + "it first (mv \(path) retry.jsonl) and send retry.jsonl with --store, or re-send it without --store"
     }
 
     /// Runs the session to its end and returns the exit status.
