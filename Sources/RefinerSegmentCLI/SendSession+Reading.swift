@@ -95,10 +95,10 @@ extension SendSession {
             }
             guard await enqueue(unit, batch: &batch, summary: &summary) else { break reading }
         }
-        if let unit = pending, stopSignal == nil {
+        if let unit = pending, stopSignal == nil, !summary.storeFailed {
             _ = await enqueue(unit, batch: &batch, summary: &summary)
         }
-        if !batch.isEmpty, stopSignal == nil {
+        if !batch.isEmpty, stopSignal == nil, !summary.storeFailed {
             _ = await recordBatch(&batch, summary: &summary)
         }
         return summary

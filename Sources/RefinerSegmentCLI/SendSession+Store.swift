@@ -199,8 +199,9 @@ extension SendSession {
     static let storeBatchUnits = 256
 
     /// Records the batch's units in one call (``SegmentPipeline/record(contentsOf:)``); a unit the pipeline
-    /// refuses is skipped and reported, as one at a time would be. False when the pipeline stopped on a
-    /// signal (the units left are after the cursor: the re-run reads them again).
+    /// refuses as too large is skipped and reported, as one at a time would be. False when the pipeline
+    /// stopped on a signal, or the store failed (``ReadSummary/isSkippable(_:)``): the units left stay in
+    /// the ledger, after the cursor (the re-run reads them again) or, from a pipe, for the failed file.
     func recordBatch(_ batch: inout [PendingUnit], summary: inout ReadSummary) async -> Bool {
         guard let storeMode else { return true }
         var rest = batch[...]
@@ -221,6 +222,11 @@ extension SendSession {
                     rest.removeFirst()
                 }
                 if (error as? SegmentDeliveryError)?.code == .shutDown, stopSignal != nil { return false }
+                if let unit = rest.first, !ReadSummary.isSkippable(error) {
+                    summary.stopOnStoreFailure(
+                        error, at: unit.location, keepsCursor: storeMode.tracker != nil, io: io)
+                    return false
+                }
                 if let unit = rest.popFirst() {
                     ledger.remove(unit.serial)
                     summary.skipped += 1

@@ -316,7 +316,7 @@ final class TenantSendSession: Sendable {
         var pending: Pending?
         /// `--store`: units read and not yet recorded (a window), recorded tenant by tenant (``StoreWindow``).
         var batch: [Pending] = []
-        while stopSignal.withLock({ $0 }) == nil {
+        while stopSignal.withLock({ $0 }) == nil, !summary.storeFailed {
             if let unit = pending, !reader.canReadWithoutWaiting() {
                 pending = nil
                 await enqueue(unit, batch: &batch, summary: &summary)
@@ -385,10 +385,12 @@ final class TenantSendSession: Sendable {
                 await enqueue(unit, batch: &batch, summary: &summary)
             }
         }
-        if let unit = pending, stopSignal.withLock({ $0 }) == nil {
+        if let unit = pending, stopSignal.withLock({ $0 }) == nil, !summary.storeFailed {
             await enqueue(unit, batch: &batch, summary: &summary)
         }
-        if !batch.isEmpty, stopSignal.withLock({ $0 }) == nil { await recordBatch(&batch, summary: &summary) }
+        if !batch.isEmpty, stopSignal.withLock({ $0 }) == nil, !summary.storeFailed {
+            await recordBatch(&batch, summary: &summary)
+        }
         for store in profiles.values { store.close() }
         summary.bytesConsumed = reader.bytesConsumed
         return summary
@@ -482,7 +484,14 @@ final class TenantSendSession: Sendable {
                     restCursors.removeFirst()
                 }
                 if error.code == .shutDown, stopSignal.withLock({ $0 }) != nil { return false }
-                // The unit it refused is skipped and reported: done, as the later units' cursors count it.
+                if let unit = rest.first, !ReadSummary.isSkippable(error.deliveryError ?? error) {
+                    // The store's failure, not the input's: reading stops, and the unit stays in the ledger.
+                    summary.stopOnStoreFailure(
+                        error, at: unit.location, keepsCursor: storeMode.tracker != nil, io: io)
+                    return false
+                }
+                // The unit it refused (too large) is skipped and reported: done, as the later units' cursors
+                // count it.
                 if let unit = rest.popFirst() {
                     restCursors.removeFirst()
                     part.ledger.remove(unit.serial)

@@ -45,6 +45,28 @@ final class SendSession: Sendable {
         var lostUnreadable = false
         /// Records an earlier run accepted (`--store`), read again and not recorded.
         var covered = 0
+        /// The store could not take a unit (`--store`: a full disk, an I/O error): reading stopped there, and
+        /// what was read and not stored is after the cursor (a file) or goes to the failed file (a pipe).
+        var storeFailed = false
+
+        /// Whether a record that could not be stored is skipped: only when it is the input's own fault (too
+        /// large for a message or a batch). Any other failure (the store's) stops the reading instead, so
+        /// the unit is not lost: a skipped unit is counted done, and the next append's cursor passes it.
+        static func isSkippable(_ error: any Error) -> Bool {
+            guard let code = (error as? SegmentDeliveryError)?.code else { return false }
+            return code == .messageTooLarge || code == .unitTooLarge
+        }
+
+        /// Reports a store failure and stops the reading: `location` is the first unit not stored.
+        mutating func stopOnStoreFailure(_ error: any Error, at location: String, keepsCursor: Bool, io: ToolIO) {
+            let rest =
+                keepsCursor
+                ? "the next send --store with this input reads it again from there"
+                : "what was read and not stored goes to the failed file; the rest of the input was not read"
+            io.writeError("refiner-segment: \(error); reading stopped at \(location), which was not stored: \(rest)\n")
+            storeFailed = true
+            readFailed = true
+        }
 
         /// What one read from the input gave.
         enum Step {

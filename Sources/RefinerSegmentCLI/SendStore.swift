@@ -31,6 +31,11 @@ actor SendStore: SegmentMessageStore {
     /// its N-th append returns, the one moment a crash test cannot hit by timing.
     private let killAfterAppends = ProcessInfo.processInfo.environment["REFINER_SEGMENT_TEST_KILL_AFTER_APPENDS"]
         .flatMap { Int($0) }
+    /// Tests only: `REFINER_SEGMENT_TEST_FAIL_APPEND=N` makes the N-th append throw (once, before it writes
+    /// anything), as a full disk or an I/O error would, which a test cannot bring about reliably.
+    private let failingAppend = ProcessInfo.processInfo.environment["REFINER_SEGMENT_TEST_FAIL_APPEND"]
+        .flatMap { Int($0) }
+    private var appendCalls = 0
     private var appends = 0
 
     /// Opens the store in `directory`.
@@ -81,6 +86,10 @@ actor SendStore: SegmentMessageStore {
         }
         let accepted: Int
         do {
+            appendCalls += 1
+            if appendCalls == failingAppend {
+                throw ToolError("--store \(directory): cannot write: Input/output error (test hook)")
+            }
             accepted = try await base.append(units, tenant: tenant, marks: marks)
         } catch {
             nextCursors.withLock { $0.insert(contentsOf: cursors, at: 0) }

@@ -68,3 +68,63 @@ import Darwin
         #expect(workspace.text(name) == original)
     }
 }
+
+extension SendStoreEdgeTests {
+    // MARK: An append that fails
+
+    /// A store that cannot append (a full disk, an I/O error; here the test hook
+    /// `REFINER_SEGMENT_TEST_FAIL_APPEND=2`) is not the input's fault: the unit was skipped and the next
+    /// append's cursor passed its line, so the re-run never sent it. Now reading stops there, the run says
+    /// why and exits 1, and the re-run sends the rest: every message once.
+    @Test(.enabled(if: enabled, missing))
+    func aFailedAppendStopsReadingAndTheRerunSendsTheRestOnce() async throws {
+        let workspace = try Workspace(count: 600, tag: "eio")
+        defer { workspace.remove() }
+        let server = try LoopbackHTTPServer()
+        defer { server.stop() }
+        let arguments = [
+            "send", "--endpoint", server.baseURL.absoluteString, "--store", "store", "--failed", "failed.jsonl",
+            "in.jsonl",
+        ]
+        let first = try workspace.launch(
+            arguments, name: "first", environment: ["REFINER_SEGMENT_TEST_FAIL_APPEND": "2"])
+        guard await workspace.finish(first) else { return }
+        let stderr = workspace.text("first.err")
+        #expect(first.terminationStatus == 1, "\(stderr)")
+        #expect(stderr.contains("Input/output error (test hook)"), "\(stderr)")
+        #expect(!stderr.contains("skipped"), "a unit the store could not take is not the input's fault: \(stderr)")
+        let rerun = try workspace.launch(arguments, name: "rerun")
+        guard await workspace.finish(rerun) else { return }
+        let rerunErr = workspace.text("rerun.err")
+        #expect(rerun.terminationStatus == 0, "\(rerunErr)")
+        #expect(SendInput.ids(acceptedBy: server).sorted() == workspace.expected.sorted(), "\(stderr)\n\(rerunErr)")
+        #expect(!FileManager.default.fileExists(atPath: workspace.path("failed.jsonl")))
+    }
+
+    /// From a pipe (which cannot be read again) the units the store could not take go to the failed file.
+    @Test(.enabled(if: enabled, missing))
+    func aFailedAppendFromAPipeKeepsItsUnitsInTheFailedFile() async throws {
+        // 250 responses fit a pipe's buffer: written and closed before the run reads them, read in one batch.
+        let workspace = try Workspace(count: 250, tag: "eiopipe")
+        defer { workspace.remove() }
+        let server = try LoopbackHTTPServer()
+        defer { server.stop() }
+        let input = Pipe()
+        input.fileHandleForWriting.write(try Data(contentsOf: workspace.url("in.jsonl")))
+        try input.fileHandleForWriting.close()
+        let run = try workspace.launch(
+            ["send", "--endpoint", server.baseURL.absoluteString, "--store", "store", "--failed", "failed.jsonl"],
+            name: "run", environment: ["REFINER_SEGMENT_TEST_FAIL_APPEND": "1"], input: input.fileHandleForReading)
+        try input.fileHandleForReading.close()
+        guard await workspace.finish(run) else { return }
+        let stderr = workspace.text("run.err")
+        #expect(run.terminationStatus == 1, "\(stderr)")
+        #expect(stderr.contains("Input/output error (test hook)"), "\(stderr)")
+        #expect(!stderr.contains("skipped"), "\(stderr)")
+        let failed = try #require(try? Data(contentsOf: workspace.url("failed.jsonl")), "\(stderr)")
+        let kept = try SendInput.ids(inFailedFile: [UInt8](failed))
+        let delivered = SendInput.ids(acceptedBy: server)
+        #expect(Set(delivered).isDisjoint(with: kept))
+        #expect((delivered + kept).sorted() == workspace.expected.sorted(), "\(stderr)")
+    }
+}
