@@ -163,7 +163,9 @@ final class SendSession: Sendable {
             async let reported: Void = report(outcomes)
             var summary = await read(storeMode?.tracked(input) ?? input)
             if stopSignal == nil {
-                await pipeline.flush()
+                // After the recovery: a flush before it would not wait for what the store held (a drain with
+                // /dev/null, a re-run whose input was all accepted before).
+                await pipeline.flushAfterRecovery()
             }
             pipeline.triggerGracefulShutdown()
             await running
@@ -243,7 +245,9 @@ final class SendSession: Sendable {
         if undelivered.lost > 0 { return RefinerSegmentTool.abandoned }
         if let signal { return 128 + signal }
         let (toFile, toOutput) = undelivered.counts
-        let allDelivered = toFile + toOutput == 0
+        // With a store, messages left in it (or a store call that failed) are not delivered either, as with
+        // `--tenants`.
+        let allDelivered = toFile + toOutput == 0 && (stored?.left ?? 0) == 0 && counters.storeFailures == 0
         return summary.skipped == 0 && !summary.readFailed && allDelivered
             ? RefinerSegmentTool.success : RefinerSegmentTool.failure
     }

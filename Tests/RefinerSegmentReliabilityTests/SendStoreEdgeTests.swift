@@ -128,3 +128,65 @@ extension SendStoreEdgeTests {
         #expect((delivered + kept).sorted() == workspace.expected.sorted(), "\(stderr)")
     }
 }
+
+extension SendStoreEdgeTests {
+    // MARK: Draining the store
+
+    /// Fills `store` with the workspace's messages: a run against a server that holds every request, killed
+    /// once its cursor passed the input's last line (nothing is delivered; everything stays in the store).
+    static func fillStore(_ workspace: Workspace, lines: Int) async throws {
+        let stalling = try LoopbackHTTPServer { _ in .hold }
+        defer { stalling.stop() }
+        let first = try workspace.launch(
+            [
+                "send", "--endpoint", stalling.baseURL.absoluteString, "--store", "store", "--failed",
+                "failed.jsonl", "in.jsonl",
+            ], name: "fill")
+        #expect(
+            await eventually {
+                workspace.text("store/input-cursor.json").contains(#""line":\#(lines)"#) || !first.isRunning
+            })
+        await workspace.killHard(first)
+    }
+
+    /// `send --store DIR /dev/null` while the server answers 503: the messages DIR holds cannot be delivered,
+    /// so the run must not end with 0 (it ended after the 1 s grace with status 0 and everything left in DIR).
+    /// It retries until stopped; stopped, it says what stays in DIR.
+    @Test(.enabled(if: enabled, missing))
+    func aDrainOfTheStoreThatCannotDeliverDoesNotExitZero() async throws {
+        let workspace = try Workspace(count: 40, tag: "drain503")
+        defer { workspace.remove() }
+        try await Self.fillStore(workspace, lines: 40)
+        let unavailable = try LoopbackHTTPServer { _ in .status(503) }
+        defer { unavailable.stop() }
+        let drain = try workspace.launch(
+            ["send", "--endpoint", unavailable.baseURL.absoluteString, "--store", "store", "/dev/null"], name: "drain")
+        // Well past the grace period: it has either ended (not with 0) or is still retrying.
+        _ = await eventually(within: .seconds(5)) { !drain.isRunning }
+        if drain.isRunning { kill(drain.processIdentifier, SIGINT) }
+        guard await workspace.finish(drain) else { return }
+        let stderr = workspace.text("drain.err")
+        #expect(drain.terminationStatus != 0, "\(stderr)")
+        #expect(stderr.contains("80 messages left in store"), "\(stderr)")
+        #expect(SendInput.ids(acceptedBy: unavailable).isEmpty)
+    }
+
+    /// `send --store DIR /dev/null` into a slow server delivers everything DIR held before it ends with 0:
+    /// its flush came before the pipeline had recovered what DIR held, so only the 1 s grace was left.
+    @Test(.enabled(if: enabled, missing))
+    func aDrainOfTheStoreDeliversEverythingItHeld() async throws {
+        let workspace = try Workspace(count: 2000, tag: "drain")
+        defer { workspace.remove() }
+        try await Self.fillStore(workspace, lines: 2000)
+        // A batch takes up to 2,500 messages or 500 KB: 4,000 messages are at least two requests, 3 s or more.
+        let slow = try LoopbackHTTPServer { _ in .delay(.milliseconds(1500), then: .status(200, body: "{}")) }
+        defer { slow.stop() }
+        let drain = try workspace.launch(
+            ["send", "--endpoint", slow.baseURL.absoluteString, "--store", "store", "/dev/null"], name: "drain")
+        guard await workspace.finish(drain) else { return }
+        let stderr = workspace.text("drain.err")
+        #expect(drain.terminationStatus == 0, "\(stderr)")
+        #expect(Set(SendInput.ids(acceptedBy: slow)) == Set(workspace.expected), "\(stderr)")
+        #expect(!stderr.contains("left in store"), "\(stderr)")
+    }
+}

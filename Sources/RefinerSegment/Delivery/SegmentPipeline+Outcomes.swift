@@ -8,6 +8,17 @@ extension SegmentPipeline {
         await withCheckedContinuation { flushWaiters.append((target, $0)) }
     }
 
+    /// As ``flush()``, but first waits until ``run()`` has recovered what the store held (or has stopped), so
+    /// that a durable store's messages from an earlier run are waited for too.
+    ///
+    /// A ``flush()`` before the recovery returns at once when nothing was recorded yet: the pipeline does not
+    /// know yet what the store holds (`refiner-segment send --store DIR /dev/null`, the store's drain, would
+    /// end after the grace period with messages left). Call it only while ``run()`` runs or is about to.
+    package func flushAfterRecovery() async {
+        _ = await recovered.wait()
+        await flush()
+    }
+
     /// A stream of what becomes of recorded messages, from now on, until ``run()`` returns.
     ///
     /// Each call makes a new stream; every stream sees every outcome. Subscribe before recording to see

@@ -33,8 +33,10 @@ extension SegmentPipeline {
             try await recover()
         } catch {
             await stop()
+            recovered.signalForever()
             throw error
         }
+        recovered.signalForever()
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.runWorkers() }
             group.addTask { await self.superviseShutdown() }

@@ -60,6 +60,8 @@ public actor SegmentPipeline: CustomStringConvertible, CustomReflectable {
     var lifecycle = Lifecycle.idle
     /// Asked for by ``triggerGracefulShutdown()``, from any task.
     let shutdownRequested = WaitQueue()
+    /// Signalled for good once ``run()`` has recovered what the store held, or failed to (``flushAfterRecovery()``).
+    let recovered = WaitQueue()
     /// Callers waiting for room in the store, in order.
     let spaceWaiters = WaitQueue()
     /// Workers waiting for messages, or lingering for more.
