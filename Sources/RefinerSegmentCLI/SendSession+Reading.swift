@@ -8,9 +8,12 @@ extension SendSession {
         var key: String
         var location: String
         var messages: [SegmentMessage]
-        /// The unit's last line, and the input offset just past it (for `--store`'s cursor).
+        /// The unit's last line, the input offset just past it and the digest of the input before that
+        /// offset (for `--store`'s cursor). The digest is taken when the line is read: the tracker keeps the
+        /// line ends of its last two chunks only, and a batch of long lines spans more.
         var lastLine = 0
         var endOffset = 0
+        var endDigest: String?
     }
 
     /// Reads records until the input ends, a read fails or a stop is asked for, and records their messages.
@@ -72,12 +75,15 @@ extension SendSession {
                 summary.covered += 1
                 continue
             }
+            // Read while the record's end is among the tracker's latest line ends.
+            let endDigest = storeMode?.tracker?.digest(through: endOffset)?.hex
             let key = messages.count == 1 ? Self.responseKey(of: messages[0]) : nil
             if var unit = pending, let key, key == unit.key {
                 ledger.extend(unit.serial, with: messages)
                 unit.messages += messages
                 unit.lastLine = span.upperBound
                 unit.endOffset = endOffset
+                unit.endDigest = endDigest
                 pending = unit
                 continue
             }
@@ -88,7 +94,7 @@ extension SendSession {
             let serial = ledger.add(messages)
             let unit = PendingUnit(
                 serial: serial, key: key ?? "", location: location, messages: messages, lastLine: span.upperBound,
-                endOffset: endOffset)
+                endOffset: endOffset, endDigest: endDigest)
             if key != nil {
                 pending = unit
                 continue

@@ -99,19 +99,15 @@ struct StoreMode: Sendable {
     var inherited: InputCursor.Beyond? { resume?.beyond }
 
     /// Names the cursor of each unit about to be recorded, in order: an append of the first k of them writes
-    /// the k-th one's (or the last one known before it).
+    /// the k-th one's. Each cursor is the one taken when the unit's last line was read
+    /// (``SendSession/PendingUnit/endDigest``); looked up now, a unit early in a batch of long lines would
+    /// have none, and the append would write an older cursor (a re-run would record those units again).
     func prepare(_ units: some Collection<SendSession.PendingUnit>) {
-        prepare(ends: units.map { (line: $0.lastLine, offset: $0.endOffset) })
-    }
-
-    /// Names the cursor of each unit about to be recorded, in order, by the unit's last line and the input
-    /// offset just past it.
-    func prepare(ends: [(line: Int, offset: Int)]) {
-        let cursors = ends.map { end -> InputCursor? in
-            guard let tracker, let digest = tracker.digest(through: end.offset) else { return nil }
+        let cursors = units.map { unit -> InputCursor? in
+            guard tracker != nil, let digest = unit.endDigest else { return nil }
             return InputCursor(
-                input: inputName, line: end.line, byteOffset: end.offset, digest: digest.hex,
-                beyond: StoreWindow.remaining(inherited, after: end.line))
+                input: inputName, line: unit.lastLine, byteOffset: unit.endOffset, digest: digest,
+                beyond: StoreWindow.remaining(inherited, after: unit.lastLine))
         }
         prepare(cursors: cursors)
     }
