@@ -128,15 +128,26 @@ enum InputShape: Equatable {
         }
     }
 
-    /// Writes a unit as one record: a lone message as itself, several as a JSON array (``unit``).
+    /// Writes a unit as one record on one line: a lone message as itself, several as a JSON array (``unit``).
+    ///
+    /// A message read from a pretty-printed document keeps its bytes as read, line breaks included. In
+    /// valid JSON a raw line break can only be whitespace between tokens (a string holds `\n`, escaped), so
+    /// each one becomes a space: the record stays the same JSON value, on one line of the failed file.
     static func record(of unit: [SegmentMessage]) -> [UInt8] {
-        guard unit.count > 1 else { return unit.first?.json ?? [] }
-        var bytes: [UInt8] = [UInt8(ascii: "[")]
-        for (index, message) in unit.enumerated() {
-            if index > 0 { bytes.append(UInt8(ascii: ",")) }
-            bytes.append(contentsOf: message.json)
+        var bytes: [UInt8]
+        if unit.count > 1 {
+            bytes = [UInt8(ascii: "[")]
+            for (index, message) in unit.enumerated() {
+                if index > 0 { bytes.append(UInt8(ascii: ",")) }
+                bytes.append(contentsOf: message.json)
+            }
+            bytes.append(UInt8(ascii: "]"))
+        } else {
+            bytes = unit.first?.json ?? []
         }
-        bytes.append(UInt8(ascii: "]"))
+        for index in bytes.indices where bytes[index] == UInt8(ascii: "\n") || bytes[index] == UInt8(ascii: "\r") {
+            bytes[index] = UInt8(ascii: " ")
+        }
         return bytes
     }
 }

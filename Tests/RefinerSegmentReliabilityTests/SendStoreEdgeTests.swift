@@ -251,3 +251,50 @@ extension SendStoreEdgeTests {
         #expect(stderr.contains("\(2 * count) delivered, 0 failed"), "\(stderr)")
     }
 }
+
+extension SendStoreEdgeTests {
+    // MARK: Pretty-printed input
+
+    /// Built messages pretty-printed (`render | jq .`) are read as documents; a unit of them that failed
+    /// was written to the failed file as it was read, over several lines (`[{` then `  "type": ...`), which
+    /// no reader takes back. The failed file holds one JSON value a line, and re-sending it delivers all.
+    @Test(.enabled(if: enabled, missing), arguments: [false, true])
+    func prettyPrintedMessagesThatFailAreOneLineEachInTheFailedFile(withStore: Bool) async throws {
+        let workspace = try Workspace(count: 0, tag: "pretty")
+        defer { workspace.remove() }
+        let lines = try builtMessages(5, tag: "pretty").split(separator: "\n")
+        var pretty = ""
+        for line in lines {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8))
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted])
+            pretty += String(decoding: data, as: UTF8.self) + "\n"
+        }
+        try Data(pretty.utf8).write(to: workspace.url("pretty.json"))
+        let expected = SendInput.expectedIDs(5, tag: "pretty")
+        let refusing = try LoopbackHTTPServer { _ in .status(400, body: #"{"error":"bad"}"#) }
+        defer { refusing.stop() }
+        let store = withStore ? ["--store", "store"] : []
+        let run = try workspace.launch(
+            ["send", "--endpoint", refusing.baseURL.absoluteString, "--failed", "failed.jsonl"] + store
+                + ["pretty.json"], name: "run")
+        guard await workspace.finish(run) else { return }
+        let stderr = workspace.text("run.err")
+        #expect(run.terminationStatus == 1, "\(stderr)")
+        #expect(stderr.contains("10 failed"), "\(stderr)")
+        let failed = workspace.text("failed.jsonl")
+        for line in failed.split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
+            #expect(
+                (try? JSONSerialization.jsonObject(with: Data(line.utf8))) != nil,
+                "not a JSON value on its own line: \(line)")
+        }
+        #expect(try SendInput.ids(inFailedFile: Array(failed.utf8)).sorted() == expected.sorted(), "\(failed)")
+        let healthy = try LoopbackHTTPServer()
+        defer { healthy.stop() }
+        let resend = try workspace.launch(
+            ["send", "--endpoint", healthy.baseURL.absoluteString, "--failed", "again.jsonl", "failed.jsonl"],
+            name: "resend")
+        guard await workspace.finish(resend) else { return }
+        #expect(resend.terminationStatus == 0, "\(workspace.text("resend.err"))")
+        #expect(SendInput.ids(acceptedBy: healthy).sorted() == expected.sorted(), "\(workspace.text("resend.err"))")
+    }
+}
