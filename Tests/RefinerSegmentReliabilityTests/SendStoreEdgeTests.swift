@@ -298,3 +298,33 @@ extension SendStoreEdgeTests {
         #expect(SendInput.ids(acceptedBy: healthy).sorted() == expected.sorted(), "\(workspace.text("resend.err"))")
     }
 }
+
+extension SendStoreEdgeTests {
+    /// The same with `--tenants`: the second append of the window (globex's units) fails. Its first unit
+    /// was skipped and the next append's cursor passed it; now reading stops, and the re-run sends every
+    /// tenant's messages once.
+    @Test(.enabled(if: enabled, missing))
+    func aFailedAppendWithTenantsStopsReadingAndTheRerunSendsTheRestOnce() async throws {
+        let workspace = try Workspace(count: 0, tag: "teio")
+        defer { workspace.remove() }
+        try Data(SendTenantsStoreTests.input().utf8).write(to: workspace.url("in.jsonl"))
+        let servers = try SendTenantsStoreTests.serveEveryTenant(in: workspace)
+        defer { for server in servers { server.stop() } }
+        let first = try SendTenantsStoreTests.send(
+            workspace, name: "first", environment: ["REFINER_SEGMENT_TEST_FAIL_APPEND": "2"])
+        guard await workspace.finish(first) else { return }
+        let stderr = workspace.text("first.err")
+        #expect(first.terminationStatus == 1, "\(stderr)")
+        #expect(stderr.contains("Input/output error (test hook)"), "\(stderr)")
+        #expect(!stderr.contains("skipped"), "\(stderr)")
+        let rerun = try SendTenantsStoreTests.send(workspace, name: "rerun")
+        guard await workspace.finish(rerun) else { return }
+        let rerunErr = workspace.text("rerun.err")
+        #expect(rerun.terminationStatus == 0, "\(rerunErr)")
+        for (tenant, server) in zip(SendTenantsStoreTests.tenants, servers) {
+            #expect(
+                SendInput.ids(acceptedBy: server).sorted() == SendTenantsStoreTests.expected(tenant),
+                "\(tenant): \(stderr)\n\(rerunErr)")
+        }
+    }
+}
