@@ -158,7 +158,9 @@ final class TenantSendSession: Sendable {
             async let running: Void = runGroup()
             async let reported: Void = report(outcomes)
             let summary = await read(storeMode?.tracked(input) ?? input)
-            if stopSignal.withLock({ $0 }) == nil { await group.flush() }
+            // After each tenant's recovery: a flush before it would not wait for what the store held for the
+            // tenant (a drain with /dev/null, a re-run whose input was all accepted before).
+            if stopSignal.withLock({ $0 }) == nil { await group.flushAfterRecovery() }
             group.triggerGracefulShutdown()
             await running
             await reported
@@ -566,7 +568,8 @@ final class TenantSendSession: Sendable {
             }
             io.writeError(text + "\n")
             let (toFile, toOutput) = part.undelivered.counts
-            if toFile + toOutput > 0 { allDelivered = false }
+            // A store call that failed leaves messages in the store, as a single-workspace run counts it.
+            if toFile + toOutput > 0 || counters.storeFailures > 0 { allDelivered = false }
             if part.undelivered.lost > 0 { lost = true }
         }
         var text =

@@ -328,3 +328,38 @@ extension SendStoreEdgeTests {
         }
     }
 }
+
+extension SendStoreEdgeTests {
+    /// `send --tenants FILE --store DIR /dev/null`, the drain with many workspaces, into a slow server:
+    /// everything DIR held for the tenant is delivered before the run ends with 0.
+    @Test(.enabled(if: enabled, missing))
+    func aDrainOfTheStoreWithTenantsDeliversEverythingItHeld() async throws {
+        let count = 2000
+        let workspace = try Workspace(count: 0, tag: "tdrain")
+        defer { workspace.remove() }
+        let lines = (0..<count).map { SendTenantsTests.response("t\($0)", tenant: "acme") }
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: workspace.url("in.jsonl"))
+        let expected = (0..<count).flatMap { ["refiner-t\($0)-identify", "refiner-t\($0)-group"] }
+        let stalling = try LoopbackHTTPServer { _ in .hold }
+        defer { stalling.stop() }
+        try SendTenantsStoreTests.writeTenants([("acme", stalling)], in: workspace)
+        let fill = try workspace.launch(
+            ["send", "--tenants", "tenants.json", "--store", "store", "--failed", "failed.jsonl", "in.jsonl"],
+            name: "fill")
+        #expect(
+            await eventually {
+                workspace.text("store/input-cursor.json").contains(#""line":\#(count)"#) || !fill.isRunning
+            })
+        await workspace.killHard(fill)
+        let slow = try LoopbackHTTPServer { _ in .delay(.milliseconds(1500), then: .status(200, body: "{}")) }
+        defer { slow.stop() }
+        try SendTenantsStoreTests.writeTenants([("acme", slow)], in: workspace)
+        let drain = try workspace.launch(
+            ["send", "--tenants", "tenants.json", "--store", "store", "--failed", "failed.jsonl", "/dev/null"],
+            name: "drain")
+        guard await workspace.finish(drain) else { return }
+        let stderr = workspace.text("drain.err")
+        #expect(drain.terminationStatus == 0, "\(stderr)")
+        #expect(Set(SendInput.ids(acceptedBy: slow)) == Set(expected), "\(stderr)")
+    }
+}

@@ -112,6 +112,18 @@ extension SegmentPipelineGroup {
         }
     }
 
+    /// As ``flush()``, but each open tenant first waits until its pipeline has recovered what the store held
+    /// for it (``SegmentPipeline/flushAfterRecovery()``), so that a durable store's messages from an earlier
+    /// run are waited for too. Call it only while ``run()`` runs: a tenant's pipeline recovers in its run.
+    package func flushAfterRecovery() async {
+        let pipelines = openPipelines
+        await withTaskGroup(of: Void.self) { tasks in
+            for pipeline in pipelines {
+                tasks.addTask { await pipeline.pipeline.flushAfterRecovery() }
+            }
+        }
+    }
+
     private var openPipelines: [TenantPipeline] {
         tenants.values.compactMap { if case .open(let pipeline) = $0 { pipeline } else { nil } }
     }
