@@ -180,12 +180,42 @@ extension FileMessageStore {
                 opened.tenants[number].entries.sort { $0.key < $1.key }
             }
         }
-        // Only acknowledgements of records still on disk are needed again.
+        // A schedule is kept only for a unit still held: one of a unit settled since (its acknowledgement
+        // cleared it in memory only) must not reach a later unit. No sequence a schedule names is given
+        // again either, whatever the other files say.
+        for sequence in opened.checkpoint.retryStates.keys where sequence <= SegmentRecord.maximumSequence {
+            opened.nextSequence = max(opened.nextSequence, sequence + 1)
+        }
+        if !opened.checkpoint.retryStates.isEmpty {
+            let ordered = opened.segments.sorted { $0.value.first < $1.value.first }.map { ($0.key, $0.value.first) }
+            opened.checkpoint.retryStates = opened.checkpoint.retryStates.filter {
+                isHeld($0.key, segments: ordered, tenants: opened.tenants)
+            }
+        }
+        // Only acknowledgements of records still on disk are needed again. The record is written even with
+        // none: its sequence keeps the store's high-water mark, so a store emptied by one run and opened by
+        // the next never numbers a record again with a sequence it gave before.
         let record = SegmentRecord(sequence: opened.nextSequence, payload: UnitCodec.encodeSequences(needed.sorted()))
-        try replace(acksPath, with: needed.isEmpty ? [] : record.encoded())
-        if needed.isEmpty == false { opened.nextSequence += 1 }
+        try replace(acksPath, with: record.encoded())
+        opened.nextSequence += 1
         opened.damage = damage
         return opened
+    }
+
+    /// Whether the unit numbered `sequence` is indexed (unsettled), given the segments by first sequence.
+    private static func isHeld(
+        _ sequence: UInt64, segments: [(ordinal: UInt32, first: UInt64)], tenants: [TenantQueue]
+    ) -> Bool {
+        // The segment holding it: the last one whose first sequence is not after it.
+        var low = 0
+        var high = segments.count
+        while low < high {
+            let middle = (low + high) / 2
+            if segments[middle].first <= sequence { low = middle + 1 } else { high = middle }
+        }
+        guard low > 0, sequence - segments[low - 1].first <= UInt64(UInt32.max) else { return false }
+        let key = UInt64(segments[low - 1].ordinal) << 32 | (sequence - segments[low - 1].first)
+        return tenants.contains { $0.position(of: key) != nil }
     }
 
     /// What reading one file found: its size, its good records, the damage between them.

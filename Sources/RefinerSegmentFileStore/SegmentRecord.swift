@@ -11,6 +11,9 @@ struct SegmentRecord: Equatable {
     static let headerSize = 16
     /// The largest payload accepted on reading: a length past it is damage, not a record.
     static let maximumPayload = 64 << 20
+    /// The largest sequence a store gives (2^63 - 1: never reached, one a record a nanosecond for 292
+    /// years), so `sequence + 1` never overflows.
+    static let maximumSequence = UInt64(Int64.max)
 
     var sequence: UInt64
     var payload: [UInt8]
