@@ -14,6 +14,31 @@ extension FileMessageStore {
         var pauses: [String: Date] = [:]
         /// The latest mark when it was set here, or its segment went (absent in older checkpoints).
         var mark: CheckpointMark?
+
+        /// Drops what no store could have written, and reports each as damage: the file has no checksum, and
+        /// a value past its range (a sequence past ``SegmentRecord/maximumSequence``, a negative count) would
+        /// overflow where it is used. A schedule dropped means its unit starts afresh; a mark dropped, that
+        /// the latest mark in the segments (if any) is the one read back. Counts too large and pauses too
+        /// long are brought into range by the pipeline, which knows the policy.
+        mutating func dropValuesOutOfRange() -> [SegmentStoreDamage] {
+            var damage: [SegmentStoreDamage] = []
+            func report(_ what: String) {
+                damage.append(
+                    SegmentStoreDamage(location: "checkpoint.json (\(what): dropped)", byteCount: 0, isTornTail: false))
+            }
+            if let kept = mark, kept.sequence > SegmentRecord.maximumSequence {
+                report("the mark's sequence \(kept.sequence) is out of range")
+                mark = nil
+            }
+            for (sequence, state) in retryStates
+            where sequence > SegmentRecord.maximumSequence || state.failures < 0 || state.retryCount < 0 {
+                report(
+                    "the retry schedule of sequence \(sequence) is out of range "
+                        + "(\(state.failures) failures, retry count \(state.retryCount))")
+                retryStates[sequence] = nil
+            }
+            return damage
+        }
     }
 
     struct CheckpointMark: Codable {
@@ -42,7 +67,15 @@ extension FileMessageStore {
         var damage: [SegmentStoreDamage] = []
         var buffer: [UInt8] = []
         if let data = FileManager.default.contents(atPath: directory.appendingPathComponent("checkpoint.json").path) {
-            opened.checkpoint = (try? JSONDecoder().decode(Checkpoint.self, from: data)) ?? Checkpoint()
+            if let checkpoint = try? JSONDecoder().decode(Checkpoint.self, from: data) {
+                opened.checkpoint = checkpoint
+                damage += opened.checkpoint.dropValuesOutOfRange()
+            } else {
+                damage.append(
+                    SegmentStoreDamage(
+                        location: "checkpoint.json (unreadable: its pauses, retry schedules and mark are lost)",
+                        byteCount: data.count, isTornTail: false))
+            }
         }
         var foundMark: Mark?
         /// Segments with nothing unsettled, deleted once the latest mark is safe.
@@ -104,7 +137,9 @@ extension FileMessageStore {
                         return
                     }
                     let record = UnsafeRawBufferPointer(rebasing: buffer[payload])
-                    guard let header = UnitCodec.header(record), sequence - segment.first <= UInt64(UInt32.max) else {
+                    guard let header = UnitCodec.header(record), sequence - segment.first <= UInt64(UInt32.max),
+                        payload.upperBound <= Int(UInt32.max)
+                    else {
                         undecodable.append(
                             SegmentStoreDamage(
                                 location: "\(name) offset \(offset)", byteCount: payload.upperBound - offset,

@@ -81,4 +81,113 @@ import Darwin
         let claim = try #require(try await Self.claimAll(store))
         #expect(claim.retryState == SegmentRetryState())
     }
+
+    // MARK: - Values read from disk never trap
+
+    /// A checkpoint whose mark has the largest sequence (`UInt64.max`) opens (it used to trap at
+    /// `sequence + 1`): the mark is dropped and reported as damage, and the store works.
+    @Test func aCheckpointMarkWithAnImpossibleSequenceIsDamageNotATrap() async throws {
+        let path = Self.directory("mark-max")
+        defer { try? FileManager.default.removeItem(at: path) }
+        try Self.writeCheckpoint(
+            FileMessageStore.Checkpoint(mark: .init(sequence: .max, bytes: Data([1, 2, 3]))), in: path)
+        let store = try FileMessageStore(directory: path)
+        #expect(store.markAtOpen == nil)
+        let damage = try await store.recover(tenant: "default").damage
+        #expect(damage.count == 1)
+        #expect(damage.first?.location.contains("checkpoint.json") == true, "\(damage)")
+        #expect(try await store.append([try Self.unit("a")], tenant: "default") == 1)
+    }
+
+    /// A record with a good checksum and the largest sequence, in a segment and in acks.log, is damage
+    /// (it used to trap at `sequence + 1`); the good records around it are kept.
+    @Test(arguments: ["segment", "acks"])
+    func aRecordWithAnImpossibleSequenceIsDamageNotATrap(file: String) async throws {
+        let path = Self.directory("record-max")
+        defer { try? FileManager.default.removeItem(at: path) }
+        do {
+            let store = try FileMessageStore(directory: path)
+            #expect(try await store.append([try Self.unit("kept")], tenant: "default") == 1)
+        }
+        let name = file == "segment" ? try #require(try Self.segmentFiles(path).first) : "acks.log"
+        let handle = try FileHandle(forWritingTo: path.appendingPathComponent(name))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(SegmentRecord(sequence: .max, payload: [0, 0, 0, 0, 0, 0, 0, 0]).encoded()))
+        try handle.close()
+        let store = try FileMessageStore(directory: path)
+        let recovery = try await store.recover(tenant: "default")
+        #expect(recovery.messages == 1)
+        #expect(recovery.damage.count == 1, "\(recovery.damage)")
+        #expect(await store.nextSequence < UInt64.max / 2)
+        #expect(try await Self.claimAll(store)?.messages.map(\.messageID) == ["kept"])
+    }
+
+    /// Retry schedules whose counts cannot be real (negative) are dropped and reported; the unit is sent
+    /// with a fresh schedule.
+    @Test func aRetryScheduleWithImpossibleCountsIsDamage() async throws {
+        let path = Self.directory("counts")
+        defer { try? FileManager.default.removeItem(at: path) }
+        let sequence: UInt64
+        do {
+            let store = try FileMessageStore(directory: path)
+            #expect(try await store.append([try Self.unit("a")], tenant: "default") == 1)
+            sequence = await store.firstHeldSequence()
+        }
+        try Self.writeCheckpoint(
+            FileMessageStore.Checkpoint(retryStates: [sequence: SegmentRetryState(failures: -1, retryCount: -5)]),
+            in: path)
+        let store = try FileMessageStore(directory: path)
+        #expect(try await store.recover(tenant: "default").damage.count == 1)
+        #expect(try await Self.claimAll(store)?.retryState == SegmentRetryState())
+    }
+
+    /// Hostile schedules a store may hand back (a first failure 1e30 s ago, `Int.max` failures and retries)
+    /// and a pause 1e30 s long go through the pipeline without a trap: the message fails for good on its
+    /// next failure (its time and attempts are spent), and the pause is cut to `maximumRetryAfter`.
+    @Test func aHostileCheckpointNeverTrapsThePipeline() async throws {
+        let path = Self.directory("hostile")
+        defer { try? FileManager.default.removeItem(at: path) }
+        let sequence: UInt64
+        do {
+            let store = try FileMessageStore(directory: path)
+            #expect(try await store.append([try Self.unit("a")], tenant: "default") == 1)
+            sequence = await store.firstHeldSequence()
+        }
+        let clock = VirtualClock()
+        try Self.writeCheckpoint(
+            FileMessageStore.Checkpoint(
+                retryStates: [
+                    sequence: SegmentRetryState(
+                        failures: .max, retryCount: .max, firstFailure: Date(timeIntervalSinceReferenceDate: -1e30))
+                ],
+                pauses: ["default": Date(timeIntervalSinceReferenceDate: 1e30)]), in: path)
+        let store = try FileMessageStore(directory: path)
+        let transport = ScriptedTransport([.status(503)], whenDone: .status(200))
+        let outcome: SegmentOutcome? = try await SegmentPipeline.withPipeline(
+            writeKey: WriteKey("wk"), transport: transport, store: store, clock: clock, wallClock: clock.wallClock
+        ) { pipeline in
+            for await outcome in await pipeline.outcomes(bufferingPolicy: .unbounded) {
+                switch outcome {
+                case .delivered: return outcome
+                case .failed(let messages, _) where !messages.isEmpty: return outcome
+                default: continue
+                }
+            }
+            return nil
+        }
+        guard case .failed(let messages, let reason) = outcome else {
+            Issue.record("its budget was spent, so it fails: \(String(describing: outcome))")
+            return
+        }
+        #expect(messages.map(\.messageID) == ["a"])
+        #expect(reason.code == .attemptsExhausted, "\(reason)")
+        #expect(clock.now.offset <= .seconds(301), "the pause was cut to maximumRetryAfter: \(clock.now.offset)")
+    }
+}
+
+extension FileMessageStore {
+    /// The sequence of the first unit held, for tests that write a checkpoint naming it.
+    fileprivate func firstHeldSequence() -> UInt64 {
+        sequence(of: tenants[0].entries[tenants[0].head].key)
+    }
 }
