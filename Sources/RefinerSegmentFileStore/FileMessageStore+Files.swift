@@ -62,7 +62,9 @@ extension FileMessageStore {
     /// buffer, checking every record's checksum but decoding only its fixed header (messages are read on
     /// claim). Cuts torn tails, deletes settled segments, and rewrites the acknowledgement log with what is
     /// still needed.
-    static func open(_ directory: URL) throws -> Opened {
+    ///
+    /// - Parameter sync: `fsync` for the files written whole (``replace(_:with:sync:)``).
+    static func open(_ directory: URL, sync: (Int32) -> Int32) throws -> Opened {
         var opened = Opened()
         var damage: [SegmentStoreDamage] = []
         var buffer: [UInt8] = []
@@ -197,7 +199,7 @@ extension FileMessageStore {
                 // Its units are settled, but its mark is the latest: the checkpoint keeps it before it goes.
                 var checkpoint = opened.checkpoint
                 checkpoint.mark = CheckpointMark(sequence: mark.sequence, bytes: Data(mark.bytes))
-                if (try? writeCheckpoint(checkpoint, in: directory)) == nil {
+                if (try? writeCheckpoint(checkpoint, in: directory, sync: sync)) == nil {
                     opened.segments[ordinal] = segment
                     opened.storedBytes += segment.size
                     needed += settledHere
@@ -231,7 +233,7 @@ extension FileMessageStore {
         // none: its sequence keeps the store's high-water mark, so a store emptied by one run and opened by
         // the next never numbers a record again with a sequence it gave before.
         let record = SegmentRecord(sequence: opened.nextSequence, payload: UnitCodec.encodeSequences(needed.sorted()))
-        try replace(acksPath, with: record.encoded())
+        try replace(acksPath, with: record.encoded(), sync: sync)
         opened.nextSequence += 1
         opened.damage = damage
         return opened
@@ -337,19 +339,26 @@ extension FileMessageStore {
     }
 
     /// Writes a file whole: a temp file, `fsync`, rename over, `fsync` of the directory.
-    static func replace(_ path: String, with bytes: [UInt8]) throws {
+    ///
+    /// Throws when any step fails, the directory's open and `fsync` included: until the directory is synced
+    /// the rename may not survive a power cut, so the file is not reported durable (the caller keeps the
+    /// segment its checkpoint would have let go, or reports the store failure). After a throw the file at
+    /// `path` is the old one or the new one, whole.
+    ///
+    /// - Parameter sync: `fsync`, or a stand-in for tests.
+    static func replace(_ path: String, with bytes: [UInt8], sync: (Int32) -> Int32) throws {
         let temp = path + ".tmp"
         let descriptor = Glibc.open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard descriptor >= 0 else { throw FileStoreError.io("open", path: temp, errno: errno) }
         defer { close(descriptor) }
         try writeAll(descriptor, bytes, path: temp)
-        guard fsync(descriptor) == 0 else { throw FileStoreError.io("fsync", path: temp, errno: errno) }
+        guard sync(descriptor) == 0 else { throw FileStoreError.io("fsync", path: temp, errno: errno) }
         guard rename(temp, path) == 0 else { throw FileStoreError.io("rename", path: temp, errno: errno) }
-        let directory = Glibc.open((path as NSString).deletingLastPathComponent, O_RDONLY | O_CLOEXEC)
-        if directory >= 0 {
-            _ = fsync(directory)
-            close(directory)
-        }
+        let parent = (path as NSString).deletingLastPathComponent
+        let directory = Glibc.open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard directory >= 0 else { throw FileStoreError.io("open", path: parent, errno: errno) }
+        defer { close(directory) }
+        guard sync(directory) == 0 else { throw FileStoreError.io("fsync", path: parent, errno: errno) }
     }
 
     static func openAppending(_ path: String) throws -> Int32 {
@@ -614,13 +623,14 @@ extension FileMessageStore {
 
     func writeCheckpoint() throws {
         let kept = mark.map { CheckpointMark(sequence: $0.sequence, bytes: Data($0.bytes)) }
-        try Self.writeCheckpoint(Checkpoint(retryStates: retryStates, pauses: pauses, mark: kept), in: directory)
+        try Self.writeCheckpoint(
+            Checkpoint(retryStates: retryStates, pauses: pauses, mark: kept), in: directory, sync: replaceSync)
         mark?.isCheckpointed = true
     }
 
-    static func writeCheckpoint(_ checkpoint: Checkpoint, in directory: URL) throws {
+    static func writeCheckpoint(_ checkpoint: Checkpoint, in directory: URL, sync: (Int32) -> Int32) throws {
         let data = try JSONEncoder().encode(checkpoint)
-        try replace(directory.appendingPathComponent("checkpoint.json").path, with: [UInt8](data))
+        try replace(directory.appendingPathComponent("checkpoint.json").path, with: [UInt8](data), sync: sync)
     }
 }
 

@@ -217,6 +217,8 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
     var recentBytes = 0
     /// The bound on ``recent``: 4 MiB of message JSON (0 reads every claim back from disk).
     let recentLimit: Int
+    /// `fsync` for ``replace(_:with:sync:)``, or a stand-in for tests.
+    let replaceSync: @Sendable (Int32) -> Int32
     /// `pread`, or a stand-in for tests.
     let readAt: @Sendable (Int32, UnsafeMutableRawPointer, Int, off_t) -> Int
     /// The mark found on open: the bytes of the latest ``append(_:tenant:marks:)`` or ``setMark(_:)`` that
@@ -232,12 +234,15 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
 
     /// Opens the store with a stand-in for `fsync` (tests count and hold syncs with it).
     ///
+    /// - Parameter replaceSync: The `fsync` of files written whole (the checkpoint, a rewritten acks.log)
+    ///   and of the directory after their rename; apart from `fsync`, so tests can fail it alone.
     /// - Parameter commitDelay: Whether a pass waits a moment for the callers the last one released
     ///   (``GroupCommit``); off only to measure what it brings.
     /// - Parameter recentLimit: The bytes of message JSON of units just appended that claims take from memory
     ///   (``recent``); 0 in tests that damage or fail reads of records this store wrote.
     package init(
         directory: URL, configuration: Configuration, fsync: @escaping @Sendable (Int32) -> Int32,
+        replaceSync: @escaping @Sendable (Int32) -> Int32 = { Glibc.fsync($0) },
         pread: @escaping @Sendable (Int32, UnsafeMutableRawPointer, Int, off_t) -> Int = {
             Glibc.pread($0, $1, $2, $3)
         },
@@ -245,6 +250,7 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
         recentLimit: Int = 4 << 20
     ) throws {
         readAt = pread
+        self.replaceSync = replaceSync
         self.recentLimit = recentLimit
         // The segments hold personal data (answers, emails): a directory this creates is its owner's only,
         // and every file in it is created 0600 without following a planted symlink.
@@ -260,7 +266,7 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
         case .operatingSystem: mode = .never
         }
         commit = GroupCommit(mode: mode, path: directory.path, sync: fsync, commitDelay: commitDelay)
-        var opened = try Self.open(directory)
+        var opened = try Self.open(directory, sync: replaceSync)
         tenants = opened.tenants
         tenantNumbers = opened.tenantNumbers
         segments = opened.segments

@@ -183,6 +183,52 @@ import Darwin
         #expect(reason.code == .attemptsExhausted, "\(reason)")
         #expect(clock.now.offset <= .seconds(301), "the pause was cut to maximumRetryAfter: \(clock.now.offset)")
     }
+
+    // MARK: - A failed directory sync is a failure
+
+    /// When the directory cannot be synced after the rename, the checkpoint is not reported durable:
+    /// `setPause` and `settle(.retry)` throw `FileStoreError`.
+    @Test func aFailedDirectorySyncAfterARenameThrows() async throws {
+        let path = Self.directory("dir-fsync")
+        defer { try? FileManager.default.removeItem(at: path) }
+        let failing = Locked(false)
+        let store = try FileMessageStore(
+            directory: path, configuration: .init(), fsync: { fsync($0) },
+            replaceSync: { descriptor in
+                var info = stat()
+                let isDirectory = fstat(descriptor, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+                guard isDirectory, failing.withLock({ $0 }) else { return fsync(descriptor) }
+                errno = EIO
+                return -1
+            })
+        #expect(try await store.append([try Self.unit("a")], tenant: "default") == 1)
+        failing.withLock { $0 = true }
+        await #expect(throws: FileStoreError.self) {
+            try await store.setPause(until: Date(timeIntervalSince1970: 2_000_000_000), tenant: "default")
+        }
+        let claim = try #require(try await Self.claimAll(store))
+        await #expect(throws: FileStoreError.self) {
+            try await store.settle(claim, messages: 0..<1, as: .retry(SegmentRetryState(failures: 1, retryCount: 1)))
+        }
+    }
+
+    /// Opening rewrites acks.log whole: a directory that cannot be synced fails the open.
+    @Test func anOpenWhoseDirectorySyncFailsThrows() throws {
+        let path = Self.directory("dir-fsync-open")
+        defer { try? FileManager.default.removeItem(at: path) }
+        #expect(throws: FileStoreError.self) {
+            _ = try FileMessageStore(
+                directory: path, configuration: .init(), fsync: { fsync($0) },
+                replaceSync: { descriptor in
+                    var info = stat()
+                    guard fstat(descriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
+                        return fsync(descriptor)
+                    }
+                    errno = EIO
+                    return -1
+                })
+        }
+    }
 }
 
 extension FileMessageStore {
