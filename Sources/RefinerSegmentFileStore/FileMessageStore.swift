@@ -308,6 +308,10 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
     ///
     /// The units' records are encoded before the call enters the actor, so encoding never holds up the
     /// claims, settlements and other appends the actor serves.
+    ///
+    /// - Throws: ``FileStoreError`` when the write or its `fsync` fails, or when the first unit cannot be one
+    ///   record (more than 65535 messages, or more than 64 MiB); such a unit after others ends the append
+    ///   before it, and the next call throws.
     public nonisolated func append(_ units: [[SegmentMessage]], tenant: String) async throws -> Int {
         let staged = try await stage(units, try Self.encode(units, tenant: tenant), tenant: tenant, marks: nil)
         try await staged.durable()
@@ -381,7 +385,15 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
                 throw FileStoreError.damaged(
                     "a unit of \(unit.count) messages is more than one record of the file store holds (65535)")
             }
-            total += UnitCodec.recordSize(unit, tenantBytes: tenantBytes)
+            let size = UnitCodec.recordSize(unit, tenantBytes: tenantBytes)
+            // A record past the largest payload reading accepts would be stored, then found damaged.
+            guard size - SegmentRecord.headerSize <= SegmentRecord.maximumPayload else {
+                if taken > 0 { break }
+                throw FileStoreError.damaged(
+                    "a unit of \(size) bytes is more than one record of the file store holds "
+                        + "(\(SegmentRecord.maximumPayload >> 20) MiB)")
+            }
+            total += size
             taken += 1
         }
         encoded.units.reserveCapacity(taken)
@@ -563,11 +575,26 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
         messages.reserveCapacity(messageCount)
         var unitEnds: [Int] = []
         var keys: [UInt64?] = []
-        var damaged: [UInt64] = []
         var unreadable: [SegmentClaim.Unreadable] = []
         var setAside: (messages: Int, first: (location: String, error: any Error)?) = (0, nil)
-        for (position, read) in zip(picked, reads) {
-            let entry = tenants[number].entries[position]
+        // A record damaged on disk since the store opened is never sent: it is acknowledged (dropped) before
+        // anything is marked claimed, so an acknowledgement that cannot be written throws from a claim that
+        // took nothing, and every unit stays claimable.
+        let entries = picked.map { tenants[number].entries[$0] }
+        var positions = picked
+        var damagedAt: [Int: String] = [:]
+        for (index, read) in reads.enumerated() {
+            guard case .damaged = read else { continue }
+            damagedAt[index] = "\(segmentName(entries[index].segment)) offset \(entries[index].offset)"
+        }
+        if !damagedAt.isEmpty {
+            try acknowledge(damagedAt.keys.sorted().map { entries[$0].key }, tenant: number)
+            // Acknowledging compacts the tenant's entries: the others are found again by key.
+            positions = entries.map { tenants[number].position(of: $0.key) ?? -1 }
+        }
+        for (index, read) in reads.enumerated() {
+            let entry = entries[index]
+            let position = positions[index]
             // Made only for a unit that needs it: a claim of 1,000 good units named each one's file (an
             // `NSString` path operation and an interpolation each), a tenth of a batched run's CPU time.
             var location: String { "\(segmentName(entry.segment)) offset \(entry.offset)" }
@@ -578,9 +605,8 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
                 messages += unit
                 unitEnds.append(messages.count)
             case .damaged:
-                // A record damaged on disk since the store opened is never sent: it is dropped, reported
-                // (a failed outcome, and `status().damage`).
-                damaged.append(entry.key)
+                // Dropped above; reported (a failed outcome, and `status().damage`).
+                let location = damagedAt[index] ?? location
                 damage.append(SegmentStoreDamage(location: location, byteCount: Int(entry.length), isTornTail: false))
                 unreadable.append(
                     SegmentClaim.Unreadable(
@@ -604,7 +630,6 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
                         + "\(Self.readAttempts) times: kept in the store, to be read again when it is next opened",
                     underlying: error, isKept: true))
         }
-        try acknowledge(damaged, tenant: number)
         guard let first = keys.first, let first else {
             return unreadable.isEmpty
                 ? nil : SegmentClaim(id: 0, tenant: tenant, messages: [], unitEnds: [], unreadable: unreadable)

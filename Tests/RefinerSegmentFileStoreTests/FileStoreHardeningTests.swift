@@ -229,6 +229,62 @@ import Darwin
                 })
         }
     }
+
+    // MARK: - A claim that throws claims nothing
+
+    /// A claim finds a damaged record, and writing its acknowledgement fails: the claim throws and the
+    /// good units it would have taken are claimable again (they used to be left claimed by no claim, so
+    /// `flush()` waited until a restart).
+    @Test func aClaimWhoseDamageCannotBeAcknowledgedLeavesItsUnitsReady() async throws {
+        let path = Self.directory("claim-ack")
+        defer { try? FileManager.default.removeItem(at: path) }
+        let store = try FileMessageStore(directory: path, configuration: .init(), fsync: { fsync($0) }, recentLimit: 0)
+        #expect(try await store.append([try Self.unit("damaged"), try Self.unit("good")], tenant: "default") == 2)
+        // Flip a byte in the first record's payload.
+        let segment = path.appendingPathComponent(try #require(try Self.segmentFiles(path).first))
+        var bytes = try Data(contentsOf: segment)
+        bytes[SegmentRecord.headerSize + 20] ^= 0xFF
+        try bytes.write(to: segment)
+        // acks.log's descriptor now refuses writes.
+        let acks = await store.acks
+        let saved = dup(acks)
+        let readOnly = open("/dev/null", O_RDONLY)
+        #expect(dup2(readOnly, acks) == acks)
+        close(readOnly)
+        await #expect(throws: FileStoreError.self) { try await Self.claimAll(store) }
+        #expect(try await store.usage(tenant: "default").claimableMessages == 2, "nothing is left claimed")
+        #expect(dup2(saved, acks) == acks)
+        close(saved)
+        let claim = try #require(try await Self.claimAll(store))
+        #expect(claim.messages.map(\.messageID) == ["good"])
+        #expect(claim.unreadable.count == 1)
+    }
+
+    /// A unit whose record would pass the largest a record may be (64 MiB) is refused by `append` with an
+    /// error that says so, rather than stored and found damaged when read back.
+    @Test func aUnitLargerThanARecordHoldsIsRefused() async throws {
+        let path = Self.directory("huge")
+        defer { try? FileManager.default.removeItem(at: path) }
+        let store = try FileMessageStore(directory: path, configuration: .init(sync: .operatingSystem))
+        let json =
+            #"{"type":"identify","messageId":"m","userId":"u","p":""#
+            + String(repeating: "x", count: 30_000) + #""}"#
+        let message = try SegmentMessage(json: Array(json.utf8))
+        let huge = Array(repeating: message, count: SegmentRecord.maximumPayload / 30_000 + 1)
+        let error = await #expect(throws: FileStoreError.self) {
+            try await store.append([huge], tenant: "default")
+        }
+        #expect(error?.description.contains("64 MiB") == true, "\(String(describing: error))")
+        // A smaller unit before it is taken; the huge one is left for the next call, which throws.
+        #expect(try await store.append([try Self.unit("small"), huge], tenant: "default") == 1)
+        #expect(
+            try Self.segmentFiles(path).map { try Self.fileSize(path.appendingPathComponent($0)) }.reduce(0, +) < 1
+                << 20)
+    }
+
+    static func fileSize(_ url: URL) throws -> Int {
+        (try FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0
+    }
 }
 
 extension FileMessageStore {
