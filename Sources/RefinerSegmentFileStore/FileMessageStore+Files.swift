@@ -56,6 +56,8 @@ extension FileMessageStore {
         var checkpoint = Checkpoint()
         var damage: [SegmentStoreDamage] = []
         var mark: Mark?
+        /// The size of acks.log once rewritten.
+        var acksBytes = 0
     }
 
     /// Reads the directory: acknowledgements first, then every segment, each in one read into one reused
@@ -184,6 +186,7 @@ extension FileMessageStore {
                 if segment.live == 0 {
                     empty.append((ordinal, segment, settledHere))
                 } else {
+                    segment.settled = settledHere
                     opened.segments[ordinal] = segment
                     opened.storedBytes += size
                     needed += settledHere
@@ -200,6 +203,8 @@ extension FileMessageStore {
                 var checkpoint = opened.checkpoint
                 checkpoint.mark = CheckpointMark(sequence: mark.sequence, bytes: Data(mark.bytes))
                 if (try? writeCheckpoint(checkpoint, in: directory, sync: sync)) == nil {
+                    var segment = segment
+                    segment.settled = settledHere
                     opened.segments[ordinal] = segment
                     opened.storedBytes += segment.size
                     needed += settledHere
@@ -233,7 +238,9 @@ extension FileMessageStore {
         // none: its sequence keeps the store's high-water mark, so a store emptied by one run and opened by
         // the next never numbers a record again with a sequence it gave before.
         let record = SegmentRecord(sequence: opened.nextSequence, payload: UnitCodec.encodeSequences(needed.sorted()))
-        try replace(acksPath, with: record.encoded(), sync: sync)
+        let acks = record.encoded()
+        try replace(acksPath, with: acks, sync: sync)
+        opened.acksBytes = acks.count
         opened.nextSequence += 1
         opened.damage = damage
         return opened
@@ -346,11 +353,20 @@ extension FileMessageStore {
     /// `path` is the old one or the new one, whole.
     ///
     /// - Parameter sync: `fsync`, or a stand-in for tests.
-    static func replace(_ path: String, with bytes: [UInt8], sync: (Int32) -> Int32) throws {
+    /// - Parameter keepingOpen: Whether to return the new file's descriptor, open for appending (the caller
+    ///   closes it), rather than close it: acks.log is appended to again at once, and a descriptor opened
+    ///   after the rename could fail, leaving the old, unlinked file the only one open.
+    /// - Returns: The descriptor when `keepingOpen`, else -1.
+    @discardableResult
+    static func replace(_ path: String, with bytes: [UInt8], sync: (Int32) -> Int32, keepingOpen: Bool = false)
+        throws -> Int32
+    {
         let temp = path + ".tmp"
-        let descriptor = Glibc.open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        let descriptor = Glibc.open(
+            temp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard descriptor >= 0 else { throw FileStoreError.io("open", path: temp, errno: errno) }
-        defer { close(descriptor) }
+        var kept = false
+        defer { if !kept { close(descriptor) } }
         try writeAll(descriptor, bytes, path: temp)
         guard sync(descriptor) == 0 else { throw FileStoreError.io("fsync", path: temp, errno: errno) }
         guard rename(temp, path) == 0 else { throw FileStoreError.io("rename", path: temp, errno: errno) }
@@ -359,6 +375,8 @@ extension FileMessageStore {
         guard directory >= 0 else { throw FileStoreError.io("open", path: parent, errno: errno) }
         defer { close(directory) }
         guard sync(directory) == 0 else { throw FileStoreError.io("fsync", path: parent, errno: errno) }
+        kept = keepingOpen
+        return keepingOpen ? descriptor : -1
     }
 
     static func openAppending(_ path: String) throws -> Int32 {
@@ -440,10 +458,15 @@ extension FileMessageStore {
             markCut = written?.segment == end.segment
         }
         if !left.isEmpty {
-            let record = SegmentRecord(
-                sequence: nextSequence, payload: UnitCodec.encodeSequences(left.map { sequence(of: $0.key) }))
+            let sequences = left.map { sequence(of: $0.key) }
+            let record = SegmentRecord(sequence: nextSequence, payload: UnitCodec.encodeSequences(sequences)).encoded()
             nextSequence += 1
-            if (try? Self.writeAll(acks, record.encoded(), path: "acks.log")) != nil { commit.noteWrittenLazily(acks) }
+            if (try? Self.writeAll(acks, record, path: "acks.log")) != nil {
+                commit.noteWrittenLazily(acks)
+                acksBytes += record.count
+                for (entry, sequence) in zip(left, sequences) { segments[entry.segment]?.settled.append(sequence) }
+                neededAcknowledgements += left.count
+            }
         }
         if written != nil, !markCut {
             // The mark record is still on disk and later than the one in force: the checkpoint outranks it.
@@ -458,6 +481,39 @@ extension FileMessageStore {
         }
         for segment in Set(entries.map(\.segment)) where segments[segment]?.live == 0 && segment != active?.segment {
             deleteSegment(segment)
+        }
+        compactAcknowledgementsIfNeeded()
+    }
+
+    /// Rewrites acks.log with only the acknowledgements still needed (those of settled units whose segments
+    /// are on disk) once it holds more than twice that and at least ``acksCompactionFloor``: appended at
+    /// every settlement and otherwise rewritten only on open, it grew without bound in a long-running
+    /// process, past `maximumBytes`, and the next open read every sequence it held into one set.
+    ///
+    /// The rewrite is ``replace(_:with:sync:keepingOpen:)`` (temp file, `fsync`, rename, `fsync` of the
+    /// directory), so a crash at any point leaves the old log or the new one, each saying the same about
+    /// every record still on disk; it also makes the acknowledgements synced until now only lazily durable.
+    /// One that fails is left for the log to grow by the floor again (the old log is intact and still
+    /// appended to).
+    func compactAcknowledgementsIfNeeded() {
+        let needed = SegmentRecord.headerSize + 8 * neededAcknowledgements
+        guard acksBytes >= max(acksCompactionFloor, nextAcksCompaction), acksBytes > 2 * needed else { return }
+        var sequences: [UInt64] = []
+        sequences.reserveCapacity(neededAcknowledgements)
+        for segment in segments.values { sequences += segment.settled }
+        sequences.sort()
+        let record = SegmentRecord(sequence: nextSequence, payload: UnitCodec.encodeSequences(sequences)).encoded()
+        nextSequence += 1
+        let path = directory.appendingPathComponent("acks.log").path
+        do {
+            let descriptor = try Self.replace(path, with: record, sync: replaceSync, keepingOpen: true)
+            // The old file is unlinked: synced (harmless) and closed by the sync thread, which may hold it.
+            commit.retire(acks)
+            acks = descriptor
+            acksBytes = record.count
+            nextAcksCompaction = 0
+        } catch {
+            nextAcksCompaction = acksBytes + acksCompactionFloor
         }
     }
 
@@ -484,6 +540,7 @@ extension FileMessageStore {
         else { return }
         unlink(removed.path)
         storedBytes -= removed.size
+        neededAcknowledgements -= removed.settled.count
         if let reader, reader.segment == segment {
             close(reader.descriptor)
             self.reader = nil
@@ -496,15 +553,19 @@ extension FileMessageStore {
     func acknowledge(_ keys: [UInt64], tenant number: Int) throws {
         guard !keys.isEmpty else { return }
         let sequences = keys.map(sequence(of:))
-        let record = SegmentRecord(sequence: nextSequence, payload: UnitCodec.encodeSequences(sequences))
+        let record = SegmentRecord(sequence: nextSequence, payload: UnitCodec.encodeSequences(sequences)).encoded()
         nextSequence += 1
-        try Self.writeAll(acks, record.encoded(), path: "acks.log")
+        try Self.writeAll(acks, record, path: "acks.log")
         commit.noteWrittenLazily(acks)
+        acksBytes += record.count
+        defer { compactAcknowledgementsIfNeeded() }
         for (key, sequence) in zip(keys, sequences) {
             guard let position = tenants[number].position(of: key) else { continue }
             let entry = tenants[number].entries[position]
             guard entry.state != .settled else { continue }
             tenants[number].mark(position, .settled)
+            segments[entry.segment]?.settled.append(sequence)
+            neededAcknowledgements += 1
             // A unit settled before any claim took it (dropped after the mark): its messages go too.
             if entry.state == .ready, recent.removeValue(forKey: key) != nil { recentBytes -= Int(entry.jsonBytes) }
             retryStates[sequence] = nil

@@ -177,6 +177,9 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
         var size: Int
         /// Unsettled units in it.
         var live: Int
+        /// The sequences of its settled units: acknowledgements a rewrite of acks.log keeps while it is on
+        /// disk (8 bytes each, gone with the segment).
+        var settled: [UInt64] = []
     }
 
     let directory: URL
@@ -191,6 +194,12 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
     /// The segment last read for a claim, kept open for the next.
     var reader: (segment: UInt32, descriptor: Int32)?
     var acks: Int32 = -1
+    /// The bytes of acks.log.
+    var acksBytes = 0
+    /// The acknowledgements a rewrite of acks.log keeps: every live segment's ``Segment/settled``.
+    package internal(set) var neededAcknowledgements = 0
+    /// The size acks.log must reach before the next rewrite is tried, after one failed (0 after success).
+    var nextAcksCompaction = 0
     /// The store's directory, open to be synced when a segment file is created in it: a new file's name is
     /// durable only once its directory is, and records in a file whose name is lost are lost with it.
     var directoryDescriptor: Int32 = -1
@@ -217,6 +226,8 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
     var recentBytes = 0
     /// The bound on ``recent``: 4 MiB of message JSON (0 reads every claim back from disk).
     let recentLimit: Int
+    /// The least size of acks.log that is rewritten (``compactAcknowledgementsIfNeeded()``).
+    let acksCompactionFloor: Int
     /// `fsync` for ``replace(_:with:sync:)``, or a stand-in for tests.
     let replaceSync: @Sendable (Int32) -> Int32
     /// `pread`, or a stand-in for tests.
@@ -240,6 +251,8 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
     ///   (``GroupCommit``); off only to measure what it brings.
     /// - Parameter recentLimit: The bytes of message JSON of units just appended that claims take from memory
     ///   (``recent``); 0 in tests that damage or fail reads of records this store wrote.
+    /// - Parameter acksCompactionFloor: The size acks.log may reach before it is rewritten with only what is
+    ///   still needed (it is rewritten once past both this and twice that): 1 MiB; smaller in tests.
     package init(
         directory: URL, configuration: Configuration, fsync: @escaping @Sendable (Int32) -> Int32,
         replaceSync: @escaping @Sendable (Int32) -> Int32 = { Glibc.fsync($0) },
@@ -247,10 +260,12 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
             Glibc.pread($0, $1, $2, $3)
         },
         commitDelay: Bool = true,
-        recentLimit: Int = 4 << 20
+        recentLimit: Int = 4 << 20,
+        acksCompactionFloor: Int = 1 << 20
     ) throws {
         readAt = pread
         self.replaceSync = replaceSync
+        self.acksCompactionFloor = acksCompactionFloor
         self.recentLimit = recentLimit
         // The segments hold personal data (answers, emails): a directory this creates is its owner's only,
         // and every file in it is created 0600 without following a planted symlink.
@@ -278,6 +293,8 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
         damage = opened.damage
         mark = opened.mark
         markAtOpen = opened.mark?.bytes
+        acksBytes = opened.acksBytes
+        neededAcknowledgements = opened.segments.values.reduce(0) { $0 + $1.settled.count }
         opened = .init()
         acks = try Self.openAppending(directory.appendingPathComponent("acks.log").path)
         directoryDescriptor = Glibc.open(directory.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
