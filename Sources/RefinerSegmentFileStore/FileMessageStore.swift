@@ -597,21 +597,24 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
         // A record damaged on disk since the store opened is never sent: it is acknowledged (dropped) before
         // anything is marked claimed, so an acknowledgement that cannot be written throws from a claim that
         // took nothing, and every unit stays claimable.
-        let entries = picked.map { tenants[number].entries[$0] }
         var positions = picked
-        var damagedAt: [Int: String] = [:]
+        var damagedAt: [Int: (entry: Entry, location: String)] = [:]
         for (index, read) in reads.enumerated() {
             guard case .damaged = read else { continue }
-            damagedAt[index] = "\(segmentName(entries[index].segment)) offset \(entries[index].offset)"
+            let entry = tenants[number].entries[picked[index]]
+            damagedAt[index] = (entry, "\(segmentName(entry.segment)) offset \(entry.offset)")
         }
         if !damagedAt.isEmpty {
-            try acknowledge(damagedAt.keys.sorted().map { entries[$0].key }, tenant: number)
+            let pickedKeys = picked.map { tenants[number].entries[$0].key }
+            try acknowledge(damagedAt.keys.sorted().map { damagedAt[$0]!.entry.key }, tenant: number)
             // Acknowledging compacts the tenant's entries: the others are found again by key.
-            positions = entries.map { tenants[number].position(of: $0.key) ?? -1 }
+            positions = pickedKeys.map { tenants[number].position(of: $0) ?? -1 }
         }
         for (index, read) in reads.enumerated() {
-            let entry = entries[index]
             let position = positions[index]
+            let entry =
+                damagedAt.isEmpty
+                ? tenants[number].entries[position] : damagedAt[index]?.entry ?? tenants[number].entries[position]
             // Made only for a unit that needs it: a claim of 1,000 good units named each one's file (an
             // `NSString` path operation and an interpolation each), a tenth of a batched run's CPU time.
             var location: String { "\(segmentName(entry.segment)) offset \(entry.offset)" }
@@ -623,7 +626,7 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
                 unitEnds.append(messages.count)
             case .damaged:
                 // Dropped above; reported (a failed outcome, and `status().damage`).
-                let location = damagedAt[index] ?? location
+                let location = damagedAt[index]?.location ?? location
                 damage.append(SegmentStoreDamage(location: location, byteCount: Int(entry.length), isTornTail: false))
                 unreadable.append(
                     SegmentClaim.Unreadable(
