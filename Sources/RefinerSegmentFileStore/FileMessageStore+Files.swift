@@ -14,6 +14,31 @@ extension FileMessageStore {
         var pauses: [String: Date] = [:]
         /// The latest mark when it was set here, or its segment went (absent in older checkpoints).
         var mark: CheckpointMark?
+
+        /// Drops what no store could have written, and reports each as damage: the file has no checksum, and
+        /// a value past its range (a sequence past ``SegmentRecord/maximumSequence``, a negative count) would
+        /// overflow where it is used. A schedule dropped means its unit starts afresh; a mark dropped, that
+        /// the latest mark in the segments (if any) is the one read back. Counts too large and pauses too
+        /// long are brought into range by the pipeline, which knows the policy.
+        mutating func dropValuesOutOfRange() -> [SegmentStoreDamage] {
+            var damage: [SegmentStoreDamage] = []
+            func report(_ what: String) {
+                damage.append(
+                    SegmentStoreDamage(location: "checkpoint.json (\(what): dropped)", byteCount: 0, isTornTail: false))
+            }
+            if let kept = mark, kept.sequence > SegmentRecord.maximumSequence {
+                report("the mark's sequence \(kept.sequence) is out of range")
+                mark = nil
+            }
+            for (sequence, state) in retryStates
+            where sequence > SegmentRecord.maximumSequence || state.failures < 0 || state.retryCount < 0 {
+                report(
+                    "the retry schedule of sequence \(sequence) is out of range "
+                        + "(\(state.failures) failures, retry count \(state.retryCount))")
+                retryStates[sequence] = nil
+            }
+            return damage
+        }
     }
 
     struct CheckpointMark: Codable {
@@ -31,18 +56,30 @@ extension FileMessageStore {
         var checkpoint = Checkpoint()
         var damage: [SegmentStoreDamage] = []
         var mark: Mark?
+        /// The size of acks.log once rewritten.
+        var acksBytes = 0
     }
 
     /// Reads the directory: acknowledgements first, then every segment, each in one read into one reused
     /// buffer, checking every record's checksum but decoding only its fixed header (messages are read on
     /// claim). Cuts torn tails, deletes settled segments, and rewrites the acknowledgement log with what is
     /// still needed.
-    static func open(_ directory: URL) throws -> Opened {
+    ///
+    /// - Parameter sync: `fsync` for the files written whole (``replace(_:with:sync:)``).
+    static func open(_ directory: URL, sync: (Int32) -> Int32) throws -> Opened {
         var opened = Opened()
         var damage: [SegmentStoreDamage] = []
         var buffer: [UInt8] = []
         if let data = FileManager.default.contents(atPath: directory.appendingPathComponent("checkpoint.json").path) {
-            opened.checkpoint = (try? JSONDecoder().decode(Checkpoint.self, from: data)) ?? Checkpoint()
+            if let checkpoint = try? JSONDecoder().decode(Checkpoint.self, from: data) {
+                opened.checkpoint = checkpoint
+                damage += opened.checkpoint.dropValuesOutOfRange()
+            } else {
+                damage.append(
+                    SegmentStoreDamage(
+                        location: "checkpoint.json (unreadable: its pauses, retry schedules and mark are lost)",
+                        byteCount: data.count, isTornTail: false))
+            }
         }
         var foundMark: Mark?
         /// Segments with nothing unsettled, deleted once the latest mark is safe.
@@ -104,7 +141,9 @@ extension FileMessageStore {
                         return
                     }
                     let record = UnsafeRawBufferPointer(rebasing: buffer[payload])
-                    guard let header = UnitCodec.header(record), sequence - segment.first <= UInt64(UInt32.max) else {
+                    guard let header = UnitCodec.header(record), sequence - segment.first <= UInt64(UInt32.max),
+                        payload.upperBound <= Int(UInt32.max)
+                    else {
                         undecodable.append(
                             SegmentStoreDamage(
                                 location: "\(name) offset \(offset)", byteCount: payload.upperBound - offset,
@@ -147,6 +186,7 @@ extension FileMessageStore {
                 if segment.live == 0 {
                     empty.append((ordinal, segment, settledHere))
                 } else {
+                    segment.settled = settledHere
                     opened.segments[ordinal] = segment
                     opened.storedBytes += size
                     needed += settledHere
@@ -162,7 +202,9 @@ extension FileMessageStore {
                 // Its units are settled, but its mark is the latest: the checkpoint keeps it before it goes.
                 var checkpoint = opened.checkpoint
                 checkpoint.mark = CheckpointMark(sequence: mark.sequence, bytes: Data(mark.bytes))
-                if (try? writeCheckpoint(checkpoint, in: directory)) == nil {
+                if (try? writeCheckpoint(checkpoint, in: directory, sync: sync)) == nil {
+                    var segment = segment
+                    segment.settled = settledHere
                     opened.segments[ordinal] = segment
                     opened.storedBytes += segment.size
                     needed += settledHere
@@ -180,12 +222,44 @@ extension FileMessageStore {
                 opened.tenants[number].entries.sort { $0.key < $1.key }
             }
         }
-        // Only acknowledgements of records still on disk are needed again.
+        // A schedule is kept only for a unit still held: one of a unit settled since (its acknowledgement
+        // cleared it in memory only) must not reach a later unit. No sequence a schedule names is given
+        // again either, whatever the other files say.
+        for sequence in opened.checkpoint.retryStates.keys where sequence <= SegmentRecord.maximumSequence {
+            opened.nextSequence = max(opened.nextSequence, sequence + 1)
+        }
+        if !opened.checkpoint.retryStates.isEmpty {
+            let ordered = opened.segments.sorted { $0.value.first < $1.value.first }.map { ($0.key, $0.value.first) }
+            opened.checkpoint.retryStates = opened.checkpoint.retryStates.filter {
+                isHeld($0.key, segments: ordered, tenants: opened.tenants)
+            }
+        }
+        // Only acknowledgements of records still on disk are needed again. The record is written even with
+        // none: its sequence keeps the store's high-water mark, so a store emptied by one run and opened by
+        // the next never numbers a record again with a sequence it gave before.
         let record = SegmentRecord(sequence: opened.nextSequence, payload: UnitCodec.encodeSequences(needed.sorted()))
-        try replace(acksPath, with: needed.isEmpty ? [] : record.encoded())
-        if needed.isEmpty == false { opened.nextSequence += 1 }
+        let acks = record.encoded()
+        try replace(acksPath, with: acks, sync: sync)
+        opened.acksBytes = acks.count
+        opened.nextSequence += 1
         opened.damage = damage
         return opened
+    }
+
+    /// Whether the unit numbered `sequence` is indexed (unsettled), given the segments by first sequence.
+    private static func isHeld(
+        _ sequence: UInt64, segments: [(ordinal: UInt32, first: UInt64)], tenants: [TenantQueue]
+    ) -> Bool {
+        // The segment holding it: the last one whose first sequence is not after it.
+        var low = 0
+        var high = segments.count
+        while low < high {
+            let middle = (low + high) / 2
+            if segments[middle].first <= sequence { low = middle + 1 } else { high = middle }
+        }
+        guard low > 0, sequence - segments[low - 1].first <= UInt64(UInt32.max) else { return false }
+        let key = UInt64(segments[low - 1].ordinal) << 32 | (sequence - segments[low - 1].first)
+        return tenants.contains { $0.position(of: key) != nil }
     }
 
     /// What reading one file found: its size, its good records, the damage between them.
@@ -272,19 +346,37 @@ extension FileMessageStore {
     }
 
     /// Writes a file whole: a temp file, `fsync`, rename over, `fsync` of the directory.
-    static func replace(_ path: String, with bytes: [UInt8]) throws {
+    ///
+    /// Throws when any step fails, the directory's open and `fsync` included: until the directory is synced
+    /// the rename may not survive a power cut, so the file is not reported durable (the caller keeps the
+    /// segment its checkpoint would have let go, or reports the store failure). After a throw the file at
+    /// `path` is the old one or the new one, whole.
+    ///
+    /// - Parameter sync: `fsync`, or a stand-in for tests.
+    /// - Parameter keepingOpen: Whether to return the new file's descriptor, open for appending (the caller
+    ///   closes it), rather than close it: acks.log is appended to again at once, and a descriptor opened
+    ///   after the rename could fail, leaving the old, unlinked file the only one open.
+    /// - Returns: The descriptor when `keepingOpen`, else -1.
+    @discardableResult
+    static func replace(_ path: String, with bytes: [UInt8], sync: (Int32) -> Int32, keepingOpen: Bool = false)
+        throws -> Int32
+    {
         let temp = path + ".tmp"
-        let descriptor = Glibc.open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        let descriptor = Glibc.open(
+            temp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard descriptor >= 0 else { throw FileStoreError.io("open", path: temp, errno: errno) }
-        defer { close(descriptor) }
+        var kept = false
+        defer { if !kept { close(descriptor) } }
         try writeAll(descriptor, bytes, path: temp)
-        guard fsync(descriptor) == 0 else { throw FileStoreError.io("fsync", path: temp, errno: errno) }
+        guard sync(descriptor) == 0 else { throw FileStoreError.io("fsync", path: temp, errno: errno) }
         guard rename(temp, path) == 0 else { throw FileStoreError.io("rename", path: temp, errno: errno) }
-        let directory = Glibc.open((path as NSString).deletingLastPathComponent, O_RDONLY | O_CLOEXEC)
-        if directory >= 0 {
-            _ = fsync(directory)
-            close(directory)
-        }
+        let parent = (path as NSString).deletingLastPathComponent
+        let directory = Glibc.open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard directory >= 0 else { throw FileStoreError.io("open", path: parent, errno: errno) }
+        defer { close(directory) }
+        guard sync(directory) == 0 else { throw FileStoreError.io("fsync", path: parent, errno: errno) }
+        kept = keepingOpen
+        return keepingOpen ? descriptor : -1
     }
 
     static func openAppending(_ path: String) throws -> Int32 {
@@ -366,10 +458,15 @@ extension FileMessageStore {
             markCut = written?.segment == end.segment
         }
         if !left.isEmpty {
-            let record = SegmentRecord(
-                sequence: nextSequence, payload: UnitCodec.encodeSequences(left.map { sequence(of: $0.key) }))
+            let sequences = left.map { sequence(of: $0.key) }
+            let record = SegmentRecord(sequence: nextSequence, payload: UnitCodec.encodeSequences(sequences)).encoded()
             nextSequence += 1
-            if (try? Self.writeAll(acks, record.encoded(), path: "acks.log")) != nil { commit.noteWrittenLazily(acks) }
+            if (try? Self.writeAll(acks, record, path: "acks.log")) != nil {
+                commit.noteWrittenLazily(acks)
+                acksBytes += record.count
+                for (entry, sequence) in zip(left, sequences) { segments[entry.segment]?.settled.append(sequence) }
+                neededAcknowledgements += left.count
+            }
         }
         if written != nil, !markCut {
             // The mark record is still on disk and later than the one in force: the checkpoint outranks it.
@@ -384,6 +481,39 @@ extension FileMessageStore {
         }
         for segment in Set(entries.map(\.segment)) where segments[segment]?.live == 0 && segment != active?.segment {
             deleteSegment(segment)
+        }
+        compactAcknowledgementsIfNeeded()
+    }
+
+    /// Rewrites acks.log with only the acknowledgements still needed (those of settled units whose segments
+    /// are on disk) once it holds more than twice that and at least ``acksCompactionFloor``: appended at
+    /// every settlement and otherwise rewritten only on open, it grew without bound in a long-running
+    /// process, past `maximumBytes`, and the next open read every sequence it held into one set.
+    ///
+    /// The rewrite is ``replace(_:with:sync:keepingOpen:)`` (temp file, `fsync`, rename, `fsync` of the
+    /// directory), so a crash at any point leaves the old log or the new one, each saying the same about
+    /// every record still on disk; it also makes the acknowledgements synced until now only lazily durable.
+    /// One that fails is left for the log to grow by the floor again (the old log is intact and still
+    /// appended to).
+    func compactAcknowledgementsIfNeeded() {
+        let needed = SegmentRecord.headerSize + 8 * neededAcknowledgements
+        guard acksBytes >= max(acksCompactionFloor, nextAcksCompaction), acksBytes > 2 * needed else { return }
+        var sequences: [UInt64] = []
+        sequences.reserveCapacity(neededAcknowledgements)
+        for segment in segments.values { sequences += segment.settled }
+        sequences.sort()
+        let record = SegmentRecord(sequence: nextSequence, payload: UnitCodec.encodeSequences(sequences)).encoded()
+        nextSequence += 1
+        let path = directory.appendingPathComponent("acks.log").path
+        do {
+            let descriptor = try Self.replace(path, with: record, sync: replaceSync, keepingOpen: true)
+            // The old file is unlinked: synced (harmless) and closed by the sync thread, which may hold it.
+            commit.retire(acks)
+            acks = descriptor
+            acksBytes = record.count
+            nextAcksCompaction = 0
+        } catch {
+            nextAcksCompaction = acksBytes + acksCompactionFloor
         }
     }
 
@@ -410,6 +540,7 @@ extension FileMessageStore {
         else { return }
         unlink(removed.path)
         storedBytes -= removed.size
+        neededAcknowledgements -= removed.settled.count
         if let reader, reader.segment == segment {
             close(reader.descriptor)
             self.reader = nil
@@ -422,15 +553,19 @@ extension FileMessageStore {
     func acknowledge(_ keys: [UInt64], tenant number: Int) throws {
         guard !keys.isEmpty else { return }
         let sequences = keys.map(sequence(of:))
-        let record = SegmentRecord(sequence: nextSequence, payload: UnitCodec.encodeSequences(sequences))
+        let record = SegmentRecord(sequence: nextSequence, payload: UnitCodec.encodeSequences(sequences)).encoded()
         nextSequence += 1
-        try Self.writeAll(acks, record.encoded(), path: "acks.log")
+        try Self.writeAll(acks, record, path: "acks.log")
         commit.noteWrittenLazily(acks)
+        acksBytes += record.count
+        defer { compactAcknowledgementsIfNeeded() }
         for (key, sequence) in zip(keys, sequences) {
             guard let position = tenants[number].position(of: key) else { continue }
             let entry = tenants[number].entries[position]
             guard entry.state != .settled else { continue }
             tenants[number].mark(position, .settled)
+            segments[entry.segment]?.settled.append(sequence)
+            neededAcknowledgements += 1
             // A unit settled before any claim took it (dropped after the mark): its messages go too.
             if entry.state == .ready, recent.removeValue(forKey: key) != nil { recentBytes -= Int(entry.jsonBytes) }
             retryStates[sequence] = nil
@@ -549,13 +684,14 @@ extension FileMessageStore {
 
     func writeCheckpoint() throws {
         let kept = mark.map { CheckpointMark(sequence: $0.sequence, bytes: Data($0.bytes)) }
-        try Self.writeCheckpoint(Checkpoint(retryStates: retryStates, pauses: pauses, mark: kept), in: directory)
+        try Self.writeCheckpoint(
+            Checkpoint(retryStates: retryStates, pauses: pauses, mark: kept), in: directory, sync: replaceSync)
         mark?.isCheckpointed = true
     }
 
-    static func writeCheckpoint(_ checkpoint: Checkpoint, in directory: URL) throws {
+    static func writeCheckpoint(_ checkpoint: Checkpoint, in directory: URL, sync: (Int32) -> Int32) throws {
         let data = try JSONEncoder().encode(checkpoint)
-        try replace(directory.appendingPathComponent("checkpoint.json").path, with: [UInt8](data))
+        try replace(directory.appendingPathComponent("checkpoint.json").path, with: [UInt8](data), sync: sync)
     }
 }
 

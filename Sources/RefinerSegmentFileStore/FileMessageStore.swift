@@ -177,6 +177,9 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
         var size: Int
         /// Unsettled units in it.
         var live: Int
+        /// The sequences of its settled units: acknowledgements a rewrite of acks.log keeps while it is on
+        /// disk (8 bytes each, gone with the segment).
+        var settled: [UInt64] = []
     }
 
     let directory: URL
@@ -191,6 +194,12 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
     /// The segment last read for a claim, kept open for the next.
     var reader: (segment: UInt32, descriptor: Int32)?
     var acks: Int32 = -1
+    /// The bytes of acks.log.
+    var acksBytes = 0
+    /// The acknowledgements a rewrite of acks.log keeps: every live segment's ``Segment/settled``.
+    package internal(set) var neededAcknowledgements = 0
+    /// The size acks.log must reach before the next rewrite is tried, after one failed (0 after success).
+    var nextAcksCompaction = 0
     /// The store's directory, open to be synced when a segment file is created in it: a new file's name is
     /// durable only once its directory is, and records in a file whose name is lost are lost with it.
     var directoryDescriptor: Int32 = -1
@@ -217,6 +226,10 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
     var recentBytes = 0
     /// The bound on ``recent``: 4 MiB of message JSON (0 reads every claim back from disk).
     let recentLimit: Int
+    /// The least size of acks.log that is rewritten (``compactAcknowledgementsIfNeeded()``).
+    let acksCompactionFloor: Int
+    /// `fsync` for ``replace(_:with:sync:)``, or a stand-in for tests.
+    let replaceSync: @Sendable (Int32) -> Int32
     /// `pread`, or a stand-in for tests.
     let readAt: @Sendable (Int32, UnsafeMutableRawPointer, Int, off_t) -> Int
     /// The mark found on open: the bytes of the latest ``append(_:tenant:marks:)`` or ``setMark(_:)`` that
@@ -232,19 +245,27 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
 
     /// Opens the store with a stand-in for `fsync` (tests count and hold syncs with it).
     ///
+    /// - Parameter replaceSync: The `fsync` of files written whole (the checkpoint, a rewritten acks.log)
+    ///   and of the directory after their rename; apart from `fsync`, so tests can fail it alone.
     /// - Parameter commitDelay: Whether a pass waits a moment for the callers the last one released
     ///   (``GroupCommit``); off only to measure what it brings.
     /// - Parameter recentLimit: The bytes of message JSON of units just appended that claims take from memory
     ///   (``recent``); 0 in tests that damage or fail reads of records this store wrote.
+    /// - Parameter acksCompactionFloor: The size acks.log may reach before it is rewritten with only what is
+    ///   still needed (it is rewritten once past both this and twice that): 1 MiB; smaller in tests.
     package init(
         directory: URL, configuration: Configuration, fsync: @escaping @Sendable (Int32) -> Int32,
+        replaceSync: @escaping @Sendable (Int32) -> Int32 = { Glibc.fsync($0) },
         pread: @escaping @Sendable (Int32, UnsafeMutableRawPointer, Int, off_t) -> Int = {
             Glibc.pread($0, $1, $2, $3)
         },
         commitDelay: Bool = true,
-        recentLimit: Int = 4 << 20
+        recentLimit: Int = 4 << 20,
+        acksCompactionFloor: Int = 1 << 20
     ) throws {
         readAt = pread
+        self.replaceSync = replaceSync
+        self.acksCompactionFloor = acksCompactionFloor
         self.recentLimit = recentLimit
         // The segments hold personal data (answers, emails): a directory this creates is its owner's only,
         // and every file in it is created 0600 without following a planted symlink.
@@ -260,7 +281,7 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
         case .operatingSystem: mode = .never
         }
         commit = GroupCommit(mode: mode, path: directory.path, sync: fsync, commitDelay: commitDelay)
-        var opened = try Self.open(directory)
+        var opened = try Self.open(directory, sync: replaceSync)
         tenants = opened.tenants
         tenantNumbers = opened.tenantNumbers
         segments = opened.segments
@@ -272,6 +293,8 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
         damage = opened.damage
         mark = opened.mark
         markAtOpen = opened.mark?.bytes
+        acksBytes = opened.acksBytes
+        neededAcknowledgements = opened.segments.values.reduce(0) { $0 + $1.settled.count }
         opened = .init()
         acks = try Self.openAppending(directory.appendingPathComponent("acks.log").path)
         directoryDescriptor = Glibc.open(directory.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -302,6 +325,10 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
     ///
     /// The units' records are encoded before the call enters the actor, so encoding never holds up the
     /// claims, settlements and other appends the actor serves.
+    ///
+    /// - Throws: ``FileStoreError`` when the write or its `fsync` fails, or when the first unit cannot be one
+    ///   record (more than 65535 messages, or more than 64 MiB); such a unit after others ends the append
+    ///   before it, and the next call throws.
     public nonisolated func append(_ units: [[SegmentMessage]], tenant: String) async throws -> Int {
         let staged = try await stage(units, try Self.encode(units, tenant: tenant), tenant: tenant, marks: nil)
         try await staged.durable()
@@ -375,7 +402,15 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
                 throw FileStoreError.damaged(
                     "a unit of \(unit.count) messages is more than one record of the file store holds (65535)")
             }
-            total += UnitCodec.recordSize(unit, tenantBytes: tenantBytes)
+            let size = UnitCodec.recordSize(unit, tenantBytes: tenantBytes)
+            // A record past the largest payload reading accepts would be stored, then found damaged.
+            guard size - SegmentRecord.headerSize <= SegmentRecord.maximumPayload else {
+                if taken > 0 { break }
+                throw FileStoreError.damaged(
+                    "a unit of \(size) bytes is more than one record of the file store holds "
+                        + "(\(SegmentRecord.maximumPayload >> 20) MiB)")
+            }
+            total += size
             taken += 1
         }
         encoded.units.reserveCapacity(taken)
@@ -557,11 +592,29 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
         messages.reserveCapacity(messageCount)
         var unitEnds: [Int] = []
         var keys: [UInt64?] = []
-        var damaged: [UInt64] = []
         var unreadable: [SegmentClaim.Unreadable] = []
         var setAside: (messages: Int, first: (location: String, error: any Error)?) = (0, nil)
-        for (position, read) in zip(picked, reads) {
-            let entry = tenants[number].entries[position]
+        // A record damaged on disk since the store opened is never sent: it is acknowledged (dropped) before
+        // anything is marked claimed, so an acknowledgement that cannot be written throws from a claim that
+        // took nothing, and every unit stays claimable.
+        var positions = picked
+        var damagedAt: [Int: (entry: Entry, location: String)] = [:]
+        for (index, read) in reads.enumerated() {
+            guard case .damaged = read else { continue }
+            let entry = tenants[number].entries[picked[index]]
+            damagedAt[index] = (entry, "\(segmentName(entry.segment)) offset \(entry.offset)")
+        }
+        if !damagedAt.isEmpty {
+            let pickedKeys = picked.map { tenants[number].entries[$0].key }
+            try acknowledge(damagedAt.keys.sorted().map { damagedAt[$0]!.entry.key }, tenant: number)
+            // Acknowledging compacts the tenant's entries: the others are found again by key.
+            positions = pickedKeys.map { tenants[number].position(of: $0) ?? -1 }
+        }
+        for (index, read) in reads.enumerated() {
+            let position = positions[index]
+            let entry =
+                damagedAt.isEmpty
+                ? tenants[number].entries[position] : damagedAt[index]?.entry ?? tenants[number].entries[position]
             // Made only for a unit that needs it: a claim of 1,000 good units named each one's file (an
             // `NSString` path operation and an interpolation each), a tenth of a batched run's CPU time.
             var location: String { "\(segmentName(entry.segment)) offset \(entry.offset)" }
@@ -572,9 +625,8 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
                 messages += unit
                 unitEnds.append(messages.count)
             case .damaged:
-                // A record damaged on disk since the store opened is never sent: it is dropped, reported
-                // (a failed outcome, and `status().damage`).
-                damaged.append(entry.key)
+                // Dropped above; reported (a failed outcome, and `status().damage`).
+                let location = damagedAt[index]?.location ?? location
                 damage.append(SegmentStoreDamage(location: location, byteCount: Int(entry.length), isTornTail: false))
                 unreadable.append(
                     SegmentClaim.Unreadable(
@@ -598,7 +650,6 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
                         + "\(Self.readAttempts) times: kept in the store, to be read again when it is next opened",
                     underlying: error, isKept: true))
         }
-        try acknowledge(damaged, tenant: number)
         guard let first = keys.first, let first else {
             return unreadable.isEmpty
                 ? nil : SegmentClaim(id: 0, tenant: tenant, messages: [], unitEnds: [], unreadable: unreadable)

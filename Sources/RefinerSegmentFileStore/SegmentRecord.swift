@@ -11,6 +11,9 @@ struct SegmentRecord: Equatable {
     static let headerSize = 16
     /// The largest payload accepted on reading: a length past it is damage, not a record.
     static let maximumPayload = 64 << 20
+    /// The largest sequence a store gives (2^63 - 1: never reached, one a record a nanosecond for 292
+    /// years), so `sequence + 1` never overflows.
+    static let maximumSequence = UInt64(Int64.max)
 
     var sequence: UInt64
     var payload: [UInt8]
@@ -44,8 +47,8 @@ struct SegmentRecord: Equatable {
         }
     }
 
-    /// The record at `offset` in `buffer` when one is there whole and its checksum holds: its sequence and
-    /// where its payload lies; `nil` otherwise.
+    /// The record at `offset` in `buffer` when one is there whole, its checksum holds and its sequence is at
+    /// most ``maximumSequence``: its sequence and where its payload lies; `nil` otherwise.
     static func check(_ buffer: UnsafeRawBufferPointer, at offset: Int) -> (sequence: UInt64, payload: Range<Int>)? {
         guard offset >= 0, buffer.count - offset >= headerSize else { return nil }
         let length = Int(UInt32(littleEndian: buffer.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
@@ -57,6 +60,8 @@ struct SegmentRecord: Equatable {
             continuing: CRC32C.checksum(UnsafeRawBufferPointer(rebasing: buffer[offset + 8..<payloadStart])))
         guard crc == expected else { return nil }
         let sequence = UInt64(littleEndian: buffer.loadUnaligned(fromByteOffset: offset + 8, as: UInt64.self))
+        // No store numbers a record past this: one that says so is damage (crafted, or a checksum collision).
+        guard sequence <= maximumSequence else { return nil }
         return (sequence, payloadStart..<payloadStart + length)
     }
 

@@ -158,4 +158,41 @@ import Testing
             linger: .zero, urgent: false, now: .zero)
         #expect(decision == .cut)
     }
+
+    /// A schedule a store hands back may hold anything (a damaged or crafted file): a first failure 1e30 s
+    /// ago or in the future, `Int.max` failures and retries, negative counts. Resuming never traps, and the
+    /// next failure decides as the bounds say.
+    @Test(arguments: [
+        SegmentRetryState(failures: .max, retryCount: .max, firstFailure: Date(timeIntervalSinceReferenceDate: -1e30)),
+        SegmentRetryState(failures: .max, retryCount: .max),
+        SegmentRetryState(failures: 0, retryCount: 0, firstFailure: .distantPast),
+        SegmentRetryState(failures: 0, retryCount: 0, firstFailure: Date(timeIntervalSinceReferenceDate: -1e300)),
+    ])
+    func aHostileResumedScheduleFailsOnItsNextFailureWithoutATrap(state: SegmentRetryState) {
+        var machine = BatchStateMachine(policy: SegmentRetryPolicy(), resuming: state, now: .zero, wallNow: wallNow)
+        #expect(machine.retryCount <= BatchStateMachine.maximumRetryCount)
+        guard case .fail = answer(&machine, 503) else {
+            Issue.record("a spent budget fails on the next failure")
+            return
+        }
+    }
+
+    @Test(arguments: [
+        SegmentRetryState(failures: -5, retryCount: -5, firstFailure: Date(timeIntervalSinceReferenceDate: 1e30)),
+        SegmentRetryState(failures: Int.min, retryCount: Int.min),
+    ])
+    func aResumedScheduleWithNegativeOrFutureValuesStartsAfresh(state: SegmentRetryState) {
+        var machine = BatchStateMachine(policy: SegmentRetryPolicy(), resuming: state, now: .zero, wallNow: wallNow)
+        #expect(machine.retryCount == 0)
+        guard case .retry(let delay, false, _) = answer(&machine, 503) else {
+            Issue.record("a fresh schedule retries")
+            return
+        }
+        #expect(delay == .milliseconds(500))
+    }
+
+    @Test(arguments: [(Double.nan, 0.0), (-1, 0), (1e30, 300), (.infinity, 300), (-Double.infinity, 0), (12.5, 12.5)])
+    func secondsFromOutsideAreClamped(seconds: Double, expected: Double) {
+        #expect(Duration.seconds(clamping: seconds, to: .seconds(300)) == .seconds(expected))
+    }
 }

@@ -37,12 +37,25 @@ struct BatchStateMachine {
     }
 
     /// Resumes a schedule a store kept (after a restart, or for a released claim).
+    ///
+    /// The state comes from outside (a file, a database row), so every value is brought into range: counts
+    /// into what the policy could have reached (a count past the attempt bound fails the next failure, as it
+    /// would have), and a first failure longer ago than the time bound counts as just past it.
     init(policy: SegmentRetryPolicy, resuming state: SegmentRetryState, now: Duration, wallNow: Date) {
         self.policy = policy
-        failures = state.failures
-        retryCount = state.retryCount
-        firstFailure = state.firstFailure.map { now - .seconds(max(0, wallNow.timeIntervalSince($0))) }
+        failures = min(max(0, state.failures), max(0, policy.maximumAttempts - 1))
+        retryCount = min(max(0, state.retryCount), Self.maximumRetryCount)
+        let longest = min(policy.maximumRetryDuration, Self.longestResumedInterval) + .seconds(1)
+        firstFailure = state.firstFailure.map {
+            now - .seconds(clamping: wallNow.timeIntervalSince($0), to: longest)
+        }
     }
+
+    /// The largest `X-Retry-Count` a resumed schedule keeps, so counting on never overflows.
+    static let maximumRetryCount = Int(Int32.max)
+    /// The longest a resumed first failure lies in the past (about 31,700 years), so `now` less it never
+    /// overflows, whatever the policy's time bound.
+    static let longestResumedInterval = Duration.seconds(Int64(1) << 40)
 
     /// The schedule as a store keeps it, with the next attempt due `delay` from now.
     func retryState(now: Duration, wallNow: Date, nextAttemptIn delay: Duration) -> SegmentRetryState {

@@ -36,6 +36,16 @@ extension Duration {
     }
 }
 
+extension Duration {
+    /// `seconds` as a duration from 0 to `maximum`: NaN and negatives are zero, and anything at or past
+    /// `maximum` (infinity too) is `maximum`. For intervals between wall-clock dates that came from a store or
+    /// a peer, where `.seconds(_:)` would trap on a value past its range (about 1.7e20 s).
+    static func seconds(clamping seconds: Double, to maximum: Duration) -> Duration {
+        guard seconds > 0 else { return .zero }
+        return seconds >= maximum.seconds ? maximum : .seconds(seconds)
+    }
+}
+
 extension Date {
     func adding(_ duration: Duration) -> Date { addingTimeInterval(duration.seconds) }
 }

@@ -130,8 +130,11 @@ extension SegmentPipeline {
         counters.queuedMessages += earlier
         if earlier > 0 { oldestUnclaimed = clock.now() - configuration.linger }
         if let end = recovery.pausedUntil {
-            let left = end.timeIntervalSince(wallClock())
-            if left > 0 { pausedUntil = clock.now() + .seconds(left) }
+            // A pause comes from a `Retry-After`, capped at `maximumRetryAfter` when it was set: one kept
+            // longer (a changed policy, a damaged or crafted store) is cut to that cap.
+            let left = Duration.seconds(
+                clamping: end.timeIntervalSince(wallClock()), to: configuration.retry.maximumRetryAfter)
+            if left > .zero { pausedUntil = clock.now() + left }
         }
     }
 
