@@ -66,6 +66,12 @@ public final class FileProfileStore: ProfileStore {
     /// mid-write leaves one; the apply it was writing had not returned).
     public var truncatedBytes: Int { storage.withLock { $0.truncatedBytes } }
 
+    /// How many times the store found its index damaged (a bad checksum, a value out of range, a slot that
+    /// points at no entry of its key) and rebuilt it from the log, since it was opened: on open, or when a
+    /// lookup or compaction met the damage. The log holds every profile, so nothing is lost; a count above zero
+    /// says the disk or something else changed the index file.
+    public var indexRebuilds: Int { storage.withLock { $0.indexRebuilds } }
+
     /// The number of records (users and accounts) held.
     public var recordCount: Int { storage.withLock { $0.index.count } }
 
