@@ -19,6 +19,12 @@ extension FileProfileStore {
     /// of the key's newest entry in the log). The index is a cache of the log: every value read from it is
     /// checked, and an index found damaged is rebuilt from the log (`indexRebuilds`), never trusted or trapped on.
     /// An index of another layout (`RSPROFI1`, before the checksum) is rebuilt too, as a missing one is.
+    ///
+    /// Checkpoints: an apply writes its slots but not the header. Every `checkpointBytes` of log, and on close,
+    /// the index is flushed (`fsync`, with `synchronizes`) and only then does its header's covered offset move to
+    /// the log's end. So whatever a power cut keeps of the index's pages, the slots the header vouches for are
+    /// on the disk; the slots written since may be there or not, and the open replays the log from the covered
+    /// offset (idempotent: each entry points its key's slot at itself, in log order), then counts the slots.
     struct Storage {
         static let logMagic = Array("RSPROFL1".utf8)
         static let indexMagic = Array("RSPROFI2".utf8)
@@ -28,6 +34,8 @@ extension FileProfileStore {
         /// The smallest offset an entry can have: after the log's header, a record's 12-byte head and its count.
         static let firstEntryOffset = logHeaderBytes + 12 + 1
         static let initialCapacity = 1 << 14
+        /// How much log is written between checkpoints of the index: what an open after a crash replays at most.
+        static let checkpointBytes = 4 << 20
 
         let path: String
         let indexPath: String
@@ -39,6 +47,12 @@ extension FileProfileStore {
         var truncatedBytes = 0
         /// How many times the index was found damaged and rebuilt from the log since the store was opened.
         var indexRebuilds = 0
+        /// The covered offset the index's header holds: the last checkpoint.
+        var checkpointed = logHeaderBytes
+        /// Whether the index points every key at its newest entry up to the log's end, so that a checkpoint may
+        /// say so. False while the index is being built, and for good after an apply failed between the log's
+        /// write and the index's: a reopen then replays from the last checkpoint.
+        var indexIsSound = false
         /// About how many bytes of the log are newest entries (the rest is superseded): what decides when the
         /// log is compacted.
         var liveBytes = 0
@@ -87,7 +101,10 @@ extension FileProfileStore {
                 var header = Self.logMagic
                 withUnsafeBytes(of: generation.littleEndian) { header.append(contentsOf: $0) }
                 try write(header, to: log, at: 0, path)
-                if synchronizes { try sync(log, path) }
+                if synchronizes {
+                    try sync(log, path)
+                    try syncDirectory()  // the new file's name, too
+                }
                 logEnd = Self.logHeaderBytes
                 return
             }
@@ -106,10 +123,14 @@ extension FileProfileStore {
                 case .usable(let header):
                     index = Index(descriptor: descriptor, capacity: header.capacity, count: header.count)
                     liveBytes = header.liveBytes
+                    checkpointed = header.covered
                     do throws(FileProfileStoreError) {
                         if try canReplay(from: header.covered) {
-                            _ = try replay(from: header.covered)
-                            try writeIndexHeader(covered: logEnd)
+                            // Slots written after the checkpoint may be on the disk or not, so the header's count
+                            // says nothing of the keys first seen since: count the slots once replayed.
+                            if try replay(from: header.covered) > 0 { index.count = try countSlots() }
+                            indexIsSound = true
+                            try checkpoint()
                             return
                         }
                         // Neither a record nor a torn one where the index says it stopped: the index is wrong, or
@@ -185,12 +206,41 @@ extension FileProfileStore {
 
         /// A new index built from the whole log, in place of whatever index there was.
         private mutating func rebuildIndex() throws(FileProfileStoreError) {
+            indexIsSound = false
             if index.descriptor >= 0 { _ = Glue.close(index.descriptor) }
             index = Index(descriptor: -1, capacity: 0, count: 0)
-            index = try makeIndex(at: indexPath, capacity: Self.initialCapacity)
+            index = try makeIndex(capacity: Self.initialCapacity)
             liveBytes = 0
             _ = try replay(from: Self.logHeaderBytes)
+            indexIsSound = true
+            try checkpoint()
+        }
+
+        /// Flushes the index's slots (with `synchronizes`), then records in its header that they cover the log up
+        /// to its end: in that order, so a power cut never keeps a header that vouches for slots it lost.
+        private mutating func checkpoint() throws(FileProfileStoreError) {
+            guard indexIsSound else { return }
+            if synchronizes { try sync(index.descriptor, indexPath) }
             try writeIndexHeader(covered: logEnd)
+            checkpointed = logEnd
+        }
+
+        /// The number of keys in the index, each slot's offset checked.
+        private func countSlots() throws(FileProfileStoreError) -> Int {
+            var count = 0
+            var start = 0
+            while start < index.capacity {
+                let slots = min(4096, index.capacity - start)
+                let bytes = try read(
+                    index.descriptor, at: Self.indexHeaderBytes + start * 16, count: slots * 16, indexPath)
+                guard bytes.count == slots * 16 else { throw damage("the index is shorter than its capacity") }
+                for position in 0..<slots where Self.u64(bytes, at: position * 16) != 0 {
+                    _ = try checkedOffset(Self.u64(bytes, at: position * 16 + 8))
+                    count += 1
+                }
+                start += slots
+            }
+            return count
         }
 
         /// Runs `body` (which only reads); when it finds the index damaged, rebuilds the index from the log and
@@ -231,9 +281,23 @@ extension FileProfileStore {
             FileProfileStoreError(.damagedIndex, path: indexPath, detail)
         }
 
-        /// An empty index file, written under a temporary name and renamed into place.
-        private func makeIndex(at indexPath: String, capacity: Int) throws(FileProfileStoreError) -> Index {
+        /// An empty index, written under a temporary name and renamed into place; its header covers nothing yet.
+        /// Not flushed: whatever of it a power cut keeps, the open rebuilds or replays from the log's start.
+        private mutating func makeIndex(capacity: Int) throws(FileProfileStoreError) -> Index {
             let temporary = indexPath + ".tmp"
+            let descriptor = try makeIndexFile(at: temporary, capacity: capacity)
+            do throws(FileProfileStoreError) {
+                try publishIndex(descriptor, from: temporary, flushing: false)
+            } catch {
+                _ = Glue.close(descriptor)
+                throw error
+            }
+            checkpointed = Self.logHeaderBytes
+            return Index(descriptor: descriptor, capacity: capacity, count: 0)
+        }
+
+        /// A file of `capacity` empty slots at `temporary`, its header covering nothing.
+        private func makeIndexFile(at temporary: String, capacity: Int) throws(FileProfileStoreError) -> Int32 {
             let descriptor = open(temporary, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
             guard descriptor >= 0 else { throw Self.failure(temporary, "cannot create the index") }
             let header = indexHeader(capacity: capacity, count: 0, liveBytes: 0, covered: Self.logHeaderBytes)
@@ -242,14 +306,21 @@ extension FileProfileStore {
                     throw Self.failure(temporary, "cannot size the index")
                 }
                 try write(header, to: descriptor, at: 0, temporary)
-                guard rename(temporary, indexPath) == 0 else {
-                    throw Self.failure(indexPath, "cannot rename the index")
-                }
             } catch {
                 _ = Glue.close(descriptor)
                 throw error
             }
-            return Index(descriptor: descriptor, capacity: capacity, count: 0)
+            return descriptor
+        }
+
+        /// Renames the index file at `temporary` over the index. With `synchronizes`, its contents are flushed
+        /// first when `flushing` (so the name never reaches the disk before them), and the directory after.
+        private func publishIndex(_ descriptor: Int32, from temporary: String, flushing: Bool)
+            throws(FileProfileStoreError)
+        {
+            if synchronizes, flushing { try sync(descriptor, temporary) }
+            guard rename(temporary, indexPath) == 0 else { throw Self.failure(indexPath, "cannot rename the index") }
+            if synchronizes { try syncDirectory() }
         }
 
         /// Indexes the records from `offset` to the end of the log; a torn or corrupt tail is cut off. Returns
@@ -383,12 +454,15 @@ extension FileProfileStore {
                         index.count += 1
                     }
                 }
-                try writeIndexHeader(covered: logEnd)
                 if index.count * 2 > index.capacity { try grow() }
             } catch {
-                guard error.code == .damagedIndex else { throw error }
+                guard error.code == .damagedIndex else {
+                    indexIsSound = false  // the record is in the log, its slots perhaps not: no checkpoint now
+                    throw error
+                }
                 try rebuildAfterDamage()  // from the whole log, this record included
             }
+            if logEnd - checkpointed >= Self.checkpointBytes { try checkpoint() }
         }
 
         // MARK: Reading
@@ -544,31 +618,41 @@ extension FileProfileStore {
             try write(bytes, to: index.descriptor, at: 0, indexPath)
         }
 
-        /// Doubles the index: a new file with every slot moved, renamed over the old one.
+        /// Doubles the index: a new file with every slot moved, renamed over the old one. Its header covers the
+        /// log's end when the index is sound (a checkpoint), else what the old one covered (mid-replay).
         private mutating func grow() throws(FileProfileStoreError) {
             let old = index
-            index = try makeIndex(at: path + ".index.grow", capacity: old.capacity * 2)
-            var moved = 0
-            let chunk = 4096
-            var start = 0
-            while start < old.capacity {
-                let count = min(chunk, old.capacity - start)
-                let bytes = try read(
-                    old.descriptor, at: Self.indexHeaderBytes + start * 16, count: count * 16, indexPath)
-                guard bytes.count == count * 16 else { throw damage("the index is shorter than its capacity") }
-                for position in 0..<count {
-                    let hash = Self.u64(bytes, at: position * 16)
-                    guard hash != 0 else { continue }
-                    let offset = try checkedOffset(Self.u64(bytes, at: position * 16 + 8))
-                    try placeSlot(hash: hash, offset: UInt64(offset))
-                    moved += 1
+            let temporary = indexPath + ".grow"
+            let descriptor = try makeIndexFile(at: temporary, capacity: old.capacity * 2)
+            index = Index(descriptor: descriptor, capacity: old.capacity * 2, count: 0)
+            do throws(FileProfileStoreError) {
+                var moved = 0
+                let chunk = 4096
+                var start = 0
+                while start < old.capacity {
+                    let count = min(chunk, old.capacity - start)
+                    let bytes = try read(
+                        old.descriptor, at: Self.indexHeaderBytes + start * 16, count: count * 16, indexPath)
+                    guard bytes.count == count * 16 else { throw damage("the index is shorter than its capacity") }
+                    for position in 0..<count {
+                        let hash = Self.u64(bytes, at: position * 16)
+                        guard hash != 0 else { continue }
+                        let offset = try checkedOffset(Self.u64(bytes, at: position * 16 + 8))
+                        try placeSlot(hash: hash, offset: UInt64(offset))
+                        moved += 1
+                    }
+                    start += count
                 }
-                start += count
-            }
-            index.count = moved
-            try writeIndexHeader(covered: logEnd)
-            guard rename(path + ".index.grow", indexPath) == 0 else {
-                throw Self.failure(indexPath, "cannot rename the grown index")
+                index.count = moved
+                let covered = indexIsSound ? logEnd : checkpointed
+                try writeIndexHeader(covered: covered)
+                try publishIndex(descriptor, from: temporary, flushing: true)
+                checkpointed = covered
+            } catch {
+                _ = Glue.close(descriptor)
+                unlink(temporary)
+                index = old
+                throw error
             }
             _ = Glue.close(old.descriptor)
         }
@@ -591,6 +675,9 @@ extension FileProfileStore {
         /// is rebuilt from it.
         mutating func compact() throws(FileProfileStoreError) {
             try checkOpen()
+            // An apply that failed after writing its record may have left its key's slot behind: the compacted
+            // log is made from the index, so the index must be whole first.
+            if !indexIsSound { try rebuildIndex() }
             do throws(FileProfileStoreError) {
                 try compactOnce()
             } catch {
@@ -640,6 +727,8 @@ extension FileProfileStore {
                 try sync(descriptor, temporary)
                 guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else { throw Self.failure(temporary, "cannot lock") }
                 guard rename(temporary, path) == 0 else { throw Self.failure(path, "cannot rename the compacted log") }
+                // Applies go to the new log from now on: its name must outlive a power cut as they do.
+                if synchronizes { try syncDirectory() }
             } catch {
                 _ = Glue.close(descriptor)
                 unlink(temporary)
@@ -647,23 +736,31 @@ extension FileProfileStore {
             }
             _ = Glue.close(log)
             _ = Glue.close(index.descriptor)
+            indexIsSound = false
             log = descriptor
             index.descriptor = -1
             generation = newGeneration
             logEnd = try fileSize(log, path)
             var capacity = Self.initialCapacity
             while capacity < records * 3 { capacity *= 2 }  // room for the records, so it does not grow at once
-            index = try makeIndex(at: indexPath, capacity: capacity)
+            index = try makeIndex(capacity: capacity)
             liveBytes = 0
             do throws(FileProfileStoreError) {
                 _ = try replay(from: Self.logHeaderBytes)
-                try writeIndexHeader(covered: logEnd)
+                indexIsSound = true
+                try checkpoint()
             } catch {
                 throw Self.asCorrupt(error)
             }
         }
 
         mutating func close() {
+            if log >= 0, index.descriptor >= 0, indexIsSound {
+                // A last checkpoint, flushed, so that the next open has nothing to replay. Best effort: without
+                // it the open replays from the one before.
+                if logEnd != checkpointed { try? checkpoint() }
+                if synchronizes { _ = fsync(index.descriptor) }
+            }
             if log >= 0 { _ = Glue.close(log) }
             if index.descriptor >= 0 { _ = Glue.close(index.descriptor) }
             log = -1
@@ -747,6 +844,20 @@ extension FileProfileStore {
 
         private func sync(_ descriptor: Int32, _ path: String) throws(FileProfileStoreError) {
             guard fsync(descriptor) == 0 else { throw Self.failure(path, "cannot flush to disk") }
+        }
+
+        /// Flushes the directory that holds the files: a rename or a new file's name outlives a power cut then.
+        private func syncDirectory() throws(FileProfileStoreError) {
+            let directory: String
+            if let slash = path.lastIndex(of: "/") {
+                directory = slash == path.startIndex ? "/" : String(path[..<slash])
+            } else {
+                directory = "."
+            }
+            let descriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard descriptor >= 0 else { throw Self.failure(directory, "cannot open the directory") }
+            defer { _ = Glue.close(descriptor) }
+            try sync(descriptor, directory)
         }
     }
 

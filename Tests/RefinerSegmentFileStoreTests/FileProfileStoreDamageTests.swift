@@ -158,4 +158,81 @@ struct ProfileIndexBytes {
         #expect(reopened.indexRebuilds == 0, "\(damage): the rebuilt index is whole")
         #expect(try reopened.user(.user("u0"))?.traits["refiner_latest"] == .integer(200), "\(damage)")
     }
+
+    /// What a power cut can leave of a store that synchronizes writes: the index's first page (its header)
+    /// as the process last wrote it, a later page (a slot) as the last `fsync` of the index left it.
+    @Test func aPowerCutThatKeepsTheHeaderButNotASlotLosesNoApply() throws {
+        let configuration = FileProfileStore.Configuration(synchronizesWrites: true)
+        try makeStore(configuration: configuration)
+        let durable = try ProfileIndexBytes(path: indexPath)
+        // A user whose slot is past the first page, so the two pages can part.
+        let user = try #require(
+            (0..<50).first { user in
+                durable.slotPosition(of: .user("u\(user)")).map { $0 >= 8192 && $0 < durable.bytes.count - 4096 }
+                    ?? false
+            })
+        let builder = try SegmentCallBuilder()
+        let store = try FileProfileStore(path: path, configuration: configuration)
+        _ = try store.apply(builder.changes(for: FileProfileStoreTests.response(200 + user)))
+        let written = try ProfileIndexBytes(path: indexPath)  // what the page cache holds now
+        store.close()
+
+        var torn = durable
+        torn.bytes.replaceSubrange(0..<4096, with: written.bytes[0..<4096])
+        let slot = try #require(torn.slotPosition(of: .user("u\(user)")))
+        #expect(torn.bytes[slot..<slot + 16] == durable.bytes[slot..<slot + 16])
+        try torn.write(to: indexPath)
+
+        let reopened = try FileProfileStore(path: path, configuration: configuration)
+        #expect(try reopened.user(.user("u\(user)"))?.traits["refiner_latest"] == .integer(Int64(200 + user)))
+        #expect(reopened.recordCount == 55)
+        // And the next apply merges into the newest profile, not the stale one.
+        _ = try reopened.apply(builder.changes(for: FileProfileStoreTests.response(250 + user)))
+        #expect(
+            try reopened.user(.user("u\(user)"))?.traits["refiner_answer_\(200 + user)"] == .integer(Int64(200 + user)))
+    }
+
+    /// The header moves at checkpoints, every 4 MiB of log: what a reopen after a crash replays stays bounded.
+    @Test func theIndexIsCheckpointedAsTheLogGrows() throws {
+        let builder = try SegmentCallBuilder()
+        let store = try FileProfileStore(path: path)
+        var logSize = 0
+        var index = 0
+        while logSize < 9 << 20 {
+            _ = try store.apply(builder.changes(for: FileProfileStoreTests.response(index, accounts: 2)))
+            index += 1
+            if index % 100 == 0 {
+                logSize = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+            }
+        }
+        let covered = Int(try ProfileIndexBytes(path: indexPath).u64(at: ProfileIndexBytes.coveredField))
+        logSize = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        #expect(covered >= 8 << 20, "\(covered) of \(logSize)")
+        #expect(logSize - covered < 4 << 20 + 64 << 10, "\(covered) of \(logSize)")
+        store.close()
+        #expect(Int(try ProfileIndexBytes(path: indexPath).u64(at: ProfileIndexBytes.coveredField)) == logSize)
+    }
+
+    /// What `kill -9` leaves (the files as the page cache holds them, copied while the store is open):
+    /// reopened, every apply is there and the count of records is right, new keys since the last checkpoint
+    /// included.
+    @Test func aStoreCopiedWhileOpenReopensWithEveryApplyAndTheRightCount() throws {
+        let builder = try SegmentCallBuilder()
+        let store = try FileProfileStore(path: path)
+        for index in 0..<300 {
+            _ = try store.apply(builder.changes(for: FileProfileStoreTests.response(index, users: 300)))
+        }
+        let copy = directory.appendingPathComponent("copy").path
+        try FileManager.default.copyItem(atPath: path, toPath: copy)
+        try FileManager.default.copyItem(atPath: indexPath, toPath: copy + ".index")
+        store.close()
+
+        let reopened = try FileProfileStore(path: copy)
+        #expect(reopened.recordCount == 305)
+        for user in stride(from: 0, to: 300, by: 7) {
+            #expect(try reopened.user(.user("u\(user)"))?.traits["refiner_latest"] == .integer(Int64(user)))
+        }
+        _ = try reopened.apply(builder.changes(for: FileProfileStoreTests.response(300, users: 1_000)))
+        #expect(reopened.recordCount == 306)
+    }
 }
