@@ -8,12 +8,16 @@ enum CollectedProfiles {
     case memory(InMemoryProfileStore)
     case file(FileProfileStore)
 
-    /// The store `--profiles` names, or one in memory; a torn tail the file store cut off on open is reported.
+    /// The store `--profiles` names, or one in memory; a torn tail the file store cut off on open, and an index it
+    /// found damaged and rebuilt, are reported.
     static func open(_ path: String?, io: ToolIO) throws -> CollectedProfiles {
         guard let path else { return .memory(InMemoryProfileStore()) }
         let store = try FileProfileStore(path: path)
         if store.truncatedBytes > 0 {
             io.writeError("refiner-segment: \(store.path): cut off a torn tail of \(store.truncatedBytes) bytes\n")
+        }
+        if store.indexRebuilds > 0 {
+            io.writeError("refiner-segment: \(store.path): the index was damaged; rebuilt it from the log\n")
         }
         return .file(store)
     }

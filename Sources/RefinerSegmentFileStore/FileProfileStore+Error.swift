@@ -16,6 +16,9 @@ public struct FileProfileStoreError: Error, Sendable, Hashable, CustomStringConv
         public static let corrupt = Code("corrupt")
         /// The store was closed.
         public static let closed = Code("closed")
+        /// The index does not describe the log (a value out of range, a bad checksum, a slot that points at no
+        /// entry of its key). Never thrown to a caller: the store rebuilds the index from the log and goes on.
+        static let damagedIndex = Code("damaged index")
 
         /// The code's name.
         public var description: String { name }

@@ -24,7 +24,9 @@ import Musl
 /// Crash safety: an apply is one `write` of one record, then the index slots; the index is only a cache of
 /// the log, and on open the records the index does not cover yet are indexed again and a torn tail (a
 /// process killed mid-write) is cut off, so every apply that returned is intact after a `kill -9`. Against
-/// power loss, set ``Configuration/synchronizesWrites`` (an `fsync` of the log per apply). A lock on the file
+/// power loss, set ``Configuration/synchronizesWrites`` (an `fsync` of the log per apply; the index is
+/// flushed at checkpoints, every 4 MiB of log and on close, before its header says what it covers). An
+/// index found damaged is rebuilt from the log (``indexRebuilds``). A lock on the file
 /// keeps a second store (in this or another process) out. The log grows with every apply; ``compact()``
 /// rewrites it with the newest records only.
 ///
@@ -33,8 +35,9 @@ public final class FileProfileStore: ProfileStore {
     /// How the store writes.
     public struct Configuration: Sendable, Hashable {
         /// Whether each apply is flushed to the disk (`fsync`) before it returns: safe against power loss,
-        /// at the cost of a disk flush per response. Off by default: a crash of the process loses nothing
-        /// either way.
+        /// at the cost of a disk flush per response (the index is flushed only at checkpoints, every 4 MiB of
+        /// log, and an open after a power cut replays the log from the last one). Off by default: a crash of
+        /// the process loses nothing either way.
         public var synchronizesWrites: Bool
 
         /// Creates a configuration.
@@ -65,6 +68,12 @@ public final class FileProfileStore: ProfileStore {
     /// The number of bytes of a torn or corrupt tail that opening the store cut off (a process killed
     /// mid-write leaves one; the apply it was writing had not returned).
     public var truncatedBytes: Int { storage.withLock { $0.truncatedBytes } }
+
+    /// How many times the store found its index damaged (a bad checksum, a value out of range, a slot that
+    /// points at no entry of its key) and rebuilt it from the log, since it was opened: on open, or when a
+    /// lookup or compaction met the damage. The log holds every profile, so nothing is lost; a count above zero
+    /// says the disk or something else changed the index file.
+    public var indexRebuilds: Int { storage.withLock { $0.indexRebuilds } }
 
     /// The number of records (users and accounts) held.
     public var recordCount: Int { storage.withLock { $0.index.count } }
