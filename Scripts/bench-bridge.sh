@@ -34,7 +34,7 @@ trap cleanup EXIT
 # The wrk script: the fixture with placeholders, filled in per request.
 python3 - "$work/post.lua" <<'EOF'
 import json, sys
-d = json.load(open('../shared/fixtures/refiner-webhook-completed-survey.json'))
+d = json.load(open('Tests/RefinerSegmentTests/Fixtures/refiner-webhook-completed-survey.json'))
 d['response']['uuid'] = 'RESPONSEID'
 d['remote_id'] = 'USERID'
 d['account']['remote_id'] = 'ACCOUNTID'
