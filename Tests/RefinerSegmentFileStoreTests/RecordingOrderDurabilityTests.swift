@@ -11,9 +11,9 @@ import Glibc
 import Darwin
 #endif
 
-/// What a response that gave up its profile records before its `fsync` needs: the next response of the same
-/// account written meanwhile is sent after it, since the file store makes units claimable in the order they
-/// were written. (The release itself is not there yet: the first test is a known issue.)
+/// A response gives up its profile records once its messages are written to a durable store, before its
+/// `fsync`: the next response of the same account goes on meanwhile, and is still sent after it, since the
+/// file store makes units claimable in the order they were written.
 @Suite struct RecordingOrderDurabilityTests {
     private static func directory(_ name: String) -> URL {
         FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString)")
@@ -34,8 +34,8 @@ import Darwin
     /// applied and its messages are written to the store (its append waits for a pass beside A's) before
     /// that `fsync` ends, and once it ends A's calls are sent before B's.
     ///
-    /// Fails today: B waits in `withRecords` for A's whole `record`, the `fsync` included, so one account's
-    /// webhooks are recorded one `fsync` apart.
+    /// Failed before the records were released early: B waited in `withRecords` for A's whole `record`, the
+    /// `fsync` included, so one account's webhooks were recorded one `fsync` apart.
     @Test func aSecondResponseOfTheAccountIsWrittenWhileTheFirstWaitsForItsFsync() async throws {
         let path = Self.directory("order-early")
         defer { try? FileManager.default.removeItem(at: path) }
@@ -58,10 +58,8 @@ import Darwin
             }
             // Bounded: without a release before the fsync, B never gets this far while the fsync is held.
             for _ in 0..<100_000 where store.appendsWaitingForSync < 2 { await Task.yield() }
-            withKnownIssue("B waits for A's records until A's fsync is done") {
-                #expect(profiles.applies == 2, "B's profile apply happened while A's fsync was held")
-                #expect(store.appendsWaitingForSync == 2, "B's append waits for a pass beside A's")
-            }
+            #expect(profiles.applies == 2, "B's profile apply happened while A's fsync was held")
+            #expect(store.appendsWaitingForSync == 2, "B's append waits for a pass beside A's")
             #expect(held.count >= 1, "A's pass is still held")
             held.open()
             let recordedFirst = try await first.value
