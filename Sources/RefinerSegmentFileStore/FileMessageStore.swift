@@ -214,6 +214,14 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
     var damage: [SegmentStoreDamage] = []
     var damageReported = 0
     var mark: Mark?
+    /// Appends are numbered as they are written; the next number, and the first not yet indexed or undone.
+    var nextWrite: UInt64 = 0
+    var nextToSettle: UInt64 = 0
+    /// Appends whose wait for durability returned ahead of an append written before them: what became of
+    /// each, kept until every earlier one is settled.
+    var settledAhead: [UInt64: (written: WrittenUnits, isDurable: Bool)] = [:]
+    /// The durability waits of those appends, resumed once they are settled in write order.
+    var waitingToSettle: [UInt64: CheckedContinuation<Void, Never>] = [:]
     /// Failed reads of units at the front, by entry key, for the bound on attempts.
     var readFailures: [UInt64: Int] = [:]
     /// How many claims try to read a unit before it is set aside.
@@ -317,6 +325,9 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
     /// How many passes of the sync thread there were, and the time their `fsync`s took in all.
     package nonisolated var syncPasses: (count: Int, syncTime: Duration) { commit.passStatistics }
 
+    /// How many appends are durable (or failed) and wait for one written before them to be settled.
+    package var appendsWaitingForEarlierOnes: Int { waitingToSettle.count }
+
     /// How many appends wait for an `fsync` now.
     package nonisolated var appendsWaitingForSync: Int { commit.waiting }
 
@@ -373,14 +384,35 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
             // Indexed (claimable, counted by usage and recover) only once durable by the policy: a recover
             // that runs while this append waits for its fsync does not count the units twice. A unit whose
             // fsync failed is undone (``abandon(_:writtenThrough:mark:)``): a reopen never delivers what threw.
+            var failure: (any Error)?
             do {
                 try await commit.wait(for: written.ticket)
             } catch {
-                await self.abandon(written)
-                throw error
+                failure = error
             }
-            await self.index(written)
+            await self.settleInWriteOrder(written, isDurable: failure == nil)
+            if let failure { throw failure }
         }
+    }
+
+    /// Indexes (or undoes) an append's units only after every append written before it: the waits of two
+    /// appends synced by one pass return in any order, and a unit made claimable ahead of one written before
+    /// it could be sent first. So a caller that knows its units are written after another's (the pipeline,
+    /// which may let the next `record` of an account go on once this one is written) knows they are sent
+    /// after them. Returns once this append is settled; an earlier one's wait has returned or is about to
+    /// (its pass ended no later than this one's), so this waits for no `fsync`.
+    ///
+    /// Every staged append's `durable` must be called: a later one waits for it.
+    private func settleInWriteOrder(_ written: WrittenUnits, isDurable: Bool) async {
+        settledAhead[written.number] = (written, isDurable)
+        while let next = settledAhead.removeValue(forKey: nextToSettle) {
+            let number = nextToSettle
+            nextToSettle += 1
+            if next.isDurable { index(next.written) } else { abandon(next.written) }
+            waitingToSettle.removeValue(forKey: number)?.resume()
+        }
+        guard written.number >= nextToSettle else { return }
+        await withCheckedContinuation { waitingToSettle[written.number] = $0 }
     }
 
     /// The units' records, one after another in one buffer, made off the actor; their sequence numbers and
@@ -450,6 +482,8 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
         var entries: [Entry] = []
         var tenant = 0
         var ticket: UInt64 = 0
+        /// The append's place in write order (``settleInWriteOrder(_:isDurable:)``).
+        var number: UInt64 = 0
         var end: (segment: UInt32, size: Int) = (0, 0)
         var mark: Mark?
         /// The units appended (their accepted prefix is `entries`), kept in ``recent`` while there is room.
@@ -543,9 +577,10 @@ public actor FileMessageStore: SegmentMessageStore, SegmentStagedAppendStore {
             throw error
         }
         guard accepted > 0, let active else { return WrittenUnits() }
+        defer { nextWrite += 1 }
         return WrittenUnits(
             accepted: accepted, entries: added, tenant: number,
-            ticket: commit.noteWritten(active.descriptor, records: accepted),
+            ticket: commit.noteWritten(active.descriptor, records: accepted), number: nextWrite,
             end: (active.segment, segments[active.segment]?.size ?? 0), mark: appendedMark)
     }
 

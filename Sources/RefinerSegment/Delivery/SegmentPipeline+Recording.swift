@@ -17,10 +17,29 @@ extension SegmentPipeline {
     ///   `unitTooLarge` in any state, with any store, also after a shutdown was asked for: the input's own
     ///   fault is reported before ``SegmentDeliveryError/Code/shutDown``.
     public nonisolated func record(_ messages: [SegmentMessage]) async throws {
+        try await record(messages, whenOrdered: nil)
+    }
+
+    /// Accepts messages as ``record(_:)`` does, and calls `whenOrdered` as soon as their place relative to
+    /// every later `record` is fixed, which may be before they are durable.
+    ///
+    /// With a store that appends in two steps (``SegmentStagedAppendStore``, the file store) that is once
+    /// the group append that took the whole unit has written it: groups are written one at a time, in
+    /// arrival order, and the store makes units claimable in the order they were written, so a unit written
+    /// later is never sent before this one. A unit that goes the way of the actor (the store took none of it
+    /// because it is full, others wait for room, a shutdown was asked for) is not told: it may still be
+    /// written behind later ones. With any other store (in memory, or one whose appends may be under way two
+    /// at a time) it is never called: the order is fixed only when `record` returns.
+    ///
+    /// `whenOrdered` is called at most once, before this returns or throws; the caller must still treat a
+    /// throw as "nothing accepted" (a failed `fsync` fails the unit after `whenOrdered`).
+    nonisolated func record(_ messages: [SegmentMessage], whenOrdered: (@Sendable () -> Void)?) async throws {
         guard !messages.isEmpty else { return }
         guard memoryStore == nil else { return try await recordInMemory(messages) }
         let bytes = try check(messages)
-        if mayAppendAtOnce, try await appendInGroup([messages], bytes: bytes) == 1 { return }
+        if mayAppendAtOnce, try await appendInGroup([messages], bytes: bytes, whenOrdered: whenOrdered) == 1 {
+            return
+        }
         try await recordWaiting([messages], bytes: bytes)
     }
 
@@ -223,14 +242,20 @@ extension SegmentPipeline {
     /// every group written before it began, and a caller waits for about one and a half passes instead of
     /// two and a half (pipelined group commit).
     ///
+    /// With a staged store, each caller whose units the write took whole has its `whenOrdered` called
+    /// (``record(_:whenOrdered:)``) as soon as the write returns, before the wait for durability; a caller
+    /// taken only in part, or not at all, is not: the rest of its units go on later, behind others.
+    ///
     /// - Throws: ``SegmentDeliveryError`` with code ``SegmentDeliveryError/Code/storeFailure`` when the
     ///   store's `append` threw, to every caller of the group (none of their units was acknowledged).
-    private nonisolated func appendInGroup(_ units: [[SegmentMessage]], bytes: Int) async throws -> Int {
+    private nonisolated func appendInGroup(
+        _ units: [[SegmentMessage]], bytes: Int, whenOrdered: (@Sendable () -> Void)? = nil
+    ) async throws -> Int {
         let turns = stagedStore == nil ? AppendGroup.maximumInFlight : AppendGroup.maximumStaging
         let turn = await withCheckedContinuation { (continuation: CheckedContinuation<AppendGroup.Turn, Never>) in
             let leads = appendGroup.withLock { group -> Bool in
                 guard group.inFlight < turns else {
-                    group.waiting.append((units, bytes, continuation))
+                    group.waiting.append((units, bytes, whenOrdered, continuation))
                     return false
                 }
                 group.inFlight += 1
@@ -264,6 +289,7 @@ extension SegmentPipeline {
             var passed = false
             do {
                 let staged = try await stagedStore.stageAppend(all, tenant: tenant)
+                Self.noteOrdered(own: units.count, whenOrdered, followers, accepted: staged.accepted)
                 passAppendTurn()
                 passed = true
                 try await staged.durable()
@@ -309,6 +335,22 @@ extension SegmentPipeline {
         }
         _ = try result.get()
         return own
+    }
+
+    /// Calls `whenOrdered` of each caller of a staged group (the leader's first, with `own` units, then the
+    /// followers') whose units are all among the `accepted` the write took: their place is fixed.
+    private static func noteOrdered(
+        own: Int, _ whenOrdered: (@Sendable () -> Void)?, _ followers: [AppendGroup.Waiter], accepted: Int
+    ) {
+        guard accepted >= own else { return }
+        whenOrdered?()
+        var left = accepted - own
+        for follower in followers {
+            // A follower taken in part waits behind others for the rest: not ordered yet, nor is anyone after.
+            guard left >= follower.units.count else { return }
+            left -= follower.units.count
+            follower.whenOrdered?()
+        }
     }
 
     /// Waits while the pipeline recovers, then counts an append as under way (``recoverWithoutAppends(_:)``).
@@ -412,7 +454,12 @@ struct AppendGroup: Sendable {
         case done(Result<Int, SegmentDeliveryError>)
     }
 
-    typealias Waiter = (units: [[SegmentMessage]], bytes: Int, continuation: CheckedContinuation<Turn, Never>)
+    /// A caller waiting to join: its units, their bytes, what to call once their order is fixed (a staged
+    /// store wrote them all, ``SegmentPipeline/record(_:whenOrdered:)``), and where to tell it the outcome.
+    typealias Waiter = (
+        units: [[SegmentMessage]], bytes: Int, whenOrdered: (@Sendable () -> Void)?,
+        continuation: CheckedContinuation<Turn, Never>
+    )
 
     /// Appends under way at once, at most: two, so one group writes while the one before waits for its
     /// fsync, and the callers that come meanwhile gather for the next.

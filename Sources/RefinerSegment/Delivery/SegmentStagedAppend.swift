@@ -4,6 +4,12 @@
 /// covers every group written before it started (pipelined group commit).
 ///
 /// ``SegmentMessageStore/append(_:tenant:)`` of a conforming store is the two steps one after the other.
+///
+/// Conforming types must make units claimable in the order they were written, whatever order the waits
+/// for durability return in: the pipeline lets the next `record` of an account go on once this one's units
+/// are written (``SegmentPipeline/record(_:profiles:builder:)``), relying on it to be sent after them. The
+/// pipeline calls every staged append's ``SegmentStagedAppend/durable``, so a store may have a later one
+/// wait for an earlier one.
 package protocol SegmentStagedAppendStore: SegmentMessageStore {
     /// Writes the units that fit under the store's bound (a prefix of them); the result says how many and
     /// waits until they are durable. The units are not claimable, and not counted by `usage`, before that

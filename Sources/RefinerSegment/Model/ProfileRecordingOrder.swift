@@ -1,8 +1,8 @@
 /// Takes profile records one caller at a time, first come first served: what keeps the messages of one
 /// user (and of one account) recorded in the order they were built.
 ///
-/// ``withRecords(_:_:)`` holds the given records while its body runs; a second caller for any of them waits
-/// until the first is done. Records are taken in a fixed order (``ProfileKey``'s), so two callers that
+/// `withRecords(_:_:)` holds the given records while its body runs (or until the body releases them); a
+/// second caller for any of them waits until the first is done with them. Records are taken in a fixed order (``ProfileKey``'s), so two callers that
 /// need overlapping records never wait for each other in a cycle. Bounded: it remembers only records that
 /// are held or waited for.
 public final class ProfileRecordingOrder: Sendable {
@@ -34,14 +34,64 @@ public final class ProfileRecordingOrder: Sendable {
         _ keys: [ProfileKey],
         _ body: () async throws -> Result
     ) async throws -> Result {
+        try await withRecords(keys) { (_: Records) in try await body() }
+    }
+
+    /// Runs `body` while holding `keys`, after every earlier caller for any of them is done, and lets `body`
+    /// give them up before it returns.
+    ///
+    /// `body` calls ``Records/release()`` once what it does for these records is in its place relative to
+    /// every later caller (the pipeline: once the messages are written to the store in order, before the
+    /// store makes them durable); the next caller for them starts then instead of when `body` returns.
+    /// Records not yet released are released when `body` returns or throws, so a body that never releases
+    /// them holds them throughout, as with the overload whose body takes no handle.
+    ///
+    /// - Throws: `CancellationError` when the task is cancelled while it waits (nothing of `body` ran), or
+    ///   what `body` throws.
+    public func withRecords<Result>(
+        _ keys: [ProfileKey],
+        _ body: (Records) async throws -> Result
+    ) async throws -> Result {
         let keys = Array(Set(keys)).sorted()
         var taken = 0
-        defer { for key in keys[..<taken] { release(key) } }
-        for key in keys {
-            try await take(key)
-            taken += 1
+        do {
+            for key in keys {
+                try await take(key)
+                taken += 1
+            }
+        } catch {
+            for key in keys[..<taken] { release(key) }
+            throw error
         }
-        return try await body()
+        let records = Records(order: self, keys: keys)
+        defer { records.release() }
+        return try await body(records)
+    }
+
+    /// Records a caller of `withRecords(_:_:)` holds, which it may give up before its body returns.
+    ///
+    /// Thread-safe: ``release()`` may be called from any task, any number of times; only the first call
+    /// releases.
+    public struct Records: Sendable {
+        private let order: ProfileRecordingOrder
+        private let keys: [ProfileKey]
+        private let isHeld = Locked(true)
+
+        fileprivate init(order: ProfileRecordingOrder, keys: [ProfileKey]) {
+            self.order = order
+            self.keys = keys
+        }
+
+        /// Gives the records up, handing each to the next caller waiting for it; does nothing after the
+        /// first call.
+        public func release() {
+            let wasHeld = isHeld.withLock { held in
+                defer { held = false }
+                return held
+            }
+            guard wasHeld else { return }
+            for key in keys { order.release(key) }
+        }
     }
 
     /// The number of records held now (for tests and reports).

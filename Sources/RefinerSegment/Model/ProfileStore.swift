@@ -15,7 +15,8 @@
 ///   (with this response's changes and every earlier apply), never a stale read.
 /// - **One order per record.** ``recordingOrder`` is shared by every caller of this store; the pipeline's
 ///   ``SegmentPipeline/record(_:profiles:builder:)`` holds the response's records in it while it applies,
-///   builds and records, so messages of one user (or account) are recorded in the order they were built.
+///   builds and records (until the messages are written in order, with a store that writes before it
+///   syncs), so messages of one user (or account) are recorded in the order they were built.
 /// - **Errors are thrown, never swallowed**: a store that cannot apply (I/O, a full bounded store that
 ///   refuses new records) throws, and the caller's response is not recorded.
 /// - Cancellation: an apply that has started may finish; one that throws `CancellationError` applied
