@@ -4,8 +4,7 @@
 /// `withRecords(_:_:)` holds the given records while its body runs (or until the body releases them); a
 /// second caller for any of them waits until the first is done with them. Records are taken in a fixed
 /// order (``ProfileKey``'s), so two callers that need overlapping records never wait for each other in a
-/// cycle. Bounded: it remembers only records that
-/// are held or waited for.
+/// cycle. Bounded: it remembers only records that are held or waited for.
 public final class ProfileRecordingOrder: Sendable {
     private struct Waiter {
         var id: Int
