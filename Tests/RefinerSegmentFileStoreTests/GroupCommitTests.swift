@@ -8,35 +8,6 @@ import Testing
 import Glibc
 #endif
 
-/// A stand-in for `fsync` that counts its calls and holds the first one until the test opens the gate.
-private final class HeldSync: Sendable {
-    private let state = NSCondition()
-    // Touched only with `state` locked.
-    private nonisolated(unsafe) var open = false
-    private nonisolated(unsafe) var calls = 0
-
-    var count: Int {
-        state.lock()
-        defer { state.unlock() }
-        return calls
-    }
-
-    func sync(_ descriptor: Int32) -> Int32 {
-        state.lock()
-        calls += 1
-        while !open { state.wait() }
-        state.unlock()
-        return 0
-    }
-
-    func openGate() {
-        state.lock()
-        open = true
-        state.broadcast()
-        state.unlock()
-    }
-}
-
 @Suite struct GroupCommitTests {
     private func directory() -> URL {
         FileManager.default.temporaryDirectory.appendingPathComponent("group-commit-\(UUID().uuidString)")

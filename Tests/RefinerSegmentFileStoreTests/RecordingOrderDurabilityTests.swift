@@ -39,7 +39,7 @@ import Darwin
     @Test func aSecondResponseOfTheAccountIsWrittenWhileTheFirstWaitsForItsFsync() async throws {
         let path = Self.directory("order-early")
         defer { try? FileManager.default.removeItem(at: path) }
-        let held = HeldFsync()
+        let held = HeldSync()
         let store = try FileMessageStore(directory: path, configuration: .init(), fsync: { held.sync($0) })
         let profiles = CountingProfileStore(base: MemoryProfileStore())
         let transport = RecordingTransport()
@@ -61,7 +61,7 @@ import Darwin
             #expect(profiles.applies == 2, "B's profile apply happened while A's fsync was held")
             #expect(store.appendsWaitingForSync == 2, "B's append waits for a pass beside A's")
             #expect(held.count >= 1, "A's pass is still held")
-            held.open()
+            held.openGate()
             let recordedFirst = try await first.value
             let recordedSecond = try await second.value
             #expect(recordedFirst.count == 2)
@@ -133,35 +133,6 @@ import Darwin
         #expect(try await store.append([try Self.unit("later")], tenant: "default") == 1)
         let claim = try await store.claim(tenant: "default", maximumMessages: 10, maximumBytes: 1 << 20, lease: .zero)
         #expect(claim?.messages.map(\.messageID) == ["later"])
-    }
-}
-
-/// A stand-in for `fsync` that holds every call until the test opens it, and counts them.
-private final class HeldFsync: Sendable {
-    private let condition = NSCondition()
-    // Touched only with `condition` locked.
-    private nonisolated(unsafe) var isOpen = false
-    private nonisolated(unsafe) var calls = 0
-
-    var count: Int {
-        condition.lock()
-        defer { condition.unlock() }
-        return calls
-    }
-
-    func sync(_ descriptor: Int32) -> Int32 {
-        condition.lock()
-        calls += 1
-        while !isOpen { condition.wait() }
-        condition.unlock()
-        return 0
-    }
-
-    func open() {
-        condition.lock()
-        isOpen = true
-        condition.broadcast()
-        condition.unlock()
     }
 }
 
